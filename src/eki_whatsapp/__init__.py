@@ -1,0 +1,55 @@
+"""eki-whatsapp: WhatsApp assistants on Meta Cloud API and Twilio at once.
+
+The public surface::
+
+    from eki_whatsapp import Bot, Settings, WebhookRequest, WebhookResponse
+    from eki_whatsapp import InboundMessage, StatusUpdate, ChangeEvent
+"""
+
+from __future__ import annotations
+
+from .bot import Bot, Context
+from .errors import ConfigError, EkiWhatsAppError, StoreError
+from .events import (
+    ChangeEvent,
+    ErrorInfo,
+    Event,
+    InboundMessage,
+    Location,
+    MediaRef,
+    Pricing,
+    Reaction,
+    Referral,
+    StatusUpdate,
+)
+from .settings import Settings
+from .store import LogEntry, MemoryStore, SQLiteStore, Store
+from .webhook import WebhookRequest, WebhookResponse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bot",
+    "ChangeEvent",
+    "ConfigError",
+    "Context",
+    "EkiWhatsAppError",
+    "ErrorInfo",
+    "Event",
+    "InboundMessage",
+    "Location",
+    "LogEntry",
+    "MediaRef",
+    "MemoryStore",
+    "Pricing",
+    "Reaction",
+    "Referral",
+    "SQLiteStore",
+    "Settings",
+    "StatusUpdate",
+    "Store",
+    "StoreError",
+    "WebhookRequest",
+    "WebhookResponse",
+    "__version__",
+]

@@ -1,0 +1,469 @@
+"""The application object: one webhook for both providers, handlers, sending.
+
+Example::
+
+    from eki_whatsapp import Bot
+
+    bot = Bot()  # settings from the environment / .env
+
+    @bot.on_message
+    def echo(message, ctx):
+        ctx.reply(f"You said: {message.text}")
+
+    # in any framework:  response = bot.handle(WebhookRequest(method, url, headers, query, body))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import StoreError
+from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
+from .pipeline import Ingested, ingest
+from .settings import Settings
+from .store import Store, open_store
+from .webhook import WebhookRequest, WebhookResponse
+
+if TYPE_CHECKING:
+    from .providers.base import Provider, SendReceipt
+    from .routing import Router
+
+logger = logging.getLogger("eki_whatsapp")
+
+F = TypeVar("F", bound=Callable[..., Any])
+Handler = Callable[..., Any]
+
+
+class Context:
+    """What a handler gets besides the event: the bot, and ways to answer.
+
+    ``ctx.reply(...)`` sends on the channel the message came in on.
+    """
+
+    __slots__ = ("bot", "event")
+
+    def __init__(self, bot: Bot, event: Event) -> None:
+        self.bot = bot
+        self.event = event
+
+    @property
+    def message(self) -> InboundMessage | None:
+        return self.event if isinstance(self.event, InboundMessage) else None
+
+    @property
+    def provider(self) -> str:
+        return self.event.provider
+
+    @property
+    def user(self) -> str | None:
+        """The user of this conversation (sender of a message, recipient of a status)."""
+        if isinstance(self.event, InboundMessage):
+            return self.event.sender
+        if isinstance(self.event, StatusUpdate):
+            return self.event.recipient or self.event.recipient_user_id
+        return None
+
+    @property
+    def store(self) -> Store:
+        return self.bot.store
+
+    @property
+    def logger(self) -> logging.Logger:
+        return logger
+
+    def reply(self, message: Any, **options: Any) -> SendReceipt:
+        """Answer the user on the inbound channel (a ``str`` becomes a ``Text``)."""
+        inbound = self._require_message("reply")
+        return self.bot.router.send(inbound.sender, message, inbound=inbound, **options)
+
+    async def reply_async(self, message: Any, **options: Any) -> SendReceipt:
+        inbound = self._require_message("reply_async")
+        return await self.bot.router.send_async(inbound.sender, message, inbound=inbound, **options)
+
+    def mark_as_read(self, *, typing: bool = False) -> bool:
+        """Mark the message read (Meta; with ``typing=True`` also show the typing indicator).
+
+        Returns ``False`` where the provider has no read receipts (Twilio).
+        """
+        inbound = self._require_message("mark_as_read")
+        provider = self.bot.providers.get(inbound.provider)
+        mark = getattr(provider, "mark_as_read", None)
+        if mark is None:
+            return False
+        mark(inbound.id, typing=typing)
+        return True
+
+    async def mark_as_read_async(self, *, typing: bool = False) -> bool:
+        inbound = self._require_message("mark_as_read_async")
+        provider = self.bot.providers.get(inbound.provider)
+        mark = getattr(provider, "mark_as_read_async", None)
+        if mark is None:
+            return False
+        await mark(inbound.id, typing=typing)
+        return True
+
+    def _require_message(self, what: str) -> InboundMessage:
+        if not isinstance(self.event, InboundMessage):
+            raise TypeError(f"ctx.{what}() needs an inbound message; this handler got {self.event.kind}")
+        return self.event
+
+    def __repr__(self) -> str:
+        return f"Context({self.event.kind} {self.provider})"
+
+
+class _Registered:
+    """A handler plus how to call it."""
+
+    __slots__ = ("filter", "func", "is_async", "name", "wants_ctx")
+
+    def __init__(self, func: Handler, event_filter: Callable[[Any], bool] | None = None) -> None:
+        self.func = func
+        self.filter = event_filter
+        self.name = getattr(func, "__qualname__", None) or type(func).__name__
+        target = func
+        if not inspect.isfunction(func) and not inspect.ismethod(func) and callable(func):
+            target = func.__call__  # type: ignore[operator]
+        self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(func)
+        self.wants_ctx = _arity(target) >= 2
+
+    def call(self, event: Event, ctx: Context) -> Any:
+        return self.func(event, ctx) if self.wants_ctx else self.func(event)
+
+
+def _arity(func: Callable[..., Any]) -> int:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return 2
+    count = 0
+    for param in sig.parameters.values():
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            return 2
+        if param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+class _LoopThread:
+    """One long-lived event loop in a daemon thread, for async handlers under the sync face.
+
+    Async clients (httpx, openai) bind to a loop, so every async handler runs on this one.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="eki-whatsapp-loop", daemon=True)
+                thread.start()
+                self._loop = loop
+            return self._loop
+
+    def run(self, coro: Awaitable[Any]) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[arg-type]
+        return future.result()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+
+
+class Bot:
+    """A WhatsApp bot on Meta Cloud API and/or Twilio.
+
+    Args:
+        settings: configuration; read from the environment and ``.env`` when omitted.
+        store: where to log and remember; from ``WHATSAPP_STORE_URL`` (SQLite) when omitted.
+        providers: ``{"meta": ..., "twilio": ...}`` senders; built from the settings when omitted.
+        inline: run handlers before answering the webhook (default: after, on an executor).
+        router: the routing policy; built from the settings when omitted.
+        check_settings: fail at start-up when the policy names a provider without credentials.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        inline: bool | None = None,
+        router: Router | None = None,
+        executor: ThreadPoolExecutor | None = None,
+        check_settings: bool = True,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        if check_settings and providers is None:
+            self.settings.check()
+        self.store: Store = store if store is not None else open_store(self.settings.whatsapp_store_url)
+        self.inline = self.settings.whatsapp_inline_handlers if inline is None else inline
+        self.providers: dict[str, Provider] = (
+            dict(providers) if providers is not None else _build_providers(self.settings)
+        )
+        self._message_handlers: list[_Registered] = []
+        self._status_handlers: list[_Registered] = []
+        self._change_handlers: list[_Registered] = []
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=self.settings.whatsapp_handler_workers, thread_name_prefix="eki-whatsapp"
+        )
+        self._loop_thread = _LoopThread()
+        self._pending: set[Future[Any] | asyncio.Task[Any]] = set()
+        self._pending_lock = threading.Lock()
+        self._router = router
+
+    # --- wiring ------------------------------------------------------------------------------
+    @property
+    def router(self) -> Router:
+        """The :class:`~eki_whatsapp.routing.Router` every outbound message goes through."""
+        if self._router is None:
+            from .routing import Router
+
+            self._router = Router.from_bot(self)
+        return self._router
+
+    @router.setter
+    def router(self, router: Router) -> None:
+        self._router = router
+
+    def on_message(
+        self,
+        func: F | None = None,
+        *,
+        types: Iterable[str] | None = None,
+        provider: str | None = None,
+    ) -> Any:
+        """Register a message handler: ``@bot.on_message``, ``@bot.on_message(types=["text"])`` or
+        ``bot.on_message(agent)``.
+
+        The handler is called as ``handler(message, ctx)`` (or ``handler(message)`` when it
+        takes one argument); it may be ``async``.
+        """
+        wanted = frozenset(types) if types is not None else None
+
+        def accept(event: InboundMessage) -> bool:
+            return (wanted is None or event.type in wanted) and (
+                provider is None or event.provider == provider
+            )
+
+        return self._register(self._message_handlers, func, accept)
+
+    def on_status(self, func: F | None = None, *, statuses: Iterable[str] | None = None) -> Any:
+        """Register a status handler, called as ``handler(status, ctx)``."""
+        wanted = frozenset(statuses) if statuses is not None else None
+        return self._register(
+            self._status_handlers, func, lambda e: wanted is None or e.status in wanted
+        )
+
+    def on_change(self, func: F | None = None, *, fields: Iterable[str] | None = None) -> Any:
+        """Register a handler for other notifications (template status, account update, ...)."""
+        wanted = frozenset(fields) if fields is not None else None
+        return self._register(self._change_handlers, func, lambda e: wanted is None or e.field in wanted)
+
+    def _register(
+        self, where: list[_Registered], func: F | None, accept: Callable[[Any], bool]
+    ) -> Any:
+        def decorator(f: F) -> F:
+            where.append(_Registered(f, accept))
+            return f
+
+        return decorator(func) if func is not None else decorator
+
+    # --- webhook -----------------------------------------------------------------------------
+    def handle(self, request: WebhookRequest) -> WebhookResponse:
+        """Answer a webhook request (sync face). Handlers run after, or before if ``inline``."""
+        result = self._ingest(request)
+        if result.events:
+            if self.inline:
+                for event in result.events:
+                    self._run_sync(event)
+            else:
+                for event in result.events:
+                    self._track(self._executor.submit(self._run_sync, event))
+        return result.response
+
+    async def handle_async(self, request: WebhookRequest) -> WebhookResponse:
+        """Answer a webhook request (async face)."""
+        result = self._ingest(request)
+        if result.events:
+            if self.inline:
+                for event in result.events:
+                    await self._run_async(event)
+            else:
+                for event in result.events:
+                    self._track(asyncio.get_running_loop().create_task(self._run_async(event)))
+        return result.response
+
+    def _ingest(self, request: WebhookRequest) -> Ingested:
+        try:
+            return ingest(self, request)
+        except StoreError:
+            logger.exception("store failure while logging a webhook; answering 503 so it is retried")
+            return Ingested(WebhookResponse.text(503, "store unavailable, retry later"), [])
+
+    # --- handler dispatch ----------------------------------------------------------------------
+    def _handlers_for(self, event: Event) -> list[_Registered]:
+        if isinstance(event, InboundMessage):
+            handlers = self._message_handlers
+        elif isinstance(event, StatusUpdate):
+            handlers = self._status_handlers
+        else:
+            handlers = self._change_handlers
+        return [h for h in handlers if h.filter is None or h.filter(event)]
+
+    def _before_handlers(self, event: Event) -> None:
+        """Internal reactions to an event (the router's late-failure handling)."""
+        if isinstance(event, StatusUpdate):
+            hook = getattr(self.router, "on_status", None)
+            if hook is not None:
+                try:
+                    hook(event)
+                except Exception:
+                    logger.exception("router failed on status %s of %s", event.status, event.message_id)
+
+    def _run_sync(self, event: Event) -> None:
+        self._before_handlers(event)
+        ctx = Context(self, event)
+        for handler in self._handlers_for(event):
+            try:
+                if handler.is_async:
+                    self._loop_thread.run(handler.call(event, ctx))
+                else:
+                    handler.call(event, ctx)
+            except Exception:
+                logger.exception("handler %s failed on %s %s", handler.name, event.kind, _event_id(event))
+
+    async def _run_async(self, event: Event) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._before_handlers, event)
+        ctx = Context(self, event)
+        for handler in self._handlers_for(event):
+            try:
+                if handler.is_async:
+                    await handler.call(event, ctx)
+                else:
+                    await loop.run_in_executor(
+                        self._executor, functools.partial(handler.call, event, ctx)
+                    )
+            except Exception:
+                logger.exception("handler %s failed on %s %s", handler.name, event.kind, _event_id(event))
+
+    def _track(self, item: Future[Any] | asyncio.Task[Any]) -> None:
+        with self._pending_lock:
+            self._pending.add(item)
+        item.add_done_callback(self._untrack)  # type: ignore[arg-type]
+
+    def _untrack(self, item: Future[Any] | asyncio.Task[Any]) -> None:
+        with self._pending_lock:
+            self._pending.discard(item)
+
+    def run_async(self, coro: Awaitable[Any]) -> Any:
+        """Run a coroutine on the bot's background loop from sync code and wait for it."""
+        return self._loop_thread.run(coro)
+
+    def drain(self, timeout: float | None = 30.0) -> bool:
+        """Wait for handlers still running in the background (sync face). ``True`` when idle."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._pending_lock:
+                futures = [f for f in self._pending if isinstance(f, Future)]
+            if not futures:
+                return True
+            for fut in futures:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    fut.result(timeout=remaining)
+                except Exception:  # noqa: S112 - handler errors are already logged
+                    continue
+            if deadline is not None and time.monotonic() >= deadline:
+                with self._pending_lock:
+                    return not any(isinstance(f, Future) and not f.done() for f in self._pending)
+
+    async def drain_async(self) -> None:
+        """Wait for handler tasks started by ``handle_async``."""
+        while True:
+            with self._pending_lock:
+                tasks = [t for t in self._pending if isinstance(t, asyncio.Task)]
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- sending -------------------------------------------------------------------------------
+    def send(
+        self, to: str, message: Any, *, category: str | None = None, provider: str | None = None
+    ) -> SendReceipt:
+        """Send a business-initiated message; the routing policy picks the provider."""
+        return self.router.send(to, message, category=category, provider=provider)
+
+    async def send_async(
+        self, to: str, message: Any, *, category: str | None = None, provider: str | None = None
+    ) -> SendReceipt:
+        return await self.router.send_async(to, message, category=category, provider=provider)
+
+    @property
+    def costs(self) -> Any:
+        """The cost ledger (``bot.costs.report("2026-11")``)."""
+        return self.router.costs
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Wait for background handlers, then close providers and the store."""
+        self.drain(timeout=30.0)
+        if self._own_executor:
+            self._executor.shutdown(wait=True)
+        for provider in self.providers.values():
+            try:
+                provider.close()
+            except Exception:
+                logger.exception("closing provider %s failed", provider)
+        self._loop_thread.stop()
+        self.store.close()
+
+    def __enter__(self) -> Bot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Bot(policy={self.settings.whatsapp_provider!r}, providers={sorted(self.providers)})"
+
+
+def _event_id(event: Event) -> str:
+    if isinstance(event, InboundMessage):
+        return event.id
+    if isinstance(event, StatusUpdate):
+        return f"{event.message_id}/{event.status}"
+    assert isinstance(event, ChangeEvent)
+    return event.field
+
+
+def _build_providers(settings: Settings) -> dict[str, Provider]:
+    """Senders for every provider the policy names and that has credentials."""
+    providers: dict[str, Provider] = {}
+    for name in settings.enabled_providers:
+        if settings.missing_for(name):
+            continue
+        if name == "meta":
+            from .providers.meta import MetaCloud
+
+            providers["meta"] = MetaCloud.from_settings(settings)
+        else:
+            from .providers.twilio import Twilio
+
+            providers["twilio"] = Twilio.from_settings(settings)
+    return providers

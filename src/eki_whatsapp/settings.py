@@ -1,0 +1,183 @@
+"""Configuration read from the environment and a ``.env`` file.
+
+Every field maps to the environment variable of the same name in upper case
+(``meta_whatsapp_token`` ↔ ``META_WHATSAPP_TOKEN``). Secrets are
+:class:`pydantic.SecretStr`, so they never appear in ``repr()``, logs or exceptions.
+
+Example::
+
+    from eki_whatsapp import Settings
+
+    settings = Settings()                      # environment + ./.env
+    settings = Settings(_env_file="prod.env")  # another file
+    settings = Settings(whatsapp_provider="meta", meta_whatsapp_token="EAAG...",
+                        meta_phone_number_id="1065...")
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+ProviderName = Literal["meta", "twilio"]
+Policy = Literal["dual", "meta", "twilio"]
+
+_E164 = re.compile(r"^\+?[1-9]\d{6,14}$")
+
+#: Which variables each provider needs before it can send.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "meta": ("META_WHATSAPP_TOKEN", "META_PHONE_NUMBER_ID"),
+    "twilio": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_NUMBER"),
+}
+
+
+class Settings(BaseSettings):
+    """All settings of a bot. See ``docs/configuration.md`` for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # --- policy -------------------------------------------------------------------------
+    whatsapp_provider: Policy = Field("dual", description="dual | meta | twilio")
+    whatsapp_env: Literal["development", "production"] = Field(
+        "development", description="production refuses to start without signature secrets"
+    )
+
+    # --- Meta WhatsApp Cloud API ----------------------------------------------------------
+    meta_whatsapp_token: SecretStr | None = None
+    meta_phone_number_id: str | None = None
+    meta_verify_token: SecretStr | None = None
+    meta_business_account_id: str | None = None
+    meta_app_secret: SecretStr | None = None
+    meta_graph_version: str = "v26.0"
+    meta_graph_base_url: str = "https://graph.facebook.com"
+
+    # --- Twilio ------------------------------------------------------------------------
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    #: Second auth token accepted for signatures while rotating tokens.
+    twilio_auth_token_secondary: SecretStr | None = None
+    twilio_whatsapp_number: str | None = Field(
+        None, description="sender number, 'whatsapp:+14155238886' or '+14155238886'"
+    )
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_status_callback_url: str | None = None
+
+    # --- webhook -----------------------------------------------------------------------
+    #: The public URL of the webhook as the providers call it (Twilio signs it).
+    #: Needed behind proxies/TLS terminators where the app sees another URL.
+    whatsapp_webhook_url: str | None = None
+    whatsapp_max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    #: Run handlers before answering the webhook (tests, serverless) instead of after.
+    whatsapp_inline_handlers: bool = False
+    whatsapp_handler_workers: int = Field(8, gt=0)
+
+    # --- storage -----------------------------------------------------------------------
+    #: ``sqlite:///path/to/file.sqlite3`` (default: a file in the working directory) or ``memory://``.
+    whatsapp_store_url: str = "sqlite:///eki_whatsapp.sqlite3"
+
+    # --- agent -------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4.1-mini"
+    openai_base_url: str | None = None
+
+    @field_validator("twilio_whatsapp_number")
+    @classmethod
+    def _normalise_twilio_number(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        number = value.strip()
+        if number.lower().startswith("whatsapp:"):
+            number = number[len("whatsapp:") :]
+        number = number.replace(" ", "").replace("-", "")
+        if not _E164.match(number):
+            raise ValueError(
+                "TWILIO_WHATSAPP_NUMBER must be an E.164 number such as 'whatsapp:+14155238886' "
+                "or '+14155238886'"
+            )
+        return "+" + number.lstrip("+")
+
+    @field_validator("meta_graph_version")
+    @classmethod
+    def _check_graph_version(cls, value: str) -> str:
+        value = value.strip()
+        if not re.fullmatch(r"v\d+\.\d+", value):
+            raise ValueError("META_GRAPH_VERSION must look like 'v26.0'")
+        return value
+
+    @field_validator("meta_graph_base_url", "twilio_api_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator(
+        "meta_whatsapp_token",
+        "meta_verify_token",
+        "meta_app_secret",
+        "twilio_auth_token",
+        "twilio_auth_token_secondary",
+        "openai_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _blank_secret_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    # --- derived -----------------------------------------------------------------------
+    @property
+    def enabled_providers(self) -> tuple[ProviderName, ...]:
+        """Providers the policy names: ``("meta", "twilio")`` for ``dual``."""
+        if self.whatsapp_provider == "dual":
+            return ("meta", "twilio")
+        return (self.whatsapp_provider,)
+
+    @property
+    def twilio_from(self) -> str | None:
+        """The Twilio sender as Twilio wants it: ``whatsapp:+14155238886``."""
+        return f"whatsapp:{self.twilio_whatsapp_number}" if self.twilio_whatsapp_number else None
+
+    def missing_for(self, provider: ProviderName) -> list[str]:
+        """Names of the variables ``provider`` still needs (empty when it can send)."""
+        missing = []
+        for name in REQUIRED[provider]:
+            if name == "TWILIO_WHATSAPP_NUMBER" and self.twilio_messaging_service_sid:
+                continue
+            if getattr(self, name.lower()) is None:
+                missing.append(name)
+        return missing
+
+    def check(self) -> None:
+        """Fail with :class:`ConfigError` naming every variable the policy needs but lacks."""
+        problems = []
+        for provider in self.enabled_providers:
+            missing = self.missing_for(provider)
+            if missing:
+                problems.append(
+                    f"WHATSAPP_PROVIDER={self.whatsapp_provider} uses {provider} but "
+                    f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+                )
+        if self.whatsapp_env == "production" and "meta" in self.enabled_providers:
+            if self.meta_app_secret is None:
+                problems.append(
+                    "WHATSAPP_ENV=production needs META_APP_SECRET so that Meta webhook signatures are "
+                    "checked (App Dashboard > App settings > Basic > App secret)"
+                )
+        if problems:
+            raise ConfigError(
+                "; ".join(problems)
+                + ". Set them in the environment or in .env (see docs/configuration.md), "
+                "or choose another WHATSAPP_PROVIDER."
+            )

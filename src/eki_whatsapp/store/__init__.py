@@ -1,0 +1,35 @@
+"""Stores: where the bot keeps its log, statuses, dedup keys, windows, memory and costs."""
+
+from __future__ import annotations
+
+from .base import LedgerEntry, LogEntry, StatusRecord, Store, UsageRecord
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = [
+    "LedgerEntry",
+    "LogEntry",
+    "MemoryStore",
+    "SQLiteStore",
+    "StatusRecord",
+    "Store",
+    "UsageRecord",
+    "open_store",
+]
+
+
+def open_store(url: str) -> Store:
+    """Open a store from ``WHATSAPP_STORE_URL``: ``memory://`` or ``sqlite:///path.sqlite3``."""
+    from ..errors import ConfigError
+
+    if url in ("memory://", "memory"):
+        return MemoryStore()
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://") :]
+        if path.startswith("/"):
+            path = path[1:] if not path.startswith("//") else path[1:]
+        return SQLiteStore(path or "eki_whatsapp.sqlite3")
+    raise ConfigError(
+        f"WHATSAPP_STORE_URL={url!r} is not understood: use 'memory://' or "
+        "'sqlite:///relative/file.sqlite3' (four slashes for an absolute path)"
+    )

@@ -1,0 +1,248 @@
+"""The :class:`Store` protocol: message log, statuses, dedup, 24-hour windows, agent memory,
+usage, the cost ledger and a small key-value space.
+
+Implementations: :class:`~eki_whatsapp.store.memory.MemoryStore` (tests),
+:class:`~eki_whatsapp.store.sqlite.SQLiteStore` (the default), and the Django ORM store in
+``eki_whatsapp_django``. All methods are synchronous and thread-safe; they are short local
+operations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ..events import STATUS_RANK, ChangeEvent, InboundMessage, StatusUpdate
+
+Direction = Literal["in", "out"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One row of the message log: a message in or out (or another webhook event).
+
+    ``sender``/``recipient`` are as on the wire: for ``in`` the user sends to the business, for
+    ``out`` the business sends to the user. ``user`` is always the user.
+    """
+
+    direction: Direction
+    provider: str
+    type: str
+    message_id: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    text: str | None = None
+    status: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    raw: Any = dc_field(default=None, repr=False, compare=False)
+    timestamp: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    attempts: int = 0
+    #: Why this provider was used (``reply-channel``, ``window-open``, ``failover:ProviderDown``...).
+    reason: str | None = None
+    category: str | None = None
+    extra: Mapping[str, Any] = dc_field(default_factory=dict, compare=False)
+    id: int | None = None
+
+    @property
+    def user(self) -> str | None:
+        return self.sender if self.direction == "in" else self.recipient
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """One status event as received (the log row keeps only the highest status)."""
+
+    provider: str
+    message_id: str
+    status: str
+    timestamp: datetime
+    error_code: int | None = None
+    error_message: str | None = None
+    raw: Any = dc_field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """Model usage of one call (agent)."""
+
+    user: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost: Decimal | None = None
+    at: datetime = dc_field(default_factory=utcnow)
+    turn_id: str | None = None
+    provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One priced (or unpriceable) message in the cost ledger.
+
+    ``amount`` is ``None`` when the cost is unknown (never a silent zero).
+    """
+
+    provider: str
+    message_id: str
+    category: str | None
+    at: datetime
+    user: str | None = None
+    market: str | None = None
+    pricing_model: str | None = None
+    billable: bool | None = None
+    amount: Decimal | None = None
+    currency: str = "USD"
+    #: ``send`` (estimated when sent) or ``status`` (from the provider's pricing data).
+    source: str = "send"
+    note: str | None = None
+
+    @property
+    def month(self) -> str:
+        return self.at.strftime("%Y-%m")
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for everything the bot must remember."""
+
+    # --- message log and dedup ----------------------------------------------------------
+    def record_inbound(self, message: InboundMessage) -> bool:
+        """Log an inbound message and refresh the user's 24-hour window.
+
+        Returns ``False`` (and changes nothing) when the same provider + message id was already
+        recorded: this is the dedup, an atomic insert-if-absent.
+        """
+        ...
+
+    def record_status(self, status: StatusUpdate) -> bool:
+        """Log a status and raise the status of the message's log row (never downgrade).
+
+        Returns ``False`` when the same (provider, message id, status) was already recorded.
+        """
+        ...
+
+    def record_change(self, event: ChangeEvent) -> None:
+        """Log another webhook notification (template status, account update, ...)."""
+        ...
+
+    def log_outbound(self, entry: LogEntry) -> int:
+        """Log a message the bot sent (or failed to send); returns the row id.
+
+        A status that arrived before this row (providers can be that fast) is applied to it.
+        """
+        ...
+
+    def get_message(self, provider: str, message_id: str) -> LogEntry | None:
+        """The log row of a message (inbound or outbound) by provider id."""
+        ...
+
+    def list_log(
+        self,
+        *,
+        provider: str | None = None,
+        direction: Direction | None = None,
+        user: str | None = None,
+        limit: int = 100,
+    ) -> list[LogEntry]:
+        """Newest first."""
+        ...
+
+    def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
+        """Every status received for a message, oldest first."""
+        ...
+
+    # --- 24-hour window -------------------------------------------------------------------
+    def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
+        """Provider timestamp of the user's latest message to that business number.
+
+        ``business=None`` means any business number of that provider.
+        """
+        ...
+
+    # --- agent memory and usage -------------------------------------------------------------
+    def load_memory(self, key: str) -> list[dict[str, Any]]: ...
+
+    def save_memory(self, key: str, items: list[dict[str, Any]]) -> None: ...
+
+    def record_usage(self, record: UsageRecord) -> None: ...
+
+    def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]: ...
+
+    # --- cost ledger ------------------------------------------------------------------------
+    def add_ledger(self, entry: LedgerEntry) -> bool:
+        """Add a ledger entry; ``False`` if (provider, message id, source) is already there."""
+        ...
+
+    def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
+        """Entries of a month (``"2026-11"``), or all."""
+        ...
+
+    # --- small key-value space (JSON values) -----------------------------------------------
+    def get_value(self, namespace: str, key: str) -> Any: ...
+
+    def set_value(self, namespace: str, key: str, value: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --- helpers shared by implementations -------------------------------------------------------
+def status_rank(status: str | None) -> int:
+    if status is None:
+        return -1
+    return STATUS_RANK.get(status, 0)
+
+
+def should_replace_status(current: str | None, new: str) -> bool:
+    """A status moves forward only (``read`` is never replaced by a late ``delivered``)."""
+    return status_rank(new) > status_rank(current)
+
+
+def inbound_entry(message: InboundMessage) -> LogEntry:
+    return LogEntry(
+        direction="in",
+        provider=message.provider,
+        type=message.type,
+        message_id=message.id,
+        sender=message.sender,
+        recipient=message.recipient,
+        text=message.text,
+        status="received",
+        raw=dict(message.raw),
+        timestamp=message.timestamp,
+        extra={"profile_name": message.profile_name} if message.profile_name else {},
+    )
+
+
+def change_entry(event: ChangeEvent) -> LogEntry:
+    return LogEntry(
+        direction="in",
+        provider=event.provider,
+        type=f"event:{event.field}",
+        recipient=event.account_id,
+        raw=dict(event.raw),
+        timestamp=event.timestamp,
+    )
+
+
+def first_error(status: StatusUpdate) -> tuple[int | None, str | None]:
+    if not status.errors:
+        return None, None
+    err = status.errors[0]
+    return err.code, err.details or err.message
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

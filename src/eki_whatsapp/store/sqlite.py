@@ -1,0 +1,510 @@
+"""The default :class:`~eki_whatsapp.store.base.Store`: one SQLite file, no server.
+
+Safe across threads (one connection behind a lock) and across processes on one machine
+(WAL journal, busy timeout). Dedup is a ``UNIQUE`` constraint, so a message delivered twice at
+the same moment is still recorded once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from ..events import ChangeEvent, InboundMessage, StatusUpdate
+from .base import (
+    Direction,
+    LedgerEntry,
+    LogEntry,
+    StatusRecord,
+    UsageRecord,
+    change_entry,
+    dumps,
+    first_error,
+    inbound_entry,
+    should_replace_status,
+    status_rank,
+    utcnow,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS message_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    direction TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    message_id TEXT,
+    sender TEXT,
+    recipient TEXT,
+    type TEXT NOT NULL,
+    text TEXT,
+    status TEXT,
+    error_code INTEGER,
+    error_message TEXT,
+    raw TEXT,
+    timestamp TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    category TEXT,
+    extra TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS message_log_provider_id ON message_log(provider, message_id)
+    WHERE message_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS message_log_created ON message_log(created_at);
+CREATE TABLE IF NOT EXISTS status_log (
+    provider TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    error_code INTEGER,
+    error_message TEXT,
+    raw TEXT,
+    PRIMARY KEY (provider, message_id, status)
+);
+CREATE TABLE IF NOT EXISTS windows (
+    provider TEXT NOT NULL,
+    business TEXT NOT NULL,
+    user TEXT NOT NULL,
+    last_inbound_at TEXT NOT NULL,
+    PRIMARY KEY (provider, business, user)
+);
+CREATE TABLE IF NOT EXISTS memory (
+    key TEXT PRIMARY KEY,
+    items TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    cost TEXT,
+    at TEXT NOT NULL,
+    turn_id TEXT,
+    provider TEXT
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    provider TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    category TEXT,
+    at TEXT NOT NULL,
+    month TEXT NOT NULL,
+    user TEXT,
+    market TEXT,
+    pricing_model TEXT,
+    billable INTEGER,
+    amount TEXT,
+    currency TEXT NOT NULL,
+    note TEXT,
+    PRIMARY KEY (provider, message_id, source)
+);
+CREATE INDEX IF NOT EXISTS ledger_month ON ledger(month);
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+"""
+
+_LOG_COLUMNS = (
+    "direction, provider, message_id, sender, recipient, type, text, status, error_code, "
+    "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra"
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+class SQLiteStore:
+    """A :class:`Store` in one SQLite file (``":memory:"`` for a private in-memory database)."""
+
+    def __init__(self, path: str | Path = "eki_whatsapp.sqlite3") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            self._db.execute("PRAGMA busy_timeout=30000")
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store at {self.path!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
+    # --- log -------------------------------------------------------------------------------
+    @staticmethod
+    def _insert_log(db: sqlite3.Connection, entry: LogEntry, *, ignore: bool = False) -> int:
+        now = _iso(utcnow())
+        cur = db.execute(
+            f"INSERT {'OR IGNORE ' if ignore else ''}INTO message_log ({_LOG_COLUMNS}) "  # noqa: S608
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                entry.direction,
+                entry.provider,
+                entry.message_id,
+                entry.sender,
+                entry.recipient,
+                entry.type,
+                entry.text,
+                entry.status,
+                entry.error_code,
+                entry.error_message,
+                None if entry.raw is None else dumps(entry.raw),
+                _iso(entry.timestamp),
+                now,
+                now,
+                entry.attempts,
+                entry.reason,
+                entry.category,
+                dumps(dict(entry.extra)) if entry.extra else None,
+            ),
+        )
+        return cur.rowcount and (cur.lastrowid or 0)
+
+    def record_inbound(self, message: InboundMessage) -> bool:
+        with self._tx() as db:
+            if not self._insert_log(db, inbound_entry(message), ignore=True):
+                return False
+            db.execute(
+                "INSERT INTO windows (provider, business, user, last_inbound_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(provider, business, user) DO UPDATE SET "
+                "last_inbound_at=excluded.last_inbound_at "
+                "WHERE excluded.last_inbound_at > windows.last_inbound_at",
+                (message.provider, message.recipient, message.sender, _iso(message.timestamp)),
+            )
+            return True
+
+    def record_status(self, status: StatusUpdate) -> bool:
+        code, text = first_error(status)
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO status_log VALUES (?,?,?,?,?,?,?)",
+                (
+                    status.provider,
+                    status.message_id,
+                    status.status,
+                    _iso(status.timestamp),
+                    code,
+                    text,
+                    dumps(dict(status.raw)),
+                ),
+            )
+            if not cur.rowcount:
+                return False
+            row = db.execute(
+                "SELECT id, status, category FROM message_log WHERE provider=? AND message_id=?",
+                (status.provider, status.message_id),
+            ).fetchone()
+            if row is not None and should_replace_status(row[1], status.status):
+                category = row[2]
+                if category is None and status.pricing is not None:
+                    category = status.pricing.category
+                if code is not None or text is not None:
+                    db.execute(
+                        "UPDATE message_log SET status=?, error_code=?, error_message=?, category=?, "
+                        "updated_at=? WHERE id=?",
+                        (status.status, code, text, category, _iso(utcnow()), row[0]),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE message_log SET status=?, category=?, updated_at=? WHERE id=?",
+                        (status.status, category, _iso(utcnow()), row[0]),
+                    )
+            return True
+
+    def record_change(self, event: ChangeEvent) -> None:
+        with self._tx() as db:
+            self._insert_log(db, change_entry(event))
+
+    def log_outbound(self, entry: LogEntry) -> int:
+        with self._tx() as db:
+            if entry.message_id is not None:
+                best = None
+                for status, code, text in db.execute(
+                    "SELECT status, error_code, error_message FROM status_log "
+                    "WHERE provider=? AND message_id=?",
+                    (entry.provider, entry.message_id),
+                ):
+                    if best is None or status_rank(status) > status_rank(best[0]):
+                        best = (status, code, text)
+                if best is not None and should_replace_status(entry.status, best[0]):
+                    from dataclasses import replace
+
+                    entry = replace(
+                        entry,
+                        status=best[0],
+                        error_code=best[1] if best[1] is not None else entry.error_code,
+                        error_message=best[2] if best[2] is not None else entry.error_message,
+                    )
+            return self._insert_log(db, entry)
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> LogEntry:
+        return LogEntry(
+            id=row[0],
+            direction=row[1],
+            provider=row[2],
+            message_id=row[3],
+            sender=row[4],
+            recipient=row[5],
+            type=row[6],
+            text=row[7],
+            status=row[8],
+            error_code=row[9],
+            error_message=row[10],
+            raw=_loads(row[11]),
+            timestamp=_dt(row[12]),
+            created_at=_dt(row[13]),
+            updated_at=_dt(row[14]),
+            attempts=row[15],
+            reason=row[16],
+            category=row[17],
+            extra=_loads(row[18]) or {},
+        )
+
+    def get_message(self, provider: str, message_id: str) -> LogEntry | None:
+        rows = self._query(
+            f"SELECT id, {_LOG_COLUMNS} FROM message_log WHERE provider=? AND message_id=?",  # noqa: S608
+            (provider, message_id),
+        )
+        return self._row(rows[0]) if rows else None
+
+    def list_log(
+        self,
+        *,
+        provider: str | None = None,
+        direction: Direction | None = None,
+        user: str | None = None,
+        limit: int = 100,
+    ) -> list[LogEntry]:
+        where, params = [], []
+        if provider is not None:
+            where.append("provider=?")
+            params.append(provider)
+        if direction is not None:
+            where.append("direction=?")
+            params.append(direction)
+        if user is not None:
+            where.append("((direction='in' AND sender=?) OR (direction='out' AND recipient=?))")
+            params.extend([user, user])
+        sql = f"SELECT id, {_LOG_COLUMNS} FROM message_log"  # noqa: S608
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(str(int(limit)))
+        return [self._row(r) for r in self._query(sql, tuple(params))]
+
+    def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
+        rows = self._query(
+            "SELECT provider, message_id, status, timestamp, error_code, error_message, raw "
+            "FROM status_log WHERE provider=? AND message_id=? ORDER BY timestamp, rowid",
+            (provider, message_id),
+        )
+        return [
+            StatusRecord(
+                provider=r[0],
+                message_id=r[1],
+                status=r[2],
+                timestamp=_dt(r[3]) or utcnow(),
+                error_code=r[4],
+                error_message=r[5],
+                raw=_loads(r[6]),
+            )
+            for r in rows
+        ]
+
+    # --- window ----------------------------------------------------------------------------
+    def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
+        if business is None:
+            rows = self._query(
+                "SELECT MAX(last_inbound_at) FROM windows WHERE provider=? AND user=?",
+                (provider, user),
+            )
+        else:
+            rows = self._query(
+                "SELECT last_inbound_at FROM windows WHERE provider=? AND business=? AND user=?",
+                (provider, business, user),
+            )
+        return _dt(rows[0][0]) if rows else None
+
+    # --- memory / usage ----------------------------------------------------------------------
+    def load_memory(self, key: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT items FROM memory WHERE key=?", (key,))
+        return list(json.loads(rows[0][0])) if rows else []
+
+    def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO memory (key, items, updated_at) VALUES (?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET items=excluded.items, updated_at=excluded.updated_at",
+                (key, dumps(items), _iso(utcnow())),
+            )
+
+    def record_usage(self, record: UsageRecord) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO usage (user, model, prompt_tokens, completion_tokens, cached_tokens, "
+                "cost, at, turn_id, provider) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    record.user,
+                    record.model,
+                    record.prompt_tokens,
+                    record.completion_tokens,
+                    record.cached_tokens,
+                    None if record.cost is None else str(record.cost),
+                    _iso(record.at),
+                    record.turn_id,
+                    record.provider,
+                ),
+            )
+
+    def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
+        sql = (
+            "SELECT user, model, prompt_tokens, completion_tokens, cached_tokens, cost, at, turn_id, "
+            "provider FROM usage WHERE 1=1"
+        )
+        params: list[Any] = []
+        if user is not None:
+            sql += " AND user=?"
+            params.append(user)
+        if since is not None:
+            sql += " AND at>=?"
+            params.append(_iso(since))
+        sql += " ORDER BY id"
+        return [
+            UsageRecord(
+                user=r[0],
+                model=r[1],
+                prompt_tokens=r[2],
+                completion_tokens=r[3],
+                cached_tokens=r[4],
+                cost=None if r[5] is None else Decimal(r[5]),
+                at=_dt(r[6]) or utcnow(),
+                turn_id=r[7],
+                provider=r[8],
+            )
+            for r in self._query(sql, tuple(params))
+        ]
+
+    # --- ledger ----------------------------------------------------------------------------
+    def add_ledger(self, entry: LedgerEntry) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO ledger (provider, message_id, source, category, at, month, user, "
+                "market, pricing_model, billable, amount, currency, note) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    entry.provider,
+                    entry.message_id,
+                    entry.source,
+                    entry.category,
+                    _iso(entry.at),
+                    entry.month,
+                    entry.user,
+                    entry.market,
+                    entry.pricing_model,
+                    None if entry.billable is None else int(entry.billable),
+                    None if entry.amount is None else str(entry.amount),
+                    entry.currency,
+                    entry.note,
+                ),
+            )
+            return bool(cur.rowcount)
+
+    def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
+        sql = (
+            "SELECT provider, message_id, source, category, at, user, market, pricing_model, billable, "
+            "amount, currency, note FROM ledger"
+        )
+        params: tuple[Any, ...] = ()
+        if month is not None:
+            sql += " WHERE month=?"
+            params = (month,)
+        sql += " ORDER BY at, rowid"
+        return [
+            LedgerEntry(
+                provider=r[0],
+                message_id=r[1],
+                source=r[2],
+                category=r[3],
+                at=_dt(r[4]) or utcnow(),
+                user=r[5],
+                market=r[6],
+                pricing_model=r[7],
+                billable=None if r[8] is None else bool(r[8]),
+                amount=None if r[9] is None else Decimal(r[9]),
+                currency=r[10],
+                note=r[11],
+            )
+            for r in self._query(sql, params)
+        ]
+
+    # --- kv --------------------------------------------------------------------------------
+    def get_value(self, namespace: str, key: str) -> Any:
+        rows = self._query("SELECT value FROM kv WHERE namespace=? AND key=?", (namespace, key))
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_value(self, namespace: str, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO kv (namespace, key, value) VALUES (?,?,?) "
+                "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value",
+                (namespace, key, dumps(value)),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
