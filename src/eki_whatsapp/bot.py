@@ -20,7 +20,7 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("eki_whatsapp")
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 Handler = Callable[..., Any]
 
 
@@ -170,8 +171,8 @@ class _LoopThread:
                 self._loop = loop
             return self._loop
 
-    def run(self, coro: Awaitable[Any]) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[arg-type]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop())
         return future.result()
 
     def stop(self) -> None:
@@ -263,18 +264,14 @@ class Bot:
     def on_status(self, func: F | None = None, *, statuses: Iterable[str] | None = None) -> Any:
         """Register a status handler, called as ``handler(status, ctx)``."""
         wanted = frozenset(statuses) if statuses is not None else None
-        return self._register(
-            self._status_handlers, func, lambda e: wanted is None or e.status in wanted
-        )
+        return self._register(self._status_handlers, func, lambda e: wanted is None or e.status in wanted)
 
     def on_change(self, func: F | None = None, *, fields: Iterable[str] | None = None) -> Any:
         """Register a handler for other notifications (template status, account update, ...)."""
         wanted = frozenset(fields) if fields is not None else None
         return self._register(self._change_handlers, func, lambda e: wanted is None or e.field in wanted)
 
-    def _register(
-        self, where: list[_Registered], func: F | None, accept: Callable[[Any], bool]
-    ) -> Any:
+    def _register(self, where: list[_Registered], func: F | None, accept: Callable[[Any], bool]) -> Any:
         def decorator(f: F) -> F:
             where.append(_Registered(f, accept))
             return f
@@ -354,22 +351,20 @@ class Bot:
                 if handler.is_async:
                     await handler.call(event, ctx)
                 else:
-                    await loop.run_in_executor(
-                        self._executor, functools.partial(handler.call, event, ctx)
-                    )
+                    await loop.run_in_executor(self._executor, functools.partial(handler.call, event, ctx))
             except Exception:
                 logger.exception("handler %s failed on %s %s", handler.name, event.kind, _event_id(event))
 
     def _track(self, item: Future[Any] | asyncio.Task[Any]) -> None:
         with self._pending_lock:
             self._pending.add(item)
-        item.add_done_callback(self._untrack)  # type: ignore[arg-type]
+        item.add_done_callback(self._untrack)
 
     def _untrack(self, item: Future[Any] | asyncio.Task[Any]) -> None:
         with self._pending_lock:
             self._pending.discard(item)
 
-    def run_async(self, coro: Awaitable[Any]) -> Any:
+    def run_async(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the bot's background loop from sync code and wait for it."""
         return self._loop_thread.run(coro)
 

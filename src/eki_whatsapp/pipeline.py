@@ -155,7 +155,8 @@ def _twilio_auth(bot: Bot, request: WebhookRequest, params: list[tuple[str, str]
     tokens = _twilio_tokens(bot)
     if not tokens:
         return reject(
-            403, "Twilio request refused: TWILIO_AUTH_TOKEN is not set, signatures cannot be checked",
+            403,
+            "Twilio request refused: TWILIO_AUTH_TOKEN is not set, signatures cannot be checked",
             provider="twilio",
         )
     header = request.header("x-twilio-signature")

@@ -169,15 +169,17 @@ class Settings(BaseSettings):
                     f"WHATSAPP_PROVIDER={self.whatsapp_provider} uses {provider} but "
                     f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
                 )
-        if self.whatsapp_env == "production" and "meta" in self.enabled_providers:
-            if self.meta_app_secret is None:
-                problems.append(
-                    "WHATSAPP_ENV=production needs META_APP_SECRET so that Meta webhook signatures are "
-                    "checked (App Dashboard > App settings > Basic > App secret)"
-                )
+        if (
+            self.whatsapp_env == "production"
+            and "meta" in self.enabled_providers
+            and self.meta_app_secret is None
+        ):
+            problems.append(
+                "WHATSAPP_ENV=production needs META_APP_SECRET so that Meta webhook signatures are "
+                "checked (App Dashboard > App settings > Basic > App secret)"
+            )
         if problems:
             raise ConfigError(
-                "; ".join(problems)
-                + ". Set them in the environment or in .env (see docs/configuration.md), "
+                "; ".join(problems) + ". Set them in the environment or in .env (see docs/configuration.md), "
                 "or choose another WHATSAPP_PROVIDER."
             )

@@ -52,9 +52,7 @@ def parse_body(body: Mapping[str, Any], *, received_at: datetime | None = None) 
     """All events of a decoded Meta webhook body, in order."""
     now = received_at or datetime.now(timezone.utc)
     if body.get("object") != OBJECT:
-        raise PayloadError(
-            f"not a WhatsApp Business Account notification (object={body.get('object')!r})"
-        )
+        raise PayloadError(f"not a WhatsApp Business Account notification (object={body.get('object')!r})")
     entries = body.get("entry")
     if not isinstance(entries, list):
         raise PayloadError("Meta notification without an 'entry' list")
@@ -100,7 +98,8 @@ def _parse_messages_value(value: Mapping[str, Any], account: str | None, now: da
         events.append(_status(raw, phone_number_id or display, now))
     errors = _list(value.get("errors"))
     if errors:
-        events.append(ChangeEvent("meta", "errors", now, {"errors": errors, "metadata": dict(metadata)}, account))
+        raw = {"errors": errors, "metadata": dict(metadata)}
+        events.append(ChangeEvent("meta", "errors", now, raw, account))
     return events
 
 

@@ -128,7 +128,7 @@ def _message(sid: str, p: Mapping[str, str], now: datetime) -> InboundMessage:
         sender_user_id=user_id,
         business_number=business,
         payload=payload,
-        interactive_type=("list_reply" if p.get("ListId") else "button_reply") if kind == "interactive" else None,
+        interactive_type=_interactive_type(p) if kind == "interactive" else None,
         location=location,
         referral=referral,
         forwarded=_true(p.get("Forwarded")) or _true(p.get("FrequentlyForwarded")),
@@ -193,6 +193,10 @@ def _media(p: Mapping[str, str], caption: str | None) -> tuple[MediaRef, ...]:
             )
         )
     return tuple(refs)
+
+
+def _interactive_type(p: Mapping[str, str]) -> str:
+    return "list_reply" if p.get("ListId") else "button_reply"
 
 
 def _kind_from_mime(mime: str | None) -> str:

@@ -27,7 +27,7 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite://"):
         path = url[len("sqlite://") :]
         if path.startswith("/"):
-            path = path[1:] if not path.startswith("//") else path[1:]
+            path = path[1:]  # sqlite:///rel.db → rel.db ; sqlite:////abs.db → /abs.db
         return SQLiteStore(path or "eki_whatsapp.sqlite3")
     raise ConfigError(
         f"WHATSAPP_STORE_URL={url!r} is not understood: use 'memory://' or "

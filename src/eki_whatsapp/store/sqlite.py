@@ -149,9 +149,7 @@ class SQLiteStore:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA busy_timeout=30000")
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
