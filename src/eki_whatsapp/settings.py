@@ -17,10 +17,10 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
@@ -87,6 +87,30 @@ class Settings(BaseSettings):
     #: ``sqlite:///path/to/file.sqlite3`` (default: a file in the working directory) or ``memory://``.
     whatsapp_store_url: str = "sqlite:///eki_whatsapp.sqlite3"
 
+    # --- routing and costs (docs/routing.md, docs/costs.md) ------------------------------------
+    #: Load balancing between providers for business-initiated messages in ``dual`` mode:
+    #: ``"meta=3,twilio=1"`` or JSON ``{"meta": 3, "twilio": 1}``. Empty: cheapest wins.
+    whatsapp_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    #: Messages per month that Meta sends free of charge (route to Meta first while they last).
+    whatsapp_meta_free_allowance: int = Field(0, ge=0)
+    #: Categories the free allowance covers (comma-separated); empty: every billable category.
+    whatsapp_free_allowance_categories: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Template sent instead of a free-form message when the 24-hour window is closed.
+    whatsapp_fallback_template: str | None = None
+    whatsapp_fallback_template_language: str = "en"
+    #: Twilio Content SID (``HX...``) of the same fallback template.
+    whatsapp_fallback_template_content_sid: str | None = None
+    whatsapp_fallback_template_category: str = "utility"
+    #: Path of a JSON price table that replaces the shipped one (see docs/costs.md).
+    whatsapp_price_table: str | None = None
+    #: Market used for pricing when the recipient's country cannot be told from the number.
+    whatsapp_default_market: str | None = None
+    #: Consecutive failures that open a provider's circuit breaker, and how long it stays open.
+    whatsapp_breaker_threshold: int = Field(3, gt=0)
+    whatsapp_breaker_cooldown_seconds: float = Field(60.0, ge=0)
+    #: Safety margin: treat the 24-hour window as closed this many seconds early.
+    whatsapp_window_margin_seconds: float = Field(60.0, ge=0)
+
     # --- agent -------------------------------------------------------------------------
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4.1-mini"
@@ -107,6 +131,43 @@ class Settings(BaseSettings):
                 "or '+14155238886'"
             )
         return "+" + number.lstrip("+")
+
+    @field_validator("whatsapp_weights", mode="before")
+    @classmethod
+    def _parse_weights(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return {}
+            if text.startswith("{"):
+                import json
+
+                return json.loads(text)
+            weights: dict[str, str] = {}
+            for part in text.split(","):
+                name, sep, weight = part.replace(":", "=").partition("=")
+                if not sep or not name.strip():
+                    raise ValueError("WHATSAPP_WEIGHTS must look like 'meta=3,twilio=1'")
+                weights[name.strip().lower()] = weight.strip()
+            return weights
+        return value
+
+    @field_validator("whatsapp_weights")
+    @classmethod
+    def _check_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if name not in ("meta", "twilio"):
+                raise ValueError(f"WHATSAPP_WEIGHTS names {name!r}; use meta and/or twilio")
+            if weight < 0:
+                raise ValueError("WHATSAPP_WEIGHTS must not be negative")
+        return value
+
+    @field_validator("whatsapp_free_allowance_categories", mode="before")
+    @classmethod
+    def _parse_categories(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(c.strip().lower() for c in value.split(",") if c.strip())
+        return value
 
     @field_validator("meta_graph_version")
     @classmethod
