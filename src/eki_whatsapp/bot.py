@@ -129,7 +129,7 @@ class _Registered:
         self.filter = event_filter
         self.name = getattr(func, "__qualname__", None) or type(func).__name__
         target = func
-        if not inspect.isfunction(func) and not inspect.ismethod(func) and callable(func):
+        if not inspect.isroutine(func) and not isinstance(func, functools.partial):
             target = func.__call__  # type: ignore[operator]
         self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(func)
         self.wants_ctx = _arity(target) >= 2
