@@ -282,25 +282,25 @@ class Bot:
     def handle(self, request: WebhookRequest) -> WebhookResponse:
         """Answer a webhook request (sync face). Handlers run after, or before if ``inline``."""
         result = self._ingest(request)
-        if result.events:
+        for event in result.events:
+            if not self._has_work(event):
+                continue
             if self.inline:
-                for event in result.events:
-                    self._run_sync(event)
+                self._run_sync(event)
             else:
-                for event in result.events:
-                    self._track(self._executor.submit(self._run_sync, event))
+                self._track(self._executor.submit(self._run_sync, event))
         return result.response
 
     async def handle_async(self, request: WebhookRequest) -> WebhookResponse:
         """Answer a webhook request (async face)."""
         result = self._ingest(request)
-        if result.events:
+        for event in result.events:
+            if not self._has_work(event):
+                continue
             if self.inline:
-                for event in result.events:
-                    await self._run_async(event)
+                await self._run_async(event)
             else:
-                for event in result.events:
-                    self._track(asyncio.get_running_loop().create_task(self._run_async(event)))
+                self._track(asyncio.get_running_loop().create_task(self._run_async(event)))
         return result.response
 
     def _ingest(self, request: WebhookRequest) -> Ingested:
@@ -311,6 +311,14 @@ class Bot:
             return Ingested(WebhookResponse.text(503, "store unavailable, retry later"), [])
 
     # --- handler dispatch ----------------------------------------------------------------------
+    def _has_work(self, event: Event) -> bool:
+        """Whether anything reacts to this event (skips dispatch overhead when nothing does)."""
+        if isinstance(event, InboundMessage):
+            return bool(self._message_handlers)
+        if isinstance(event, StatusUpdate):
+            return True  # the router watches statuses for late failures
+        return bool(self._change_handlers)
+
     def _handlers_for(self, event: Event) -> list[_Registered]:
         if isinstance(event, InboundMessage):
             handlers = self._message_handlers

@@ -14,13 +14,14 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import security
 from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from .providers import meta_webhook, twilio_webhook
-from .webhook import WebhookRequest, WebhookResponse
+from .webhook import TWIML_EMPTY, WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
     from .bot import Bot
@@ -30,6 +31,9 @@ logger = logging.getLogger("eki_whatsapp.webhook")
 _JSON_TYPES = ("application/json", "text/json")
 _FORM_TYPE = "application/x-www-form-urlencoded"
 _MAX_JSON_DEPTH_ERRORS = (ValueError, RecursionError, UnicodeDecodeError)
+# Shared, so their headers are read-only views.
+_META_OK = WebhookResponse(200, MappingProxyType({"Content-Type": "text/plain; charset=utf-8"}), b"OK")
+_TWIML_OK = WebhookResponse(200, MappingProxyType(dict(WebhookResponse.twiml().headers)), TWIML_EMPTY)
 
 
 @dataclass
@@ -130,7 +134,7 @@ def meta_post(bot: Bot, request: WebhookRequest) -> Ingested:
         events = meta_webhook.parse_body(body)
     except meta_webhook.PayloadError as exc:
         return reject(400, str(exc), provider="meta")
-    return record(bot, events, WebhookResponse.text(200, "OK"), "meta")
+    return record(bot, events, _META_OK, "meta")
 
 
 # --- Twilio ------------------------------------------------------------------------------------
@@ -222,7 +226,7 @@ def _twilio_events(bot: Bot, params: dict[str, str]) -> Ingested:
         events = twilio_webhook.parse_params(params)
     except twilio_webhook.PayloadError as exc:
         return reject(400, str(exc), provider="twilio")
-    return record(bot, events, WebhookResponse.twiml(), "twilio")
+    return record(bot, events, _TWIML_OK, "twilio")
 
 
 # --- log + dedup ---------------------------------------------------------------------------------

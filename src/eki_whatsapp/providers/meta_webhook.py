@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -50,7 +50,7 @@ class PayloadError(ValueError):
 
 def parse_body(body: Mapping[str, Any], *, received_at: datetime | None = None) -> list[Event]:
     """All events of a decoded Meta webhook body, in order."""
-    now = received_at or datetime.now(timezone.utc)
+    now = received_at or _Now()
     if body.get("object") != OBJECT:
         raise PayloadError(f"not a WhatsApp Business Account notification (object={body.get('object')!r})")
     entries = body.get("entry")
@@ -58,57 +58,58 @@ def parse_body(body: Mapping[str, Any], *, received_at: datetime | None = None) 
         raise PayloadError("Meta notification without an 'entry' list")
     events: list[Event] = []
     for entry in entries:
-        if not isinstance(entry, Mapping):
-            events.append(ChangeEvent("meta", "invalid_entry", now, {"entry": entry}))
+        if not isinstance(entry, dict):
+            events.append(ChangeEvent("meta", "invalid_entry", _dt(now), {"entry": entry}))
             continue
         account = _str(entry.get("id"))
         changes = entry.get("changes")
         if not isinstance(changes, list):
-            events.append(ChangeEvent("meta", "invalid_entry", now, dict(entry), account))
+            events.append(ChangeEvent("meta", "invalid_entry", _dt(now), dict(entry), account))
             continue
         for change in changes:
-            if not isinstance(change, Mapping):
-                events.append(ChangeEvent("meta", "invalid_change", now, {"change": change}, account))
+            if not isinstance(change, dict):
+                events.append(ChangeEvent("meta", "invalid_change", _dt(now), {"change": change}, account))
                 continue
             field = _str(change.get("field")) or "unknown"
             value = change.get("value")
-            if field == "messages" and isinstance(value, Mapping):
+            if field == "messages" and isinstance(value, dict):
                 events.extend(_parse_messages_value(value, account, now))
             else:
-                raw = dict(value) if isinstance(value, Mapping) else {"value": value}
+                raw = dict(value) if isinstance(value, dict) else {"value": value}
                 events.append(ChangeEvent("meta", field, _ts(raw.get("timestamp"), now), raw, account))
     return events
 
 
-def _parse_messages_value(value: Mapping[str, Any], account: str | None, now: datetime) -> list[Event]:
-    metadata = value.get("metadata") if isinstance(value.get("metadata"), Mapping) else {}
-    assert isinstance(metadata, Mapping)
+def _parse_messages_value(value: Mapping[str, Any], account: str | None, now: datetime | _Now) -> list[Event]:
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
     phone_number_id = _str(metadata.get("phone_number_id"))
     display = _digits(metadata.get("display_phone_number"))
-    contacts = [c for c in _list(value.get("contacts")) if isinstance(c, Mapping)]
+    contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
     events: list[Event] = []
     for raw in _list(value.get("messages")):
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):
             raw = {"value": raw}
         events.append(_message(raw, contacts, phone_number_id, display, now))
     for raw in _list(value.get("statuses")):
-        if not isinstance(raw, Mapping) or not _str(raw.get("id")):
-            events.append(ChangeEvent("meta", "invalid_status", now, {"status": raw}, account))
+        if not isinstance(raw, dict) or not _str(raw.get("id")):
+            events.append(ChangeEvent("meta", "invalid_status", _dt(now), {"status": raw}, account))
             continue
         events.append(_status(raw, phone_number_id or display, now))
     errors = _list(value.get("errors"))
     if errors:
         raw = {"errors": errors, "metadata": dict(metadata)}
-        events.append(ChangeEvent("meta", "errors", now, raw, account))
+        events.append(ChangeEvent("meta", "errors", _dt(now), raw, account))
     return events
 
 
 def _message(
     m: Mapping[str, Any],
-    contacts: list[Mapping[str, Any]],
+    contacts: Sequence[Mapping[str, Any]],
     phone_number_id: str | None,
     display: str | None,
-    now: datetime,
+    now: datetime | _Now,
 ) -> InboundMessage:
     phone = _digits(m.get("from"))
     user_id = _str(m.get("from_user_id"))
@@ -117,7 +118,7 @@ def _message(
         phone = phone or _digits(contact.get("wa_id"))
         user_id = user_id or _str(contact.get("user_id"))
     profile = contact.get("profile") if contact is not None else None
-    profile_name = _str(profile.get("name")) if isinstance(profile, Mapping) else None
+    profile_name = _str(profile.get("name")) if isinstance(profile, dict) else None
     message_id = _str(m.get("id")) or _synthetic_id(m)
     base: dict[str, Any] = {
         "provider": "meta",
@@ -131,14 +132,15 @@ def _message(
         "sender_user_id": user_id,
         "business_number": display,
     }
-    context = m.get("context") if isinstance(m.get("context"), Mapping) else {}
-    assert isinstance(context, Mapping)
-    base["reply_to"] = _str(context.get("id"))
-    base["forwarded"] = bool(context.get("forwarded")) or bool(context.get("frequently_forwarded"))
-    base["frequently_forwarded"] = bool(context.get("frequently_forwarded"))
-    base["errors"] = _errors(m.get("errors"))
+    context = m.get("context")
+    if isinstance(context, dict):
+        base["reply_to"] = _str(context.get("id"))
+        base["forwarded"] = bool(context.get("forwarded")) or bool(context.get("frequently_forwarded"))
+        base["frequently_forwarded"] = bool(context.get("frequently_forwarded"))
+    if "errors" in m:
+        base["errors"] = _errors(m.get("errors"))
     referral = m.get("referral")
-    if isinstance(referral, Mapping):
+    if isinstance(referral, dict):
         base["referral"] = Referral(
             source_url=_str(referral.get("source_url")),
             source_id=_str(referral.get("source_id")),
@@ -162,7 +164,7 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "text":
         return {"text": _str(_get(obj, "body"))}
     if kind in _MEDIA:
-        if not isinstance(obj, Mapping):
+        if not isinstance(obj, dict):
             raise ValueError(f"{kind} object missing")
         ref = MediaRef(
             provider="meta",
@@ -177,7 +179,7 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
         )
         return {"media": (ref,), "text": ref.caption}
     if kind == "location":
-        if not isinstance(obj, Mapping):
+        if not isinstance(obj, dict):
             raise ValueError("location object missing")
         loc = Location(
             latitude=float(obj["latitude"]),
@@ -188,14 +190,14 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
         )
         return {"location": loc}
     if kind == "contacts":
-        return {"contacts": tuple(c for c in _list(obj) if isinstance(c, Mapping))}
+        return {"contacts": tuple(c for c in _list(obj) if isinstance(c, dict))}
     if kind == "interactive":
-        if not isinstance(obj, Mapping):
+        if not isinstance(obj, dict):
             raise ValueError("interactive object missing")
         itype = _str(obj.get("type"))
         reply = obj.get(itype) if itype else None
         out: dict[str, Any] = {"interactive_type": itype}
-        if isinstance(reply, Mapping):
+        if isinstance(reply, dict):
             if itype in ("button_reply", "list_reply"):
                 out["text"] = _str(reply.get("title"))
                 out["payload"] = _str(reply.get("id"))
@@ -212,12 +214,12 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
             )
         }
     if kind == "order":
-        return {"order": dict(obj) if isinstance(obj, Mapping) else None, "text": _str(_get(obj, "text"))}
+        return {"order": dict(obj) if isinstance(obj, dict) else None, "text": _str(_get(obj, "text"))}
     if kind == "system":
-        return {"system": dict(obj) if isinstance(obj, Mapping) else None, "text": _str(_get(obj, "body"))}
+        return {"system": dict(obj) if isinstance(obj, dict) else None, "text": _str(_get(obj, "body"))}
     if kind == "edit":
         inner = _get(obj, "message")
-        text = _str(_get(_get(inner, "text"), "body")) if isinstance(inner, Mapping) else None
+        text = _str(_get(_get(inner, "text"), "body")) if isinstance(inner, dict) else None
         return {"text": text, "payload": _str(_get(obj, "original_message_id"))}
     if kind == "revoke":
         return {"payload": _str(_get(obj, "original_message_id"))}
@@ -228,13 +230,13 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
     return {"unsupported_type": inner_type or kind}
 
 
-def _status(s: Mapping[str, Any], business: str | None, now: datetime) -> StatusUpdate:
+def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) -> StatusUpdate:
     pricing = None
     p = s.get("pricing")
     conv = s.get("conversation")
-    if isinstance(p, Mapping) or isinstance(conv, Mapping):
-        p = p if isinstance(p, Mapping) else {}
-        conv = conv if isinstance(conv, Mapping) else {}
+    if isinstance(p, dict) or isinstance(conv, dict):
+        p = p if isinstance(p, dict) else {}
+        conv = conv if isinstance(conv, dict) else {}
         origin = conv.get("origin")
         billable = p.get("billable")
         pricing = Pricing(
@@ -243,7 +245,7 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime) -> Status
             billable=billable if isinstance(billable, bool) else None,
             type=_str(p.get("type")),
             conversation_id=_str(conv.get("id")),
-            conversation_origin=_str(origin.get("type")) if isinstance(origin, Mapping) else None,
+            conversation_origin=_str(origin.get("type")) if isinstance(origin, dict) else None,
         )
     return StatusUpdate(
         provider="meta",
@@ -264,7 +266,7 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime) -> Status
 def _errors(value: Any) -> tuple[ErrorInfo, ...]:
     out = []
     for e in _list(value):
-        if not isinstance(e, Mapping):
+        if not isinstance(e, dict):
             continue
         code = e.get("code")
         data = e.get("error_data")
@@ -273,7 +275,7 @@ def _errors(value: Any) -> tuple[ErrorInfo, ...]:
                 code=code if isinstance(code, int) and not isinstance(code, bool) else _int(code),
                 message=_str(e.get("message")) or _str(e.get("title")) or "",
                 title=_str(e.get("title")),
-                details=_str(data.get("details")) if isinstance(data, Mapping) else None,
+                details=_str(data.get("details")) if isinstance(data, dict) else None,
                 href=_str(e.get("href")),
             )
         )
@@ -281,7 +283,7 @@ def _errors(value: Any) -> tuple[ErrorInfo, ...]:
 
 
 def _match_contact(
-    contacts: list[Mapping[str, Any]], phone: str | None, user_id: str | None
+    contacts: Sequence[Mapping[str, Any]], phone: str | None, user_id: str | None
 ) -> Mapping[str, Any] | None:
     for c in contacts:
         if (phone and _digits(c.get("wa_id")) == phone) or (user_id and c.get("user_id") == user_id):
@@ -296,15 +298,33 @@ def _synthetic_id(m: Mapping[str, Any]) -> str:
     return f"meta-noid-{digest[:32]}"
 
 
-def _ts(value: Any, default: datetime) -> datetime:
+class _Now:
+    """Receipt time, read from the clock only when a payload lacks a timestamp."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: datetime | None = None
+
+    def get(self) -> datetime:
+        if self.value is None:
+            self.value = datetime.now(timezone.utc)
+        return self.value
+
+
+def _ts(value: Any, default: datetime | _Now) -> datetime:
     try:
-        return datetime.fromtimestamp(int(str(value)), tz=timezone.utc)
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
     except (TypeError, ValueError, OverflowError, OSError):
-        return default
+        return default.get() if isinstance(default, _Now) else default
+
+
+def _dt(now: datetime | _Now) -> datetime:
+    return now.get() if isinstance(now, _Now) else now
 
 
 def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, Mapping) else None
+    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def _list(value: Any) -> list[Any]:
@@ -312,6 +332,8 @@ def _list(value: Any) -> list[Any]:
 
 
 def _str(value: Any) -> str | None:
+    if type(value) is str:  # the common case, first
+        return value or None
     if value is None or isinstance(value, (dict, list)):
         return None
     text = str(value)

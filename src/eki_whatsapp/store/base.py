@@ -210,8 +210,11 @@ def should_replace_status(current: str | None, new: str) -> bool:
     return status_rank(new) > status_rank(current)
 
 
-def inbound_entry(message: InboundMessage) -> LogEntry:
+def inbound_entry(message: InboundMessage, *, id: int | None = None, now: datetime | None = None) -> LogEntry:
     return LogEntry(
+        id=id,
+        created_at=now,
+        updated_at=now,
         direction="in",
         provider=message.provider,
         type=message.type,
@@ -220,7 +223,7 @@ def inbound_entry(message: InboundMessage) -> LogEntry:
         recipient=message.recipient,
         text=message.text,
         status="received",
-        raw=dict(message.raw),
+        raw=message.raw,
         timestamp=message.timestamp,
         extra={"profile_name": message.profile_name} if message.profile_name else {},
     )

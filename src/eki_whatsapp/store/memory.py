@@ -23,12 +23,21 @@ from .base import (
 )
 
 
+class _Lazy:
+    __slots__ = ("at", "id", "message")
+
+    def __init__(self, message: InboundMessage, id: int, at: datetime) -> None:
+        self.message = message
+        self.id = id
+        self.at = at
+
+
 class MemoryStore:
     """Everything in dicts behind one lock. Lost when the process exits."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._rows: list[LogEntry] = []
+        self._rows: list[LogEntry | _Lazy] = []
         self._by_id: dict[tuple[str, str], int] = {}  # (provider, message_id) -> index in _rows
         self._statuses: dict[tuple[str, str], list[StatusRecord]] = {}
         self._windows: dict[tuple[str, str, str], datetime] = {}
@@ -38,9 +47,17 @@ class MemoryStore:
         self._kv: dict[tuple[str, str], Any] = {}
 
     # --- log -------------------------------------------------------------------------------
+    def _row(self, index: int) -> LogEntry:
+        row = self._rows[index]
+        if isinstance(row, _Lazy):
+            row = inbound_entry(row.message, id=row.id, now=row.at)
+            self._rows[index] = row
+        return row
+
     def _append(self, entry: LogEntry) -> int:
-        now = utcnow()
-        entry = dataclasses.replace(entry, id=len(self._rows) + 1, created_at=now, updated_at=now)
+        if entry.id is None or entry.created_at is None:
+            now = utcnow()
+            entry = dataclasses.replace(entry, id=len(self._rows) + 1, created_at=now, updated_at=now)
         self._rows.append(entry)
         if entry.message_id is not None:
             self._by_id[(entry.provider, entry.message_id)] = len(self._rows) - 1
@@ -51,7 +68,9 @@ class MemoryStore:
         with self._lock:
             if key in self._by_id:
                 return False
-            self._append(inbound_entry(message))
+            # The log row is built when first read: the hot path only files the message.
+            self._rows.append(_Lazy(message, len(self._rows) + 1, utcnow()))
+            self._by_id[key] = len(self._rows) - 1
             wkey = (message.provider, message.recipient, message.sender)
             previous = self._windows.get(wkey)
             if previous is None or message.timestamp > previous:
@@ -78,7 +97,7 @@ class MemoryStore:
             )
             index = self._by_id.get(key)
             if index is not None:
-                row = self._rows[index]
+                row = self._row(index)
                 if should_replace_status(row.status, status.status):
                     changes: dict[str, Any] = {"status": status.status, "updated_at": utcnow()}
                     if code is not None or text is not None:
@@ -108,7 +127,7 @@ class MemoryStore:
     def get_message(self, provider: str, message_id: str) -> LogEntry | None:
         with self._lock:
             index = self._by_id.get((provider, message_id))
-            return None if index is None else self._rows[index]
+            return None if index is None else self._row(index)
 
     def list_log(
         self,
@@ -120,7 +139,8 @@ class MemoryStore:
     ) -> list[LogEntry]:
         with self._lock:
             out = []
-            for row in reversed(self._rows):
+            for index in range(len(self._rows) - 1, -1, -1):
+                row = self._row(index)
                 if provider is not None and row.provider != provider:
                     continue
                 if direction is not None and row.direction != direction:
