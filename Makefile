@@ -1,0 +1,39 @@
+# Everything a fresh machine needs: `make demo` and `make test` create .venv and install first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ADAPTERS := $(patsubst %/pyproject.toml,%,$(wildcard adapters/*/pyproject.toml))
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench docs build clean
+
+$(STAMP): pyproject.toml $(wildcard adapters/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,agent,docs]" $(foreach a,$(ADAPTERS),-e $(a)[test])
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/eki-whatsapp demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
+build: $(STAMP)
+	$(PY) -m build --outdir dist .
+	$(foreach a,$(ADAPTERS),$(PY) -m build --outdir dist $(a) &&) true
+
+clean:
+	rm -rf $(VENV) dist site .pytest_cache .mypy_cache .ruff_cache
