@@ -1,0 +1,457 @@
+"""A :class:`~eki_whatsapp.store.base.Store` on the Django ORM.
+
+Same behaviour as the SQLite store, on whatever database the project uses:
+
+* dedup is a unique constraint: the insert is attempted and an ``IntegrityError`` means "seen";
+* a status never downgrades the log row (``read`` is not replaced by a late ``delivered``);
+* a status that arrives before its outbound row is applied when the row is written — also when
+  the two race in concurrent transactions: both paths re-apply the statuses after committing.
+
+Every method is synchronous. Called from a running event loop (an ``async`` handler replying),
+the query runs in a small worker thread, since Django refuses ORM calls in async context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from django.conf import settings as django_settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from eki_whatsapp.events import ChangeEvent, InboundMessage, StatusUpdate
+from eki_whatsapp.store.base import (
+    Direction,
+    LedgerEntry,
+    LogEntry,
+    StatusRecord,
+    UsageRecord,
+    change_entry,
+    dumps,
+    first_error,
+    inbound_entry,
+    should_replace_status,
+    utcnow,
+)
+
+from .models import (
+    WhatsAppLedger,
+    WhatsAppLog,
+    WhatsAppMemory,
+    WhatsAppStatus,
+    WhatsAppUsage,
+    WhatsAppValue,
+    WhatsAppWindow,
+)
+from .threads import DjangoExecutor
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _db(method: Callable[Concatenate[DjangoStore, P], R]) -> Callable[Concatenate[DjangoStore, P], R]:
+    """Run ``method`` in a worker thread when called from an event loop."""
+
+    @functools.wraps(method)
+    def wrapper(self: DjangoStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        if _in_event_loop():
+            return self._offload().submit(method, self, *args, **kwargs).result()
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _to_db(value: datetime | None) -> datetime | None:
+    """Aware UTC with ``USE_TZ``; naive UTC without (backends refuse aware values then)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value if django_settings.USE_TZ else value.replace(tzinfo=None)
+
+
+def _from_db(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _json(value: Any) -> Any:
+    """A JSON-safe copy (datetimes and other objects as strings, like the SQLite store)."""
+    return None if value is None else json.loads(dumps(value))
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class DjangoStore:
+    """The :class:`~eki_whatsapp.store.base.Store` protocol on the Django ORM.
+
+    Needs ``eki_whatsapp_django`` in ``INSTALLED_APPS`` and its migrations applied
+    (``python manage.py migrate``). Uses the ``default`` database unless ``using`` names another.
+    """
+
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using
+        self._executor: DjangoExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DjangoStore(using={self.using!r})"
+
+    def _offload(self) -> DjangoExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = DjangoExecutor(max_workers=4, thread_name_prefix="eki-whatsapp-db")
+            return self._executor
+
+    def _atomic(self) -> transaction.Atomic:
+        return transaction.atomic(using=self.using)
+
+    # --- log ---------------------------------------------------------------------------------
+    def _create_log(self, entry: LogEntry) -> WhatsAppLog:
+        now = _to_db(utcnow())
+        return WhatsAppLog.objects.using(self.using).create(
+            direction=entry.direction,
+            provider=entry.provider,
+            message_id=entry.message_id,
+            sender=entry.sender,
+            recipient=entry.recipient,
+            type=entry.type,
+            text=entry.text,
+            status=entry.status,
+            error_code=entry.error_code,
+            error_message=entry.error_message,
+            raw=_json(entry.raw),
+            timestamp=_to_db(entry.timestamp),
+            created_at=now,
+            updated_at=now,
+            attempts=entry.attempts,
+            reason=entry.reason,
+            category=entry.category,
+            extra=_json(dict(entry.extra)) or {},
+        )
+
+    @_db
+    def record_inbound(self, message: InboundMessage) -> bool:
+        """Log an inbound message (``False`` if already logged) and refresh the user's window."""
+        try:
+            with self._atomic():
+                self._create_log(inbound_entry(message))
+                self._touch_window(message.provider, message.recipient, message.sender, message.timestamp)
+        except IntegrityError:
+            return False
+        return True
+
+    def _touch_window(self, provider: str, business: str, user: str, at: datetime) -> None:
+        when = _to_db(at)
+        rows = WhatsAppWindow.objects.using(self.using).filter(
+            provider=provider, business=business, user=user
+        )
+        if rows.filter(last_inbound_at__lt=when).update(last_inbound_at=when):
+            return
+        try:
+            with self._atomic():
+                WhatsAppWindow.objects.using(self.using).create(
+                    provider=provider, business=business, user=user, last_inbound_at=when
+                )
+        except IntegrityError:
+            # It exists: created concurrently (maybe older) or already newer.
+            rows.filter(last_inbound_at__lt=when).update(last_inbound_at=when)
+
+    @_db
+    def record_status(self, status: StatusUpdate) -> bool:
+        """Keep the status (``False`` if already received) and raise the log row's status."""
+        code, text = first_error(status)
+        try:
+            with self._atomic():
+                WhatsAppStatus.objects.using(self.using).create(
+                    provider=status.provider,
+                    message_id=status.message_id,
+                    status=status.status,
+                    timestamp=_to_db(status.timestamp),
+                    error_code=code,
+                    error_message=text,
+                    category=status.pricing.category if status.pricing is not None else None,
+                    raw=_json(dict(status.raw)),
+                )
+        except IntegrityError:
+            return False
+        self._reconcile(status.provider, status.message_id)
+        return True
+
+    def _reconcile(self, provider: str, message_id: str) -> None:
+        """Apply the received statuses to the log row now, and again once the transaction commits.
+
+        Re-applying after the commit closes the race between a status and its outbound row
+        written at the same moment: whichever commits last sees both.
+        """
+        self._apply_statuses(provider, message_id)
+        if transaction.get_connection(self.using).in_atomic_block:
+            transaction.on_commit(lambda: self._apply_statuses(provider, message_id), using=self.using)
+
+    def _apply_statuses(self, provider: str, message_id: str) -> None:
+        with self._atomic():
+            row = (
+                WhatsAppLog.objects.using(self.using)
+                .select_for_update()
+                .filter(provider=provider, message_id=message_id)
+                .first()
+            )
+            if row is None:
+                return
+            received = list(
+                WhatsAppStatus.objects.using(self.using)
+                .filter(provider=provider, message_id=message_id)
+                .order_by("id")
+            )
+            best: WhatsAppStatus | None = None
+            for record in received:
+                if should_replace_status(best.status if best else row.status, record.status):
+                    best = record
+            category = row.category
+            if category is None:
+                category = next((r.category for r in received if r.category), None)
+            if best is None and category == row.category:
+                return
+            changes: dict[str, Any] = {"category": category, "updated_at": _to_db(utcnow())}
+            if best is not None and should_replace_status(row.status, best.status):
+                changes["status"] = best.status
+                if best.error_code is not None or best.error_message is not None:
+                    changes["error_code"] = best.error_code
+                    changes["error_message"] = best.error_message
+            WhatsAppLog.objects.using(self.using).filter(pk=row.pk).update(**changes)
+
+    @_db
+    def record_change(self, event: ChangeEvent) -> None:
+        """Log another webhook notification (template status, account update, ...)."""
+        self._create_log(change_entry(event))
+
+    @_db
+    def log_outbound(self, entry: LogEntry) -> int:
+        """Log a message the bot sent (or failed to send); earlier statuses are applied to it."""
+        with self._atomic():
+            row = self._create_log(entry)
+        if entry.message_id is not None:
+            self._reconcile(entry.provider, entry.message_id)
+        return int(row.pk)
+
+    @staticmethod
+    def _entry(row: WhatsAppLog) -> LogEntry:
+        return LogEntry(
+            id=row.pk,
+            direction="in" if row.direction == "in" else "out",
+            provider=row.provider,
+            message_id=row.message_id,
+            sender=row.sender,
+            recipient=row.recipient,
+            type=row.type,
+            text=row.text,
+            status=row.status,
+            error_code=row.error_code,
+            error_message=row.error_message,
+            raw=row.raw,
+            timestamp=_from_db(row.timestamp),
+            created_at=_from_db(row.created_at),
+            updated_at=_from_db(row.updated_at),
+            attempts=row.attempts,
+            reason=row.reason,
+            category=row.category,
+            extra=row.extra or {},
+        )
+
+    @_db
+    def get_message(self, provider: str, message_id: str) -> LogEntry | None:
+        """The log row of a message by provider id."""
+        row = WhatsAppLog.objects.using(self.using).filter(provider=provider, message_id=message_id).first()
+        return None if row is None else self._entry(row)
+
+    @_db
+    def list_log(
+        self,
+        *,
+        provider: str | None = None,
+        direction: Direction | None = None,
+        user: str | None = None,
+        limit: int = 100,
+    ) -> list[LogEntry]:
+        """Log rows, newest first."""
+        rows = WhatsAppLog.objects.using(self.using).all()
+        if provider is not None:
+            rows = rows.filter(provider=provider)
+        if direction is not None:
+            rows = rows.filter(direction=direction)
+        if user is not None:
+            rows = rows.filter(Q(direction="in", sender=user) | Q(direction="out", recipient=user))
+        return [self._entry(r) for r in rows.order_by("-id")[: int(limit)]]
+
+    @_db
+    def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
+        """Every status received for a message, oldest first."""
+        rows = WhatsAppStatus.objects.using(self.using).filter(provider=provider, message_id=message_id)
+        return [
+            StatusRecord(
+                provider=r.provider,
+                message_id=r.message_id,
+                status=r.status,
+                timestamp=_from_db(r.timestamp) or utcnow(),
+                error_code=r.error_code,
+                error_message=r.error_message,
+                raw=r.raw,
+            )
+            for r in rows.order_by("timestamp", "id")
+        ]
+
+    # --- window ------------------------------------------------------------------------------
+    @_db
+    def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
+        """When the user last wrote to that business number (any number when ``None``)."""
+        rows = WhatsAppWindow.objects.using(self.using).filter(provider=provider, user=user)
+        if business is not None:
+            rows = rows.filter(business=business)
+        latest = rows.order_by("-last_inbound_at").values_list("last_inbound_at", flat=True).first()
+        return _from_db(latest)
+
+    # --- memory / usage ------------------------------------------------------------------------
+    @_db
+    def load_memory(self, key: str) -> list[dict[str, Any]]:
+        """The stored memory items of ``key`` (empty when none)."""
+        items = WhatsAppMemory.objects.using(self.using).filter(key=key).values_list("items", flat=True).first()
+        return list(items) if items else []
+
+    @_db
+    def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
+        """Replace the memory items of ``key``."""
+        WhatsAppMemory.objects.using(self.using).update_or_create(
+            key=key, defaults={"items": _json(items), "updated_at": _to_db(utcnow())}
+        )
+
+    @_db
+    def record_usage(self, record: UsageRecord) -> None:
+        """Add the model usage of one call."""
+        WhatsAppUsage.objects.using(self.using).create(
+            user=record.user,
+            model=record.model,
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            cached_tokens=record.cached_tokens,
+            cost=None if record.cost is None else str(record.cost),
+            at=_to_db(record.at),
+            turn_id=record.turn_id,
+            provider=record.provider,
+        )
+
+    @_db
+    def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
+        """Usage records, oldest first, of a user and/or since a moment."""
+        rows = WhatsAppUsage.objects.using(self.using).all()
+        if user is not None:
+            rows = rows.filter(user=user)
+        if since is not None:
+            rows = rows.filter(at__gte=_to_db(since))
+        return [
+            UsageRecord(
+                user=r.user,
+                model=r.model,
+                prompt_tokens=r.prompt_tokens,
+                completion_tokens=r.completion_tokens,
+                cached_tokens=r.cached_tokens,
+                cost=_decimal(r.cost),
+                at=_from_db(r.at) or utcnow(),
+                turn_id=r.turn_id,
+                provider=r.provider,
+            )
+            for r in rows.order_by("id")
+        ]
+
+    # --- ledger ------------------------------------------------------------------------------
+    @_db
+    def add_ledger(self, entry: LedgerEntry) -> bool:
+        """Add a ledger entry; ``False`` if (provider, message id, source) is already there."""
+        try:
+            with self._atomic():
+                WhatsAppLedger.objects.using(self.using).create(
+                    provider=entry.provider,
+                    message_id=entry.message_id,
+                    source=entry.source,
+                    category=entry.category,
+                    at=_to_db(entry.at),
+                    month=entry.month,
+                    user=entry.user,
+                    market=entry.market,
+                    pricing_model=entry.pricing_model,
+                    billable=entry.billable,
+                    amount=None if entry.amount is None else str(entry.amount),
+                    currency=entry.currency,
+                    note=entry.note,
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    @_db
+    def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
+        """Entries of a month (``"2026-11"``), or all, oldest first."""
+        rows = WhatsAppLedger.objects.using(self.using).all()
+        if month is not None:
+            rows = rows.filter(month=month)
+        return [
+            LedgerEntry(
+                provider=r.provider,
+                message_id=r.message_id,
+                source=r.source,
+                category=r.category,
+                at=_from_db(r.at) or utcnow(),
+                user=r.user,
+                market=r.market,
+                pricing_model=r.pricing_model,
+                billable=r.billable,
+                amount=_decimal(r.amount),
+                currency=r.currency,
+                note=r.note,
+            )
+            for r in rows.order_by("at", "id")
+        ]
+
+    # --- kv ----------------------------------------------------------------------------------
+    @_db
+    def get_value(self, namespace: str, key: str) -> Any:
+        """The JSON value stored under ``(namespace, key)``, or ``None``."""
+        return (
+            WhatsAppValue.objects.using(self.using)
+            .filter(namespace=namespace, key=key)
+            .values_list("value", flat=True)
+            .first()
+        )
+
+    @_db
+    def set_value(self, namespace: str, key: str, value: Any) -> None:
+        """Store a JSON value under ``(namespace, key)``."""
+        WhatsAppValue.objects.using(self.using).update_or_create(
+            namespace=namespace, key=key, defaults={"value": _json(value)}
+        )
+
+    def close(self) -> None:
+        """Stop the worker threads used from async code (Django owns the connections)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
