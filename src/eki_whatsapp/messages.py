@@ -578,9 +578,14 @@ class ListMenu:
         _check_reply_to("ListMenu", self.reply_to)
 
     @property
+    def section_list(self) -> tuple[Section, ...]:
+        """The sections as :class:`Section` objects (a plain row list is one untitled section)."""
+        return tuple(self.sections)  # type: ignore[arg-type]
+
+    @property
     def rows(self) -> tuple[Row, ...]:
         """Every row, in order, across sections."""
-        return tuple(row for section in self.sections for row in section.rows)  # type: ignore[union-attr]
+        return tuple(row for section in self.section_list for row in section.rows)
 
     def match(self, text: str) -> str | None:
         """The id of the row a typed answer picks (its number, id or title), else ``None``."""

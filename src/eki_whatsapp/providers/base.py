@@ -43,10 +43,13 @@ class ProviderError(EkiWhatsAppError):
         http_status: the HTTP status of the response, when the error came from a request.
         raw: the provider's error object (never contains credentials).
         retry_after: seconds the provider asked us to wait (``Retry-After``), if given.
+        attempts: how many HTTP attempts were made before giving up (0 when the message was
+            refused before any request, e.g. a message kind the provider cannot send).
     """
 
     retryable: ClassVar[bool] = False
     hint: ClassVar[str] = ""
+    attempts: int = 1
 
     def __init__(
         self,
@@ -124,6 +127,12 @@ class MessageRejected(ProviderError):
     hint = "the request was refused as invalid; fix the message or the sender configuration"
 
 
+class UnsupportedMessage(MessageRejected):
+    """The provider cannot send this kind of message (e.g. a reaction on Twilio); nothing was sent."""
+
+    hint = "this provider cannot send it; send another kind of message or use the other provider"
+
+
 class ProviderDown(ProviderError):
     retryable = True
     hint = "the provider is unavailable or unreachable; retry later or fail over"
@@ -150,6 +159,8 @@ _META_CODES: dict[int, type[ProviderError]] = {
     130472: InvalidRecipient,
     131062: InvalidRecipient,
     131052: MediaError,
+    368: MessageRejected,
+    131051: MessageRejected,
     131053: MediaError,
     1: ProviderDown,
     2: ProviderDown,

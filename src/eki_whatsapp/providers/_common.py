@@ -1,0 +1,200 @@
+"""What both HTTP providers share: recipients, the sync/async faces, multi-part sends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from ..events import MediaRef
+from ..messages import Text
+from ._http import Attempts, Clients, Plan, RetryPolicy, exchange, run_async, run_sync
+from .base import InvalidRecipient, ProviderError, ProviderName, SendReceipt
+
+#: Business-scoped user id (2026): ``US.13491208655302741918``, ``US.ENT.1234``.
+BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{1,160}$")
+_PHONE = re.compile(r"^[1-9]\d{5,14}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A normalised recipient: phone digits without ``+``, or a BSUID."""
+
+    value: str
+    is_bsuid: bool
+
+
+def parse_recipient(provider: str, to: str) -> Recipient:
+    """Accept ``+5511...``, ``5511...``, ``whatsapp:+5511...`` or a BSUID (``US.1349...``)."""
+    if not isinstance(to, str) or not to.strip():
+        raise InvalidRecipient("'to' is empty; pass a phone number or a BSUID", provider=provider)
+    text = to.strip()
+    if text.lower().startswith("whatsapp:"):
+        text = text[len("whatsapp:") :].strip()
+    if BSUID.match(text):
+        return Recipient(text, True)
+    digits = re.sub(r"[\s\-().]", "", text).removeprefix("+")
+    if _PHONE.match(digits):
+        return Recipient(digits, False)
+    error = InvalidRecipient(
+        f"'to' is {to!r}: pass an E.164 phone number ('+5511987654321', 'whatsapp:+5511...') "
+        "or a business-scoped user id ('US.1349...')",
+        provider=provider,
+    )
+    error.attempts = 0
+    raise error
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """One accepted HTTP send: the provider's id and status, and its response body."""
+
+    message_id: str
+    status: str
+    raw: Mapping[str, Any]
+
+
+def coerce(message: Any) -> Any:
+    """A plain ``str`` is a :class:`~eki_whatsapp.messages.Text`."""
+    return Text(message) if isinstance(message, str) else message
+
+
+class HttpProvider:
+    """Base of :class:`MetaCloud` and :class:`Twilio`: subclasses write plans, this runs them.
+
+    Subclasses implement ``_send_plan`` and ``_download_plan``; ``send``/``send_async`` and
+    ``download_media``/``download_media_async`` are the two faces of those single plans.
+    """
+
+    name: ProviderName
+    #: Longest text body the provider accepts; longer ``Text`` is split into several messages.
+    text_limit: int
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        limits: httpx.Limits | None = None,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._clients = Clients(
+            timeout=timeout,
+            limits=limits,
+            client=client,
+            async_client=async_client,
+            transport=transport,
+            async_transport=async_transport,
+        )
+
+    # --- to implement -------------------------------------------------------------------------
+    @property
+    def business_number(self) -> str:
+        """Identifier of the sending number."""
+        raise NotImplementedError
+
+    def _send_plan(self, to: str, message: Any) -> Plan[SendReceipt]:
+        raise NotImplementedError
+
+    def _download_plan(self, ref: MediaRef) -> Plan[bytes]:
+        raise NotImplementedError
+
+    # --- the two faces --------------------------------------------------------------------------
+    def _run(self, plan: Plan[Any]) -> Any:
+        return run_sync(plan, self._clients.sync(), self.retry.sleep)
+
+    async def _run_async(self, plan: Plan[Any]) -> Any:
+        return await run_async(plan, self._clients.async_(), self.retry.async_sleep)
+
+    def send(self, to: str, message: Any) -> SendReceipt:
+        """Send ``message`` (a model from :mod:`eki_whatsapp.messages`, or a ``str``) to ``to``.
+
+        Raises a :class:`~eki_whatsapp.providers.ProviderError` subclass when the provider
+        refuses it (after retrying what is retryable); ``error.attempts`` says how many tries.
+        """
+        result: SendReceipt = self._run(self._send_plan(to, coerce(message)))
+        return result
+
+    async def send_async(self, to: str, message: Any) -> SendReceipt:
+        """Async face of :meth:`send`."""
+        result: SendReceipt = await self._run_async(self._send_plan(to, coerce(message)))
+        return result
+
+    def download_media(self, ref: MediaRef) -> bytes:
+        """The bytes of an inbound media item, fetched with this provider's credentials."""
+        result: bytes = self._run(self._download_plan(ref))
+        return result
+
+    async def download_media_async(self, ref: MediaRef) -> bytes:
+        """Async face of :meth:`download_media`."""
+        result: bytes = await self._run_async(self._download_plan(ref))
+        return result
+
+    def close(self) -> None:
+        """Close the pooled HTTP client(s) this provider made."""
+        self._clients.close()
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP clients this provider made (async)."""
+        await self._clients.aclose()
+
+    def __enter__(self) -> HttpProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> HttpProvider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- helpers for subclasses -----------------------------------------------------------------
+    def _send_all(
+        self,
+        to: str,
+        kind: str,
+        builds: list[Callable[[], httpx.Request]],
+        parse: Callable[[httpx.Response], Accepted],
+    ) -> Plan[SendReceipt]:
+        """Send one or several requests (a split text) in order; one receipt for all."""
+        attempts = Attempts()
+        accepted: list[Accepted] = []
+        for build in builds:
+            try:
+                result = yield from exchange(self.name, build, parse, self.retry, attempts)
+            except ProviderError as error:
+                # Parts already delivered are named so a caller can tell what went out.
+                error.sent_message_ids = tuple(a.message_id for a in accepted)  # type: ignore[attr-defined]
+                raise
+            accepted.append(result)
+        first = accepted[0]
+        raw: Mapping[str, Any] = first.raw if len(accepted) == 1 else {"parts": [a.raw for a in accepted]}
+        return SendReceipt(
+            provider=self.name,
+            message_id=first.message_id,
+            status=first.status,
+            raw=raw,
+            attempts=attempts.count,
+            message_ids=tuple(a.message_id for a in accepted),
+            to=to,
+            kind=kind,
+            sent_at=datetime.now(timezone.utc),
+        )
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON body, or ``None`` when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,540 @@
+"""Meta WhatsApp Cloud API (Graph API) provider: :class:`MetaCloud`.
+
+Example::
+
+    from eki_whatsapp.messages import Buttons
+    from eki_whatsapp.providers import MetaCloud
+
+    meta = MetaCloud(token="EAAG...", phone_number_id="106540352242922")
+    receipt = meta.send("+16505551234", "Hello!")
+    meta.send("16505551234", Buttons("Confirm?", ["Yes", "No"]))
+    meta.mark_as_read(inbound.id, typing=True)
+    data = meta.download_media(inbound.media[0])
+
+Every request goes to ``{base_url}/{graph_version}/...`` with ``Authorization: Bearer``;
+``base_url`` defaults to ``https://graph.facebook.com`` (``META_GRAPH_BASE_URL``) so a fake
+Graph server can stand in for tests, the sandbox or staging.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from ..errors import ConfigError
+from ..events import MediaRef
+from ..formatting import META_TEXT_LIMIT, split
+from ..messages import (
+    Buttons,
+    Currency,
+    DateTime,
+    ListMenu,
+    Location,
+    Media,
+    Reaction,
+    Template,
+    TemplateValue,
+    Text,
+)
+from ._common import Accepted, HttpProvider, Recipient, json_body, parse_recipient
+from ._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
+from .base import MediaError, ProviderError, ProviderName, SendReceipt, UnsupportedMessage, classify_error
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["MetaCloud"]
+
+_JSON = "application/json"
+#: Hosts Meta serves media from; the Bearer token is only ever sent to these (and base_url).
+_MEDIA_HOST_SUFFIXES = (".fbsbx.com", ".facebook.com", ".whatsapp.net", ".fbcdn.net")
+#: Pair rate limit (131056): Meta advises waiting at least 6 s for that recipient.
+_PAIR_LIMIT_WAIT = 6.0
+
+
+class MetaCloud(HttpProvider):
+    """Sends through Meta's WhatsApp Cloud API.
+
+    Args:
+        token: a permanent System User access token with ``whatsapp_business_messaging``
+            (``META_WHATSAPP_TOKEN``). Never logged or shown in ``repr``.
+        phone_number_id: the Graph id of the sending number (``META_PHONE_NUMBER_ID``).
+        graph_version: Graph API version, e.g. ``"v26.0"`` (``META_GRAPH_VERSION``).
+        base_url: Graph API root (``META_GRAPH_BASE_URL``); point it at a fake server to test.
+        retry: the :class:`~eki_whatsapp.providers.RetryPolicy` (default: 4 attempts, 30 s).
+        timeout: an ``httpx.Timeout`` or seconds (default: connect 5 s, read/write 30 s).
+        limits: the connection pool size (``httpx.Limits``).
+        client, async_client: ready ``httpx`` clients to use instead of making pooled ones.
+        transport, async_transport: ``httpx`` transports for the clients this provider makes.
+    """
+
+    name: ProviderName = "meta"
+    text_limit: int = META_TEXT_LIMIT
+
+    def __init__(
+        self,
+        token: str | SecretStr,
+        phone_number_id: str,
+        *,
+        graph_version: str = "v26.0",
+        base_url: str = "https://graph.facebook.com",
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        limits: httpx.Limits | None = None,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+        if not secret or not str(secret).strip():
+            raise ConfigError("MetaCloud needs an access token: set META_WHATSAPP_TOKEN")
+        if not phone_number_id or not str(phone_number_id).strip():
+            raise ConfigError("MetaCloud needs the sender's phone-number id: set META_PHONE_NUMBER_ID")
+        super().__init__(
+            retry=retry,
+            timeout=timeout,
+            limits=limits,
+            client=client,
+            async_client=async_client,
+            transport=transport,
+            async_transport=async_transport,
+        )
+        self._token = SecretStr(secret.strip())
+        self.phone_number_id = str(phone_number_id).strip()
+        self.graph_version = graph_version
+        self.base_url = base_url.rstrip("/")
+        self._api = f"{self.base_url}/{graph_version}"
+        self._messages_url = f"{self._api}/{self.phone_number_id}/messages"
+        self._base_host = urlsplit(self.base_url).hostname or ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> MetaCloud:
+        """Build from :class:`~eki_whatsapp.Settings` (``META_*``); ``options`` go to ``__init__``."""
+        if settings.meta_whatsapp_token is None or not settings.meta_phone_number_id:
+            raise ConfigError(
+                "MetaCloud needs META_WHATSAPP_TOKEN and META_PHONE_NUMBER_ID "
+                "(WhatsApp Manager > API setup shows the phone-number id)"
+            )
+        return cls(
+            settings.meta_whatsapp_token,
+            settings.meta_phone_number_id,
+            graph_version=settings.meta_graph_version,
+            base_url=settings.meta_graph_base_url,
+            **options,
+        )
+
+    @property
+    def business_number(self) -> str:
+        """The phone-number id (equals ``InboundMessage.recipient`` of messages to it)."""
+        return self.phone_number_id
+
+    def __repr__(self) -> str:
+        return f"MetaCloud(phone_number_id={self.phone_number_id!r}, graph_version={self.graph_version!r})"
+
+    # --- requests -------------------------------------------------------------------------------
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+
+    def _post_json(self, url: str, payload: Mapping[str, Any]) -> Callable[[], httpx.Request]:
+        content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {**self._auth(), "Content-Type": _JSON}
+
+        def build() -> httpx.Request:
+            return httpx.Request("POST", url, content=content, headers=headers)
+
+        return build
+
+    def payloads(self, to: str, message: Any) -> list[dict[str, Any]]:
+        """The JSON bodies :meth:`send` posts for ``message`` (several for a long text).
+
+        Raises :class:`~eki_whatsapp.messages.MessageError` /
+        :class:`~eki_whatsapp.providers.UnsupportedMessage` before anything is sent.
+        """
+        recipient = parse_recipient(self.name, to)
+        if isinstance(message, Text):
+            return [
+                _envelope(
+                    recipient, "text", {"body": part, "preview_url": message.preview_url}, message.reply_to
+                )
+                for part in split(message.body, self.text_limit)
+            ]
+        return [render(recipient, message)]
+
+    def _send_plan(self, to: str, message: Any) -> Plan[SendReceipt]:
+        builds = [self._post_json(self._messages_url, p) for p in self.payloads(to, message)]
+        return self._send_all(to, _kind(message), builds, self._parse_send)
+
+    def _parse_send(self, response: httpx.Response) -> Accepted:
+        data = json_body(response)
+        if response.is_success and isinstance(data, dict):
+            messages = data.get("messages")
+            if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+                first = messages[0]
+                if first.get("id"):
+                    return Accepted(str(first["id"]), str(first.get("message_status") or "accepted"), data)
+        raise self._error(response, data)
+
+    def _error(self, response: httpx.Response, data: Any, *, media: bool = False) -> ProviderError:
+        """The typed error for a failed Graph API response."""
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            code = error.get("code")
+            code = int(code) if isinstance(code, (int, str)) and str(code).lstrip("-").isdigit() else None
+            text = str(error.get("message") or "")
+            details = (
+                error.get("error_data", {}).get("details")
+                if isinstance(error.get("error_data"), dict)
+                else None
+            )
+            if details and str(details) not in text:
+                text = f"{text}: {details}" if text else str(details)
+            if code == 131056 and retry_after is None:
+                retry_after = _PAIR_LIMIT_WAIT
+            transient = error.get("is_transient") if isinstance(error.get("is_transient"), bool) else None
+            return classify_error(
+                self.name,
+                code,
+                text,
+                http_status=response.status_code,
+                raw=error,
+                retry_after=retry_after,
+                transient=transient,
+            )
+        if response.is_success:
+            text = "the Graph API answered without the expected fields"
+        else:
+            text = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+        status = response.status_code
+        if media and 400 <= status < 500 and status not in (401, 403, 429):
+            return MediaError(text, provider=self.name, http_status=status, raw=data)
+        return classify_error(
+            self.name,
+            None,
+            text,
+            http_status=status,
+            raw=data if isinstance(data, dict) else None,
+            retry_after=retry_after,
+        )
+
+    # --- read receipts and typing -------------------------------------------------------------
+    def _read_plan(self, message_id: str, typing: bool) -> Plan[bool]:
+        if not message_id:
+            raise ValueError("mark_as_read needs the id (wamid) of the inbound message")
+        payload: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message_id,
+        }
+        if typing:
+            payload["typing_indicator"] = {"type": "text"}
+
+        def parse(response: httpx.Response) -> bool:
+            data = json_body(response)
+            if response.is_success and isinstance(data, dict):
+                return bool(data.get("success", True))
+            raise self._error(response, data)
+
+        return exchange(
+            self.name, self._post_json(self._messages_url, payload), parse, self.retry, Attempts()
+        )
+
+    def mark_as_read(self, message_id: str, *, typing: bool = False) -> bool:
+        """Mark an inbound message (and the earlier ones) read; ``typing=True`` also shows the
+        typing indicator until you reply or 25 s pass. Returns Meta's ``success``."""
+        result: bool = self._run(self._read_plan(message_id, typing))
+        return result
+
+    async def mark_as_read_async(self, message_id: str, *, typing: bool = False) -> bool:
+        """Async face of :meth:`mark_as_read`."""
+        result: bool = await self._run_async(self._read_plan(message_id, typing))
+        return result
+
+    def show_typing(self, message_id: str) -> bool:
+        """Show the typing indicator in reply to ``message_id`` (marks it read too)."""
+        return self.mark_as_read(message_id, typing=True)
+
+    async def show_typing_async(self, message_id: str) -> bool:
+        """Async face of :meth:`show_typing`."""
+        return await self.mark_as_read_async(message_id, typing=True)
+
+    # --- media ----------------------------------------------------------------------------------
+    def _trusted(self, url: str) -> bool:
+        host = (urlsplit(url).hostname or "").lower()
+        return host == self._base_host or host.endswith(_MEDIA_HOST_SUFFIXES)
+
+    def _download_plan(self, ref: MediaRef) -> Plan[bytes]:
+        attempts = Attempts()
+        url, sha256 = ref.url, ref.sha256
+        if ref.id:
+            lookup = f"{self._api}/{ref.id}"
+            headers = self._auth()
+
+            def parse_lookup(response: httpx.Response) -> dict[str, Any]:
+                data = json_body(response)
+                if response.is_success and isinstance(data, dict) and data.get("url"):
+                    return data
+                raise self._error(response, data, media=True)
+
+            info = yield from exchange(
+                self.name,
+                lambda: httpx.Request("GET", lookup, headers=headers),
+                parse_lookup,
+                self.retry,
+                attempts,
+            )
+            url = str(info["url"])
+            sha256 = info.get("sha256") or sha256
+        if not url:
+            raise MediaError("the media reference has neither an id nor a url", provider=self.name)
+        if not self._trusted(url):
+            raise MediaError(
+                f"refusing to send the access token to {urlsplit(url).hostname!r}: Meta media is "
+                "served from *.fbsbx.com / *.whatsapp.net; pass the media id instead",
+                provider=self.name,
+            )
+        download_url = url
+        headers = self._auth()
+
+        def parse_download(response: httpx.Response) -> bytes:
+            if response.is_success:
+                return response.content
+            raise self._error(response, json_body(response), media=True)
+
+        content: bytes = yield from exchange(
+            self.name,
+            lambda: httpx.Request("GET", download_url, headers=headers),
+            parse_download,
+            self.retry,
+            attempts,
+            follow_redirects=True,
+        )
+        if sha256 and not _digest_matches(content, str(sha256)):
+            raise MediaError(
+                "the downloaded media does not match its sha256; download it again", provider=self.name
+            )
+        return content
+
+    def _upload_plan(self, data: bytes, mime: str, filename: str) -> Plan[str]:
+        if not mime or "/" not in mime:
+            raise ValueError(f"upload_media needs a MIME type such as 'image/jpeg', not {mime!r}")
+        url = f"{self._api}/{self.phone_number_id}/media"
+        headers = self._auth()
+
+        def build() -> httpx.Request:
+            return httpx.Request(
+                "POST",
+                url,
+                headers=headers,
+                data={"messaging_product": "whatsapp", "type": mime},
+                files={"file": (filename, data, mime)},
+            )
+
+        def parse(response: httpx.Response) -> str:
+            body = json_body(response)
+            if response.is_success and isinstance(body, dict) and body.get("id"):
+                return str(body["id"])
+            raise self._error(response, body, media=True)
+
+        return exchange(self.name, build, parse, self.retry, Attempts())
+
+    def upload_media(self, data: bytes, mime: str, *, filename: str = "file") -> str:
+        """Upload bytes to Meta; returns the media id to send with ``Media(kind, media_id=...)``.
+
+        Uploaded media lives 30 days.
+        """
+        result: str = self._run(self._upload_plan(data, mime, filename))
+        return result
+
+    async def upload_media_async(self, data: bytes, mime: str, *, filename: str = "file") -> str:
+        """Async face of :meth:`upload_media`."""
+        result: str = await self._run_async(self._upload_plan(data, mime, filename))
+        return result
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering (pure functions: message model → Graph API JSON)
+# --------------------------------------------------------------------------------------------
+def _kind(message: Any) -> str:
+    return str(getattr(message, "kind", type(message).__name__.lower()))
+
+
+def _envelope(recipient: Recipient, kind: str, obj: Any, reply_to: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    if recipient.is_bsuid:
+        body["recipient"] = recipient.value
+    else:
+        body["to"] = recipient.value
+    body["type"] = kind
+    body[kind] = obj
+    if reply_to:
+        body["context"] = {"message_id": reply_to}
+    return body
+
+
+def _media_object(media: Media, *, with_caption: bool = True) -> dict[str, Any]:
+    obj: dict[str, Any] = {"id": media.media_id} if media.media_id is not None else {"link": media.url}
+    if with_caption and media.caption is not None:
+        obj["caption"] = media.caption
+    if media.filename is not None:
+        obj["filename"] = media.filename
+    return obj
+
+
+def _location_object(location: Location) -> dict[str, Any]:
+    obj: dict[str, Any] = {"latitude": location.latitude, "longitude": location.longitude}
+    if location.name is not None:
+        obj["name"] = location.name
+    if location.address is not None:
+        obj["address"] = location.address
+    return obj
+
+
+def _template_value(value: TemplateValue, name: str | None) -> dict[str, Any]:
+    param: dict[str, Any]
+    if isinstance(value, Currency):
+        param = {
+            "type": "currency",
+            "currency": {
+                "fallback_value": value.fallback_value,
+                "code": value.code,
+                "amount_1000": value.amount_1000,
+            },
+        }
+    elif isinstance(value, DateTime):
+        param = {"type": "date_time", "date_time": {"fallback_value": value.fallback_value}}
+    else:
+        param = {"type": "text", "text": value}
+    if name is not None:
+        param["parameter_name"] = name
+    return param
+
+
+def _template(template: Template) -> dict[str, Any]:
+    components: list[dict[str, Any]] = []
+    header = template.header
+    if header is not None:
+        if isinstance(header, Media):
+            param: dict[str, Any] = {
+                "type": header.kind,
+                header.kind: _media_object(header, with_caption=False),
+            }
+        elif isinstance(header, Location):
+            param = {"type": "location", "location": _location_object(header)}
+        else:
+            param = {"type": "text", "text": header}
+        components.append({"type": "header", "parameters": [param]})
+    if isinstance(template.body, Mapping):
+        params = [_template_value(v, k) for k, v in template.body.items()]
+    else:
+        params = [_template_value(v, None) for v in template.body]
+    if params:
+        components.append({"type": "body", "parameters": params})
+    for button in template.buttons:
+        if button.sub_type == "quick_reply":
+            parameters: list[dict[str, Any]] = [{"type": "payload", "payload": button.payload}]
+        elif button.sub_type == "copy_code":
+            parameters = [{"type": "coupon_code", "coupon_code": button.text}]
+        elif button.sub_type == "flow":
+            parameters = (
+                [{"type": "action", "action": {"flow_token": button.payload}}] if button.payload else []
+            )
+        else:
+            parameters = [{"type": "text", "text": button.text}]
+        components.append(
+            {
+                "type": "button",
+                "sub_type": button.sub_type,
+                "index": str(button.index),
+                "parameters": parameters,
+            }
+        )
+    obj: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if components:
+        obj["components"] = components
+    return obj
+
+
+def _interactive_header(header: str | Media | None) -> dict[str, Any] | None:
+    if header is None:
+        return None
+    if isinstance(header, Media):
+        return {"type": header.kind, header.kind: _media_object(header, with_caption=False)}
+    return {"type": "text", "text": header}
+
+
+def _interactive(kind: str, message: Buttons | ListMenu, action: dict[str, Any]) -> dict[str, Any]:
+    obj: dict[str, Any] = {"type": kind}
+    header = _interactive_header(message.header)
+    if header is not None:
+        obj["header"] = header
+    obj["body"] = {"text": message.body}
+    if message.footer is not None:
+        obj["footer"] = {"text": message.footer}
+    obj["action"] = action
+    return obj
+
+
+def render(recipient: Recipient, message: Any) -> dict[str, Any]:
+    """The Graph API ``/messages`` body for one (non-text) message model."""
+    if isinstance(message, Media):
+        return _envelope(recipient, message.kind, _media_object(message), message.reply_to)
+    if isinstance(message, Template):
+        body = _envelope(recipient, "template", _template(message), message.reply_to)
+        if message.callback_data is not None:
+            body["biz_opaque_callback_data"] = message.callback_data
+        return body
+    if isinstance(message, Buttons):
+        action = {
+            "buttons": [{"type": "reply", "reply": {"id": b.id, "title": b.title}} for b in message.items]
+        }
+        return _envelope(recipient, "interactive", _interactive("button", message, action), message.reply_to)
+    if isinstance(message, ListMenu):
+        sections: list[dict[str, Any]] = []
+        for section in message.section_list:
+            rows: list[dict[str, str]] = []
+            for row in section.rows:
+                item = {"id": row.id, "title": row.title}
+                if row.description is not None:
+                    item["description"] = row.description
+                rows.append(item)
+            entry: dict[str, Any] = {"rows": rows}
+            if section.title is not None:
+                entry = {"title": section.title, "rows": rows}
+            sections.append(entry)
+        menu = {"button": message.button, "sections": sections}
+        return _envelope(recipient, "interactive", _interactive("list", message, menu), message.reply_to)
+    if isinstance(message, Location):
+        return _envelope(recipient, "location", _location_object(message), message.reply_to)
+    if isinstance(message, Reaction):
+        return _envelope(
+            recipient, "reaction", {"message_id": message.message_id, "emoji": message.emoji}, None
+        )
+    if isinstance(message, Text):
+        return _envelope(
+            recipient, "text", {"body": message.body, "preview_url": message.preview_url}, message.reply_to
+        )
+    error = UnsupportedMessage(
+        f"cannot send {type(message).__name__}: pass a str or a model from eki_whatsapp.messages",
+        provider="meta",
+    )
+    error.attempts = 0
+    raise error
+
+
+def _digest_matches(content: bytes, expected: str) -> bool:
+    """Meta gives sha256 as hex (media lookup) or base64 (some webhooks); accept either."""
+    digest = hashlib.sha256(content).digest()
+    expected = expected.strip()
+    if hmac.compare_digest(digest.hex(), expected.lower()):
+        return True
+    return hmac.compare_digest(base64.b64encode(digest).decode(), expected)
