@@ -70,9 +70,7 @@ def twilio() -> FakeProvider:
 
 
 @pytest.fixture
-def make_router(
-    store: Any, clock: Clock, meta: FakeProvider, twilio: FakeProvider
-) -> Callable[..., Router]:
+def make_router(store: Any, clock: Clock, meta: FakeProvider, twilio: FakeProvider) -> Callable[..., Router]:
     def build(*, providers: dict[str, FakeProvider] | None = None, **settings: Any) -> Router:
         router_kwargs = {k: settings.pop(k) for k in ("fallback_template", "rng") if k in settings}
         return Router(

@@ -4,13 +4,13 @@ policies, explicit provider, fallback template and ``WindowClosed``."""
 from __future__ import annotations
 
 import random
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from eki_whatsapp import MemoryStore, SQLiteStore
+from eki_whatsapp import SQLiteStore
 from eki_whatsapp.costs import Costs, PriceBook
 from eki_whatsapp.errors import ConfigError
 from eki_whatsapp.messages import Template, Text
@@ -138,7 +138,9 @@ def test_template_outside_any_window_goes_to_the_cheapest_provider(
     assert (row.provider, row.reason, row.category) == ("meta", "cheapest", "marketing")
 
 
-def test_cheapest_follows_the_price_table(store: Any, clock: Clock, meta: FakeProvider, twilio: FakeProvider) -> None:
+def test_cheapest_follows_the_price_table(
+    store: Any, clock: Clock, meta: FakeProvider, twilio: FakeProvider
+) -> None:
     # Negotiated rates where Twilio is cheaper for US marketing than Meta direct.
     book = PriceBook.from_dict(
         {
@@ -148,7 +150,11 @@ def test_cheapest_follows_the_price_table(store: Any, clock: Clock, meta: FakePr
         }
     )
     router = Router(
-        {"meta": meta, "twilio": twilio}, store, make_settings(), clock=clock, costs=Costs(store, book, clock=clock)
+        {"meta": meta, "twilio": twilio},
+        store,
+        make_settings(),
+        clock=clock,
+        costs=Costs(store, book, clock=clock),
     )
     assert router.choose(USER, PROMO, category="marketing") == ("twilio", "cheapest")
 
@@ -226,7 +232,9 @@ def test_allowance_is_monthly_and_survives_a_restart(tmp_path: Any, clock: Clock
 
 
 def test_allowance_categories_limit_what_it_covers(make_router: Callable[..., Router]) -> None:
-    router = make_router(whatsapp_meta_free_allowance=10, whatsapp_free_allowance_categories="service,utility")
+    router = make_router(
+        whatsapp_meta_free_allowance=10, whatsapp_free_allowance_categories="service,utility"
+    )
     assert router.choose(USER, PROMO, category="utility")[1] == "free-allowance"
     assert router.choose(USER, PROMO, category="marketing")[1] == "cheapest"
 
@@ -269,4 +277,3 @@ def test_long_text_parts_are_logged_and_priced_one_row_each(
     assert sorted(r.extra["part"] for r in rows) == [1, 2, 3]
     # Twilio's fee is charged per message actually sent.
     assert router.costs.report("2026-09").line("twilio", "service").known_amount == Decimal("0.015")
-
