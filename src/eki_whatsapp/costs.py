@@ -627,10 +627,17 @@ class Costs:
                     )
         return entries
 
-    def record_status(self, status: StatusUpdate, *, category: str | None = None) -> LedgerEntry | None:
+    def record_status(
+        self, status: StatusUpdate, *, category: str | None = None, sent_at: datetime | None = None
+    ) -> LedgerEntry | None:
         """Record the provider's own pricing of a message (first value seen wins), or that a
-        message failed (not charged). Statuses without pricing or failure add nothing."""
+        message failed (not charged). Statuses without pricing or failure add nothing.
+
+        ``category`` and ``sent_at`` come from the message's log row when known; the entry is
+        dated ``sent_at`` (so it lands in the same month as the send) or else the status time.
+        """
         pricing = status.pricing
+        at = sent_at or status.timestamp
         user = status.recipient or status.recipient_user_id or ""
         market = self.market_of(user)
         if status.failed:
@@ -638,7 +645,7 @@ class Costs:
                 provider=status.provider,
                 message_id=status.message_id,
                 category=category,
-                at=status.timestamp,
+                at=at,
                 user=user or None,
                 market=market,
                 billable=False,
@@ -655,13 +662,13 @@ class Costs:
                 note: str | None = pricing.type or "not billable"
                 currency = self.prices.currency
             else:
-                quote = self.prices.quote(status.provider, cat, market, at=status.timestamp, in_window=False)
+                quote = self.prices.quote(status.provider, cat, market, at=at, in_window=False)
                 amount, note, currency = quote.amount, quote.note, quote.currency
             entry = LedgerEntry(
                 provider=status.provider,
                 message_id=status.message_id,
                 category=cat,
-                at=status.timestamp,
+                at=at,
                 user=user or None,
                 market=market,
                 pricing_model=model,

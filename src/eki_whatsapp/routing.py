@@ -607,7 +607,11 @@ class Router:
         """
         row = self.store.get_message(status.provider, status.message_id)
         try:
-            self._costs.record_status(status, category=row.category if row is not None else None)
+            self._costs.record_status(
+                status,
+                category=row.category if row is not None else None,
+                sent_at=row.timestamp if row is not None and row.direction == "out" else None,
+            )
         except Exception:
             logger.exception("pricing status %s of %s failed", status.status, status.message_id)
         if not status.failed or row is None or row.direction != "out":
