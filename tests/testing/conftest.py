@@ -1,0 +1,80 @@
+"""Fixtures for the tests of ``eki_whatsapp.testing``: fakes, settings and bots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from eki_whatsapp import Bot, MemoryStore, Settings
+from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI
+
+APP_SECRET = "e1d2c3b4a5968778695a4b3c2d1e0f00"
+TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def settings_for(*fakes: Any, **overrides: Any) -> Settings:
+    """Settings for a bot pointed at the given fakes (and signature secrets always on)."""
+    fields: dict[str, Any] = {
+        "whatsapp_provider": "dual",
+        "whatsapp_store_url": "memory://",
+        "meta_app_secret": APP_SECRET,
+        "twilio_auth_token": TWILIO_TOKEN,
+    }
+    for fake in fakes:
+        fields.update(fake.settings_fields())
+    if not any(isinstance(f, FakeGraphAPI) for f in fakes) and not any(
+        isinstance(f, FakeTwilioAPI) for f in fakes
+    ):
+        fields.setdefault("twilio_account_sid", "AC0123456789abcdef0123456789abcdef")
+    fields.update(overrides)
+    return Settings(_env_file=None, **fields)
+
+
+class Recorder:
+    """Handlers that remember every event they got."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.messages: list[Any] = []
+        self.statuses: list[Any] = []
+        self.changes: list[Any] = []
+        bot.on_message(lambda m: self.messages.append(m))
+        bot.on_status(lambda s: self.statuses.append(s))
+        bot.on_change(lambda c: self.changes.append(c))
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraphAPI]:
+    fake = FakeGraphAPI(app_secret=APP_SECRET)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def twilio_api() -> Iterator[FakeTwilioAPI]:
+    fake = FakeTwilioAPI(auth_token=TWILIO_TOKEN)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def parse_bot() -> Iterator[tuple[Bot, Recorder]]:
+    """An inline bot without providers: handle() runs handlers before answering."""
+    bot = Bot(settings_for(), store=MemoryStore(), providers={}, inline=True)
+    yield bot, Recorder(bot)
+    bot.close()
+
+
+@pytest.fixture
+def make_bot() -> Iterator[Callable[..., tuple[Bot, Recorder]]]:
+    bots: list[Bot] = []
+
+    def make(*fakes: Any, inline: bool = True, **overrides: Any) -> tuple[Bot, Recorder]:
+        bot = Bot(settings_for(*fakes, **overrides), store=MemoryStore(), inline=inline)
+        bots.append(bot)
+        return bot, Recorder(bot)
+
+    yield make
+    for bot in bots:
+        bot.close()
