@@ -30,7 +30,7 @@ DEMO_URL = "http://127.0.0.1:8000/webhook/whatsapp/"
 
 
 def _demo_settings(store_path: Path) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         whatsapp_provider="dual",
         meta_whatsapp_token="demo-meta-token",
@@ -48,7 +48,10 @@ def _demo_settings(store_path: Path) -> Settings:
 
 def _meta_post(body: dict[str, Any]) -> WebhookRequest:
     raw = json.dumps(body, separators=(",", ":")).encode("ascii")
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(DEMO_APP_SECRET, raw)}
+    headers = {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": meta_signature(DEMO_APP_SECRET, raw),
+    }
     return WebhookRequest("POST", DEMO_URL, headers, None, raw)
 
 
@@ -60,7 +63,9 @@ def _twilio_post(params: dict[str, str]) -> WebhookRequest:
     return WebhookRequest("POST", DEMO_URL, headers, None, urlencode(params).encode())
 
 
-def _meta_text(text: str, message_id: str, sender: str = "5215512345678", name: str = "Lucía") -> dict[str, Any]:
+def _meta_text(
+    text: str, message_id: str, sender: str = "5215512345678", name: str = "Lucía"
+) -> dict[str, Any]:
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -111,11 +116,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         @bot.on_status
         def show_status(status: StatusUpdate) -> None:
-            print(f"  handler <- {status.provider:<6} status {status.status} of {status.message_id}", file=out)
+            print(
+                f"  handler <- {status.provider:<6} status {status.status} of {status.message_id}", file=out
+            )
 
         steps: list[tuple[str, WebhookRequest]] = [
-            ("Meta user writes (JSON, X-Hub-Signature-256)", _meta_post(_meta_text("Hola Eki 👋", "wamid.DEMO1"))),
-            ("Meta retries the same delivery (deduplicated)", _meta_post(_meta_text("Hola Eki 👋", "wamid.DEMO1"))),
+            (
+                "Meta user writes (JSON, X-Hub-Signature-256)",
+                _meta_post(_meta_text("Hola Eki 👋", "wamid.DEMO1")),
+            ),
+            (
+                "Meta retries the same delivery (deduplicated)",
+                _meta_post(_meta_text("Hola Eki 👋", "wamid.DEMO1")),
+            ),
             (
                 "Twilio user writes (form, X-Twilio-Signature)",
                 _twilio_post(
@@ -136,7 +149,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             (
                 "Twilio status callback",
                 _twilio_post(
-                    {"MessageSid": "SM" + "2" * 32, "MessageStatus": "delivered", "To": "whatsapp:+5511987654321"}
+                    {
+                        "MessageSid": "SM" + "2" * 32,
+                        "MessageStatus": "delivered",
+                        "To": "whatsapp:+5511987654321",
+                    }
                 ),
             ),
             ("A forged Meta post (bad signature) is refused", _forged()),
