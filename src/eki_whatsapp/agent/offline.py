@@ -60,7 +60,7 @@ _PHRASES: dict[str, dict[str, str]] = {
     "es": {
         "help": "¡Hola{name}! Soy un asistente automático. Puedo ayudarte con:\n{items}\n\n"
         "Escríbeme, por ejemplo: «{example}».",
-        "missing": "Para {what} necesito que me digas {fields}.",
+        "missing": "Para eso necesito que me digas: {fields}.",
         "options": " (opciones: {options})",
         "error": "No he podido completarlo: {error}",
         "done": "Hecho.",
@@ -68,7 +68,7 @@ _PHRASES: dict[str, dict[str, str]] = {
     "en": {
         "help": "Hi{name}! I'm an automated assistant. I can help you with:\n{items}\n\n"
         "Try, for example: “{example}”.",
-        "missing": "To {what} I need you to tell me {fields}.",
+        "missing": "For that I need you to tell me: {fields}.",
         "options": " (options: {options})",
         "error": "I couldn't do that: {error}",
         "done": "Done.",
@@ -93,6 +93,8 @@ class OfflineChatModel:
         locale: language of its own phrases (``"es"``/``"en"``); detected per message if omitted.
         help_text: what it says when no tool matches (``{name}``, ``{items}``, ``{example}``).
         examples: an example request per tool name, shown in the help text.
+        followups: ``{"start_quiz": "check_answer"}``: after a call of the first tool, a message
+            that matches no tool goes to the second (its text fills the free-text parameter).
     """
 
     offline = True
@@ -104,6 +106,7 @@ class OfflineChatModel:
         locale: str | None = None,
         help_text: str | None = None,
         examples: Mapping[str, str] | None = None,
+        followups: Mapping[str, str] | None = None,
         name: str = "offline",
     ) -> None:
         self.name = name
@@ -111,6 +114,7 @@ class OfflineChatModel:
         self.locale = locale
         self.help_text = help_text
         self.examples = dict(examples or {})
+        self.followups = dict(followups or {})
 
     async def complete(
         self,
@@ -137,6 +141,8 @@ class OfflineChatModel:
                     combined = self._attempt(user_texts[-2] + " " + last_user, tools)
                     if combined is not None and combined[0] is previous[0]:
                         attempt = combined
+            if attempt is None:
+                attempt = self._followup(messages, last_user, tools)
             if attempt is not None:
                 spec, args, missing, score = attempt[0], attempt[1], attempt[2], attempt[3]
                 meta.update(matched_tool=spec.name, score=score)
@@ -149,6 +155,23 @@ class OfflineChatModel:
 
     async def aclose(self) -> None:
         """Nothing to close."""
+
+    def _followup(
+        self, messages: Sequence[Message], text: str, tools: Sequence[ToolSpec]
+    ) -> tuple[ToolSpec, dict[str, Any], list[str], float] | None:
+        previous = None
+        for msg in reversed(messages[:-1]):
+            if msg.get("role") == "assistant" and msg.get("tool_calls"):
+                previous = msg["tool_calls"][0]["function"]["name"]
+                break
+            if msg.get("role") == "user":
+                break  # only the turn just before this message counts
+        target = self.followups.get(previous or "")
+        spec = next((t for t in tools if t.name == target), None)
+        if spec is None:
+            return None
+        args, missing = _fill(text, spec, free_text=text)
+        return spec, args, missing, 0.0
 
     @staticmethod
     def _attempt(
@@ -208,9 +231,7 @@ class OfflineChatModel:
             if options:
                 label += _PHRASES[lang]["options"].format(options=", ".join(str(o) for o in options))
             fields.append(label)
-        what = _first_sentence(spec.description).rstrip(".")
-        what = what[:1].lower() + what[1:]
-        return _PHRASES[lang]["missing"].format(what=what, fields="; ".join(fields))
+        return _PHRASES[lang]["missing"].format(fields="; ".join(fields))
 
     def _help(self, messages: Sequence[Message], tools: Sequence[ToolSpec], lang: str) -> str:
         system = next((str(m.get("content")) for m in messages if m.get("role") == "system"), "")
@@ -303,7 +324,7 @@ def _enum_hit(text: str, options: Sequence[Any]) -> Any:
     return best
 
 
-def _fill(text: str, spec: ToolSpec) -> tuple[dict[str, Any], list[str]]:
+def _fill(text: str, spec: ToolSpec, *, free_text: str | None = None) -> tuple[dict[str, Any], list[str]]:
     schema = spec.parameters
     props = _properties(schema)
     required = set(schema.get("required") or [])
@@ -330,7 +351,7 @@ def _fill(text: str, spec: ToolSpec) -> tuple[dict[str, Any], list[str]]:
             elif any(w in _NO for w in words):
                 value = False
         if value is None and name in required and kind == "string" and not options:
-            value = _leftover(text, keywords, used) or None
+            value = (free_text.strip() if free_text else _leftover(text, keywords, used)) or None
             if value is not None:
                 used.update(_stem(w) for w in _words(value))
         if value is not None:
@@ -354,7 +375,7 @@ def _leftover(text: str, keywords: Mapping[str, float], used: set[str]) -> str:
     kept = []
     for raw in re.findall(r"[\w@.+-]+", text):
         folded = fold(raw)
-        if folded in _STOP or len(folded) < 2:
+        if folded in _STOP:
             continue
         stem = _stem(folded)
         if stem in keywords or stem in used:
