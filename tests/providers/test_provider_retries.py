@@ -1,0 +1,155 @@
+"""Retries: backoff with jitter, Retry-After, attempt bound, deadline, timeouts (no real sleeping)."""
+
+from __future__ import annotations
+
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+import respx
+
+from eki_whatsapp.providers import ProviderDown, RateLimited, RetryPolicy, TemplateError
+from pvhelpers import META_MESSAGES, TWILIO_MESSAGES, USER, Sleeps, meta, meta_fail, meta_ok, twilio, twilio_fail, twilio_ok
+
+
+@respx.mock
+def test_retry_then_success_reports_attempts() -> None:
+    sleeps = Sleeps()
+    route = respx.post(META_MESSAGES).mock(side_effect=[meta_fail(130429, 429), meta_fail(131000, 500), meta_ok("wamid.OK")])
+    receipt = meta(sleeps).send(USER, "hi")
+    assert receipt.message_id == "wamid.OK" and receipt.attempts == 3 and route.call_count == 3
+    assert sleeps.waits == [0.5, 1.0]  # exponential: base 0.5 s, doubled (random() == 1.0: no jitter cut)
+    bodies = {call.request.content for call in route.calls}
+    assert len(bodies) == 1  # the same request each time
+
+
+def test_jitter_is_between_half_and_all_of_the_backoff() -> None:
+    low = RetryPolicy(random=lambda: 0.0)
+    high = RetryPolicy(random=lambda: 1.0)
+    assert [low.backoff(n) for n in (1, 2, 3)] == [0.25, 0.5, 1.0]
+    assert [high.backoff(n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert RetryPolicy(max_delay=3.0, random=lambda: 1.0).backoff(10) == 3.0
+
+
+@respx.mock
+def test_exhaustion_raises_the_last_error_with_attempts() -> None:
+    sleeps = Sleeps()
+    route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_fail(20429, 429))
+    provider = twilio(retry=sleeps.policy(max_attempts=3))
+    with pytest.raises(RateLimited) as info:
+        provider.send("+5511987654321", "hi")
+    assert info.value.attempts == 3 and route.call_count == 3 and len(sleeps.waits) == 2
+
+
+@respx.mock
+def test_retry_after_seconds_is_honoured() -> None:
+    sleeps = Sleeps()
+    respx.post(META_MESSAGES).mock(side_effect=[meta_fail(130429, 429, **{"Retry-After": "7"}), meta_ok()])
+    receipt = meta(sleeps).send(USER, "hi")
+    assert sleeps.waits == [7.0] and receipt.attempts == 2
+
+
+@respx.mock
+def test_retry_after_http_date_is_honoured() -> None:
+    sleeps = Sleeps()
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=12), usegmt=True)
+    respx.post(TWILIO_MESSAGES).mock(side_effect=[twilio_fail(20429, 429, **{"Retry-After": when}), twilio_ok()])
+    twilio(sleeps).send("+5511987654321", "hi")
+    assert len(sleeps.waits) == 1 and 9.0 <= sleeps.waits[0] <= 12.0
+
+
+@respx.mock
+def test_retry_after_beyond_the_deadline_gives_up_at_once() -> None:
+    sleeps = Sleeps()
+    route = respx.post(META_MESSAGES).mock(return_value=meta_fail(130429, 429, **{"Retry-After": "120"}))
+    with pytest.raises(RateLimited) as info:
+        meta(sleeps).send(USER, "hi")
+    assert route.call_count == 1 and sleeps.waits == [] and info.value.retry_after == 120.0
+
+
+@respx.mock
+def test_pair_rate_limit_waits_six_seconds() -> None:
+    sleeps = Sleeps()
+    respx.post(META_MESSAGES).mock(side_effect=[meta_fail(131056), meta_ok()])
+    meta(sleeps).send(USER, "hi")
+    assert sleeps.waits == [6.0]
+
+
+@respx.mock
+def test_total_deadline_bounds_the_retries() -> None:
+    sleeps = Sleeps()
+    route = respx.post(META_MESSAGES).mock(return_value=meta_fail(131000, 500))
+    provider = meta(retry=sleeps.policy(max_attempts=50, base_delay=1.0, max_delay=100.0, deadline=10.0))
+    with pytest.raises(ProviderDown) as info:
+        provider.send(USER, "hi")
+    assert sleeps.waits == [1.0, 2.0, 4.0]  # the next wait (8 s) would pass the 10 s deadline
+    assert route.call_count == info.value.attempts == 4
+
+
+@respx.mock
+def test_non_retryable_error_is_raised_at_once() -> None:
+    sleeps = Sleeps()
+    route = respx.post(META_MESSAGES).mock(return_value=meta_fail(132001, 404))
+    with pytest.raises(TemplateError):
+        meta(sleeps).send(USER, "hi")
+    assert route.call_count == 1 and sleeps.waits == []
+
+
+@respx.mock
+def test_timeout_is_provider_down_and_retried() -> None:
+    sleeps = Sleeps()
+    route = respx.post(META_MESSAGES).mock(side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), meta_ok()])
+    receipt = meta(sleeps).send(USER, "hi")
+    assert receipt.attempts == 3 and route.call_count == 3
+
+
+@respx.mock
+def test_timeouts_until_exhaustion() -> None:
+    route = respx.post(TWILIO_MESSAGES).mock(side_effect=httpx.ConnectTimeout("no answer"))
+    with pytest.raises(ProviderDown, match="timed out") as info:
+        twilio().send("+5511987654321", "hi")
+    assert info.value.retryable and info.value.attempts == 4 and route.call_count == 4
+    assert info.value.raw == {"exception": "ConnectTimeout"}
+
+
+def test_no_retry_policy() -> None:
+    with respx.mock:
+        route = respx.post(META_MESSAGES).mock(return_value=meta_fail(131000, 500))
+        provider = meta(retry=RetryPolicy.none())
+        with pytest.raises(ProviderDown):
+            provider.send(USER, "hi")
+    assert route.call_count == 1
+
+
+@pytest.mark.asyncio
+async def test_async_retry_uses_the_async_sleeper() -> None:
+    sleeps = Sleeps()
+    with respx.mock:
+        route = respx.post(META_MESSAGES).mock(side_effect=[httpx.ReadTimeout("slow"), meta_fail(130429, 429), meta_ok("wamid.A")])
+        provider = meta(sleeps)
+        receipt = await provider.send_async(USER, "hi")
+        await provider.aclose()
+    assert receipt.attempts == 3 and route.call_count == 3 and sleeps.waits == [0.5, 1.0]
+
+
+@respx.mock
+def test_a_failed_part_names_the_parts_already_sent() -> None:
+    route = respx.post(META_MESSAGES).mock(side_effect=[meta_ok("wamid.P1"), meta_fail(131047)])
+    text = "First part. " * 400 + "\n\n" + "Second part. " * 300
+    with pytest.raises(Exception) as info:
+        meta().send(USER, text)
+    assert route.call_count == 2
+    assert info.value.sent_message_ids == ("wamid.P1",)  # type: ignore[attr-defined]
+    assert info.value.attempts == 2  # type: ignore[attr-defined]
+
+
+def test_timeouts_are_set_on_the_pooled_clients() -> None:
+    provider = meta()
+    client = provider._clients.sync()
+    assert client.timeout.connect == 5.0 and client.timeout.read == 30.0
+    assert provider._clients.sync() is client  # one pooled client per provider
+    provider.close()
+    custom = meta(timeout=2.5)
+    assert custom._clients.sync().timeout.read == 2.5
+    custom.close()
