@@ -17,7 +17,7 @@ import asyncio
 import functools
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -95,7 +95,9 @@ def _from_db(value: datetime | None) -> datetime | None:
 
 def _json(value: Any) -> Any:
     """A JSON-safe copy (datetimes and other objects as strings, like the SQLite store)."""
-    return None if value is None else json.loads(dumps(value))
+    if value is None:
+        return None
+    return json.loads(dumps(dict(value) if isinstance(value, Mapping) else value))
 
 
 def _decimal(value: str | None) -> Decimal | None:

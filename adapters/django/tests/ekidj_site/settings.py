@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+
+import django
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
@@ -39,10 +42,14 @@ TEMPLATES = [
         },
     }
 ]
+# A file, not :memory:, so that threads (background handlers, concurrent deliveries) see one
+# database and wait for each other's write locks instead of failing.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("EKIDJ_DB", ":memory:"),
+        "NAME": os.environ.get("EKIDJ_DB", os.path.join(tempfile.gettempdir(), "ekidj.sqlite3")),
+        "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"ekidj-test-{os.getpid()}.sqlite3")},
+        "OPTIONS": {"timeout": 20, **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {})},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
