@@ -21,38 +21,72 @@ META_ERRORS: dict[int, tuple[int, str, str]] = {
     368: (403, "Temporarily blocked for policies violations", "The WhatsApp Business Account is restricted."),
     80007: (400, "Rate limit issues", "The WhatsApp Business Account has reached its rate limit."),
     130429: (429, "Rate limit hit", "Cloud API message throughput has been reached."),
-    130472: (400, "User's number is part of an experiment", "Failed to send message because this user's "
-             "phone number is part of an experiment."),
+    130472: (
+        400,
+        "User's number is part of an experiment",
+        "Failed to send message because this user's phone number is part of an experiment.",
+    ),
     131000: (500, "Something went wrong", "Message failed to send due to an unknown error."),
     131005: (403, "Access denied", "Permission is either not granted or has been removed."),
     131008: (400, "Required parameter is missing", "The request is missing a required parameter."),
     131009: (400, "Parameter value is not valid", "One or more parameter values are invalid."),
     131016: (503, "Service unavailable", "A service is temporarily unavailable."),
     131021: (400, "Recipient cannot be sender", "Sender and recipient phone number is the same."),
-    131026: (400, "Message undeliverable", "Unable to deliver message. Reasons can include: the recipient "
-             "phone number is not a WhatsApp phone number; the recipient has not accepted the new Terms of "
-             "Service; the recipient is using an old WhatsApp version."),
+    131026: (
+        400,
+        "Message undeliverable",
+        "Unable to deliver message. Reasons can include: the recipient "
+        "phone number is not a WhatsApp phone number; the recipient has not accepted the new Terms of "
+        "Service; the recipient is using an old WhatsApp version.",
+    ),
     131031: (403, "Account has been locked", "The WhatsApp Business Account is locked."),
-    131047: (400, "Re-engagement message", "Message failed to send because more than 24 hours have passed "
-             "since the customer last replied to this number."),
-    131048: (400, "Spam rate limit hit", "Message failed to send because there are restrictions on how "
-             "many messages can be sent from this phone number."),
-    131049: (400, "This message was not delivered to maintain healthy ecosystem engagement.",
-             "In order to maintain a healthy ecosystem engagement, the message failed to be delivered."),
-    131050: (400, "User has stopped marketing messages", "Unable to deliver the marketing message because "
-             "the user has stopped marketing messages."),
+    131047: (
+        400,
+        "Re-engagement message",
+        "Message failed to send because more than 24 hours have passed "
+        "since the customer last replied to this number.",
+    ),
+    131048: (
+        400,
+        "Spam rate limit hit",
+        "Message failed to send because there are restrictions on how "
+        "many messages can be sent from this phone number.",
+    ),
+    131049: (
+        400,
+        "This message was not delivered to maintain healthy ecosystem engagement.",
+        "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
+    ),
+    131050: (
+        400,
+        "User has stopped marketing messages",
+        "Unable to deliver the marketing message because the user has stopped marketing messages.",
+    ),
     131051: (400, "Unsupported message type", "Message type is not currently supported."),
-    131056: (400, "(Business Account, Consumer Account) pair rate limit hit", "Message failed to send "
-             "because there were too many messages sent from this phone number to the same phone number "
-             "in a short period of time."),
+    131056: (
+        400,
+        "(Business Account, Consumer Account) pair rate limit hit",
+        "Message failed to send "
+        "because there were too many messages sent from this phone number to the same phone number "
+        "in a short period of time.",
+    ),
     131057: (500, "Account in maintenance mode", "Business Account is in maintenance mode."),
-    132000: (400, "Number of parameters does not match the expected number of params",
-             "The number of variable parameter values does not match the template."),
-    132001: (404, "Template name does not exist in the translation", "The template does not exist in "
-             "the specified language or has not been approved."),
+    132000: (
+        400,
+        "Number of parameters does not match the expected number of params",
+        "The number of variable parameter values does not match the template.",
+    ),
+    132001: (
+        404,
+        "Template name does not exist in the translation",
+        "The template does not exist in the specified language or has not been approved.",
+    ),
     133004: (503, "Server temporarily unavailable", "The server is temporarily unavailable."),
-    133010: (400, "Phone number not registered", "The phone number is not registered on the WhatsApp "
-             "Business Platform."),
+    133010: (
+        400,
+        "Phone number not registered",
+        "The phone number is not registered on the WhatsApp Business Platform.",
+    ),
 }
 
 #: Twilio code → (HTTP status, message) as in the REST API's error JSON.
@@ -73,8 +107,11 @@ TWILIO_ERRORS: dict[int, tuple[int, str]] = {
     30500: (500, "Internal server error"),
     63003: (400, "Channel could not find To address"),
     63007: (400, "Twilio could not find a Channel with the specified From address"),
-    63016: (400, "Failed to send freeform message because you are outside the allowed window. If you are "
-            "using WhatsApp, please use a Message Template."),
+    63016: (
+        400,
+        "Failed to send freeform message because you are outside the allowed window. If you are "
+        "using WhatsApp, please use a Message Template.",
+    ),
     63018: (429, "Rate limit exceeded for Channel"),
     63024: (400, "Invalid message recipient"),
     63038: (429, "Account exceeded the daily messages limit"),

@@ -84,6 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     timeout = 30  # an idle keep-alive connection is closed after this
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
     server_version = "eki-whatsapp-fake"
     sys_version = ""
 

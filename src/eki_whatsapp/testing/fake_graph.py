@@ -420,4 +420,3 @@ def _multipart(request: RawRequest) -> dict[str, tuple[bytes, str | None, str | 
         if name:
             out[name] = (data, filename, part_type)
     return out
-

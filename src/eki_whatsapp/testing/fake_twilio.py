@@ -241,9 +241,15 @@ class FakeTwilioAPI(FakeProviderAPI):
         if failure is not None:
             return failure
         sid = new_message_sid("MM" if media_urls else "SM")
-        kind = "template" if content_sid else "media" if media_urls else "location" if (
-            params.get("PersistentAction", "").startswith("geo:")
-        ) else "text"
+        kind = (
+            "template"
+            if content_sid
+            else "media"
+            if media_urls
+            else "location"
+            if (params.get("PersistentAction", "").startswith("geo:"))
+            else "text"
+        )
         message = SentMessage(
             "twilio",
             sid,

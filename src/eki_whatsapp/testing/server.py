@@ -34,9 +34,7 @@ class BotServer(LocalServer):
 
     def _handle(self, raw: RawRequest) -> Reply:
         target = raw.path + (f"?{raw.query}" if raw.query else "")
-        request = WebhookRequest(
-            raw.method, f"http://{raw.host}{target}", raw.headers, raw.query, raw.body
-        )
+        request = WebhookRequest(raw.method, f"http://{raw.host}{target}", raw.headers, raw.query, raw.body)
         response = self.bot.handle(request)
         return Reply(response.status, dict(response.headers), response.body)
 
