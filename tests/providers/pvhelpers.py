@@ -78,23 +78,40 @@ def meta_ok(message_id: str = "wamid.OUT1", to: str = USER, status: str | None =
 
 
 def meta_fail(code: int, http_status: int = 400, message: str = "failed", **headers: str) -> httpx.Response:
-    body = {"error": {"message": f"(#{code}) {message}", "type": "OAuthException", "code": code,
-                      "error_data": {"messaging_product": "whatsapp", "details": message},
-                      "fbtrace_id": "AazXVQ3"}}
+    body = {
+        "error": {
+            "message": f"(#{code}) {message}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": message},
+            "fbtrace_id": "AazXVQ3",
+        }
+    }
     return httpx.Response(http_status, json=body, headers=headers)
 
 
 def twilio_ok(sid: str = "SM0123456789abcdef0123456789abcdef", status: str = "queued") -> httpx.Response:
     return httpx.Response(
         201,
-        json={"sid": sid, "account_sid": ACCOUNT_SID, "status": status, "direction": "outbound-api",
-              "error_code": None, "error_message": None, "num_media": "0"},
+        json={
+            "sid": sid,
+            "account_sid": ACCOUNT_SID,
+            "status": status,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "num_media": "0",
+        },
     )
 
 
 def twilio_fail(code: int, http_status: int = 400, **headers: str) -> httpx.Response:
-    body = {"code": code, "message": f"Twilio error {code}",
-            "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": http_status}
+    body = {
+        "code": code,
+        "message": f"Twilio error {code}",
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": http_status,
+    }
     return httpx.Response(http_status, json=body, headers=headers)
 
 
@@ -124,8 +141,10 @@ def settings(**overrides: Any) -> Settings:
 
 
 def meta_webhook(value: dict[str, Any]) -> WebhookRequest:
-    envelope = {"object": "whatsapp_business_account",
-                "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]}
+    envelope = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}],
+    }
     raw = json.dumps(envelope, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(APP_SECRET, raw)}
     return WebhookRequest("POST", WEBHOOK_URL, headers, None, raw)
@@ -136,18 +155,33 @@ def meta_metadata() -> dict[str, Any]:
 
 
 def meta_inbound_text(text: str, message_id: str = "wamid.IN1", user: str = USER) -> WebhookRequest:
-    return meta_webhook({
-        "messaging_product": "whatsapp",
-        "metadata": meta_metadata(),
-        "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": user}],
-        "messages": [{"from": user, "id": message_id, "timestamp": str(int(time.time())), "type": "text",
-                      "text": {"body": text}}],
-    })
+    return meta_webhook(
+        {
+            "messaging_product": "whatsapp",
+            "metadata": meta_metadata(),
+            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": user}],
+            "messages": [
+                {
+                    "from": user,
+                    "id": message_id,
+                    "timestamp": str(int(time.time())),
+                    "type": "text",
+                    "text": {"body": text},
+                }
+            ],
+        }
+    )
 
 
-def meta_status(message_id: str, status: str, user: str = USER, errors: list[Any] | None = None) -> WebhookRequest:
-    item: dict[str, Any] = {"id": message_id, "status": status, "timestamp": str(int(time.time())),
-                            "recipient_id": user}
+def meta_status(
+    message_id: str, status: str, user: str = USER, errors: list[Any] | None = None
+) -> WebhookRequest:
+    item: dict[str, Any] = {
+        "id": message_id,
+        "status": status,
+        "timestamp": str(int(time.time())),
+        "recipient_id": user,
+    }
     if errors:
         item["errors"] = errors
     return meta_webhook({"messaging_product": "whatsapp", "metadata": meta_metadata(), "statuses": [item]})
@@ -156,24 +190,46 @@ def meta_status(message_id: str, status: str, user: str = USER, errors: list[Any
 def twilio_webhook(params: dict[str, str]) -> WebhookRequest:
     items = list(params.items())
     body = urlencode(items).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "X-Twilio-Signature": twilio_signature(AUTH_TOKEN, WEBHOOK_URL, items)}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": twilio_signature(AUTH_TOKEN, WEBHOOK_URL, items),
+    }
     return WebhookRequest("POST", WEBHOOK_URL, headers, None, body)
 
 
 def twilio_inbound_text(text: str, sid: str = "SM00000000000000000000000000000001") -> WebhookRequest:
-    return twilio_webhook({
-        "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "Body": text, "From": "whatsapp:+5511987654321",
-        "MessageSid": sid, "SmsMessageSid": sid, "SmsSid": sid, "MessageType": "text", "NumMedia": "0",
-        "NumSegments": "1", "ProfileName": "José", "SmsStatus": "received", "To": TWILIO_FROM,
-        "WaId": "5511987654321",
-    })
+    return twilio_webhook(
+        {
+            "AccountSid": ACCOUNT_SID,
+            "ApiVersion": "2010-04-01",
+            "Body": text,
+            "From": "whatsapp:+5511987654321",
+            "MessageSid": sid,
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "MessageType": "text",
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "ProfileName": "José",
+            "SmsStatus": "received",
+            "To": TWILIO_FROM,
+            "WaId": "5511987654321",
+        }
+    )
 
 
 def twilio_status(sid: str, status: str, error_code: str | None = None) -> WebhookRequest:
-    params = {"AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "MessageSid": sid, "SmsSid": sid,
-              "MessageStatus": status, "SmsStatus": status, "From": TWILIO_FROM, "To": "whatsapp:+5511987654321",
-              "ChannelPrefix": "whatsapp"}
+    params = {
+        "AccountSid": ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "From": TWILIO_FROM,
+        "To": "whatsapp:+5511987654321",
+        "ChannelPrefix": "whatsapp",
+    }
     if error_code:
         params["ErrorCode"] = error_code
     return twilio_webhook(params)

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from pvhelpers import META_MESSAGES, PHONE_ID, TOKEN, USER, body_json, meta, meta_ok
 
 from eki_whatsapp.messages import (
     Buttons,
@@ -23,7 +24,6 @@ from eki_whatsapp.messages import (
     Text,
 )
 from eki_whatsapp.providers import InvalidRecipient, MetaCloud
-from pvhelpers import META_MESSAGES, PHONE_ID, TOKEN, USER, body_json, meta, meta_ok
 
 
 def sent(route: respx.Route, index: int = -1) -> tuple[httpx.Request, Any]:
@@ -36,7 +36,13 @@ def sent(route: respx.Route, index: int = -1) -> tuple[httpx.Request, Any]:
 
 
 def envelope(kind: str, obj: Any, **extra: Any) -> dict[str, Any]:
-    body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": USER, "type": kind, kind: obj}
+    body = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": USER,
+        "type": kind,
+        kind: obj,
+    }
     body.update(extra)
     return body
 
@@ -50,7 +56,12 @@ def test_text_exact_bytes() -> None:
         b'{"messaging_product":"whatsapp","recipient_type":"individual","to":"16505551234",'
         b'"type":"text","text":{"body":"See https://example.com","preview_url":true}}'
     )
-    assert (receipt.provider, receipt.message_id, receipt.status, receipt.attempts) == ("meta", "wamid.T1", "accepted", 1)
+    assert (receipt.provider, receipt.message_id, receipt.status, receipt.attempts) == (
+        "meta",
+        "wamid.T1",
+        "accepted",
+        1,
+    )
     assert receipt.kind == "text" and receipt.raw["messages"][0]["id"] == "wamid.T1"
 
 
@@ -89,15 +100,28 @@ def test_reply_to_adds_context() -> None:
 @pytest.mark.parametrize(
     ("message", "kind", "obj"),
     [
-        (Media.image("https://cdn.example.com/a.jpg", caption="Receipt"), "image",
-         {"link": "https://cdn.example.com/a.jpg", "caption": "Receipt"}),
+        (
+            Media.image("https://cdn.example.com/a.jpg", caption="Receipt"),
+            "image",
+            {"link": "https://cdn.example.com/a.jpg", "caption": "Receipt"},
+        ),
         (Media.image(media_id="1479537139650973"), "image", {"id": "1479537139650973"}),
-        (Media.video("https://cdn.example.com/a.mp4", caption="clip"), "video",
-         {"link": "https://cdn.example.com/a.mp4", "caption": "clip"}),
+        (
+            Media.video("https://cdn.example.com/a.mp4", caption="clip"),
+            "video",
+            {"link": "https://cdn.example.com/a.mp4", "caption": "clip"},
+        ),
         (Media.audio("4490709327"), "audio", {"id": "4490709327"}),
-        (Media.document("https://cdn.example.com/a.pdf", caption="…", filename="invoice.pdf"), "document",
-         {"link": "https://cdn.example.com/a.pdf", "caption": "…", "filename": "invoice.pdf"}),
-        (Media.sticker("https://cdn.example.com/s.webp"), "sticker", {"link": "https://cdn.example.com/s.webp"}),
+        (
+            Media.document("https://cdn.example.com/a.pdf", caption="…", filename="invoice.pdf"),
+            "document",
+            {"link": "https://cdn.example.com/a.pdf", "caption": "…", "filename": "invoice.pdf"},
+        ),
+        (
+            Media.sticker("https://cdn.example.com/s.webp"),
+            "sticker",
+            {"link": "https://cdn.example.com/s.webp"},
+        ),
     ],
 )
 @respx.mock
@@ -117,7 +141,10 @@ def test_template_with_video_header_currency_date_and_buttons() -> None:
         "en_US",
         header=Media.video("https://cdn.example.com/clip.mp4"),
         body=["Sheena", Currency("$10.99", "USD", 10990), DateTime("June 9, 2026")],
-        buttons=[TemplateButton(0, "quick_reply", payload="STOP_PROMOS"), TemplateButton(1, "url", text="order/8127")],
+        buttons=[
+            TemplateButton(0, "quick_reply", payload="STOP_PROMOS"),
+            TemplateButton(1, "url", text="order/8127"),
+        ],
         callback_data="campaign-7",
     )
     receipt = meta().send(USER, template)
@@ -127,15 +154,33 @@ def test_template_with_video_header_currency_date_and_buttons() -> None:
             "name": "order_shipped",
             "language": {"code": "en_US"},
             "components": [
-                {"type": "header", "parameters": [{"type": "video", "video": {"link": "https://cdn.example.com/clip.mp4"}}]},
-                {"type": "body", "parameters": [
-                    {"type": "text", "text": "Sheena"},
-                    {"type": "currency", "currency": {"fallback_value": "$10.99", "code": "USD", "amount_1000": 10990}},
-                    {"type": "date_time", "date_time": {"fallback_value": "June 9, 2026"}},
-                ]},
-                {"type": "button", "sub_type": "quick_reply", "index": "0",
-                 "parameters": [{"type": "payload", "payload": "STOP_PROMOS"}]},
-                {"type": "button", "sub_type": "url", "index": "1", "parameters": [{"type": "text", "text": "order/8127"}]},
+                {
+                    "type": "header",
+                    "parameters": [{"type": "video", "video": {"link": "https://cdn.example.com/clip.mp4"}}],
+                },
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "text": "Sheena"},
+                        {
+                            "type": "currency",
+                            "currency": {"fallback_value": "$10.99", "code": "USD", "amount_1000": 10990},
+                        },
+                        {"type": "date_time", "date_time": {"fallback_value": "June 9, 2026"}},
+                    ],
+                },
+                {
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": "0",
+                    "parameters": [{"type": "payload", "payload": "STOP_PROMOS"}],
+                },
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": "1",
+                    "parameters": [{"type": "text", "text": "order/8127"}],
+                },
             ],
         },
         biz_opaque_callback_data="campaign-7",
@@ -165,40 +210,63 @@ def test_template_without_parameters_has_no_components() -> None:
 def test_reply_buttons() -> None:
     route = respx.post(META_MESSAGES).mock(return_value=meta_ok())
     meta().send(USER, Buttons("Confirm?", [("yes", "Yes"), ("no", "No")], header="Booking", footer="Thanks"))
-    assert sent(route)[1] == envelope("interactive", {
-        "type": "button",
-        "header": {"type": "text", "text": "Booking"},
-        "body": {"text": "Confirm?"},
-        "footer": {"text": "Thanks"},
-        "action": {"buttons": [
-            {"type": "reply", "reply": {"id": "yes", "title": "Yes"}},
-            {"type": "reply", "reply": {"id": "no", "title": "No"}},
-        ]},
-    })
+    assert sent(route)[1] == envelope(
+        "interactive",
+        {
+            "type": "button",
+            "header": {"type": "text", "text": "Booking"},
+            "body": {"text": "Confirm?"},
+            "footer": {"text": "Thanks"},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": "yes", "title": "Yes"}},
+                    {"type": "reply", "reply": {"id": "no", "title": "No"}},
+                ]
+            },
+        },
+    )
 
 
 @respx.mock
 def test_reply_buttons_with_image_header() -> None:
     route = respx.post(META_MESSAGES).mock(return_value=meta_ok())
     meta().send(USER, Buttons("Like it?", ["Yes"], header=Media.image("https://cdn.example.com/a.jpg")))
-    assert sent(route)[1]["interactive"]["header"] == {"type": "image", "image": {"link": "https://cdn.example.com/a.jpg"}}
+    assert sent(route)[1]["interactive"]["header"] == {
+        "type": "image",
+        "image": {"link": "https://cdn.example.com/a.jpg"},
+    }
 
 
 @respx.mock
 def test_list_menu() -> None:
     # The WIRE.md §4.6 example.
     route = respx.post(META_MESSAGES).mock(return_value=meta_ok())
-    menu = ListMenu("Pick a delivery option", "Options", [Section("Express", [Row("exp_1d", "Next day", "€9.90")])],
-                    header="Shipping", footer="Prices incl. tax")
+    menu = ListMenu(
+        "Pick a delivery option",
+        "Options",
+        [Section("Express", [Row("exp_1d", "Next day", "€9.90")])],
+        header="Shipping",
+        footer="Prices incl. tax",
+    )
     receipt = meta().send(USER, menu)
-    assert sent(route)[1] == envelope("interactive", {
-        "type": "list",
-        "header": {"type": "text", "text": "Shipping"},
-        "body": {"text": "Pick a delivery option"},
-        "footer": {"text": "Prices incl. tax"},
-        "action": {"button": "Options", "sections": [
-            {"title": "Express", "rows": [{"id": "exp_1d", "title": "Next day", "description": "€9.90"}]}]},
-    })
+    assert sent(route)[1] == envelope(
+        "interactive",
+        {
+            "type": "list",
+            "header": {"type": "text", "text": "Shipping"},
+            "body": {"text": "Pick a delivery option"},
+            "footer": {"text": "Prices incl. tax"},
+            "action": {
+                "button": "Options",
+                "sections": [
+                    {
+                        "title": "Express",
+                        "rows": [{"id": "exp_1d", "title": "Next day", "description": "€9.90"}],
+                    }
+                ],
+            },
+        },
+    )
     assert receipt.kind == "list"
 
 
@@ -207,8 +275,15 @@ def test_location_and_reaction() -> None:
     route = respx.post(META_MESSAGES).mock(return_value=meta_ok())
     provider = meta()
     provider.send(USER, Location(37.4848, -122.1484, name="Meta HQ", address="1 Hacker Way, Menlo Park, CA"))
-    assert sent(route)[1] == envelope("location", {"latitude": 37.4848, "longitude": -122.1484,
-                                                   "name": "Meta HQ", "address": "1 Hacker Way, Menlo Park, CA"})
+    assert sent(route)[1] == envelope(
+        "location",
+        {
+            "latitude": 37.4848,
+            "longitude": -122.1484,
+            "name": "Meta HQ",
+            "address": "1 Hacker Way, Menlo Park, CA",
+        },
+    )
     provider.send(USER, Reaction("wamid.IN1", "\U0001f44d"))
     request, body = sent(route)
     assert body == envelope("reaction", {"message_id": "wamid.IN1", "emoji": "\U0001f44d"})
@@ -238,8 +313,12 @@ def test_mark_as_read_and_typing_indicator() -> None:
     assert provider.mark_as_read("wamid.IN1") is True
     assert sent(route)[1] == {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN1"}
     assert provider.mark_as_read("wamid.IN2", typing=True) is True
-    assert sent(route)[1] == {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN2",
-                              "typing_indicator": {"type": "text"}}
+    assert sent(route)[1] == {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": "wamid.IN2",
+        "typing_indicator": {"type": "text"},
+    }
 
 
 @pytest.mark.asyncio
@@ -262,7 +341,9 @@ def test_graph_version_and_base_url_from_settings() -> None:
     from pvhelpers import settings
 
     route = respx.post(f"http://127.0.0.1:9999/v25.0/{PHONE_ID}/messages").mock(return_value=meta_ok())
-    provider = MetaCloud.from_settings(settings(meta_graph_version="v25.0", meta_graph_base_url="http://127.0.0.1:9999/"))
+    provider = MetaCloud.from_settings(
+        settings(meta_graph_version="v25.0", meta_graph_base_url="http://127.0.0.1:9999/")
+    )
     provider.send(USER, "hi")
     assert route.called
     assert provider.business_number == PHONE_ID

@@ -6,6 +6,18 @@ from datetime import datetime, timezone
 
 import pytest
 import respx
+from pvhelpers import (
+    AUTH_TOKEN,
+    META_MESSAGES,
+    TOKEN,
+    TWILIO_MESSAGES,
+    USER,
+    Sleeps,
+    meta,
+    meta_fail,
+    twilio,
+    twilio_fail,
+)
 
 from eki_whatsapp.events import ErrorInfo, StatusUpdate
 from eki_whatsapp.providers import (
@@ -19,18 +31,6 @@ from eki_whatsapp.providers import (
     TemplateError,
     WindowClosed,
     classify_error,
-)
-from pvhelpers import (
-    AUTH_TOKEN,
-    META_MESSAGES,
-    TOKEN,
-    TWILIO_MESSAGES,
-    USER,
-    Sleeps,
-    meta,
-    meta_fail,
-    twilio,
-    twilio_fail,
 )
 
 META_CODES = [
@@ -103,7 +103,9 @@ TWILIO_CODES = [
 
 
 @pytest.mark.parametrize(("code", "http_status", "cls", "retryable"), META_CODES)
-def test_meta_send_error_codes(code: int, http_status: int, cls: type[ProviderError], retryable: bool) -> None:
+def test_meta_send_error_codes(
+    code: int, http_status: int, cls: type[ProviderError], retryable: bool
+) -> None:
     sleeps = Sleeps()
     with respx.mock:
         route = respx.post(META_MESSAGES).mock(return_value=meta_fail(code, http_status, "details here"))
@@ -111,7 +113,12 @@ def test_meta_send_error_codes(code: int, http_status: int, cls: type[ProviderEr
             meta(sleeps).send(USER, "hi")
     error = info.value
     assert type(error) is cls
-    assert (error.provider, error.code, error.http_status, error.retryable) == ("meta", code, http_status, retryable)
+    assert (error.provider, error.code, error.http_status, error.retryable) == (
+        "meta",
+        code,
+        http_status,
+        retryable,
+    )
     assert error.raw["code"] == code and error.raw["fbtrace_id"] == "AazXVQ3"
     assert "details here" in error.message
     assert TOKEN not in str(error)
@@ -122,21 +129,29 @@ def test_meta_send_error_codes(code: int, http_status: int, cls: type[ProviderEr
 
 
 @pytest.mark.parametrize(("code", "http_status", "cls", "retryable"), TWILIO_CODES)
-def test_twilio_send_error_codes(code: int, http_status: int, cls: type[ProviderError], retryable: bool) -> None:
+def test_twilio_send_error_codes(
+    code: int, http_status: int, cls: type[ProviderError], retryable: bool
+) -> None:
     with respx.mock:
         route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_fail(code, http_status))
         with pytest.raises(ProviderError) as info:
             twilio().send("+5511987654321", "hi")
     error = info.value
     assert type(error) is cls
-    assert (error.provider, error.code, error.http_status, error.retryable) == ("twilio", code, http_status, retryable)
+    assert (error.provider, error.code, error.http_status, error.retryable) == (
+        "twilio",
+        code,
+        http_status,
+        retryable,
+    )
     assert f"docs/errors/{code}" in error.message
     assert AUTH_TOKEN not in str(error)
     assert route.call_count == error.attempts == (4 if retryable else 1)
 
 
 @pytest.mark.parametrize(
-    ("status", "cls"), [(500, ProviderDown), (502, ProviderDown), (401, AuthError), (429, RateLimited), (400, MessageRejected)]
+    ("status", "cls"),
+    [(500, ProviderDown), (502, ProviderDown), (401, AuthError), (429, RateLimited), (400, MessageRejected)],
 )
 def test_http_status_without_error_body(status: int, cls: type[ProviderError]) -> None:
     import httpx
@@ -150,7 +165,9 @@ def test_http_status_without_error_body(status: int, cls: type[ProviderError]) -
 
 def test_expired_token_explains_the_system_user_token() -> None:
     with respx.mock:
-        respx.post(META_MESSAGES).mock(return_value=meta_fail(190, 401, "Error validating access token: Session has expired"))
+        respx.post(META_MESSAGES).mock(
+            return_value=meta_fail(190, 401, "Error validating access token: Session has expired")
+        )
         with pytest.raises(AuthError) as info:
             meta().send(USER, "hi")
     assert "System User" in str(info.value) and "META_WHATSAPP_TOKEN" in str(info.value)
@@ -169,11 +186,20 @@ def test_is_transient_makes_an_unknown_code_retryable() -> None:
 
 @pytest.mark.parametrize(
     ("provider", "code", "cls"),
-    [("meta", 131047, WindowClosed), ("meta", 131026, InvalidRecipient), ("meta", 130429, RateLimited),
-     ("meta", 132001, TemplateError), ("twilio", 63016, WindowClosed), ("twilio", 63024, InvalidRecipient),
-     ("twilio", 63018, RateLimited), ("twilio", 30500, ProviderDown)],
+    [
+        ("meta", 131047, WindowClosed),
+        ("meta", 131026, InvalidRecipient),
+        ("meta", 130429, RateLimited),
+        ("meta", 132001, TemplateError),
+        ("twilio", 63016, WindowClosed),
+        ("twilio", 63024, InvalidRecipient),
+        ("twilio", 63018, RateLimited),
+        ("twilio", 30500, ProviderDown),
+    ],
 )
-def test_status_webhook_errors_use_the_same_mapping(provider: str, code: int, cls: type[ProviderError]) -> None:
+def test_status_webhook_errors_use_the_same_mapping(
+    provider: str, code: int, cls: type[ProviderError]
+) -> None:
     status = StatusUpdate(
         provider=provider,  # type: ignore[arg-type]
         message_id="wamid.X",

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import httpx
 import pytest
 import respx
+from pvhelpers import (
+    META_MESSAGES,
+    TWILIO_MESSAGES,
+    USER,
+    Sleeps,
+    meta,
+    meta_fail,
+    meta_ok,
+    twilio,
+    twilio_fail,
+    twilio_ok,
+)
 
 from eki_whatsapp.providers import ProviderDown, RateLimited, RetryPolicy, TemplateError
-from pvhelpers import META_MESSAGES, TWILIO_MESSAGES, USER, Sleeps, meta, meta_fail, meta_ok, twilio, twilio_fail, twilio_ok
 
 
 @respx.mock
 def test_retry_then_success_reports_attempts() -> None:
     sleeps = Sleeps()
-    route = respx.post(META_MESSAGES).mock(side_effect=[meta_fail(130429, 429), meta_fail(131000, 500), meta_ok("wamid.OK")])
+    route = respx.post(META_MESSAGES).mock(
+        side_effect=[meta_fail(130429, 429), meta_fail(131000, 500), meta_ok("wamid.OK")]
+    )
     receipt = meta(sleeps).send(USER, "hi")
     assert receipt.message_id == "wamid.OK" and receipt.attempts == 3 and route.call_count == 3
     assert sleeps.waits == [0.5, 1.0]  # exponential: base 0.5 s, doubled (random() == 1.0: no jitter cut)
@@ -54,7 +67,9 @@ def test_retry_after_seconds_is_honoured() -> None:
 def test_retry_after_http_date_is_honoured() -> None:
     sleeps = Sleeps()
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=12), usegmt=True)
-    respx.post(TWILIO_MESSAGES).mock(side_effect=[twilio_fail(20429, 429, **{"Retry-After": when}), twilio_ok()])
+    respx.post(TWILIO_MESSAGES).mock(
+        side_effect=[twilio_fail(20429, 429, **{"Retry-After": when}), twilio_ok()]
+    )
     twilio(sleeps).send("+5511987654321", "hi")
     assert len(sleeps.waits) == 1 and 9.0 <= sleeps.waits[0] <= 12.0
 
@@ -99,7 +114,9 @@ def test_non_retryable_error_is_raised_at_once() -> None:
 @respx.mock
 def test_timeout_is_provider_down_and_retried() -> None:
     sleeps = Sleeps()
-    route = respx.post(META_MESSAGES).mock(side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), meta_ok()])
+    route = respx.post(META_MESSAGES).mock(
+        side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), meta_ok()]
+    )
     receipt = meta(sleeps).send(USER, "hi")
     assert receipt.attempts == 3 and route.call_count == 3
 
@@ -126,7 +143,9 @@ def test_no_retry_policy() -> None:
 async def test_async_retry_uses_the_async_sleeper() -> None:
     sleeps = Sleeps()
     with respx.mock:
-        route = respx.post(META_MESSAGES).mock(side_effect=[httpx.ReadTimeout("slow"), meta_fail(130429, 429), meta_ok("wamid.A")])
+        route = respx.post(META_MESSAGES).mock(
+            side_effect=[httpx.ReadTimeout("slow"), meta_fail(130429, 429), meta_ok("wamid.A")]
+        )
         provider = meta(sleeps)
         receipt = await provider.send_async(USER, "hi")
         await provider.aclose()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import json
 
-import httpx
 import pytest
 import respx
+from pvhelpers import ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_MESSAGES, form, settings, twilio, twilio_ok
 
 from eki_whatsapp.messages import (
     Buttons,
@@ -21,7 +21,6 @@ from eki_whatsapp.messages import (
     Text,
 )
 from eki_whatsapp.providers import TemplateError, Twilio, UnsupportedMessage
-from pvhelpers import ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_MESSAGES, form, settings, twilio, twilio_ok
 
 TO = "+5511987654321"
 BASIC = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
@@ -47,13 +46,20 @@ def test_text_exact_body() -> None:
         b"To=whatsapp%3A%2B5511987654321&From=whatsapp%3A%2B14155238886&Body=Ol%C3%A1%2C+tudo+bem%3F"
     )
     assert sent(route) == base(("Body", "Olá, tudo bem?"))
-    assert (receipt.provider, receipt.message_id, receipt.status, receipt.attempts) == ("twilio", "SM1", "queued", 1)
+    assert (receipt.provider, receipt.message_id, receipt.status, receipt.attempts) == (
+        "twilio",
+        "SM1",
+        "queued",
+        1,
+    )
 
 
 @respx.mock
 def test_bsuid_and_messaging_service_and_status_callback() -> None:
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
-    provider = twilio(from_=None, messaging_service_sid="MG0123", status_callback="https://bot.example.com/status")
+    provider = twilio(
+        from_=None, messaging_service_sid="MG0123", status_callback="https://bot.example.com/status"
+    )
     provider.send("US.13491208655302741918", Text("hi"))
     assert sent(route) == [
         ("To", "whatsapp:US.13491208655302741918"),
@@ -89,7 +95,9 @@ def test_template_with_content_sid_sends_content_variables_json() -> None:
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
     twilio().send(TO, Template("appointment", body=["Ana", "10:30"], content_sid="HX0123456789abcdef"))
     fields = sent(route)
-    assert fields == base(("ContentSid", "HX0123456789abcdef"), ("ContentVariables", '{"1":"Ana","2":"10:30"}'))
+    assert fields == base(
+        ("ContentSid", "HX0123456789abcdef"), ("ContentVariables", '{"1":"Ana","2":"10:30"}')
+    )
     assert json.loads(dict(fields)["ContentVariables"]) == {"1": "Ana", "2": "10:30"}
 
 
@@ -113,7 +121,9 @@ def test_template_without_content_sid_is_a_template_error() -> None:
 @respx.mock
 def test_buttons_without_content_template_become_numbered_text() -> None:
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
-    buttons = Buttons("Confirm the booking?", [("yes", "Yes"), ("no", "No")], header="Booking", footer="Thanks")
+    buttons = Buttons(
+        "Confirm the booking?", [("yes", "Yes"), ("no", "No")], header="Booking", footer="Thanks"
+    )
     twilio().send(TO, buttons)
     assert sent(route) == base(("Body", "*Booking*\n\nConfirm the booking?\n\n1. Yes\n2. No\n\n_Thanks_"))
     assert buttons.match("2") == "no" and buttons.match(" yes ") == "yes" and buttons.match("3") is None
@@ -122,7 +132,9 @@ def test_buttons_without_content_template_become_numbered_text() -> None:
 @respx.mock
 def test_buttons_with_content_sid_use_the_content_template() -> None:
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
-    twilio().send(TO, Buttons("Confirm?", ["Yes", "No"], content_sid="HXquick", content_variables={"1": "Ana"}))
+    twilio().send(
+        TO, Buttons("Confirm?", ["Yes", "No"], content_sid="HXquick", content_variables={"1": "Ana"})
+    )
     assert sent(route) == base(("ContentSid", "HXquick"), ("ContentVariables", '{"1":"Ana"}'))
 
 
@@ -130,19 +142,30 @@ def test_buttons_with_content_sid_use_the_content_template() -> None:
 def test_buttons_with_media_header_send_the_media_with_the_numbered_text() -> None:
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
     twilio().send(TO, Buttons("Like it?", ["Yes", "No"], header=Media.image("https://cdn.example.com/a.jpg")))
-    assert sent(route) == base(("Body", "Like it?\n\n1. Yes\n2. No"), ("MediaUrl", "https://cdn.example.com/a.jpg"))
+    assert sent(route) == base(
+        ("Body", "Like it?\n\n1. Yes\n2. No"), ("MediaUrl", "https://cdn.example.com/a.jpg")
+    )
 
 
 @respx.mock
 def test_list_menu_becomes_numbered_text_across_sections() -> None:
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
-    menu = ListMenu("Pick a delivery option", "Options", [
-        Section("Express", [Row("exp_1d", "Next day", "€9.90")]),
-        Section("Standard", [Row("std_3d", "3 days"), Row("std_5d", "5 days", "free")]),
-    ])
+    menu = ListMenu(
+        "Pick a delivery option",
+        "Options",
+        [
+            Section("Express", [Row("exp_1d", "Next day", "€9.90")]),
+            Section("Standard", [Row("std_3d", "3 days"), Row("std_5d", "5 days", "free")]),
+        ],
+    )
     receipt = twilio().send(TO, menu)
-    assert sent(route) == base(("Body", "Pick a delivery option\n\n*Express*\n1. Next day — €9.90\n\n"
-                                         "*Standard*\n2. 3 days\n3. 5 days — free"))
+    assert sent(route) == base(
+        (
+            "Body",
+            "Pick a delivery option\n\n*Express*\n1. Next day — €9.90\n\n"
+            "*Standard*\n2. 3 days\n3. 5 days — free",
+        )
+    )
     assert menu.match("3") == "std_5d" and menu.match("Next day") == "exp_1d"
     assert receipt.kind == "list"
 
@@ -151,7 +174,9 @@ def test_list_menu_becomes_numbered_text_across_sections() -> None:
 def test_location_uses_persistent_action() -> None:
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
     twilio().send(TO, Location(37.4848, -122.1484, name="Meta HQ", address="1 Hacker Way"))
-    assert sent(route) == base(("Body", "Meta HQ, 1 Hacker Way"), ("PersistentAction", "geo:37.4848,-122.1484|Meta HQ"))
+    assert sent(route) == base(
+        ("Body", "Meta HQ, 1 Hacker Way"), ("PersistentAction", "geo:37.4848,-122.1484|Meta HQ")
+    )
     twilio().send(TO, Location(-23.5, -46.6))
     assert sent(route) == base(("Body", "-23.5,-46.6"), ("PersistentAction", "geo:-23.5,-46.6"))
 
@@ -192,8 +217,12 @@ def test_from_settings_base_url_and_business_number() -> None:
     route = respx.post(f"http://127.0.0.1:8999/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json").mock(
         return_value=twilio_ok()
     )
-    provider = Twilio.from_settings(settings(twilio_api_base_url="http://127.0.0.1:8999",
-                                             twilio_status_callback_url="https://bot.example.com/s"))
+    provider = Twilio.from_settings(
+        settings(
+            twilio_api_base_url="http://127.0.0.1:8999",
+            twilio_status_callback_url="https://bot.example.com/s",
+        )
+    )
     provider.send(TO, "hi")
     assert ("StatusCallback", "https://bot.example.com/s") in form(route.calls[-1].request)
     assert provider.business_number == "14155238886"
