@@ -530,8 +530,6 @@ class Router:
             )
         except Exception:
             logger.exception("pricing message %s failed; the send itself succeeded", receipt.message_id)
-        if decision.reason.startswith("failover:"):
-            logger.warning("message to %s sent through %s (%s)", req.user, receipt.provider, decision.reason)
         self._log_success(
             receipt, req.to, decision.message, decision.reason, decision.category, decision.extra
         )
