@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+
 from eki_whatsapp import InboundMessage, StatusUpdate
 from eki_whatsapp.store import LogEntry
 from eki_whatsapp_django import DjangoStore

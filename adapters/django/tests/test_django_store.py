@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
+
 from eki_whatsapp import InboundMessage, StatusUpdate
 from eki_whatsapp.store import LogEntry
 from eki_whatsapp_django import DjangoStore, get_bot
@@ -95,7 +96,9 @@ def test_the_store_works_from_async_code() -> None:
 
     async def handler() -> int:
         store.record_inbound(message("wamid.ASYNC"))
-        return store.log_outbound(LogEntry(direction="out", provider="meta", type="text", message_id="wamid.R"))
+        return store.log_outbound(
+            LogEntry(direction="out", provider="meta", type="text", message_id="wamid.R")
+        )
 
     try:
         row_id = asyncio.run(handler())
@@ -110,7 +113,9 @@ def test_status_and_row_written_in_open_transactions_meet_after_commit() -> None
     """Each writer re-applies statuses once its transaction commits, so the later one wins."""
     store = DjangoStore()
     with transaction.atomic():
-        store.log_outbound(LogEntry(direction="out", provider="meta", type="text", message_id="wamid.T", status="accepted"))
+        store.log_outbound(
+            LogEntry(direction="out", provider="meta", type="text", message_id="wamid.T", status="accepted")
+        )
         # The status is recorded "elsewhere" before the row's transaction commits.
         WhatsAppStatus.objects.create(provider="meta", message_id="wamid.T", status="read", timestamp=T0)
         assert WhatsAppLog.objects.get(message_id="wamid.T").status == "accepted"

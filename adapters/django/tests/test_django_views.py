@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from conftest import META_SECRET, PUBLIC_URL, TWILIO_TOKEN, VERIFY_TOKEN, WEBHOOK, RecordingProvider
 from django.test import Client, RequestFactory
+
 from eki_whatsapp import Bot
 from eki_whatsapp.testing.payloads import Payload, meta_status, meta_text, twilio_status, twilio_text
 from eki_whatsapp_django import create_bot, get_bot, whatsapp_view
@@ -17,7 +18,9 @@ from eki_whatsapp_django.models import WhatsAppLog
 pytestmark = pytest.mark.django_db
 
 
-def post(client: Client, payload: Payload, *, url: str = PUBLIC_URL, path: str = WEBHOOK, **extra: Any) -> Any:
+def post(
+    client: Client, payload: Payload, *, url: str = PUBLIC_URL, path: str = WEBHOOK, **extra: Any
+) -> Any:
     secret = META_SECRET if payload.provider == "meta" else TWILIO_TOKEN
     headers = payload.headers(secret, url)
     headers.pop("Content-Type")
@@ -50,14 +53,22 @@ def test_signed_meta_text_is_logged_and_answered_on_meta(
 
     assert response.status_code == 200
     inbound = WhatsAppLog.objects.get(direction="in")
-    assert (inbound.provider, inbound.message_id, inbound.sender) == ("meta", payload.message_id, "16505551234")
+    assert (inbound.provider, inbound.message_id, inbound.sender) == (
+        "meta",
+        payload.message_id,
+        "16505551234",
+    )
     assert inbound.text == "Does it come in another color?"
     assert inbound.status == "received"
     assert inbound.raw["text"]["body"] == "Does it come in another color?"
     assert [to for to, _ in providers["meta"].sent] == ["16505551234"]
     assert providers["twilio"].sent == []
     outbound = WhatsAppLog.objects.get(direction="out")
-    assert (outbound.provider, outbound.recipient, outbound.reason) == ("meta", "16505551234", "reply-channel")
+    assert (outbound.provider, outbound.recipient, outbound.reason) == (
+        "meta",
+        "16505551234",
+        "reply-channel",
+    )
     assert outbound.text == "echo: Does it come in another color?"
 
 
@@ -71,7 +82,11 @@ def test_signed_twilio_text_is_logged_and_answered_on_twilio(
     assert response["Content-Type"].startswith("text/xml")
     assert b"<Response/>" in response.content
     inbound = WhatsAppLog.objects.get(direction="in")
-    assert (inbound.provider, inbound.message_id, inbound.text) == ("twilio", payload.message_id, "Olá, tudo bem?")
+    assert (inbound.provider, inbound.message_id, inbound.text) == (
+        "twilio",
+        payload.message_id,
+        "Olá, tudo bem?",
+    )
     assert [to for to, _ in providers["twilio"].sent] == ["5511987654321"]
     assert providers["meta"].sent == []
     assert WhatsAppLog.objects.get(direction="out").provider == "twilio"
@@ -173,7 +188,9 @@ def test_a_status_before_its_outbound_row_is_applied_when_the_row_is_written(
     from eki_whatsapp.store import LogEntry
 
     get_bot().store.log_outbound(
-        LogEntry(direction="out", provider="meta", type="text", message_id="wamid.OUT000999", status="accepted")
+        LogEntry(
+            direction="out", provider="meta", type="text", message_id="wamid.OUT000999", status="accepted"
+        )
     )
     assert WhatsAppLog.objects.get(message_id="wamid.OUT000999").status == "delivered"
 
@@ -231,7 +248,6 @@ def test_background_handlers_run_between_connection_cleanups(
     client: Client, settings: Any, providers: dict[str, RecordingProvider]
 ) -> None:
     from django.db import close_old_connections
-
     from ekidj_site.bot import setup
 
     bot = create_bot(providers=providers, inline=False)

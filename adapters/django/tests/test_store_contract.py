@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eki_whatsapp import ChangeEvent, ErrorInfo, InboundMessage, MemoryStore, Pricing, SQLiteStore, StatusUpdate
+
+from eki_whatsapp import (
+    ChangeEvent,
+    ErrorInfo,
+    InboundMessage,
+    MemoryStore,
+    Pricing,
+    SQLiteStore,
+    StatusUpdate,
+)
 from eki_whatsapp.store import LedgerEntry, LogEntry, Store, UsageRecord
 from eki_whatsapp_django import DjangoStore
 
@@ -22,7 +31,9 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 BUSINESS = "106540352242922"
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("django", marks=pytest.mark.django_db(transaction=True))])
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("django", marks=pytest.mark.django_db(transaction=True))]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "memory":
         made: Store = MemoryStore()
@@ -80,7 +91,9 @@ def status(
     )
 
 
-def outbound(message_id: str | None = "wamid.OUT1", *, status_: str = "accepted", to: str = "16505551234") -> LogEntry:
+def outbound(
+    message_id: str | None = "wamid.OUT1", *, status_: str = "accepted", to: str = "16505551234"
+) -> LogEntry:
     return LogEntry(
         direction="out",
         provider="meta",
@@ -297,7 +310,9 @@ def test_usage_filters_by_user_and_time(store: Store) -> None:
 
 
 def test_ledger_dedups_and_filters_by_month(store: Store) -> None:
-    november = LedgerEntry("meta", "wamid.1", "utility", T0, user="111", market="BR", amount=Decimal("0.0080"))
+    november = LedgerEntry(
+        "meta", "wamid.1", "utility", T0, user="111", market="BR", amount=Decimal("0.0080")
+    )
     assert store.add_ledger(november) is True
     assert store.add_ledger(november) is False
     assert store.add_ledger(LedgerEntry("meta", "wamid.1", "utility", T0, source="status", billable=True))
@@ -313,7 +328,10 @@ def test_ledger_dedups_and_filters_by_month(store: Store) -> None:
 def test_values_are_json_and_overwritten(store: Store) -> None:
     assert store.get_value("router", "breaker") is None
     store.set_value("router", "breaker", {"meta": {"open_until": "2026-11-20T12:00:00+00:00"}, "n": [1, 2]})
-    assert store.get_value("router", "breaker") == {"meta": {"open_until": "2026-11-20T12:00:00+00:00"}, "n": [1, 2]}
+    assert store.get_value("router", "breaker") == {
+        "meta": {"open_until": "2026-11-20T12:00:00+00:00"},
+        "n": [1, 2],
+    }
     store.set_value("router", "breaker", 3)
     assert store.get_value("router", "breaker") == 3
     assert store.get_value("other", "breaker") is None

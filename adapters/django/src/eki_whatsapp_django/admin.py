@@ -117,7 +117,8 @@ class WhatsAppLogAdmin(ReadOnlyAdmin):
             "timestamp", "id"
         )
         lines = [
-            f"{r.timestamp:%Y-%m-%d %H:%M:%S} {r.status}" + (f" (error {r.error_code})" if r.error_code else "")
+            f"{r.timestamp:%Y-%m-%d %H:%M:%S} {r.status}"
+            + (f" (error {r.error_code})" if r.error_code else "")
             for r in rows
         ]
         return "; ".join(lines) or "—"

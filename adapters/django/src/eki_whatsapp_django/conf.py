@@ -34,9 +34,10 @@ from django.apps import apps
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+from pydantic import ValidationError
+
 from eki_whatsapp import Bot, ConfigError, Settings, Store
 from eki_whatsapp.store import open_store
-from pydantic import ValidationError
 
 from .threads import DjangoExecutor
 

@@ -7,6 +7,9 @@ the cost ledger and a small key-value space. Dedup is a database unique constrai
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.db import models
 
 
@@ -15,27 +18,35 @@ class WhatsAppLog(models.Model):
 
     DIRECTIONS = (("in", "in"), ("out", "out"))
 
-    direction = models.CharField(max_length=3, choices=DIRECTIONS)
-    provider = models.CharField(max_length=16)
+    direction: models.CharField[str, str] = models.CharField(max_length=3, choices=DIRECTIONS)
+    provider: models.CharField[str, str] = models.CharField(max_length=16)
     #: wamid (Meta) or MessageSid (Twilio); unique per provider (the dedup key).
-    message_id = models.CharField(max_length=255, null=True, blank=True)
-    sender = models.CharField(max_length=128, null=True, blank=True)
-    recipient = models.CharField(max_length=128, null=True, blank=True)
-    type = models.CharField(max_length=100)
-    text = models.TextField(null=True, blank=True)
-    status = models.CharField(max_length=32, null=True, blank=True)
-    error_code = models.BigIntegerField(null=True, blank=True)
-    error_message = models.TextField(null=True, blank=True)
-    raw = models.JSONField(null=True, blank=True)
+    message_id: models.CharField[str | None, str | None] = models.CharField(
+        max_length=255, null=True, blank=True
+    )
+    sender: models.CharField[str | None, str | None] = models.CharField(max_length=128, null=True, blank=True)
+    recipient: models.CharField[str | None, str | None] = models.CharField(
+        max_length=128, null=True, blank=True
+    )
+    type: models.CharField[str, str] = models.CharField(max_length=100)
+    text: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
+    status: models.CharField[str | None, str | None] = models.CharField(max_length=32, null=True, blank=True)
+    error_code: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(null=True, blank=True)
+    error_message: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
+    raw: models.JSONField[Any, Any] = models.JSONField(null=True, blank=True)
     #: When the provider says it happened.
-    timestamp = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField()
-    updated_at = models.DateTimeField()
-    attempts = models.PositiveIntegerField(default=0)
+    timestamp: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    attempts: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
     #: Why this provider was used (``reply-channel``, ``failover:ProviderDown``, ...).
-    reason = models.TextField(null=True, blank=True)
-    category = models.CharField(max_length=64, null=True, blank=True)
-    extra = models.JSONField(default=dict, blank=True)
+    reason: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
+    category: models.CharField[str | None, str | None] = models.CharField(
+        max_length=64, null=True, blank=True
+    )
+    extra: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
 
     class Meta:
         verbose_name = "WhatsApp log entry"
@@ -63,15 +74,17 @@ class WhatsAppLog(models.Model):
 class WhatsAppStatus(models.Model):
     """One status event as received (the log row keeps only the highest)."""
 
-    provider = models.CharField(max_length=16)
-    message_id = models.CharField(max_length=255)
-    status = models.CharField(max_length=32)
-    timestamp = models.DateTimeField()
-    error_code = models.BigIntegerField(null=True, blank=True)
-    error_message = models.TextField(null=True, blank=True)
+    provider: models.CharField[str, str] = models.CharField(max_length=16)
+    message_id: models.CharField[str, str] = models.CharField(max_length=255)
+    status: models.CharField[str, str] = models.CharField(max_length=32)
+    timestamp: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    error_code: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(null=True, blank=True)
+    error_message: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
     #: The pricing category the provider reported with this status, if any.
-    category = models.CharField(max_length=64, null=True, blank=True)
-    raw = models.JSONField(null=True, blank=True)
+    category: models.CharField[str | None, str | None] = models.CharField(
+        max_length=64, null=True, blank=True
+    )
+    raw: models.JSONField[Any, Any] = models.JSONField(null=True, blank=True)
 
     class Meta:
         verbose_name = "WhatsApp status"
@@ -89,15 +102,17 @@ class WhatsAppStatus(models.Model):
 class WhatsAppWindow(models.Model):
     """The user's latest message to a business number: the 24-hour window starts there."""
 
-    provider = models.CharField(max_length=16)
-    business = models.CharField(max_length=128)
-    user = models.CharField(max_length=128)
-    last_inbound_at = models.DateTimeField()
+    provider: models.CharField[str, str] = models.CharField(max_length=16)
+    business: models.CharField[str, str] = models.CharField(max_length=128)
+    user: models.CharField[str, str] = models.CharField(max_length=128)
+    last_inbound_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
 
     class Meta:
         verbose_name = "WhatsApp window"
         constraints = (
-            models.UniqueConstraint(fields=("provider", "business", "user"), name="eki_whatsapp_window_unique"),
+            models.UniqueConstraint(
+                fields=("provider", "business", "user"), name="eki_whatsapp_window_unique"
+            ),
         )
 
     def __str__(self) -> str:
@@ -107,9 +122,9 @@ class WhatsAppWindow(models.Model):
 class WhatsAppMemory(models.Model):
     """Agent memory of one conversation (a JSON list of items)."""
 
-    key = models.CharField(max_length=255, unique=True)
-    items = models.JSONField(default=list)
-    updated_at = models.DateTimeField()
+    key: models.CharField[str, str] = models.CharField(max_length=255, unique=True)
+    items: models.JSONField[Any, Any] = models.JSONField(default=list)
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
 
     class Meta:
         verbose_name = "WhatsApp memory"
@@ -122,16 +137,20 @@ class WhatsAppMemory(models.Model):
 class WhatsAppUsage(models.Model):
     """Model usage of one agent call."""
 
-    user = models.CharField(max_length=128)
-    model = models.CharField(max_length=128)
-    prompt_tokens = models.PositiveIntegerField(default=0)
-    completion_tokens = models.PositiveIntegerField(default=0)
-    cached_tokens = models.PositiveIntegerField(default=0)
+    user: models.CharField[str, str] = models.CharField(max_length=128)
+    model: models.CharField[str, str] = models.CharField(max_length=128)
+    prompt_tokens: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    completion_tokens: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    cached_tokens: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
     #: A decimal as text, exact (``None`` when unknown).
-    cost = models.CharField(max_length=64, null=True, blank=True)
-    at = models.DateTimeField(db_index=True)
-    turn_id = models.CharField(max_length=128, null=True, blank=True)
-    provider = models.CharField(max_length=16, null=True, blank=True)
+    cost: models.CharField[str | None, str | None] = models.CharField(max_length=64, null=True, blank=True)
+    at: models.DateTimeField[datetime, datetime] = models.DateTimeField(db_index=True)
+    turn_id: models.CharField[str | None, str | None] = models.CharField(
+        max_length=128, null=True, blank=True
+    )
+    provider: models.CharField[str | None, str | None] = models.CharField(
+        max_length=16, null=True, blank=True
+    )
 
     class Meta:
         verbose_name = "WhatsApp model usage"
@@ -144,21 +163,25 @@ class WhatsAppUsage(models.Model):
 class WhatsAppLedger(models.Model):
     """One priced (or unpriceable) message in the cost ledger."""
 
-    provider = models.CharField(max_length=16)
-    message_id = models.CharField(max_length=255)
+    provider: models.CharField[str, str] = models.CharField(max_length=16)
+    message_id: models.CharField[str, str] = models.CharField(max_length=255)
     #: ``send`` (estimated when sent) or ``status`` (from the provider's pricing data).
-    source = models.CharField(max_length=16)
-    category = models.CharField(max_length=64, null=True, blank=True)
-    at = models.DateTimeField()
-    month = models.CharField(max_length=7, db_index=True)
-    user = models.CharField(max_length=128, null=True, blank=True)
-    market = models.CharField(max_length=64, null=True, blank=True)
-    pricing_model = models.CharField(max_length=32, null=True, blank=True)
-    billable = models.BooleanField(null=True, blank=True)
+    source: models.CharField[str, str] = models.CharField(max_length=16)
+    category: models.CharField[str | None, str | None] = models.CharField(
+        max_length=64, null=True, blank=True
+    )
+    at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    month: models.CharField[str, str] = models.CharField(max_length=7, db_index=True)
+    user: models.CharField[str | None, str | None] = models.CharField(max_length=128, null=True, blank=True)
+    market: models.CharField[str | None, str | None] = models.CharField(max_length=64, null=True, blank=True)
+    pricing_model: models.CharField[str | None, str | None] = models.CharField(
+        max_length=32, null=True, blank=True
+    )
+    billable: models.BooleanField[bool | None, bool | None] = models.BooleanField(null=True, blank=True)
     #: A decimal as text, exact (``None`` when the cost is unknown — never a silent zero).
-    amount = models.CharField(max_length=64, null=True, blank=True)
-    currency = models.CharField(max_length=8, default="USD")
-    note = models.TextField(null=True, blank=True)
+    amount: models.CharField[str | None, str | None] = models.CharField(max_length=64, null=True, blank=True)
+    currency: models.CharField[str, str] = models.CharField(max_length=8, default="USD")
+    note: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
 
     class Meta:
         verbose_name = "WhatsApp ledger entry"
@@ -176,9 +199,9 @@ class WhatsAppLedger(models.Model):
 class WhatsAppValue(models.Model):
     """A JSON value in the bot's small key-value space."""
 
-    namespace = models.CharField(max_length=128)
-    key = models.CharField(max_length=255)
-    value = models.JSONField(null=True)
+    namespace: models.CharField[str, str] = models.CharField(max_length=128)
+    key: models.CharField[str, str] = models.CharField(max_length=255)
+    value: models.JSONField[Any, Any] = models.JSONField(null=True)
 
     class Meta:
         verbose_name = "WhatsApp value"

@@ -25,6 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+
 from eki_whatsapp.events import ChangeEvent, InboundMessage, StatusUpdate
 from eki_whatsapp.store.base import (
     Direction,
@@ -66,12 +67,12 @@ def _in_event_loop() -> bool:
 def _db(method: Callable[Concatenate[DjangoStore, P], R]) -> Callable[Concatenate[DjangoStore, P], R]:
     """Run ``method`` in a worker thread when called from an event loop."""
 
-    @functools.wraps(method)
-    def wrapper(self: DjangoStore, *args: P.args, **kwargs: P.kwargs) -> R:
+    def wrapper(self: DjangoStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if _in_event_loop():
             return self._offload().submit(method, self, *args, **kwargs).result()
         return method(self, *args, **kwargs)
 
+    functools.update_wrapper(wrapper, method)
     return wrapper
 
 
@@ -336,7 +337,9 @@ class DjangoStore:
     @_db
     def load_memory(self, key: str) -> list[dict[str, Any]]:
         """The stored memory items of ``key`` (empty when none)."""
-        items = WhatsAppMemory.objects.using(self.using).filter(key=key).values_list("items", flat=True).first()
+        items = (
+            WhatsAppMemory.objects.using(self.using).filter(key=key).values_list("items", flat=True).first()
+        )
         return list(items) if items else []
 
     @_db

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+
 from eki_whatsapp import Bot, WebhookRequest, WebhookResponse
 
 from .conf import get_bot

@@ -7,7 +7,7 @@ import tempfile
 
 import django
 
-SECRET_KEY = "test-only-not-secret"  # noqa: S105
+SECRET_KEY = "test-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost", "bot.example.com", "public.example.com"]
 USE_TZ = True

@@ -4,144 +4,199 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='WhatsAppMemory',
+            name="WhatsAppMemory",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255, unique=True)),
-                ('items', models.JSONField(default=list)),
-                ('updated_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=255, unique=True)),
+                ("items", models.JSONField(default=list)),
+                ("updated_at", models.DateTimeField()),
             ],
             options={
-                'verbose_name': 'WhatsApp memory',
-                'verbose_name_plural': 'WhatsApp memories',
+                "verbose_name": "WhatsApp memory",
+                "verbose_name_plural": "WhatsApp memories",
             },
         ),
         migrations.CreateModel(
-            name='WhatsAppUsage',
+            name="WhatsAppUsage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user', models.CharField(max_length=128)),
-                ('model', models.CharField(max_length=128)),
-                ('prompt_tokens', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveIntegerField(default=0)),
-                ('cached_tokens', models.PositiveIntegerField(default=0)),
-                ('cost', models.CharField(blank=True, max_length=64, null=True)),
-                ('at', models.DateTimeField(db_index=True)),
-                ('turn_id', models.CharField(blank=True, max_length=128, null=True)),
-                ('provider', models.CharField(blank=True, max_length=16, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user", models.CharField(max_length=128)),
+                ("model", models.CharField(max_length=128)),
+                ("prompt_tokens", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveIntegerField(default=0)),
+                ("cached_tokens", models.PositiveIntegerField(default=0)),
+                ("cost", models.CharField(blank=True, max_length=64, null=True)),
+                ("at", models.DateTimeField(db_index=True)),
+                ("turn_id", models.CharField(blank=True, max_length=128, null=True)),
+                ("provider", models.CharField(blank=True, max_length=16, null=True)),
             ],
             options={
-                'verbose_name': 'WhatsApp model usage',
-                'verbose_name_plural': 'WhatsApp model usage',
+                "verbose_name": "WhatsApp model usage",
+                "verbose_name_plural": "WhatsApp model usage",
             },
         ),
         migrations.CreateModel(
-            name='WhatsAppLedger',
+            name="WhatsAppLedger",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=16)),
-                ('message_id', models.CharField(max_length=255)),
-                ('source', models.CharField(max_length=16)),
-                ('category', models.CharField(blank=True, max_length=64, null=True)),
-                ('at', models.DateTimeField()),
-                ('month', models.CharField(db_index=True, max_length=7)),
-                ('user', models.CharField(blank=True, max_length=128, null=True)),
-                ('market', models.CharField(blank=True, max_length=64, null=True)),
-                ('pricing_model', models.CharField(blank=True, max_length=32, null=True)),
-                ('billable', models.BooleanField(blank=True, null=True)),
-                ('amount', models.CharField(blank=True, max_length=64, null=True)),
-                ('currency', models.CharField(default='USD', max_length=8)),
-                ('note', models.TextField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=16)),
+                ("message_id", models.CharField(max_length=255)),
+                ("source", models.CharField(max_length=16)),
+                ("category", models.CharField(blank=True, max_length=64, null=True)),
+                ("at", models.DateTimeField()),
+                ("month", models.CharField(db_index=True, max_length=7)),
+                ("user", models.CharField(blank=True, max_length=128, null=True)),
+                ("market", models.CharField(blank=True, max_length=64, null=True)),
+                ("pricing_model", models.CharField(blank=True, max_length=32, null=True)),
+                ("billable", models.BooleanField(blank=True, null=True)),
+                ("amount", models.CharField(blank=True, max_length=64, null=True)),
+                ("currency", models.CharField(default="USD", max_length=8)),
+                ("note", models.TextField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'WhatsApp ledger entry',
-                'verbose_name_plural': 'WhatsApp ledger',
-                'constraints': [models.UniqueConstraint(fields=('provider', 'message_id', 'source'), name='eki_whatsapp_ledger_unique')],
+                "verbose_name": "WhatsApp ledger entry",
+                "verbose_name_plural": "WhatsApp ledger",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("provider", "message_id", "source"), name="eki_whatsapp_ledger_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WhatsAppLog',
+            name="WhatsAppLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('in', 'in'), ('out', 'out')], max_length=3)),
-                ('provider', models.CharField(max_length=16)),
-                ('message_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('sender', models.CharField(blank=True, max_length=128, null=True)),
-                ('recipient', models.CharField(blank=True, max_length=128, null=True)),
-                ('type', models.CharField(max_length=100)),
-                ('text', models.TextField(blank=True, null=True)),
-                ('status', models.CharField(blank=True, max_length=32, null=True)),
-                ('error_code', models.BigIntegerField(blank=True, null=True)),
-                ('error_message', models.TextField(blank=True, null=True)),
-                ('raw', models.JSONField(blank=True, null=True)),
-                ('timestamp', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('updated_at', models.DateTimeField()),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('reason', models.TextField(blank=True, null=True)),
-                ('category', models.CharField(blank=True, max_length=64, null=True)),
-                ('extra', models.JSONField(blank=True, default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("direction", models.CharField(choices=[("in", "in"), ("out", "out")], max_length=3)),
+                ("provider", models.CharField(max_length=16)),
+                ("message_id", models.CharField(blank=True, max_length=255, null=True)),
+                ("sender", models.CharField(blank=True, max_length=128, null=True)),
+                ("recipient", models.CharField(blank=True, max_length=128, null=True)),
+                ("type", models.CharField(max_length=100)),
+                ("text", models.TextField(blank=True, null=True)),
+                ("status", models.CharField(blank=True, max_length=32, null=True)),
+                ("error_code", models.BigIntegerField(blank=True, null=True)),
+                ("error_message", models.TextField(blank=True, null=True)),
+                ("raw", models.JSONField(blank=True, null=True)),
+                ("timestamp", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField()),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("reason", models.TextField(blank=True, null=True)),
+                ("category", models.CharField(blank=True, max_length=64, null=True)),
+                ("extra", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'verbose_name': 'WhatsApp log entry',
-                'verbose_name_plural': 'WhatsApp log',
-                'ordering': ('-id',),
-                'indexes': [models.Index(fields=['created_at'], name='eki_whatsapp_log_created'), models.Index(fields=['sender'], name='eki_whatsapp_log_sender'), models.Index(fields=['recipient'], name='eki_whatsapp_log_recipient')],
-                'constraints': [models.UniqueConstraint(fields=('provider', 'message_id'), name='eki_whatsapp_log_provider_id')],
+                "verbose_name": "WhatsApp log entry",
+                "verbose_name_plural": "WhatsApp log",
+                "ordering": ("-id",),
+                "indexes": [
+                    models.Index(fields=["created_at"], name="eki_whatsapp_log_created"),
+                    models.Index(fields=["sender"], name="eki_whatsapp_log_sender"),
+                    models.Index(fields=["recipient"], name="eki_whatsapp_log_recipient"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("provider", "message_id"), name="eki_whatsapp_log_provider_id"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WhatsAppStatus',
+            name="WhatsAppStatus",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=16)),
-                ('message_id', models.CharField(max_length=255)),
-                ('status', models.CharField(max_length=32)),
-                ('timestamp', models.DateTimeField()),
-                ('error_code', models.BigIntegerField(blank=True, null=True)),
-                ('error_message', models.TextField(blank=True, null=True)),
-                ('category', models.CharField(blank=True, max_length=64, null=True)),
-                ('raw', models.JSONField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=16)),
+                ("message_id", models.CharField(max_length=255)),
+                ("status", models.CharField(max_length=32)),
+                ("timestamp", models.DateTimeField()),
+                ("error_code", models.BigIntegerField(blank=True, null=True)),
+                ("error_message", models.TextField(blank=True, null=True)),
+                ("category", models.CharField(blank=True, max_length=64, null=True)),
+                ("raw", models.JSONField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'WhatsApp status',
-                'verbose_name_plural': 'WhatsApp statuses',
-                'constraints': [models.UniqueConstraint(fields=('provider', 'message_id', 'status'), name='eki_whatsapp_status_unique')],
+                "verbose_name": "WhatsApp status",
+                "verbose_name_plural": "WhatsApp statuses",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("provider", "message_id", "status"), name="eki_whatsapp_status_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WhatsAppValue',
+            name="WhatsAppValue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('namespace', models.CharField(max_length=128)),
-                ('key', models.CharField(max_length=255)),
-                ('value', models.JSONField(null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("namespace", models.CharField(max_length=128)),
+                ("key", models.CharField(max_length=255)),
+                ("value", models.JSONField(null=True)),
             ],
             options={
-                'verbose_name': 'WhatsApp value',
-                'constraints': [models.UniqueConstraint(fields=('namespace', 'key'), name='eki_whatsapp_value_unique')],
+                "verbose_name": "WhatsApp value",
+                "constraints": [
+                    models.UniqueConstraint(fields=("namespace", "key"), name="eki_whatsapp_value_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WhatsAppWindow',
+            name="WhatsAppWindow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=16)),
-                ('business', models.CharField(max_length=128)),
-                ('user', models.CharField(max_length=128)),
-                ('last_inbound_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=16)),
+                ("business", models.CharField(max_length=128)),
+                ("user", models.CharField(max_length=128)),
+                ("last_inbound_at", models.DateTimeField()),
             ],
             options={
-                'verbose_name': 'WhatsApp window',
-                'constraints': [models.UniqueConstraint(fields=('provider', 'business', 'user'), name='eki_whatsapp_window_unique')],
+                "verbose_name": "WhatsApp window",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("provider", "business", "user"), name="eki_whatsapp_window_unique"
+                    )
+                ],
             },
         ),
     ]
