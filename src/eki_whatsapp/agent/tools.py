@@ -346,7 +346,7 @@ _SECTION = re.compile(
 )
 _GOOGLE_PARAM = re.compile(r"^\s*\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _SPHINX_PARAM = re.compile(r"^\s*:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
-_NUMPY_PARAM = re.compile(r"^(\w+)\s*:\s*[^:]*$")
+_NUMPY_PARAM = re.compile(r"^(\w+)\s+:\s*[^:]*$")
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -386,7 +386,7 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
             indent = len(line) - len(line.lstrip())
             google = _GOOGLE_PARAM.match(line)
             numpy = _NUMPY_PARAM.match(line) if indent == 0 else None
-            if numpy and not google:
+            if numpy:
                 current = numpy.group(1)
                 params[current] = ""
             elif google and (current is None or indent <= _indent_of(lines, current)):

@@ -1,0 +1,194 @@
+"""Memory per user, trimming at turn boundaries, per-user serialisation and the call cap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from eki_whatsapp.agent import Agent, ToolCall, tool, trim
+from eki_whatsapp.agent.memory import sanitize, split_turns
+from eki_whatsapp.store import SQLiteStore
+
+from .conftest import ScriptedModel, call, completion, sent
+
+
+@tool
+def remember_color(color: str) -> str:
+    """Note the user's favourite colour."""
+    return f"noted {color}"
+
+
+def turn(i: int, with_tool: bool = True) -> list[dict]:
+    items: list[dict] = [{"role": "user", "content": f"u{i}"}]
+    if with_tool:
+        items += [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [call("t", {"i": i}, f"c{i}a"), call("t", {}, f"c{i}b")],
+            },
+            {"role": "tool", "tool_call_id": f"c{i}a", "content": "r" * 400},
+            {"role": "tool", "tool_call_id": f"c{i}b", "content": "r"},
+        ]
+    items.append({"role": "assistant", "content": f"a{i}"})
+    return items
+
+
+def assert_pairs_intact(items: list[dict]) -> None:
+    assert items[0]["role"] == "user"
+    calls = [c["id"] for m in items for c in m.get("tool_calls") or []]
+    results = [m["tool_call_id"] for m in items if m["role"] == "tool"]
+    assert calls == results
+
+
+def test_trim_by_turns_keeps_whole_turns() -> None:
+    history = [m for i in range(5) for m in turn(i, with_tool=i % 2 == 0)]
+    kept = trim(history, max_turns=2)
+    assert [t[0]["content"] for t in split_turns(kept)] == ["u3", "u4"]
+    assert_pairs_intact(kept)
+
+
+def test_trim_by_tokens_never_separates_a_call_from_its_result() -> None:
+    history = [m for i in range(6) for m in turn(i)]
+    for budget in range(0, 1200, 37):
+        kept = trim(history, max_tokens=budget)
+        assert kept, "the newest turn is always kept"
+        assert_pairs_intact(kept)
+        assert kept[-1] == {"role": "assistant", "content": "a5"}
+
+
+def test_sanitize_repairs_a_history_cut_in_the_middle_of_a_tool_round() -> None:
+    broken = [
+        {"role": "tool", "tool_call_id": "orphan", "content": "x"},
+        *turn(1),
+        {"role": "user", "content": "u2"},
+        {"role": "assistant", "content": "let me check", "tool_calls": [call("t", {}, "c2")]},
+    ]
+    clean = sanitize(broken)
+    assert clean[: len(turn(1))] == turn(1)
+    assert clean[len(turn(1)) :] == [
+        {"role": "user", "content": "u2"},
+        {"role": "assistant", "content": "let me check"},
+    ]
+
+
+@pytest.mark.asyncio
+async def test_each_user_sees_only_their_own_history(openai_api, client, store) -> None:
+    route = openai_api.post("/chat/completions").mock(
+        side_effect=[
+            completion(tool_calls=[call("remember_color", {"color": "green"}, "c1")]),
+            completion("Green, noted."),
+            completion("Hello Bob."),
+            completion("Your favourite colour is green."),
+            completion("I don't know your colour yet."),
+        ]
+    )
+    agent = Agent("x", [remember_color], client=client, store=store)
+
+    await agent.respond("alice", "My favourite colour is green")
+    await agent.respond("bob", "Hi, I'm Bob")
+    await agent.respond("alice", "What is my colour?")
+    await agent.respond("bob", "What is my colour?")
+
+    alice_request = json.dumps(sent(route, 3)["messages"])
+    bob_request = json.dumps(sent(route, 4)["messages"])
+    assert "green" in alice_request and "Bob" not in alice_request
+    assert "green" not in bob_request and "Hi, I'm Bob" in bob_request
+    assert [m["role"] for m in sent(route, 3)["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert agent.history("alice")[-1] == {"role": "assistant", "content": "Your favourite colour is green."}
+    agent.forget("alice")
+    assert agent.history("alice") == []
+    assert agent.history("bob")
+
+
+@pytest.mark.asyncio
+async def test_memory_budget_is_applied_when_saving_and_survives_a_restart(tmp_path: Path) -> None:
+    db = SQLiteStore(tmp_path / "agent.sqlite3")
+    model = ScriptedModel(
+        lambda messages: (
+            ToolCall("c" + str(len(messages)), "remember_color", '{"color": "blue"}')
+            if messages[-1]["role"] == "user"
+            else "ok"
+        )
+    )
+    agent = Agent("x", [remember_color], model=model, store=db, memory_turns=2)
+    for i in range(4):
+        await agent.respond("carol", f"message {i}")
+    db.close()
+
+    reopened = SQLiteStore(tmp_path / "agent.sqlite3")
+    history = Agent("x", [remember_color], model=model, store=reopened, memory_turns=2).history("carol")
+    reopened.close()
+    assert [m["content"] for m in history if m["role"] == "user"] == ["message 2", "message 3"]
+    assert_pairs_intact(history)
+    # the model saw at most two earlier turns plus the new message
+    assert sum(1 for m in model.requests[-2] if m["role"] == "user") == 3
+
+
+@pytest.mark.asyncio
+async def test_one_run_per_user_and_messages_meanwhile_are_merged(store) -> None:
+    model = ScriptedModel(hold=True)
+    agent = Agent("x", model=model, store=store)
+
+    first = asyncio.create_task(agent.respond("dave", "one"))
+    await model.entered.wait()
+    second = asyncio.create_task(agent.respond("dave", "two"))
+    third = asyncio.create_task(agent.respond("dave", "three"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert model.in_flight == 1  # the others wait for the first turn
+    model.release.set()
+    r1, r2, r3 = await asyncio.gather(first, second, third)
+
+    assert len(model.requests) == 2
+    assert model.requests[1][-1] == {"role": "user", "content": "two\nthree"}
+    assert model.max_in_flight == 1
+    assert (r1.text, r2.text) == ("echo: one", "echo: two\nthree")
+    assert (r1.merged, r2.merged, r3.merged) == (False, False, True)
+    assert r3.turn_id == r2.turn_id
+    users = [m["content"] for m in agent.history("dave") if m["role"] == "user"]
+    assert users == ["one", "two\nthree"]
+
+
+@pytest.mark.asyncio
+async def test_without_merging_queued_messages_run_one_by_one_in_order(store) -> None:
+    model = ScriptedModel(hold=True)
+    agent = Agent("x", model=model, store=store, merge_pending=False)
+
+    tasks = [asyncio.create_task(agent.respond("erin", "one"))]
+    await model.entered.wait()
+    tasks += [asyncio.create_task(agent.respond("erin", w)) for w in ("two", "three")]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    model.release.set()
+    replies = await asyncio.gather(*tasks)
+
+    assert [r.text for r in replies] == ["echo: one", "echo: two", "echo: three"]
+    assert [r[-1]["content"] for r in model.requests] == ["one", "two", "three"]
+    assert model.max_in_flight == 1
+
+
+@pytest.mark.asyncio
+async def test_different_users_run_in_parallel_under_the_global_cap(store) -> None:
+    model = ScriptedModel(hold=True)
+    agent = Agent("x", model=model, store=store, max_concurrent_calls=2)
+
+    tasks = [asyncio.create_task(agent.respond(f"user{i}", f"hi {i}")) for i in range(5)]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert model.in_flight == 2  # two users at once, the rest wait for a slot
+    model.release.set()
+    replies = await asyncio.gather(*tasks)
+
+    assert model.max_in_flight == 2
+    assert [r.text for r in replies] == [f"echo: hi {i}" for i in range(5)]
