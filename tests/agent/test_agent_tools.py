@@ -97,7 +97,7 @@ def test_validation_errors_name_the_field() -> None:
         book_class.validate('{"course": "maths", ')
     with pytest.raises(ToolArgumentsError, match="JSON object"):
         book_class.validate("[1, 2]")
-    with pytest.raises(ToolArgumentsError, match="(?i)extra inputs"):
+    with pytest.raises(ToolArgumentsError, match=r"(?i)extra inputs"):
         book_class.validate('{"course": "maths", "day": "x", "ctx": "me"}')
 
 
@@ -150,7 +150,7 @@ def test_untyped_parameters_varargs_and_missing_descriptions_fail_at_definition(
     def undocumented(x: int) -> None:
         pass
 
-    with pytest.raises(ToolDefinitionError, match="'x'.*type hint"):
+    with pytest.raises(ToolDefinitionError, match=r"'x'.*type hint"):
         tool(untyped)
     with pytest.raises(ToolDefinitionError, match=r"\*args"):
         tool(varargs)
