@@ -1,202 +1,591 @@
 """``eki-whatsapp`` (also ``python -m eki_whatsapp``): the command line.
 
-Exit codes: 0 success, 1 a check or command failed, 2 bad usage or configuration.
+Commands: ``demo`` (offline, end to end), ``chat`` (talk to the bot in the terminal), ``serve``
+(run the webhook on a local port), ``doctor`` (check settings and credentials), ``send``,
+``simulate`` (post a signed fake inbound message to any webhook URL) and ``costs``.
+
+Exit codes: 0 success, 1 a check, a send or a request failed, 2 bad usage or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import logging
+import os
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from typing import IO, Any
+
+from pydantic import ValidationError
 
 from . import __version__
 from .bot import Bot
-from .events import InboundMessage, StatusUpdate
-from .security import meta_signature, twilio_signature
+from .errors import ConfigError, EkiWhatsAppError
 from .settings import Settings
-from .store import SQLiteStore
-from .webhook import WebhookRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-DEMO_APP_SECRET = "demo-app-secret"
-DEMO_TWILIO_TOKEN = "demo-twilio-auth-token"
-DEMO_URL = "http://127.0.0.1:8000/webhook/whatsapp/"
+DEMO_META_USER = ("5215512345678", "Lucía")
+DEMO_TWILIO_USER = ("5511987654321", "João")
 
 
-def _demo_settings(store_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        whatsapp_provider="dual",
-        meta_whatsapp_token="demo-meta-token",
-        meta_phone_number_id="106540352242922",
-        meta_verify_token="demo-verify-token",
-        meta_app_secret=DEMO_APP_SECRET,
-        twilio_account_sid="AC" + "0" * 32,
-        twilio_auth_token=DEMO_TWILIO_TOKEN,
-        twilio_whatsapp_number="+14155238886",
-        whatsapp_webhook_url=DEMO_URL,
-        whatsapp_store_url=f"sqlite:///{store_path}",
-        whatsapp_inline_handlers=True,
-    )
+class _Out:
+    """Terminal output with optional colour (off when not a TTY or NO_COLOR is set)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.color = stream.isatty() and "NO_COLOR" not in os.environ
+
+    def __call__(self, text: str = "", style: str = "") -> None:
+        codes = {
+            "bold": "1",
+            "dim": "2",
+            "green": "32",
+            "red": "31",
+            "yellow": "33",
+            "cyan": "36",
+            "blue": "34",
+        }
+        if self.color and style in codes:
+            text = f"\033[{codes[style]}m{text}\033[0m"
+        print(text, file=self.stream, flush=True)
 
 
-def _meta_post(body: dict[str, Any]) -> WebhookRequest:
-    raw = json.dumps(body, separators=(",", ":")).encode("ascii")
-    headers = {
-        "Content-Type": "application/json",
-        "X-Hub-Signature-256": meta_signature(DEMO_APP_SECRET, raw),
-    }
-    return WebhookRequest("POST", DEMO_URL, headers, None, raw)
+# --- helpers ---------------------------------------------------------------------------------------
+def _load_settings(args: argparse.Namespace) -> Settings:
+    env_file = getattr(args, "env_file", None) or ".env"
+    return Settings(_env_file=env_file)
 
 
-def _twilio_post(params: dict[str, str]) -> WebhookRequest:
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Twilio-Signature": twilio_signature(DEMO_TWILIO_TOKEN, DEMO_URL, params.items()),
-    }
-    return WebhookRequest("POST", DEMO_URL, headers, None, urlencode(params).encode())
+def _load_bot_factory(spec: str | None) -> Callable[[Settings], Bot]:
+    """``module:attribute`` naming a ``Bot`` or a callable ``(settings) -> Bot``; default: Eki."""
+    if spec is None:
+        from .examples.eki import register
+
+        def build_eki(settings: Settings) -> Bot:
+            bot = Bot(settings)
+            register(bot)
+            return bot
+
+        return build_eki
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ConfigError(f"--bot {spec!r}: use 'package.module:attribute'")
+    sys.path.insert(0, os.getcwd())
+    target = getattr(importlib.import_module(module_name), attr)
+    if isinstance(target, Bot):
+        return lambda settings: target
+    return lambda settings: target(settings)
 
 
-def _meta_text(
-    text: str, message_id: str, sender: str = "5215512345678", name: str = "Lucía"
-) -> dict[str, Any]:
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "102290129340398",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550783881",
-                                "phone_number_id": "106540352242922",
-                            },
-                            "contacts": [{"profile": {"name": name}, "wa_id": sender}],
-                            "messages": [
-                                {
-                                    "from": sender,
-                                    "id": message_id,
-                                    "timestamp": "1764028800",
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+@contextmanager
+def _config_errors(out: _Out) -> Iterator[None]:
+    try:
+        yield
+    except (ConfigError, ValidationError) as exc:
+        out(f"configuration error: {exc}", "red")
+        raise SystemExit(EXIT_USAGE) from None
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Feed signed Meta and Twilio payloads through the real webhook and show what happened."""
-    out = sys.stdout
+def _short(text: str | None, width: int = 200) -> str:
+    if text is None:
+        return ""
+    text = text.replace("\n", "\n      ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- demo ----------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
+    """Offline, end to end: Eki with the fake providers, over HTTP, with SQLite."""
+    from .examples.eki import build_eki_agent, offline_model
+    from .messages import Template
+    from .sandbox import Sandbox
+    from .testing import meta_button_reply, meta_image, meta_text, twilio_media, twilio_text
+
     with tempfile.TemporaryDirectory() as tmp:
-        store_path = Path(args.store) if args.store else Path(tmp) / "demo.sqlite3"
-        settings = _demo_settings(store_path)
-        bot = Bot(settings, store=SQLiteStore(store_path), providers={})
+        store_path = Path(args.store).resolve() if args.store else Path(tmp) / "demo.sqlite3"
 
-        @bot.on_message
-        def show_message(message: InboundMessage) -> None:
-            print(
-                f"  handler <- {message.provider:<6} {message.type:<11} from {message.sender} "
-                f"({message.profile_name or '-'}): {message.text!r}",
-                file=out,
-            )
+        def build(settings: Settings) -> Bot:
+            bot = Bot(settings)
+            model = None if args.openai else offline_model()
+            bot.on_message(build_eki_agent(settings, store=bot.store, model=model))
+            return bot
 
-        @bot.on_status
-        def show_status(status: StatusUpdate) -> None:
-            print(
-                f"  handler <- {status.provider:<6} status {status.status} of {status.message_id}", file=out
-            )
-
-        steps: list[tuple[str, WebhookRequest]] = [
-            (
-                "Meta user writes (JSON, X-Hub-Signature-256)",
-                _meta_post(_meta_text("Hola Eki 👋", "wamid.DEMO1")),
-            ),
-            (
-                "Meta retries the same delivery (deduplicated)",
-                _meta_post(_meta_text("Hola Eki 👋", "wamid.DEMO1")),
-            ),
-            (
-                "Twilio user writes (form, X-Twilio-Signature)",
-                _twilio_post(
-                    {
-                        "MessageSid": "SM" + "1" * 32,
-                        "AccountSid": "AC" + "0" * 32,
-                        "From": "whatsapp:+5511987654321",
-                        "To": "whatsapp:+14155238886",
-                        "WaId": "5511987654321",
-                        "ProfileName": "João",
-                        "Body": "Quero aprender Python",
-                        "NumMedia": "0",
-                        "MessageType": "text",
-                        "SmsStatus": "received",
-                    }
+        extra = {
+            "whatsapp_fallback_template": "eki_recordatorio",
+            "whatsapp_fallback_template_language": "es",
+            "whatsapp_fallback_template_content_sid": "HX" + "d" * 32,
+        }
+        with Sandbox(build, store_url=f"sqlite:///{store_path}", settings=extra) as sb:
+            out("eki-whatsapp demo — offline: fake Meta and Twilio APIs, SQLite, the Eki assistant", "bold")
+            out(f"webhook {sb.url} · Graph API {sb.graph.base_url} · Twilio API {sb.twilio.base_url}", "dim")
+            out(f"store {store_path}", "dim")
+            meta_user, meta_name = DEMO_META_USER
+            tw_user, tw_name = DEMO_TWILIO_USER
+            media_id = sb.graph.add_media(b"\x89PNG\r\n\x1a\n demo picture", "image/png")
+            steps: list[tuple[str, Any]] = [
+                ("meta", meta_text("Hola, ¿qué cursos tienen?", sender=meta_user, profile_name=meta_name)),
+                (
+                    "twilio",
+                    twilio_text("Oi! quiero hacer un quiz de python", sender=tw_user, profile_name=tw_name),
                 ),
-            ),
-            (
-                "Twilio status callback",
-                _twilio_post(
-                    {
-                        "MessageSid": "SM" + "2" * 32,
-                        "MessageStatus": "delivered",
-                        "To": "whatsapp:+5511987654321",
-                    }
+                (
+                    "meta",
+                    meta_button_reply(
+                        "quiz_python", "Quiz de Python", sender=meta_user, profile_name=meta_name
+                    ),
                 ),
-            ),
-            ("A forged Meta post (bad signature) is refused", _forged()),
-        ]
-        for title, request in steps:
-            print(f"\n▶ {title}", file=out)
-            response = bot.handle(request)
-            print(f"  webhook -> {response.status} {response.body[:60].decode(errors='replace')!r}", file=out)
-        print("\nMessage log:", file=out)
-        for row in reversed(bot.store.list_log()):
-            print(
-                f"  #{row.id} {row.direction:<3} {row.provider:<6} {row.type:<6} {row.user or '-':<15} "
-                f"{row.status or '-':<9} {row.text!r}",
-                file=out,
+                ("twilio", twilio_text("b", sender=tw_user, profile_name=tw_name)),
+                (
+                    "meta",
+                    meta_image(
+                        media_id, caption="video de fracciones", sender=meta_user, profile_name=meta_name
+                    ),
+                ),
+                (
+                    "twilio",
+                    twilio_media(
+                        f"{sb.twilio.base_url}/media-content/ME{'1' * 32}",
+                        "image/jpeg",
+                        caption="inscribirme en python",
+                        sender=tw_user,
+                        profile_name=tw_name,
+                    ),
+                ),
+            ]
+            seen = {"meta": 0, "twilio": 0}
+            for provider, payload in steps:
+                text = _payload_text(payload)
+                who = f"{provider} user {meta_name if provider == 'meta' else tw_name}"
+                out(f"\n▶ {who}: {text}", "cyan")
+                response = sb.post(payload)
+                out(
+                    f"  webhook answered {response.status_code} {response.headers.get('content-type', '')}",
+                    "dim",
+                )
+                sb.settle()
+                _print_replies(sb, seen, out)
+
+            out("\n▶ Meta outage: the Graph API stops answering; a reminder goes out anyway", "yellow")
+            sb.graph.outage()
+            reminder = Template(
+                "eki_recordatorio",
+                language="es",
+                body=[meta_name, "Python"],
+                content_sid="HX" + "c" * 32,
             )
-        bot.close()
+            try:
+                receipt = sb.bot.send(meta_user, reminder, category="utility")
+                row = sb.bot.store.get_message(receipt.provider, receipt.message_id)
+                reason = row.reason if row else "?"
+                out(f"  sent through {receipt.provider} ({reason}), id {receipt.message_id}", "green")
+            except EkiWhatsAppError as exc:
+                out(f"  not sent: {exc}", "red")
+            sb.graph.restore()
+            sb.settle()
+            _print_replies(sb, seen, out)
+
+            _print_log(sb.bot, out)
+            out("\nCost report", "bold")
+            out(str(sb.bot.costs.report()))
+            delivered = sum(1 for m in sb.graph.sent + sb.twilio.sent if m.status in ("delivered", "read"))
+            out(
+                f"\n{len(sb.graph.sent)} messages via Meta, {len(sb.twilio.sent)} via Twilio, "
+                f"{delivered} delivered/read."
+            )
+            out(
+                "Next: put real credentials in .env (docs/getting-started.md) and run `eki-whatsapp doctor`.",
+                "bold",
+            )
     return EXIT_OK
 
 
-def _forged() -> WebhookRequest:
-    request = _meta_post(_meta_text("forged", "wamid.FORGED"))
-    headers = dict(request.headers)
-    headers["x-hub-signature-256"] = "sha256=" + "0" * 64
-    return WebhookRequest("POST", DEMO_URL, headers, None, request.body)
+def _payload_text(payload: Any) -> str:
+    data = payload.data
+    if payload.provider == "twilio":
+        text = data.get("ButtonText") or data.get("Body") or ""
+        if data.get("NumMedia", "0") != "0":
+            text = f"[{data.get('MediaContentType0', 'media')}] {text}"
+        return str(text)
+    message = data["entry"][0]["changes"][0]["value"]["messages"][0]
+    kind = message["type"]
+    if kind == "text":
+        return str(message["text"]["body"])
+    if kind == "interactive":
+        reply = message["interactive"].get("button_reply") or message["interactive"].get("list_reply") or {}
+        return f"[taps button] {reply.get('title')}"
+    obj = message.get(kind, {})
+    return f"[{kind}] {obj.get('caption', '')}"
 
 
+def _print_replies(sb: Any, seen: dict[str, int], out: _Out) -> None:
+    for provider, fake in (("meta", sb.graph), ("twilio", sb.twilio)):
+        for message in fake.sent[seen[provider] :]:
+            if message.type in ("read", "typing"):
+                continue
+            statuses = " → ".join(message.statuses) or message.status
+            label = message.type if message.type != "text" else ""
+            out(
+                f"  ◀ Eki via {provider} {label}: {_short(message.text) or '(' + message.type + ')'}", "green"
+            )
+            out(f"      statuses: {statuses}", "dim")
+        seen[provider] = len(fake.sent)
+
+
+def _print_log(bot: Bot, out: _Out) -> None:
+    out("\nMessage log (store)", "bold")
+    rows = list(reversed(bot.store.list_log(limit=200)))
+    for row in rows:
+        text = (row.text or "").replace("\n", " ")
+        reason = f" [{row.reason}]" if row.reason else ""
+        out(
+            f"  {row.direction:<3} {row.provider:<6} {row.type:<11} {row.user or '-':<14} "
+            f"{row.status or '-':<10} {text[:48]}{reason}"
+        )
+
+
+# --- chat ----------------------------------------------------------------------------------------
+def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
+    """Talk to the bot in the terminal, as a Meta or Twilio user, through the real webhook."""
+    from .sandbox import Sandbox
+    from .testing import meta_text, twilio_text
+
+    with _config_errors(out):
+        factory = _load_bot_factory(args.bot)
+    provider = args.provider
+    user = args.user
+    out(
+        f"Chatting with the bot as {args.name} ({user}) on {provider}. /meta, /twilio switch; /quit ends.",
+        "bold",
+    )
+    with Sandbox(factory) as sb:
+        seen = {"meta": len(sb.graph.sent), "twilio": len(sb.twilio.sent)}
+        stream = sys.stdin
+        while True:
+            if stream.isatty():
+                print("> ", end="", flush=True)
+            line = stream.readline()
+            if not line:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/quit", "/exit"):
+                break
+            if text in ("/meta", "/twilio"):
+                provider = text[1:]
+                out(f"(now writing on {provider})", "dim")
+                continue
+            payload = (
+                meta_text(text, sender=user, profile_name=args.name)
+                if provider == "meta"
+                else twilio_text(text, sender=user, profile_name=args.name)
+            )
+            response = sb.post(payload)
+            if response.status_code >= 400:
+                out(f"webhook answered {response.status_code}: {response.text}", "red")
+                return EXIT_FAILED
+            sb.settle()
+            _print_replies(sb, seen, out)
+    return EXIT_OK
+
+
+# --- serve ---------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace, out: _Out) -> int:
+    """Run the webhook on a local port (expose it with ngrok/cloudflared for Meta and Twilio)."""
+    from .testing import serve_bot
+
+    with _config_errors(out):
+        factory = _load_bot_factory(args.bot)
+        if args.sandbox:
+            from .sandbox import Sandbox
+
+            sb = Sandbox(factory, host=args.host, port=args.port).start()
+            server = sb.server
+            out(f"sandbox: Graph API {sb.graph.base_url}, Twilio API {sb.twilio.base_url}", "dim")
+        else:
+            settings = _load_settings(args)
+            server = serve_bot(factory(settings), args.host, args.port, path=args.path)
+    out(f"Webhook listening on {server.url} (GET and POST) — Ctrl-C to stop", "bold")
+    out("Expose it over HTTPS (e.g. `ngrok http PORT`), then configure that URL at Meta and Twilio", "dim")
+    out("and set WHATSAPP_WEBHOOK_URL to it.", "dim")
+    try:
+        if args.duration is not None:
+            time.sleep(args.duration)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return EXIT_OK
+
+
+# --- doctor --------------------------------------------------------------------------------------
+def cmd_doctor(args: argparse.Namespace, out: _Out) -> int:
+    from .doctor import diagnose, render
+
+    with _config_errors(out):
+        settings = _load_settings(args)
+    checks = diagnose(settings, online=args.online, check_webhook=args.webhook or None)
+    for line in render(checks).splitlines():
+        style = "red" if line.startswith("✖") else "yellow" if line.startswith("!") else ""
+        out(line, "green" if line.startswith("✔") else style)
+    return EXIT_FAILED if any(c.status == "fail" for c in checks) else EXIT_OK
+
+
+# --- send ----------------------------------------------------------------------------------------
+def cmd_send(args: argparse.Namespace, out: _Out) -> int:
+    from .messages import Template, Text
+    from .providers.base import ProviderError
+
+    with _config_errors(out):
+        settings = _load_settings(args)
+        bot = Bot(settings)
+    try:
+        message: Any
+        if args.template or args.content_sid:
+            message = Template(
+                args.template or "template",
+                language=args.language,
+                body=list(args.var or ()),
+                content_sid=args.content_sid,
+            )
+        elif args.text:
+            message = Text(args.text)
+        else:
+            out("give --text or --template/--content-sid", "red")
+            return EXIT_USAGE
+        receipt = bot.send(args.to, message, category=args.category, provider=args.provider)
+        row = bot.store.get_message(receipt.provider, receipt.message_id)
+        out(
+            f"sent via {receipt.provider}: {receipt.message_id} ({receipt.status}, "
+            f"reason {row.reason if row else '-'}, attempts {receipt.attempts})",
+            "green",
+        )
+        return EXIT_OK
+    except ProviderError as exc:
+        out(f"not sent: {exc}", "red")
+        return EXIT_FAILED
+    except (ValueError, ConfigError) as exc:
+        out(f"not sent: {exc}", "red")
+        return EXIT_USAGE
+    finally:
+        bot.close()
+
+
+# --- simulate ------------------------------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace, out: _Out) -> int:
+    """Post a signed fake inbound message (or status) to any webhook URL."""
+    import httpx
+
+    from . import testing as t
+
+    settings = None
+    if args.secret is None:
+        with _config_errors(out):
+            settings = _load_settings(args)
+    sender = args.sender
+    if args.provider == "meta":
+        builders: dict[str, Callable[[], t.Payload]] = {
+            "text": lambda: t.meta_text(args.text, sender=sender, profile_name=args.name),
+            "button": lambda: t.meta_button_reply(args.payload or "btn_1", args.text, sender=sender),
+            "location": lambda: t.meta_location(19.4326, -99.1332, sender=sender),
+            "image": lambda: t.meta_image("1479537139650973", caption=args.text, sender=sender),
+            "status": lambda: t.meta_status(args.message_id or t.new_wamid(), args.status, recipient=sender),
+        }
+        secret = args.secret or (
+            settings.meta_app_secret.get_secret_value() if settings and settings.meta_app_secret else None
+        )
+    else:
+        builders = {
+            "text": lambda: t.twilio_text(args.text, sender=sender, profile_name=args.name),
+            "button": lambda: t.twilio_button(args.payload or "btn_1", args.text, sender=sender),
+            "location": lambda: t.twilio_location(19.4326, -99.1332, sender=sender),
+            "image": lambda: t.twilio_media(
+                "https://example.com/picture.jpg", "image/jpeg", caption=args.text, sender=sender
+            ),
+            "status": lambda: t.twilio_status(
+                args.message_id or t.new_message_sid(), args.status, recipient=sender
+            ),
+        }
+        secret = args.secret or (
+            settings.twilio_auth_token.get_secret_value() if settings and settings.twilio_auth_token else None
+        )
+    if secret is None:
+        out("warning: no secret (--secret, META_APP_SECRET / TWILIO_AUTH_TOKEN): posting unsigned", "yellow")
+    payload = builders[args.kind]()
+    try:
+        response = payload.post(args.url, secret=secret, signed_url=args.signed_url)
+    except httpx.HTTPError as exc:
+        out(f"cannot reach {args.url}: {type(exc).__name__}: {exc}", "red")
+        return EXIT_FAILED
+    ok = 200 <= response.status_code < 300
+    out(f"{args.provider} {args.kind} {payload.message_id} → {response.status_code} {response.text[:200]}",
+        "green" if ok else "red")  # fmt: skip
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+# --- costs ---------------------------------------------------------------------------------------
+def cmd_costs(args: argparse.Namespace, out: _Out) -> int:
+    from .costs import Costs
+    from .store import open_store
+
+    with _config_errors(out):
+        settings = _load_settings(args)
+        store = open_store(args.store or settings.whatsapp_store_url)
+    try:
+        report = Costs.from_settings(store, settings).report(args.month)
+    finally:
+        store.close()
+    if args.json:
+        out(json.dumps(_report_json(report), indent=2, ensure_ascii=False))
+    else:
+        out(str(report))
+    return EXIT_OK
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    lines = []
+    for line in getattr(report, "lines", []):
+        amount = line.amount
+        lines.append(
+            {
+                "provider": line.provider,
+                "category": line.category,
+                "messages": line.messages,
+                "billable": getattr(line, "billable", None),
+                "free": getattr(line, "free", None),
+                "unknown": getattr(line, "unknown", None),
+                "cost": None if amount is None else str(amount),
+            }
+        )
+    return {
+        "month": getattr(report, "month", None),
+        "currency": getattr(report, "currency", "USD"),
+        "total": str(report.total),
+        "unknown": report.unknown,
+        "lines": lines,
+    }
+
+
+# --- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="eki-whatsapp", description="WhatsApp bots on Meta Cloud API and Twilio at once."
+        prog="eki-whatsapp",
+        description="WhatsApp bots on Meta Cloud API and Twilio at once.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage or configuration.",
     )
     parser.add_argument("--version", action="version", version=f"eki-whatsapp {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the offline demo (no accounts needed)")
-    demo.add_argument("--store", help="SQLite file to keep the demo's log (default: a temporary file)")
-    demo.set_defaults(func=cmd_demo)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace, _Out], int], help_: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    demo = add(
+        "demo", cmd_demo, "offline end-to-end demo: Eki on fake Meta and Twilio APIs (no accounts needed)"
+    )
+    demo.add_argument("--store", help="SQLite file for the demo's log (default: a temporary file)")
+    demo.add_argument(
+        "--openai", action="store_true", help="use OpenAI (OPENAI_API_KEY) instead of the offline model"
+    )
+
+    chat = add("chat", cmd_chat, "talk to the bot in the terminal (on the offline sandbox)")
+    chat.add_argument(
+        "--provider", choices=("meta", "twilio"), default="meta", help="which user to impersonate"
+    )
+    chat.add_argument("--user", default="5215512345678", help="the user's number (digits)")
+    chat.add_argument("--name", default="Tú", help="the user's profile name")
+    chat.add_argument(
+        "--bot", help="your bot: 'package.module:attribute' (a Bot or a settings -> Bot factory)"
+    )
+
+    serve = add("serve", cmd_serve, "run the webhook on a local port")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--path", default="/webhook/whatsapp/")
+    serve.add_argument("--bot", help="your bot: 'package.module:attribute' (default: the Eki example)")
+    serve.add_argument(
+        "--sandbox", action="store_true", help="use the fake providers instead of .env credentials"
+    )
+    serve.add_argument("--env-file", help="settings file (default: .env)")
+    serve.add_argument("--duration", type=float, help=argparse.SUPPRESS)
+
+    doctor = add("doctor", cmd_doctor, "check the settings and, with --online, the credentials")
+    doctor.add_argument("--online", action="store_true", help="call Meta and Twilio once each (read-only)")
+    doctor.add_argument(
+        "--webhook", action="store_true", help="ask WHATSAPP_WEBHOOK_URL for Meta's challenge"
+    )
+    doctor.add_argument("--env-file", help="settings file (default: .env)")
+
+    send = add("send", cmd_send, "send a message (business-initiated; the routing policy picks the provider)")
+    send.add_argument("--to", required=True, help="recipient: +5511..., 5511... or whatsapp:+5511...")
+    send.add_argument("--text", help="a text message (inside the 24-hour window)")
+    send.add_argument("--template", help="Meta template name")
+    send.add_argument("--language", default="es", help="template language (default: es)")
+    send.add_argument("--content-sid", help="Twilio Content Template SID (HX...)")
+    send.add_argument("--var", action="append", help="template body parameter (repeat, in order)")
+    send.add_argument("--category", choices=("marketing", "utility", "authentication", "service"))
+    send.add_argument("--provider", choices=("meta", "twilio"), help="force a provider")
+    send.add_argument("--env-file", help="settings file (default: .env)")
+
+    simulate = add("simulate", cmd_simulate, "post a signed fake inbound message or status to a webhook URL")
+    simulate.add_argument("url", help="webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/")
+    simulate.add_argument("--provider", choices=("meta", "twilio"), default="meta")
+    simulate.add_argument("--kind", choices=("text", "button", "location", "image", "status"), default="text")
+    simulate.add_argument("--text", default="Hola", help="message text, caption or button title")
+    simulate.add_argument("--payload", help="button id / payload")
+    simulate.add_argument("--sender", default="5215512345678", help="the user's number")
+    simulate.add_argument("--name", default="Tester", help="the user's profile name")
+    simulate.add_argument("--status", default="delivered", help="status for --kind status")
+    simulate.add_argument("--message-id", help="message id for --kind status")
+    simulate.add_argument("--secret", help="App Secret (Meta) / Auth Token (Twilio); default: from .env")
+    simulate.add_argument("--signed-url", help="the URL to sign when it differs (Twilio behind a proxy)")
+    simulate.add_argument("--env-file", help="settings file (default: .env)")
+
+    costs = add("costs", cmd_costs, "the cost report of a month from the store")
+    costs.add_argument("--month", help="YYYY-MM (default: this month)")
+    costs.add_argument("--store", help="store URL (default: WHATSAPP_STORE_URL)")
+    costs.add_argument("--json", action="store_true", help="machine-readable output")
+    costs.add_argument("--env-file", help="settings file (default: .env)")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    stream = stdout or sys.stdout
+    out = _Out(stream)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="  · %(message)s", stream=sys.stderr)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and EXIT_USAGE
+    try:
+        with redirect_stdout(stream):
+            result: int = args.func(args, out)
+        return result
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+def _now_month() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m")
 
 
 if __name__ == "__main__":  # pragma: no cover
