@@ -9,10 +9,11 @@ Policies (``WHATSAPP_PROVIDER``):
 
 * ``meta`` / ``twilio`` — only that provider.
 * ``dual`` — a reply goes out on the channel the message came in on (``reply-channel``); a
-  business-initiated message uses the provider where the user's 24-hour window is open
-  (``window-open``), else Meta while its monthly free allowance lasts (``free-allowance``), else
-  the weights if configured (``weighted``), else the cheaper provider by the price table
-  (``cheapest``). When the chosen provider fails with an error another provider could avoid
+  business-initiated free-form message uses the provider where the user's 24-hour window is
+  open (``window-open``); a template goes to the cheapest provider priced with the window in
+  mind (ties to the open window: ``window-open``); with no window open anywhere: Meta while its
+  monthly free allowance lasts (``free-allowance``), else the weights if configured
+  (``weighted``), else the cheaper provider by the price table (``cheapest``). When the chosen provider fails with an error another provider could avoid
   (:class:`ProviderDown`, :class:`RateLimited` after the provider's own retries,
   :class:`AuthError`) the message goes out through the other one (``failover:ProviderDown``);
   a provider that keeps failing is skipped for a cool-down (circuit breaker) and then probed.
