@@ -414,7 +414,7 @@ def cmd_simulate(args: argparse.Namespace, out: _Out) -> int:
                 "https://example.com/picture.jpg", "image/jpeg", caption=args.text, sender=sender
             ),
             "status": lambda: t.twilio_status(
-                args.message_id or t.new_message_sid(), args.status, recipient=sender
+                args.message_id or t.new_message_sid(), args.status, to=sender
             ),
         }
         secret = args.secret or (
