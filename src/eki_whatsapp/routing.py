@@ -265,7 +265,9 @@ class Router:
         """Whether ``user``'s 24-hour window is open on ``provider``'s business number now."""
         if provider not in self.providers:
             return False
-        business = self.providers[provider].business_number or None
+        business: str | None = self.providers[provider].business_number or None
+        if business is not None and not business.isdigit():
+            business = None  # a Twilio Messaging Service (MG...): any of its numbers
         last = self.store.last_inbound_at(provider, business, user)
         if inbound is not None and inbound.provider == provider and inbound.sender == user:
             last = inbound.timestamp if last is None else max(last, inbound.timestamp)

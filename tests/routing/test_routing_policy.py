@@ -277,3 +277,13 @@ def test_long_text_parts_are_logged_and_priced_one_row_each(
     assert sorted(r.extra["part"] for r in rows) == [1, 2, 3]
     # Twilio's fee is charged per message actually sent.
     assert router.costs.report("2026-09").line("twilio", "service").known_amount == Decimal("0.015")
+
+
+def test_window_of_a_messaging_service_sender_counts_any_of_its_numbers(
+    store: Any, clock: Clock, meta: FakeProvider
+) -> None:
+    # With only TWILIO_MESSAGING_SERVICE_SID, Twilio's business_number is the MG... SID.
+    service = FakeProvider("twilio", "MG0123456789abcdef0123456789abcdef")
+    store.record_inbound(inbound("twilio", clock.now))  # received on +14155238886
+    router = Router({"meta": meta, "twilio": service}, store, make_settings(), clock=clock)
+    assert router.choose(USER, "hello") == ("twilio", "window-open")
