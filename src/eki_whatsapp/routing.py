@@ -13,10 +13,11 @@ Policies (``WHATSAPP_PROVIDER``):
   open (``window-open``); a template goes to the cheapest provider priced with the window in
   mind (ties to the open window: ``window-open``); with no window open anywhere: Meta while its
   monthly free allowance lasts (``free-allowance``), else the weights if configured
-  (``weighted``), else the cheaper provider by the price table (``cheapest``). When the chosen provider fails with an error another provider could avoid
-  (:class:`ProviderDown`, :class:`RateLimited` after the provider's own retries,
-  :class:`AuthError`) the message goes out through the other one (``failover:ProviderDown``);
-  a provider that keeps failing is skipped for a cool-down (circuit breaker) and then probed.
+  (``weighted``), else the cheaper provider by the price table (``cheapest``). When the chosen
+  provider fails with an error another provider could avoid (:class:`ProviderDown`,
+  :class:`RateLimited` after the provider's own retries, :class:`AuthError`) the message goes
+  out through the other one (``failover:ProviderDown``); a provider that keeps failing is
+  skipped for a cool-down (circuit breaker) and then probed.
 
 In every policy a free-form message to a user whose window is closed is not sent blindly: the
 configured fallback template goes instead (``fallback-template``), or :class:`WindowClosed` is
