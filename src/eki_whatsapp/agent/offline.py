@@ -52,6 +52,7 @@ _STOP = _wordset(
     "je tu il est sont"
 )
 _WORD = re.compile(r"[a-z0-9]+")
+_CONTRACTION = re.compile("(?<=\\w)['\u2019]\\w+")
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 _YES = frozenset({"si", "yes", "sim", "oui", "claro", "ok", "vale", "true"})
 _NO = frozenset({"no", "nao", "non", "false"})
@@ -328,12 +329,15 @@ def _fill(text: str, spec: ToolSpec, *, free_text: str | None = None) -> tuple[d
     schema = spec.parameters
     props = _properties(schema)
     required = set(schema.get("required") or [])
-    keywords = _keywords(spec)
-    used: set[str] = set()
+    # Words that name the tool or its parameters are not values.
+    ignore = set(_keywords(spec))
+    for name, prop in props.items():
+        described = _words(name.replace("_", " ") + " " + str(prop.get("description", "")))
+        ignore.update(_stem(w) for w in described if len(w) >= 3)
     args: dict[str, Any] = {}
-    missing: list[str] = []
     numbers = _NUMBER.findall(text)
     words = _words(text)
+    # First the parameters whose values can be recognised (enums, numbers, yes/no)...
     for name, prop in props.items():
         value: Any = None
         options = _enum(prop)
@@ -341,26 +345,33 @@ def _fill(text: str, spec: ToolSpec, *, free_text: str | None = None) -> tuple[d
         if options:
             value = _enum_hit(text, options)
             if value is not None:
-                used.update(_stem(w) for w in _words(str(value)))
+                ignore.update(_stem(w) for w in _words(str(value)))
         elif kind in ("integer", "number") and numbers:
-            raw = numbers.pop(0).replace(",", ".")
+            raw = numbers.pop(0)
+            ignore.add(_stem(fold(raw)))
+            raw = raw.replace(",", ".")
             value = int(float(raw)) if kind == "integer" else float(raw)
         elif kind == "boolean":
             if any(w in _YES for w in words):
                 value = True
             elif any(w in _NO for w in words):
                 value = False
-        if value is None and name in required and kind == "string" and not options:
-            value = (free_text.strip() if free_text else _leftover(text, keywords, used)) or None
-            if value is not None:
-                used.update(_stem(w) for w in _words(value))
         if value is not None:
             args[name] = value
-        elif name in required and not _nullable(schema, name):
-            missing.append(name)
-        elif name in required:
+    # ...then the first mandatory free-text one takes the words left over.
+    for name, prop in props.items():
+        if name in args or prop.get("type") != "string" or _enum(prop):
+            continue
+        if name in required and not _nullable(schema, name):
+            value = (free_text.strip() if free_text else _leftover(text, ignore)) or None
+            if value is not None:
+                args[name] = value
+            break
+    missing = [n for n in props if n in required and n not in args and not _nullable(schema, n)]
+    for name in props:
+        if name in required and name not in args and name not in missing:
             args[name] = None
-    return args, missing
+    return {n: args[n] for n in props if n in args}, missing
 
 
 def _nullable(schema: Mapping[str, Any], name: str) -> bool:
@@ -371,14 +382,14 @@ def _nullable(schema: Mapping[str, Any], name: str) -> bool:
     return any(isinstance(o, dict) and o.get("type") == "null" for o in prop.get("anyOf", []))
 
 
-def _leftover(text: str, keywords: Mapping[str, float], used: set[str]) -> str:
+def _leftover(text: str, ignore: set[str]) -> str:
     kept = []
+    text = _CONTRACTION.sub("", text)  # what's, it's, don't
     for raw in re.findall(r"[\w@.+-]+", text):
         folded = fold(raw)
         if folded in _STOP:
             continue
-        stem = _stem(folded)
-        if stem in keywords or stem in used:
+        if _stem(folded.strip(".,;:!?")) in ignore:
             continue
         kept.append(raw.strip(".,;:!?¿¡"))
     return " ".join(k for k in kept if k)
