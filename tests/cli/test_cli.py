@@ -1,0 +1,226 @@
+"""The eki-whatsapp command line, run in-process against the local fakes."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eki_whatsapp import Bot, Settings, SQLiteStore
+from eki_whatsapp.cli import main
+from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, serve_bot
+
+APP_SECRET = "cli-app-secret"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), stdout=out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeGraphAPI, FakeTwilioAPI]]:
+    with (
+        FakeGraphAPI(app_secret=APP_SECRET, auto_status=()) as graph,
+        FakeTwilioAPI(auto_status=()) as twilio,
+    ):
+        yield graph, twilio
+
+
+@pytest.fixture
+def env_file(tmp_path: Path, fakes: tuple[FakeGraphAPI, FakeTwilioAPI]) -> Path:
+    graph, twilio = fakes
+    values = {
+        "WHATSAPP_PROVIDER": "dual",
+        "META_VERIFY_TOKEN": "verify-me",
+        "WHATSAPP_STORE_URL": f"sqlite:///{tmp_path}/cli.sqlite3",
+        **graph.env(),
+        **twilio.env(),
+    }
+    path = tmp_path / ".env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return path
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    db = tmp_path / "demo.sqlite3"
+    code, text = run("demo", "--store", str(db))
+    assert code == 0, text
+    assert "Cost report" in text and "failover:ProviderDown" in text
+    store = SQLiteStore(db)
+    rows = list(reversed(store.list_log(limit=500)))
+    inbound = [r for r in rows if r.direction == "in"]
+    outbound = [r for r in rows if r.direction == "out"]
+    assert {r.provider for r in inbound} == {"meta", "twilio"}
+    assert len(inbound) == 6
+    assert {r.type for r in inbound} >= {"text", "interactive", "image"}
+    # every user message got an answer on its own channel
+    for message in inbound:
+        replies = [r for r in outbound if r.user == message.user and r.reason == "reply-channel"]
+        assert replies and {r.provider for r in replies} == {message.provider}
+    # statuses came back through the webhook and updated the rows
+    replies = [r for r in outbound if r.reason == "reply-channel"]
+    assert all(r.status == "read" for r in replies)
+    assert all(
+        [s.status for s in store.statuses(r.provider, r.message_id or "")] == ["sent", "delivered", "read"]
+        for r in replies
+    )
+    # the outage: Meta failed, the reminder went out through Twilio
+    failover = [r for r in outbound if r.reason == "failover:ProviderDown"]
+    assert len(failover) == 1 and failover[0].provider == "twilio" and failover[0].type == "template"
+    failed_meta = [r for r in outbound if r.provider == "meta" and r.status == "failed"]
+    assert len(failed_meta) == 1 and failed_meta[0].attempts > 1
+    assert store.ledger(), "the cost ledger was fed"
+    store.close()
+
+
+def test_costs_after_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "demo.sqlite3"
+    assert run("demo", "--store", str(db))[0] == 0
+    code, text = run("costs", "--store", f"sqlite:///{db}", "--json")
+    assert code == 0
+    report = json.loads(text)
+    providers = {line["provider"] for line in report["lines"]}
+    assert providers == {"meta", "twilio"}
+    assert sum(line["messages"] for line in report["lines"]) >= 8
+    code, text = run("costs", "--store", f"sqlite:///{db}")
+    assert code == 0 and "total" in text
+
+
+def user_wrote(env_file: Path, fakes: tuple[FakeGraphAPI, FakeTwilioAPI], provider: str, user: str) -> None:
+    """The user writes first (opens the 24-hour window), through the real webhook."""
+    from eki_whatsapp.testing import meta_text, twilio_text
+
+    graph, twilio = fakes
+    bot = Bot(Settings(_env_file=env_file), inline=True)  # type: ignore[call-arg]
+    if provider == "meta":
+        response = bot.handle(meta_text("hola", sender=user).request(secret=APP_SECRET))
+    else:
+        response = bot.handle(twilio_text("hola", sender=user).request(secret=twilio.auth_token))
+    assert response.status == 200
+    bot.close()
+
+
+def test_send_text_and_provider_failure(env_file: Path, fakes: tuple[FakeGraphAPI, FakeTwilioAPI]) -> None:
+    graph, twilio = fakes
+    user_wrote(env_file, fakes, "twilio", "5511987654321")
+    user_wrote(env_file, fakes, "meta", "5215512345678")
+    code, text = run(
+        "send",
+        "--env-file",
+        str(env_file),
+        "--to",
+        "+5511987654321",
+        "--text",
+        "Hola",
+        "--provider",
+        "twilio",
+    )
+    assert code == 0, text
+    assert "sent via twilio" in text
+    assert twilio.sent[-1].text == "Hola" and twilio.sent[-1].to.lstrip("+") == "5511987654321"
+    graph.fail_next(131026, http_status=400, times=None)
+    code, text = run(
+        "send", "--env-file", str(env_file), "--to", "5215512345678", "--text", "x", "--provider", "meta"
+    )
+    assert code == 1 and "131026" in text
+
+
+def test_send_template_via_content_sid(env_file: Path, fakes: tuple[FakeGraphAPI, FakeTwilioAPI]) -> None:
+    _, twilio = fakes
+    code, text = run(
+        "send", "--env-file", str(env_file), "--to", "5511987654321", "--template", "recordatorio",
+        "--content-sid", "HX" + "a" * 32, "--var", "Ana", "--var", "Python", "--provider", "twilio",
+        "--category", "utility",
+    )  # fmt: skip
+    assert code == 0, text
+    sent = twilio.sent[-1]
+    assert sent.body["ContentSid"] == "HX" + "a" * 32
+    assert json.loads(sent.body["ContentVariables"]) == {"1": "Ana", "2": "Python"}
+
+
+def test_configuration_errors_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.env"
+    bad.write_text("WHATSAPP_PROVIDER=meta\n")
+    code, text = run("send", "--env-file", str(bad), "--to", "1", "--text", "x")
+    assert code == 2 and "META_WHATSAPP_TOKEN" in text
+    bad.write_text("WHATSAPP_PROVIDER=telegram\n")
+    assert run("doctor", "--env-file", str(bad))[0] == 2
+    assert run("no-such-command")[0] == 2
+
+
+def test_simulate_against_a_running_app(tmp_path: Path) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, whatsapp_provider="twilio", twilio_account_sid="AC" + "1" * 32, twilio_auth_token="tok",
+        twilio_whatsapp_number="+14155238886", meta_app_secret=APP_SECRET, whatsapp_store_url="memory://",
+    )  # fmt: skip
+    bot = Bot(settings, providers={}, inline=True)
+    with serve_bot(bot) as server:
+        code, text = run("simulate", server.url, "--provider", "twilio", "--text", "Hola!", "--secret", "tok")
+        assert code == 0, text
+        code, _ = run(
+            "simulate",
+            server.url,
+            "--provider",
+            "meta",
+            "--kind",
+            "button",
+            "--text",
+            "Sí",
+            "--secret",
+            APP_SECRET,
+        )
+        assert code == 0
+        code, text = run("simulate", server.url, "--provider", "twilio", "--secret", "wrong")
+        assert code == 1 and "403" in text
+    rows = bot.store.list_log()
+    assert sorted((r.provider, r.text) for r in rows) == [("meta", "Sí"), ("twilio", "Hola!")]
+    bot.close()
+
+
+def test_simulate_unreachable_url_exits_1() -> None:
+    code, text = run("simulate", "http://127.0.0.1:9/webhook", "--secret", "x")
+    assert code == 1 and "cannot reach" in text
+
+
+def test_chat_on_both_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("ver cursos\n/twilio\nquiz de python\n/quit\n"))
+    code, text = run("chat", "--name", "Ana")
+    assert code == 0, text
+    assert "Eki via meta" in text and "Eki via twilio" in text
+    assert "Python desde cero" in text
+
+
+def test_serve_sandbox_answers_meta_challenge() -> None:
+    import threading
+
+    import httpx
+
+    result: dict[str, Any] = {}
+
+    def serve() -> None:
+        result["code"] = run("serve", "--sandbox", "--port", "0", "--duration", "1.5")
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(10)
+    code, text = result["code"]
+    assert code == 0 and "Webhook listening on http://127.0.0.1:" in text
+    del httpx
+
+
+def test_version_and_help() -> None:
+    import contextlib
+
+    for argv, expected in ((["--version"], "eki-whatsapp 0."), (["--help"], "simulate")):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(argv)
+        assert code == 0 and expected in out.getvalue()
