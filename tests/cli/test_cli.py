@@ -97,7 +97,7 @@ def user_wrote(env_file: Path, fakes: tuple[FakeGraphAPI, FakeTwilioAPI], provid
     """The user writes first (opens the 24-hour window), through the real webhook."""
     from eki_whatsapp.testing import meta_text, twilio_text
 
-    graph, twilio = fakes
+    _graph, twilio = fakes
     bot = Bot(Settings(_env_file=env_file), inline=True)  # type: ignore[call-arg]
     if provider == "meta":
         response = bot.handle(meta_text("hola", sender=user).request(secret=APP_SECRET))
