@@ -1,0 +1,56 @@
+"""The built wheels and sdists install cleanly into a fresh virtualenv and expose the public API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECTS = [ROOT, ROOT / "adapters" / "django", ROOT / "adapters" / "flask"]
+
+pytestmark = pytest.mark.slow
+
+IMPORTS = """
+import eki_whatsapp, eki_whatsapp.providers, eki_whatsapp.messages, eki_whatsapp.agent
+import eki_whatsapp.testing, eki_whatsapp.costs, eki_whatsapp.formatting, eki_whatsapp.routing
+from eki_whatsapp import Bot, Settings, WebhookRequest, WebhookResponse, InboundMessage, StatusUpdate
+from eki_whatsapp.providers import MetaCloud, Twilio, ProviderError
+from eki_whatsapp.agent import Agent, tool
+from eki_whatsapp.costs import PriceBook
+import eki_whatsapp_flask
+from eki_whatsapp_flask import whatsapp_blueprint
+import importlib.resources, pathlib
+assert (pathlib.Path(eki_whatsapp.__file__).parent / "py.typed").exists()
+PriceBook.default()
+print("ok", eki_whatsapp.__version__)
+"""
+
+
+def run(*cmd: str | Path, cwd: Path | None = None) -> str:
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_build_and_install_into_a_fresh_venv(tmp_path: Path) -> None:
+    pytest.importorskip("build")
+    dist = tmp_path / "dist"
+    for project in PROJECTS:
+        run(sys.executable, "-m", "build", "--outdir", dist, project)
+    wheels = sorted(p.name for p in dist.glob("*.whl"))
+    sdists = sorted(p.name for p in dist.glob("*.tar.gz"))
+    assert [w.split("-")[0] for w in wheels] == ["eki_whatsapp", "eki_whatsapp_django", "eki_whatsapp_flask"]
+    assert len(sdists) == 3
+    env_dir = tmp_path / "fresh"
+    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    py = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+    run(py, "-m", "pip", "install", "--quiet", *sorted(dist.glob("*.whl")))
+    assert "ok 0.1.0" in run(py, "-c", IMPORTS, cwd=tmp_path)
+    # the console script is installed and runs
+    cli = env_dir / "bin" / "eki-whatsapp"
+    assert "eki-whatsapp 0.1.0" in run(cli, "--version", cwd=tmp_path)
