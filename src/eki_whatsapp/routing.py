@@ -379,7 +379,13 @@ class Router:
             return self._with_window(req, req.explicit, "explicit", windows[req.explicit])
         inbound = req.inbound
         if inbound is not None and cause is None and inbound.provider in pool:
-            if inbound.provider in healthy:
+            others_can = (
+                is_template(req.message)
+                or self._fallback is not None
+                or any(windows[p] for p in healthy if p != inbound.provider)
+            )
+            if inbound.provider in healthy or not others_can:
+                # (With its breaker open, the channel is still better than no way at all.)
                 return self._with_window(req, inbound.provider, "reply-channel", windows[inbound.provider])
             prefix = "failover:circuit-open"
         if len(pool) == 1 and self.settings.whatsapp_provider != "dual":

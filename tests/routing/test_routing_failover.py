@@ -421,3 +421,18 @@ def test_ctx_reply_goes_through_the_router(store: Any, meta: FakeProvider, twili
         assert bot.costs is router.costs
     finally:
         bot.close()
+
+
+def test_open_breaker_does_not_strand_a_reply_that_only_its_channel_can_carry(
+    make_router: Callable[..., Router], store: Any, clock: Clock, meta: FakeProvider, twilio: FakeProvider
+) -> None:
+    router = make_router(whatsapp_breaker_threshold=1)
+    meta.fail_next.append(down())
+    router.send(USER, PROMO, category="marketing")  # fails over; Meta's breaker opens
+    assert router.breakers["meta"].state(clock.now) == "open"
+    message = inbound("meta", clock.now)
+    store.record_inbound(message)
+    # No Twilio window and no fallback template: Meta is the only way to deliver a free-form reply.
+    receipt = router.send(USER, "ok", inbound=message)
+    assert receipt.provider == "meta" and rows(store)[-1].reason == "reply-channel"
+    assert router.breakers["meta"].state(clock.now) == "closed"
