@@ -144,6 +144,10 @@ def public_names(module: Any) -> list[str]:
 
 
 _QUOTED_ANNOTATION = re.compile(r"(:\s|->\s)'([^']*)'")
+_OBJECT_REPR = re.compile(
+    r"<(?:function|class|built-in function|built-in method) '?([\w.]+)'?(?: of [\w ]+)?(?: at 0x[0-9a-f]+)?>"
+)
+_ADDRESS = re.compile(r"<([\w.]+) object at 0x[0-9a-f]+>")
 
 
 def _signature(obj: Any, name: str, wrap: int = 100) -> str:
@@ -154,7 +158,7 @@ def _signature(obj: Any, name: str, wrap: int = 100) -> str:
         return f"{name}(...)"
     # Private keyword arguments (pydantic-settings' ``_env_file`` and the like) are left out.
     public = [p for p in sig.parameters.values() if not p.name.startswith("_")]
-    params = [_QUOTED_ANNOTATION.sub(r"\1\2", str(p)) for p in public]
+    params = [_OBJECT_REPR.sub(r"\1", _QUOTED_ANNOTATION.sub(r"\1\2", str(p))) for p in public]
     # Re-insert the "/" and "*" markers that str(Parameter) does not carry.
     shown: list[str] = []
     kinds = [p.kind for p in public]
@@ -243,7 +247,7 @@ def render_object(name: str, obj: Any, level: int = 3) -> str:
         doc = docstring_to_markdown(obj.__doc__)
         parts += [f"*{kind}*" + (" — " + doc if doc else ""), ""]
     else:
-        text = repr(obj)
+        text = _ADDRESS.sub(r"\1(...)", repr(obj))
         if len(text) > 200:
             text = text[:197] + "..."
         parts += ["```python", f"{name} = {text}", "```", ""]
