@@ -7,8 +7,8 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from conftest import RecordingProvider
 from django.core.management import CommandError, call_command
+from ekidj_site.testkit import RecordingProvider
 
 from eki_whatsapp import Bot, InboundMessage
 from eki_whatsapp_django.models import WhatsAppLog

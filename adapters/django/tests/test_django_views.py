@@ -7,8 +7,8 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from conftest import META_SECRET, PUBLIC_URL, TWILIO_TOKEN, VERIFY_TOKEN, WEBHOOK, RecordingProvider
 from django.test import Client, RequestFactory
+from ekidj_site.testkit import META_SECRET, PUBLIC_URL, TWILIO_TOKEN, VERIFY_TOKEN, WEBHOOK, RecordingProvider
 
 from eki_whatsapp import Bot
 from eki_whatsapp.testing.payloads import Payload, meta_status, meta_text, twilio_status, twilio_text

@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ekifl_kit import META_SECRET, VERIFY_TOKEN
 from flask import Flask
 
 from eki_whatsapp import Bot, Settings, SQLiteStore
 from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI
 from eki_whatsapp_flask import whatsapp_blueprint
-
-META_SECRET = "flask-app-secret"
-VERIFY_TOKEN = "flask-verify"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import META_SECRET, VERIFY_TOKEN
+from ekifl_kit import META_SECRET, VERIFY_TOKEN
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -58,7 +58,7 @@ STATIC_URL = "/static/"
 
 # WhatsApp: no .env; everything else comes from the environment (the e2e test sets it).
 EKI_WHATSAPP_ENV_FILE = None
-EKI_WHATSAPP_BOT = "ekidj_site.bot.setup"
+EKI_WHATSAPP_BOT = os.environ.get("EKIDJ_BOT", "ekidj_site.bot.setup")
 WHATSAPP_PROVIDER = os.environ.get("WHATSAPP_PROVIDER", "dual")
 META_WHATSAPP_TOKEN = os.environ.get("META_WHATSAPP_TOKEN", "meta-token")
 META_PHONE_NUMBER_ID = os.environ.get("META_PHONE_NUMBER_ID", "106540352242922")

@@ -1,0 +1,134 @@
+"""End to end: the test site under gunicorn on 127.0.0.1, the Eki bot in background threads, fake
+Graph and Twilio APIs. Signed webhooks go in over HTTP; replies must leave through the provider the
+message came from; the providers' status webhooks come back; the log is in the database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, meta_text, twilio_text
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).parent
+APP_SECRET = "e2e-app-secret"
+VERIFY = "e2e-verify"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Path]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhook/whatsapp/"
+    database = tmp_path / "site.sqlite3"
+    with FakeGraphAPI(app_secret=APP_SECRET, webhook_url=url) as graph, FakeTwilioAPI(webhook_url=url) as twilio:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "ekidj_site.settings",
+            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+            "EKIDJ_DB": str(database),
+            "EKIDJ_BOT": "eki_whatsapp.examples.eki.register",
+            "WHATSAPP_INLINE_HANDLERS": "false",
+            "META_VERIFY_TOKEN": VERIFY,
+            **graph.env(),
+            **twilio.env(),
+        }
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+            env.pop(name, None)
+        subprocess.run(
+            [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=tmp_path
+        )
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "ekidj_site.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--graceful-timeout",
+                "5",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            challenge = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "ready"}
+
+            def up() -> bool:
+                if server.poll() is not None:
+                    raise AssertionError(f"gunicorn exited: {server.stderr.read().decode() if server.stderr else ''}")
+                try:
+                    return httpx.get(url, params=challenge, timeout=2).text == "ready"
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(up, "gunicorn to answer")
+            yield url, graph, twilio, database
+        finally:
+            server.send_signal(signal.SIGQUIT)  # quick shutdown: nothing is left to finish
+            server.wait(timeout=20)
+
+
+def test_replies_leave_through_the_right_provider_and_everything_is_logged(
+    site: tuple[str, FakeGraphAPI, FakeTwilioAPI, Path],
+) -> None:
+    url, graph, twilio, database = site
+    meta_in = meta_text("ver cursos", sender="34600111222")
+    twilio_in = twilio_text("ver cursos", sender="+5511987654321")
+
+    assert meta_in.post(url, secret=APP_SECRET).status_code == 200
+    assert twilio_in.post(url, secret=twilio.auth_token).status_code == 200
+    assert meta_in.post(url, secret=APP_SECRET).status_code == 200  # Meta retries: no second reply
+    assert meta_text("forged").post(url, secret="not-the-secret").status_code == 403
+
+    wait_for(lambda: len(graph.sent) >= 1 and len(twilio.sent) >= 1, "both replies")
+    assert graph.flush() and twilio.flush()
+    assert [m.to for m in graph.sent] == ["34600111222"]
+    assert [m.to.lstrip("+") for m in twilio.sent] == ["5511987654321"]
+    assert all("Python" in (m.text or "") for m in graph.sent + twilio.sent)
+    assert all(d.ok for d in graph.webhooks + twilio.webhooks)  # status webhooks accepted
+
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT direction, provider, message_id, status, reason FROM eki_whatsapp_django_whatsapplog"
+        ).fetchall()
+        memories = db.execute("SELECT key FROM eki_whatsapp_django_whatsappmemory").fetchall()
+    inbound = {(p, m) for d, p, m, _, _ in rows if d == "in"}
+    assert inbound == {("meta", meta_in.message_id), ("twilio", twilio_in.message_id)}
+    outbound = {(p, m): (s, r) for d, p, m, s, r in rows if d == "out"}
+    assert outbound == {
+        ("meta", graph.sent[0].id): ("read", "reply-channel"),
+        ("twilio", twilio.sent[0].id): ("read", "reply-channel"),
+    }
+    assert len(memories) == 2  # the agent's memory went through the ORM store from async code
