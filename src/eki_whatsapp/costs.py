@@ -633,6 +633,9 @@ class Costs:
         """Record the provider's own pricing of a message (first value seen wins), or that a
         message failed (not charged). Statuses without pricing or failure add nothing.
 
+        A failure is kept apart (``source="failure"``), so a message priced by an earlier status
+        and failed later is still counted as failed and not charged.
+
         ``category`` and ``sent_at`` come from the message's log row when known; the entry is
         dated ``sent_at`` (so it lands in the same month as the send) or else the status time.
         """
@@ -650,7 +653,7 @@ class Costs:
                 market=market,
                 billable=False,
                 amount=ZERO,
-                source="status",
+                source="failure",
                 note="failed",
             )
         elif pricing is not None:
@@ -688,28 +691,25 @@ class Costs:
         default: this month). Provider pricing from status webhooks wins over the estimate made
         when sending, except that messages made free by the allowance stay free."""
         month = month or self.clock().strftime("%Y-%m")
-        sends: dict[tuple[str, str], LedgerEntry] = {}
-        statuses: dict[tuple[str, str], LedgerEntry] = {}
+        buckets: dict[str, dict[tuple[str, str], LedgerEntry]] = {"send": {}, "status": {}, "failure": {}}
         for entry in self.store.ledger(month=month):
-            bucket = statuses if entry.source == "status" else sends
-            bucket.setdefault((entry.provider, entry.message_id), entry)
+            buckets.setdefault(entry.source, {}).setdefault((entry.provider, entry.message_id), entry)
+        sends, statuses, failures = buckets["send"], buckets["status"], buckets["failure"]
         acc: dict[tuple[str, str], dict[str, Any]] = {}
-        for key in list(sends) + [k for k in statuses if k not in sends]:
-            send, status = sends.get(key), statuses.get(key)
-            chosen = status if status is not None else send
+        keys = dict.fromkeys([*sends, *statuses, *failures])
+        for key in keys:
+            send, status, failure = sends.get(key), statuses.get(key), failures.get(key)
+            chosen = status or send or failure
             assert chosen is not None
-            if (
-                send is not None
-                and send.note == "free-allowance"
-                and (status is None or status.note != "failed")
-            ):
+            if send is not None and send.note == "free-allowance":
                 chosen = send
             category = (send.category if send is not None else None) or chosen.category or "unknown"
             line = acc.setdefault(
                 (chosen.provider, category),
                 {"messages": 0, "billable": 0, "free": 0, "unknown": 0, "amount": ZERO, "failed": 0},
             )
-            if chosen.note == "failed":
+            if failure is not None:
+                # Accepted, then failed: not charged, whatever pricing was reported before.
                 line["failed"] += 1
                 continue
             line["messages"] += 1

@@ -254,3 +254,24 @@ def test_shipped_table_is_dated_sourced_and_complete() -> None:
 )
 def test_country_of_a_user(user: str, country: str | None) -> None:
     assert country_of(user) == country
+
+
+def test_a_message_priced_by_sent_then_failed_is_not_charged(store: Any) -> None:
+    costs = Costs(store)
+    sent_at = utc(2025, 9, 10)
+    costs.record_send("meta", ["wamid.x"], US, "marketing", at=sent_at)
+    costs.record_status(
+        status_from_wire(
+            id="wamid.x",
+            status="sent",
+            pricing={"pricing_model": "PMP", "category": "marketing", "type": "regular"},
+        ),
+        sent_at=sent_at,
+    )
+    assert costs.report("2025-09").total == D("0.0250")
+    failed = status_from_wire(
+        id="wamid.x", status="failed", errors=[{"code": 131026, "title": "Undeliverable"}]
+    )
+    assert costs.record_status(failed, sent_at=sent_at) is not None
+    line = costs.report("2025-09").line("meta", "marketing")
+    assert (line.messages, line.failed, line.known_amount) == (0, 1, D("0"))
