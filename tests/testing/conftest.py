@@ -78,3 +78,58 @@ def make_bot() -> Iterator[Callable[..., tuple[Bot, Recorder]]]:
     yield make
     for bot in bots:
         bot.close()
+
+
+def providers_for(graph: FakeGraphAPI | None = None, twilio: FakeTwilioAPI | None = None, **retry: Any) -> dict:
+    """Real provider classes pointed at the fakes, failing fast (no retry sleeps) by default."""
+    from eki_whatsapp.providers import RetryPolicy
+    from eki_whatsapp.providers.meta import MetaCloud
+    from eki_whatsapp.providers.twilio import Twilio
+
+    policy = RetryPolicy(**retry) if retry else RetryPolicy.none()
+    providers: dict[str, Any] = {}
+    if graph is not None:
+        providers["meta"] = MetaCloud(graph.token, graph.phone_number_id, base_url=graph.base_url, retry=policy)
+    if twilio is not None:
+        providers["twilio"] = Twilio(
+            twilio.account_sid, twilio.auth_token, from_=twilio.number, base_url=twilio.base_url, retry=policy
+        )
+    return providers
+
+
+class Stack:
+    """A served bot wired to both fakes: inbound over HTTP, replies through the real providers,
+    statuses back from the fakes, signed."""
+
+    def __init__(self, graph: FakeGraphAPI, twilio: FakeTwilioAPI, policy: str = "dual", **settings: Any) -> None:
+        from eki_whatsapp.testing import serve_bot
+
+        self.graph, self.twilio = graph, twilio
+        self.bot = Bot(
+            settings_for(graph, twilio, whatsapp_provider=policy, **settings),
+            store=MemoryStore(),
+            providers=providers_for(graph, twilio),
+            inline=True,
+        )
+        self.seen = Recorder(self.bot)
+        self.server = serve_bot(self.bot)
+        graph.webhook_url = twilio.webhook_url = self.server.url
+
+    def post(self, payload: Any) -> Any:
+        secret = APP_SECRET if payload.provider == "meta" else TWILIO_TOKEN
+        return payload.post(self.server.url, secret=secret)
+
+    def flush(self) -> None:
+        assert self.graph.flush() and self.twilio.flush()
+        assert self.bot.drain()
+
+    def close(self) -> None:
+        self.server.close()
+        self.bot.close()
+
+
+@pytest.fixture
+def stack(graph: FakeGraphAPI, twilio_api: FakeTwilioAPI) -> Iterator[Stack]:
+    s = Stack(graph, twilio_api)
+    yield s
+    s.close()

@@ -157,7 +157,7 @@ def test_meta_order_system_unsupported_and_generic(parse_bot):
 
 
 def test_meta_statuses_sent_delivered_read_and_failed(parse_bot):
-    bot, seen = parse_bot
+    _, seen = parse_bot
     for status in ("sent", "delivered", "read"):
         handle(parse_bot, meta_status("wamid.OUT", status, category="utility"))
     handle(parse_bot, meta_status("wamid.OUT2", "failed", error_code=131047))
@@ -235,7 +235,7 @@ def test_twilio_button_and_template_button(parse_bot):
     m = only_message(parse_bot, twilio_button("Confirm", "confirm_123", reply_to="SMbuttons"))
     assert (m.type, m.interactive_type, m.payload, m.text) == ("interactive", "button_reply", "confirm_123", "Confirm")
     assert m.reply_to == "SMbuttons"
-    bot, seen = parse_bot
+    _, seen = parse_bot
     handle(parse_bot, twilio_button("Stop", "STOP", message_type="button"))
     assert (seen.messages[-1].type, seen.messages[-1].payload) == ("button", "STOP")
 

@@ -273,11 +273,20 @@ class FakeProviderAPI(LocalServer):
             plan = [(failure.status, failure.code)]
         else:
             plan = [(status, None) for status in self.auto_status]
+        # Counted as in flight from now on, so that flush() cannot return between the response
+        # reaching the client and the statuses being queued.
+        with self._cond:
+            self._busy += 1
         return lambda: self._plan(message, plan)
 
     def _plan(self, message: SentMessage, plan: list[tuple[str, int | None]]) -> None:
-        for status, code in plan:
-            self._enqueue(message, status, code)
+        try:
+            for status, code in plan:
+                self._enqueue(message, status, code)
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
 
     # --- failure injection ---------------------------------------------------------------------
     def fail_next(

@@ -136,9 +136,11 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self._send(reply)
-        if reply.after is not None:
-            reply.after()
+        try:
+            self._send(reply)
+        finally:
+            if reply.after is not None:
+                reply.after()
 
     def _send(self, reply: Reply) -> None:
         try:
