@@ -285,7 +285,7 @@ def test_location_and_reaction() -> None:
         },
     )
     provider.send(USER, Reaction("wamid.IN1", "\U0001f44d"))
-    request, body = sent(route)
+    _, body = sent(route)
     assert body == envelope("reaction", {"message_id": "wamid.IN1", "emoji": "\U0001f44d"})
     provider.send(USER, Reaction("wamid.IN1"))
     assert sent(route)[1]["reaction"]["emoji"] == ""
@@ -295,7 +295,7 @@ def test_location_and_reaction() -> None:
 def test_long_text_is_sent_in_parts_in_order() -> None:
     ids = iter(["wamid.P1", "wamid.P2", "wamid.P3"])
     route = respx.post(META_MESSAGES).mock(side_effect=lambda request: meta_ok(next(ids)))
-    paragraphs = [("Paragraph %d. " % i) + "word " * 700 for i in range(3)]
+    paragraphs = [f"Paragraph {i}. " + "word " * 700 for i in range(3)]
     text = "\n\n".join(p.strip() for p in paragraphs)
     receipt = meta().send(USER, text)
     bodies = [body_json(call.request)["text"]["body"] for call in route.calls]
