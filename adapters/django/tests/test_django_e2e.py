@@ -45,7 +45,10 @@ def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Pat
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhook/whatsapp/"
     database = tmp_path / "site.sqlite3"
-    with FakeGraphAPI(app_secret=APP_SECRET, webhook_url=url) as graph, FakeTwilioAPI(webhook_url=url) as twilio:
+    with (
+        FakeGraphAPI(app_secret=APP_SECRET, webhook_url=url) as graph,
+        FakeTwilioAPI(webhook_url=url) as twilio,
+    ):
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "ekidj_site.settings",
@@ -60,7 +63,10 @@ def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Pat
         for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
             env.pop(name, None)
         subprocess.run(
-            [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=tmp_path
+            [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
+            env=env,
+            check=True,
+            cwd=tmp_path,
         )
         server = subprocess.Popen(
             [
@@ -87,7 +93,9 @@ def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Pat
 
             def up() -> bool:
                 if server.poll() is not None:
-                    raise AssertionError(f"gunicorn exited: {server.stderr.read().decode() if server.stderr else ''}")
+                    raise AssertionError(
+                        f"gunicorn exited: {server.stderr.read().decode() if server.stderr else ''}"
+                    )
                 try:
                     return httpx.get(url, params=challenge, timeout=2).text == "ready"
                 except httpx.HTTPError:
