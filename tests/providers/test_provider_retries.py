@@ -172,3 +172,16 @@ def test_timeouts_are_set_on_the_pooled_clients() -> None:
     custom = meta(timeout=2.5)
     assert custom._clients.sync().timeout.read == 2.5
     custom.close()
+
+
+def test_both_providers_implement_the_protocol_and_import_lazily() -> None:
+    import subprocess
+    import sys
+
+    from eki_whatsapp.providers import Provider
+
+    assert isinstance(meta(), Provider)
+    assert isinstance(twilio(), Provider)
+    code = "import sys, eki_whatsapp; print(sorted(m for m in sys.modules if m.endswith(('.meta', '.twilio', '._http'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # the HTTP providers load on first use
