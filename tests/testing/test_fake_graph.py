@@ -211,6 +211,12 @@ def test_phone_number_lookup_and_subscriptions(quiet_graph):
         assert [f["name"] for f in subs["data"][0]["fields"]] == ["messages"]
         quiet_graph.subscribed_fields = []
         assert c.get(f"/v26.0/{quiet_graph.app_id}/subscriptions").json() == {"data": []}
+        apps = c.get(f"/v26.0/{quiet_graph.waba_id}/subscribed_apps").json()["data"]
+        assert apps[0]["whatsapp_business_api_data"]["id"] == quiet_graph.app_id
+        assert c.delete(f"/v26.0/{quiet_graph.waba_id}/subscribed_apps").json() == {"success": True}
+        assert c.get(f"/v26.0/{quiet_graph.waba_id}/subscribed_apps").json() == {"data": []}
+        assert c.post(f"/v26.0/{quiet_graph.waba_id}/subscribed_apps").json() == {"success": True}
+        assert quiet_graph.app_subscribed
 
 
 def test_settings_fields_and_env(quiet_graph):

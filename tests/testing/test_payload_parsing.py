@@ -232,11 +232,11 @@ def test_twilio_location(parse_bot):
 
 
 def test_twilio_button_and_template_button(parse_bot):
-    m = only_message(parse_bot, twilio_button("Confirm", "confirm_123", reply_to="SMbuttons"))
+    m = only_message(parse_bot, twilio_button("confirm_123", "Confirm", reply_to="SMbuttons"))
     assert (m.type, m.interactive_type, m.payload, m.text) == ("interactive", "button_reply", "confirm_123", "Confirm")
     assert m.reply_to == "SMbuttons"
     _, seen = parse_bot
-    handle(parse_bot, twilio_button("Stop", "STOP", message_type="button"))
+    handle(parse_bot, twilio_button("STOP", "Stop", message_type="button"))
     assert (seen.messages[-1].type, seen.messages[-1].payload) == ("button", "STOP")
 
 

@@ -59,7 +59,8 @@ class FakeGraphAPI(FakeProviderAPI):
     Endpoints: ``POST /{version}/{phone-number-id}/messages`` (messages, mark-as-read, typing),
     ``POST /{version}/{phone-number-id}/media`` (multipart upload), ``GET``/``DELETE
     /{version}/{media-id}``, the media download URL it hands out (Bearer), ``GET
-    /{version}/{phone-number-id}`` (phone-number lookup) and ``GET /{version}/{app-id}/subscriptions``.
+    /{version}/{phone-number-id}`` (phone-number lookup), ``GET``/``POST``/``DELETE
+    /{version}/{waba-id}/subscribed_apps`` and ``GET /{version}/{app-id}/subscriptions``.
     Every request needs ``Authorization: Bearer <token>``: none → 400 code 104, wrong → 401
     code 190, ``token_expired = True`` → 401 code 190 subcode 463.
 
@@ -99,6 +100,10 @@ class FakeGraphAPI(FakeProviderAPI):
         self.token_expired = False
         #: ``code_verification_status`` of the phone-number lookup (``False``: ``NOT_VERIFIED``).
         self.phone_verified = True
+        #: ``platform_type`` of the phone-number lookup (``NOT_APPLICABLE``: not registered).
+        self.platform_type = "CLOUD_API"
+        #: Whether the app is subscribed to the WABA (``GET/POST /{waba-id}/subscribed_apps``).
+        self.app_subscribed = True
         #: Webhook fields the app is subscribed to (``GET /{app-id}/subscriptions``).
         self.subscribed_fields: list[str] = ["messages"]
         #: ``(message_id, typing)`` of every mark-as-read request.
@@ -185,6 +190,8 @@ class FakeGraphAPI(FakeProviderAPI):
             return self._upload(request)
         elif node == self.app_id and method == "GET" and edge == "subscriptions":
             return self._subscriptions()
+        elif node == self.waba_id and edge == "subscribed_apps" and method in ("GET", "POST", "DELETE"):
+            return self._subscribed_apps(method)
         return self._unsupported(method.lower(), node)
 
     def _unsupported(self, method: str, node: str) -> Reply:
@@ -300,7 +307,7 @@ class FakeGraphAPI(FakeProviderAPI):
             "code_verification_status": "VERIFIED" if self.phone_verified else "NOT_VERIFIED",
             "display_phone_number": f"+{digits[:1]} {digits[1:4]}-{digits[4:7]}-{digits[7:]}",
             "quality_rating": "GREEN",
-            "platform_type": "CLOUD_API",
+            "platform_type": self.platform_type,
             "throughput": {"level": "STANDARD"},
             "id": self.phone_number_id,
         }
@@ -314,6 +321,14 @@ class FakeGraphAPI(FakeProviderAPI):
             "fields": fields,
         }
         return json_reply(200, {"data": [data] if self.subscribed_fields else []})
+
+    def _subscribed_apps(self, method: str) -> Reply:
+        if method != "GET":
+            self.app_subscribed = method == "POST"
+            return json_reply(200, {"success": True})
+        app = {"whatsapp_business_api_data": {"id": self.app_id, "link": "https://www.example.com/",
+                                              "name": self.verified_name}}
+        return json_reply(200, {"data": [app] if self.app_subscribed else []})
 
     def _delete_media(self, node: str) -> Reply:
         with self._state:

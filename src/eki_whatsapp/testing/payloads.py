@@ -786,8 +786,8 @@ def twilio_location(
 
 
 def twilio_button(
-    text: str,
     payload: str,
+    text: str,
     *,
     message_type: str = "interactive",
     **options: Unpack[TwilioOptions],
