@@ -41,7 +41,8 @@ MODULES: tuple[tuple[str, str], ...] = (
 )
 
 _ROLE = re.compile(r":(?:py:)?(?:class|func|meth|attr|mod|data|exc|obj|const):`~?\.?([^`]+)`")
-_DOUBLE_TICKS = re.compile(r"``([^`]+)``")
+# reST inline literals: a run of 2+ back-quotes, the text, the same run (``x``, ```` ```x``` ````).
+_LITERAL = re.compile(r"(`{2,})(?!`)(.+?)(?<!`)\1(?!`)")
 
 
 # --- docstrings --------------------------------------------------------------------------------
@@ -125,7 +126,17 @@ def _google_section(title: str, lines: list[str], i: int, out: list[str]) -> int
 
 def _inline(text: str) -> str:
     text = _ROLE.sub(lambda m: f"`{m.group(1)}`", text)
-    return _DOUBLE_TICKS.sub(lambda m: f"`{m.group(1)}`", text)
+    return _LITERAL.sub(_code_span, text)
+
+
+def _code_span(match: re.Match[str]) -> str:
+    """A Markdown code span for a reST literal, fenced by more back-quotes than it contains."""
+    content = match.group(2)
+    runs = [len(r) for r in re.findall(r"`+", content)]
+    if not runs:
+        return f"`{content}`"
+    fence = "`" * (max(runs) + 1)
+    return f"{fence} {content.strip()} {fence}"
 
 
 # --- objects -----------------------------------------------------------------------------------
