@@ -371,6 +371,8 @@ def _check_interactive_common(
             raise MessageError(
                 f"{owner}.header", f"media must be image, video or document, not {header.kind}"
             )
+        if header.caption is not None:
+            raise MessageError(f"{owner}.header.caption", "is not allowed: a header shows no caption")
     elif header is not None:
         if not isinstance(header, str):
             raise MessageError(f"{owner}.header", "must be a string, a Media or None")
@@ -690,6 +692,8 @@ class Template:
                 raise MessageError(
                     "Template.header", f"media must be image, video or document, not {self.header.kind}"
                 )
+            if self.header.caption is not None:
+                raise MessageError("Template.header.caption", "is not allowed: a header shows no caption")
         elif self.header is not None and not isinstance(self.header, Location):
             raise MessageError("Template.header", "must be a str, Media, Location or None")
         buttons = tuple(self.buttons)

@@ -118,6 +118,14 @@ def test_limits_name_the_field_and_the_limit(build: object, field: str, limit: s
             "Template.content_variables['1']",
         ),
         (lambda: Text("x", reply_to=""), "Text.reply_to"),
+        (
+            lambda: Template("t", header=Media.image("https://a.example/i.jpg", caption="lost")),
+            "Template.header.caption",
+        ),
+        (
+            lambda: Buttons("b", ["x"], header=Media.image("https://a.example/i.jpg", caption="lost")),
+            "Buttons.header.caption",
+        ),
     ],
 )
 def test_invalid_messages(build: object, field: str) -> None:

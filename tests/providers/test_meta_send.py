@@ -307,6 +307,14 @@ def test_long_text_is_sent_in_parts_in_order() -> None:
 
 
 @respx.mock
+def test_only_the_first_part_of_a_split_reply_quotes() -> None:
+    route = respx.post(META_MESSAGES).mock(return_value=meta_ok())
+    meta().send(USER, Text("word " * 1000, reply_to="wamid.IN1"))
+    contexts = [body_json(call.request).get("context") for call in route.calls]
+    assert contexts == [{"message_id": "wamid.IN1"}, None]
+
+
+@respx.mock
 def test_mark_as_read_and_typing_indicator() -> None:
     route = respx.post(META_MESSAGES).mock(return_value=httpx.Response(200, json={"success": True}))
     provider = meta()

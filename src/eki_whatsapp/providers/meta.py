@@ -161,11 +161,15 @@ class MetaCloud(HttpProvider):
         """
         recipient = parse_recipient(self.name, to)
         if isinstance(message, Text):
+            # Only the first part quotes the replied-to message.
             return [
                 _envelope(
-                    recipient, "text", {"body": part, "preview_url": message.preview_url}, message.reply_to
+                    recipient,
+                    "text",
+                    {"body": part, "preview_url": message.preview_url},
+                    message.reply_to if index == 0 else None,
                 )
-                for part in split(message.body, self.text_limit)
+                for index, part in enumerate(split(message.body, self.text_limit))
             ]
         return [render(recipient, message)]
 
