@@ -169,6 +169,8 @@ def _signature(obj: Any, name: str, wrap: int = 100) -> str:
         return f"{name}(...)"
     # Private keyword arguments (pydantic-settings' ``_env_file`` and the like) are left out.
     public = [p for p in sig.parameters.values() if not p.name.startswith("_")]
+    if public and public[0].name in ("self", "cls") and not inspect.isclass(obj):
+        public = public[1:]
     params = [_OBJECT_REPR.sub(r"\1", _QUOTED_ANNOTATION.sub(r"\1\2", str(p))) for p in public]
     # Re-insert the "/" and "*" markers that str(Parameter) does not carry.
     shown: list[str] = []
@@ -243,18 +245,23 @@ def render_object(name: str, obj: Any, level: int = 3) -> str:
         if issubclass(obj, enum.Enum):
             values = ", ".join(f"`{m.name}`" for m in obj)
             parts += [f"Members: {values}", ""]
+        # Members get their own headings (not list items): fenced code inside Markdown lists is
+        # not reliable, and headings give each method an anchor.
+        member_hashes = "#" * (level + 1)
         for member_name, member in _members(obj):
             if isinstance(member, property):
-                parts += [f"- **`{member_name}`** (property)"]
-                mdoc = docstring_to_markdown(member.__doc__)
+                parts += [f"{member_hashes} `{name}.{member_name}`", "", "*property*", ""]
             else:
-                parts += [f"- **`{_signature(member, member_name)}`**"]
-                mdoc = docstring_to_markdown(member.__doc__)
+                parts += [f"{member_hashes} `{name}.{member_name}`", ""]
+                prefix = "async def " if inspect.iscoroutinefunction(member) else "def "
+                parts += ["```python", prefix + _signature(member, member_name), "```", ""]
+            mdoc = docstring_to_markdown(member.__doc__)
             if mdoc:
-                parts += ["", _indent(mdoc), ""]
+                parts += [mdoc, ""]
         parts.append("")
     elif callable(obj):
-        parts += ["```python", _signature(obj, name), "```", ""]
+        prefix = "async def " if inspect.iscoroutinefunction(obj) else "def "
+        parts += ["```python", prefix + _signature(obj, name), "```", ""]
         doc = docstring_to_markdown(obj.__doc__)
         parts += [f"*{kind}*" + (" — " + doc if doc else ""), ""]
     else:
@@ -263,10 +270,6 @@ def render_object(name: str, obj: Any, level: int = 3) -> str:
             text = text[:197] + "..."
         parts += ["```python", f"{name} = {text}", "```", ""]
     return "\n".join(parts)
-
-
-def _indent(text: str) -> str:
-    return "\n".join(("    " + line) if line.strip() else "" for line in text.splitlines())
 
 
 def render_module(module_name: str, summary: str) -> str:
