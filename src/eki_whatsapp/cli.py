@@ -335,7 +335,7 @@ def cmd_doctor(args: argparse.Namespace, out: _Out) -> int:
 
     with _config_errors(out):
         settings = _load_settings(args)
-    checks = diagnose(settings, online=args.online, check_webhook=args.webhook or None)
+    checks = diagnose(settings, online=args.online, check_webhook=args.webhook)
     for line in render(checks).splitlines():
         style = "red" if line.startswith("✖") else "yellow" if line.startswith("!") else ""
         out(line, "green" if line.startswith("✔") else style)

@@ -45,12 +45,12 @@ def diagnose(
     settings: Settings,
     *,
     online: bool = False,
-    check_webhook: bool | None = None,
+    check_webhook: bool = False,
     transport: httpx.BaseTransport | None = None,
     timeout: float = 10.0,
 ) -> list[Check]:
     """Run every check. ``online`` calls Meta and Twilio once each (read-only requests);
-    ``check_webhook`` (default: same as ``online``) asks the running webhook for Meta's challenge."""
+    ``check_webhook`` asks the running webhook (``WHATSAPP_WEBHOOK_URL``) for Meta's challenge."""
     checks = offline_checks(settings)
     if online or check_webhook:
         with httpx.Client(transport=transport, timeout=timeout) as client:
@@ -59,7 +59,7 @@ def diagnose(
                     checks.extend(meta_checks(settings, client))
                 if "twilio" in settings.enabled_providers and not settings.missing_for("twilio"):
                     checks.extend(twilio_checks(settings, client))
-            if check_webhook if check_webhook is not None else online:
+            if check_webhook:
                 checks.append(webhook_check(settings, client))
     return checks
 

@@ -224,3 +224,88 @@ def test_version_and_help() -> None:
         with contextlib.redirect_stdout(out):
             code = main(argv)
         assert code == 0 and expected in out.getvalue()
+
+
+# --- doctor against the fakes --------------------------------------------------------------------------
+def doctor_env(tmp_path: Path, graph: FakeGraphAPI, twilio: FakeTwilioAPI, **extra: str) -> Path:
+    values = {
+        "WHATSAPP_PROVIDER": "dual",
+        "META_VERIFY_TOKEN": "verify-me",
+        "WHATSAPP_WEBHOOK_URL": "https://bot.example.com/webhook/whatsapp/",
+        **graph.env(),
+        **twilio.env(),
+        **extra,
+    }
+    path = tmp_path / "doctor.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return path
+
+
+def test_doctor_online_ok(tmp_path: Path, fakes: tuple[FakeGraphAPI, FakeTwilioAPI]) -> None:
+    graph, twilio = fakes
+    code, text = run("doctor", "--online", "--env-file", str(doctor_env(tmp_path, graph, twilio)))
+    assert code == 0, text
+    assert (
+        "✔ Meta phone number" in text and "✔ Twilio account" in text and "✔ Meta webhook subscription" in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        ("token_expired", "has expired"),
+        ("phone_unverified", "is not verified"),
+        ("not_registered", "not registered with the Cloud API"),
+        ("not_subscribed", "no app is subscribed"),
+        ("twilio_token", "were refused"),
+        ("twilio_suspended", "the account is suspended"),
+        ("wrong_token", "META_WHATSAPP_TOKEN was refused"),
+    ],
+)
+def test_doctor_explains_each_failure(
+    tmp_path: Path, fakes: tuple[FakeGraphAPI, FakeTwilioAPI], breakage: str, expected: str
+) -> None:
+    graph, twilio = fakes
+    extra: dict[str, str] = {}
+    if breakage == "token_expired":
+        graph.token_expired = True
+    elif breakage == "phone_unverified":
+        graph.phone_verified = False
+    elif breakage == "not_registered":
+        graph.platform_type = "NOT_APPLICABLE"
+    elif breakage == "not_subscribed":
+        graph.app_subscribed = False
+    elif breakage == "twilio_token":
+        extra["TWILIO_AUTH_TOKEN"] = "not-the-token"
+    elif breakage == "twilio_suspended":
+        twilio.account_status = "suspended"
+    elif breakage == "wrong_token":
+        extra["META_WHATSAPP_TOKEN"] = "EAAG-wrong"
+    code, text = run("doctor", "--online", "--env-file", str(doctor_env(tmp_path, graph, twilio, **extra)))
+    assert code == 1
+    assert expected in text
+    assert "→" in text  # every failure says what to do
+    assert "not-the-token" not in text and "EAAG-wrong" not in text
+
+
+def test_doctor_webhook_verify_token_mismatch(
+    tmp_path: Path, fakes: tuple[FakeGraphAPI, FakeTwilioAPI]
+) -> None:
+    graph, twilio = fakes
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, whatsapp_provider="meta", meta_whatsapp_token="t", meta_phone_number_id="1",
+        meta_verify_token="the-app-token", whatsapp_store_url="memory://",
+    )  # fmt: skip
+    bot = Bot(settings, providers={})
+    with serve_bot(bot) as server:
+        env = doctor_env(
+            tmp_path, graph, twilio, WHATSAPP_WEBHOOK_URL=server.url, META_VERIFY_TOKEN="another-token"
+        )
+        code, text = run("doctor", "--webhook", "--env-file", str(env))
+        assert code == 1 and "refused the verify token" in text
+        env = doctor_env(
+            tmp_path, graph, twilio, WHATSAPP_WEBHOOK_URL=server.url, META_VERIFY_TOKEN="the-app-token"
+        )
+        code, text = run("doctor", "--webhook", "--env-file", str(env))
+        assert "✔ webhook verification" in text
+    bot.close()

@@ -73,7 +73,7 @@ def test_all_ok_online() -> None:
     respx.get(url__startswith=HOOK).mock(
         side_effect=lambda r: httpx.Response(200, text=r.url.params["hub.challenge"])
     )
-    checks = by_title(diagnose(settings(), online=True))
+    checks = by_title(diagnose(settings(), online=True, check_webhook=True))
     assert checks["Meta phone number"].status == "ok" and "Eki" in checks["Meta phone number"].detail
     assert checks["Meta webhook subscription"].status == "ok"
     assert checks["Twilio account"].status == "ok"
