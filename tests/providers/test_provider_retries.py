@@ -185,3 +185,20 @@ def test_both_providers_implement_the_protocol_and_import_lazily() -> None:
     code = "import sys, eki_whatsapp; print(sorted(m for m in sys.modules if m.endswith(('.meta', '.twilio', '._http'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"  # the HTTP providers load on first use
+
+
+def test_async_face_works_from_successive_event_loops() -> None:
+    import asyncio
+
+    with respx.mock:
+        route = respx.post(META_MESSAGES).mock(return_value=meta_ok())
+        provider = meta()
+        asyncio.run(provider.send_async(USER, "first loop"))
+        asyncio.run(provider.send_async(USER, "second loop"))
+
+        async def last() -> None:
+            await provider.send_async(USER, "third loop")
+            await provider.aclose()
+
+        asyncio.run(last())
+    assert route.call_count == 3

@@ -16,6 +16,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -243,8 +244,8 @@ class Clients:
 
     Injected clients are used as given and not closed here; injected transports (e.g.
     ``httpx.MockTransport`` or an ASGI/WSGI transport of a fake server) are wrapped in clients
-    this object owns. The async client is bound to the event loop it was first used in; when
-    called from another loop (e.g. successive ``asyncio.run``), a fresh client is made.
+    this object owns. Async clients are made per event loop (connections belong to the loop
+    that opened them), so a provider works from several loops, e.g. successive ``asyncio.run``.
     """
 
     def __init__(
@@ -263,8 +264,10 @@ class Clients:
         self._client = client
         self._own_client = client is None
         self._async_client = async_client
-        self._own_async = async_client is None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
+        # One pooled async client per event loop (connections belong to the loop that made them).
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
         self._transport = transport
         self._async_transport = async_transport
         self._headers = {"User-Agent": user_agent}
@@ -286,20 +289,19 @@ class Clients:
         return client
 
     def async_(self) -> httpx.AsyncClient:
-        """The async client for the running event loop (created on first use)."""
-        client = self._async_client
-        if not self._own_async and client is not None:
-            return client
+        """The async client for the running event loop (created on first use in that loop)."""
+        if self._async_client is not None:
+            return self._async_client
         loop = asyncio.get_running_loop()
-        if client is None or self._async_loop is not loop:
+        client = self._async_clients.get(loop)
+        if client is None:
             client = httpx.AsyncClient(
                 timeout=self.timeout,
                 limits=self.limits,
                 transport=self._async_transport,
                 headers=self._headers,
             )
-            self._async_client = client
-            self._async_loop = loop
+            self._async_clients[loop] = client
         return client
 
     def close(self) -> None:
@@ -309,10 +311,14 @@ class Clients:
             self._client = None
 
     async def aclose(self) -> None:
-        """Close both clients this object made."""
+        """Close the blocking client and the running loop's async client, if this object made them.
+
+        Clients of other (finished) event loops are dropped; their sockets close with the loop.
+        """
         self.close()
-        if self._own_async and self._async_client is not None:
-            client, self._async_client = self._async_client, None
-            if self._async_loop is asyncio.get_running_loop():
-                await client.aclose()
-            self._async_loop = None
+        loop = asyncio.get_running_loop()
+        clients = dict(self._async_clients)
+        self._async_clients.clear()
+        client = clients.get(loop)
+        if client is not None:
+            await client.aclose()
