@@ -37,6 +37,7 @@ META_CODES = [
     # code, HTTP status, class, retryable
     (0, 401, AuthError, False),
     (190, 401, AuthError, False),
+    (3, 403, AuthError, False),
     (10, 403, AuthError, False),
     (200, 403, AuthError, False),
     (131031, 403, AuthError, False),
@@ -89,6 +90,7 @@ TWILIO_CODES = [
     (63003, 400, InvalidRecipient, False),
     (63024, 400, InvalidRecipient, False),
     (63032, 400, InvalidRecipient, False),
+    (63049, 400, InvalidRecipient, False),
     (63027, 400, TemplateError, False),
     (63028, 400, TemplateError, False),
     (21654, 400, TemplateError, False),
