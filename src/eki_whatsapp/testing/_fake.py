@@ -3,6 +3,7 @@ status-webhook emitter."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -398,6 +399,10 @@ class FakeProviderAPI(LocalServer):
         """Wait until every queued status webhook was posted; ``False`` on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._queue and self._busy == 0, timeout)
+
+    async def flush_async(self, timeout: float | None = 10.0) -> bool:
+        """:meth:`flush` for async tests (waits in a worker thread)."""
+        return await asyncio.to_thread(self.flush, timeout)
 
     def _enqueue(self, message: SentMessage, status: str, code: int | None) -> None:
         with self._cond:

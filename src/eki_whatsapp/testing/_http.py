@@ -59,6 +59,15 @@ class Reply:
 App = Callable[[RawRequest], Reply]
 
 
+#: Connections served at once; more get an immediate 503 (the server stays bounded).
+MAX_CONNECTIONS = 128
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n"
+    b"Connection: close\r\n\r\nserver busy"
+)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -69,7 +78,22 @@ class _Server(ThreadingHTTPServer):
         self.max_body = max_body
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def close_connections(self) -> None:
         with self.conn_lock:
