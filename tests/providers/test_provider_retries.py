@@ -160,6 +160,7 @@ def test_a_failed_part_names_the_parts_already_sent() -> None:
         meta().send(USER, text)
     assert route.call_count == 2
     assert info.value.sent_message_ids == ("wamid.P1",)  # type: ignore[attr-defined]
+    assert ProviderDown("x", provider="meta").sent_message_ids == ()
     assert info.value.attempts == 2  # type: ignore[attr-defined]
 
 

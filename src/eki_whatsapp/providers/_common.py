@@ -174,7 +174,7 @@ class HttpProvider:
                 result = yield from exchange(self.name, build, parse, self.retry, attempts)
             except ProviderError as error:
                 # Parts already delivered are named so a caller can tell what went out.
-                error.sent_message_ids = tuple(a.message_id for a in accepted)  # type: ignore[attr-defined]
+                error.sent_message_ids = tuple(a.message_id for a in accepted)
                 raise
             accepted.append(result)
         first = accepted[0]

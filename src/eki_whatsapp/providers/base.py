@@ -45,11 +45,14 @@ class ProviderError(EkiWhatsAppError):
         retry_after: seconds the provider asked us to wait (``Retry-After``), if given.
         attempts: how many HTTP attempts were made before giving up (0 when the message was
             refused before any request, e.g. a message kind the provider cannot send).
+        sent_message_ids: ids of the parts that did go out when a text split in several
+            messages failed part-way (empty otherwise).
     """
 
     retryable: ClassVar[bool] = False
     hint: ClassVar[str] = ""
     attempts: int = 1
+    sent_message_ids: tuple[str, ...] = ()
 
     def __init__(
         self,
