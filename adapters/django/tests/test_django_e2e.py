@@ -22,6 +22,12 @@ from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, meta_text, twilio_
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
+EXAMPLE = HERE.parents[2] / "examples" / "django_eki"
+#: (PYTHONPATH, settings module, WSGI application, database variable)
+PROJECTS = {
+    "test-site": (HERE, "ekidj_site.settings", "ekidj_site.wsgi:application", "EKIDJ_DB"),
+    "example": (EXAMPLE, "eki_site.settings", "eki_site.wsgi:application", "DJANGO_DB"),
+}
 APP_SECRET = "e2e-app-secret"
 VERIFY = "e2e-verify"
 
@@ -40,8 +46,11 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) ->
         time.sleep(0.05)
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Path]]:
+@pytest.fixture(params=sorted(PROJECTS))
+def site(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Path]]:
+    path, settings_module, wsgi, database_variable = PROJECTS[request.param]
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhook/whatsapp/"
     database = tmp_path / "site.sqlite3"
@@ -51,16 +60,16 @@ def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Pat
     ):
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "ekidj_site.settings",
-            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-            "EKIDJ_DB": str(database),
-            "EKIDJ_BOT": "eki_whatsapp.examples.eki.register",
+            "DJANGO_SETTINGS_MODULE": settings_module,
+            "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]),
+            database_variable: str(database),
+            "EKIDJ_BOT": "eki_whatsapp.examples.eki.register",  # the test site runs Eki too
             "WHATSAPP_INLINE_HANDLERS": "false",
             "META_VERIFY_TOKEN": VERIFY,
             **graph.env(),
             **twilio.env(),
         }
-        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WHATSAPP_WEBHOOK_URL", "WHATSAPP_PROVIDER"):
             env.pop(name, None)
         subprocess.run(
             [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
@@ -73,7 +82,7 @@ def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Pat
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "ekidj_site.wsgi:application",
+                wsgi,
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--worker-class",
@@ -125,7 +134,9 @@ def test_replies_leave_through_the_right_provider_and_everything_is_logged(
     assert [m.to for m in graph.sent] == ["34600111222"]
     assert [m.to.lstrip("+") for m in twilio.sent] == ["5511987654321"]
     assert all("Python" in (m.text or "") for m in graph.sent + twilio.sent)
-    assert all(d.ok for d in graph.webhooks + twilio.webhooks)  # status webhooks accepted
+    assert all(d.ok for d in graph.webhooks + twilio.webhooks), [
+        (d.http_status, d.error) for d in graph.webhooks + twilio.webhooks if not d.ok
+    ]
 
     with sqlite3.connect(database) as db:
         rows = db.execute(

@@ -267,3 +267,12 @@ def test_background_handlers_run_between_connection_cleanups(
     assert WhatsAppLog.objects.filter(direction="out", provider="meta").count() == 1
     assert len(calls) >= 2
     assert all(name.startswith("eki-whatsapp") for name in calls)
+
+
+def test_a_database_failure_is_503_so_the_provider_retries(client: Client, project_bot: Bot) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # rolled back with the test's transaction
+        cursor.execute("DROP TABLE eki_whatsapp_django_whatsappstatus")
+    response = post(client, meta_status("wamid.OUT000001", "delivered"))
+    assert response.status_code == 503

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-change-me")
@@ -50,11 +52,13 @@ TEMPLATES = [
     }
 ]
 WSGI_APPLICATION = "eki_site.wsgi.application"
+# SQLite serves concurrent webhooks well when writers queue instead of failing: a busy timeout,
+# and (Django 5.1+) transactions that take the write lock when they begin.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DJANGO_DB", str(BASE_DIR / "db.sqlite3")),
-        "OPTIONS": {"timeout": 20},
+        "OPTIONS": {"timeout": 20, **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {})},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

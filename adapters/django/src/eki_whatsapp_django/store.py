@@ -23,9 +23,10 @@ from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings as django_settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 
+from eki_whatsapp.errors import StoreError
 from eki_whatsapp.events import ChangeEvent, InboundMessage, StatusUpdate
 from eki_whatsapp.store.base import (
     Direction,
@@ -65,12 +66,16 @@ def _in_event_loop() -> bool:
 
 
 def _db(method: Callable[Concatenate[DjangoStore, P], R]) -> Callable[Concatenate[DjangoStore, P], R]:
-    """Run ``method`` in a worker thread when called from an event loop."""
+    """Run ``method`` in a worker thread when called from an event loop; database failures become
+    :class:`~eki_whatsapp.StoreError` (the webhook then answers 503 and the provider retries)."""
 
     def wrapper(self: DjangoStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if _in_event_loop():
-            return self._offload().submit(method, self, *args, **kwargs).result()
-        return method(self, *args, **kwargs)
+        try:
+            if _in_event_loop():
+                return self._offload().submit(method, self, *args, **kwargs).result()
+            return method(self, *args, **kwargs)
+        except DatabaseError as exc:
+            raise StoreError(f"DjangoStore.{method.__name__} failed: {exc}") from exc
 
     functools.update_wrapper(wrapper, method)
     return wrapper
