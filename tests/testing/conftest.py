@@ -24,10 +24,6 @@ def settings_for(*fakes: Any, **overrides: Any) -> Settings:
     }
     for fake in fakes:
         fields.update(fake.settings_fields())
-    if not any(isinstance(f, FakeGraphAPI) for f in fakes) and not any(
-        isinstance(f, FakeTwilioAPI) for f in fakes
-    ):
-        fields.setdefault("twilio_account_sid", "AC0123456789abcdef0123456789abcdef")
     fields.update(overrides)
     return Settings(_env_file=None, **fields)
 

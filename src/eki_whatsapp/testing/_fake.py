@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import httpx
 from typing_extensions import Self
@@ -234,8 +235,6 @@ class FakeProviderAPI(LocalServer):
             with contextlib.suppress(ValueError, UnicodeDecodeError):
                 parsed_json = json.loads(request.body)
         elif ctype == "application/x-www-form-urlencoded":
-            from urllib.parse import parse_qsl
-
             with contextlib.suppress(ValueError, UnicodeDecodeError):
                 form = tuple(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
         recorded = RecordedRequest(
