@@ -25,11 +25,11 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..store.base import UsageRecord
 from .locale import detect_locale, fallback_text
@@ -384,7 +384,7 @@ class Agent:
         fallback: str | None = None
         answer = ""
         try:
-            answer = await asyncio.wait_for(self._loop(turn), self.turn_timeout)
+            answer = await _within(self.turn_timeout, self._loop(turn))
         except asyncio.TimeoutError:
             fallback = "deadline"
             logger.warning(
@@ -415,12 +415,17 @@ class Agent:
             offline=self.model.offline,
             metadata=dict(turn.metadata),
         )
+        if logger.isEnabledFor(logging.INFO):
+            self._log_turn(turn, reply, provider, started)
+        return reply
+
+    def _log_turn(self, turn: _Turn, reply: AgentReply, provider: str | None, started: float) -> None:
         logger.info(
             "agent %r turn %s user=%s provider=%s rounds=%d tools=[%s] tokens=%d/%d cached=%d cost=%s "
             "fallback=%s offline=%s %.0fms",
             self.name,
-            turn_id,
-            _mask(user_id),
+            reply.turn_id,
+            _mask(reply.user_id),
             provider,
             turn.rounds,
             ",".join(r.name + ("" if r.ok else f"!{r.error}") for r in turn.records),
@@ -428,11 +433,10 @@ class Agent:
             turn.usage.completion_tokens,
             turn.usage.cached_tokens,
             turn.cost,
-            fallback,
+            reply.fallback,
             self.model.offline,
             (time.perf_counter() - started) * 1000,
         )
-        return reply
 
     async def _loop(self, turn: _Turn) -> str:
         for round_no in range(self.max_tool_rounds + 1):
@@ -441,7 +445,10 @@ class Agent:
             if response.tool_calls and not final_round:
                 calls = _unique_ids(response.tool_calls, turn)
                 turn.items.append(ModelResponse(response.content, calls).as_message())
-                results = await asyncio.gather(*(self._run_tool(call, turn) for call in calls))
+                if len(calls) == 1:
+                    results = [await self._run_tool(calls[0], turn)]
+                else:
+                    results = await asyncio.gather(*(self._run_tool(call, turn) for call in calls))
                 for call, content in zip(calls, results, strict=True):
                     turn.items.append({"role": "tool", "tool_call_id": call.id, "content": content})
                 continue
@@ -514,7 +521,7 @@ class Agent:
                 )
             timeout = t.timeout or self.tool_timeout
             try:
-                result = await asyncio.wait_for(call_tool(t, kwargs, turn.ctx), timeout)
+                result = await _within(timeout, call_tool(t, kwargs, turn.ctx))
             except asyncio.TimeoutError:
                 error = "timeout"
                 logger.warning("tool %s timed out after %ss", t.name, timeout)
@@ -626,6 +633,21 @@ def _resolve_model(
     from .offline import OfflineChatModel
 
     return OfflineChatModel()
+
+
+T = TypeVar("T")
+
+
+async def _within(seconds: float, awaitable: Coroutine[Any, Any, T]) -> T:
+    """``await`` with a deadline (``asyncio.TimeoutError`` after ``seconds``).
+
+    ``asyncio.timeout`` (3.11+) does not wrap the coroutine in a task as ``wait_for`` does.
+    """
+    timeout = getattr(asyncio, "timeout", None)
+    if timeout is None:  # Python 3.10
+        return await asyncio.wait_for(awaitable, seconds)
+    async with timeout(seconds):
+        return await awaitable
 
 
 def _unique_ids(calls: Sequence[ToolCall], turn: _Turn) -> tuple[ToolCall, ...]:
