@@ -80,6 +80,7 @@ class SentMessage:
 
     @property
     def is_template(self) -> bool:
+        """Whether it was a template (Meta ``type: template``, Twilio ``ContentSid``)."""
         return self.type == "template"
 
 
@@ -99,6 +100,7 @@ class WebhookDelivery:
 
     @property
     def ok(self) -> bool:
+        """Whether the webhook answered 2xx."""
         return self.http_status is not None and 200 <= self.http_status < 300
 
 

@@ -41,7 +41,11 @@ class RawRequest:
 
     @property
     def query_params(self) -> dict[str, str]:
-        return dict(parse_qsl(self.query, keep_blank_values=True))
+        """The query string as a dict (first value wins)."""
+        out: dict[str, str] = {}
+        for key, value in parse_qsl(self.query, keep_blank_values=True):
+            out.setdefault(key, value)
+        return out
 
 
 @dataclass(slots=True)
@@ -224,10 +228,12 @@ class LocalServer:
 
     @property
     def host(self) -> str:
+        """The address listened on."""
         return self._host
 
     @property
     def port(self) -> int:
+        """The port listened on (chosen by the OS when created with ``port=0``)."""
         return self._port
 
     @property
@@ -238,6 +244,7 @@ class LocalServer:
 
     @property
     def listening(self) -> bool:
+        """Whether the server accepts connections now (not closed, not paused)."""
         return self._httpd is not None
 
     def pause(self) -> None:

@@ -42,6 +42,7 @@ class StoredMedia:
 
     @property
     def sha256(self) -> str:
+        """Hex SHA-256 of the content, as the Graph API reports it."""
         return hashlib.sha256(self.data).hexdigest()
 
 
