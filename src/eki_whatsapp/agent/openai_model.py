@@ -138,17 +138,13 @@ class OpenAIChatModel:
             if getattr(c, "function", None) is not None
         )
         usage = getattr(raw, "usage", None)
-        cached = 0
-        if usage is not None:
-            details = getattr(usage, "prompt_tokens_details", None)
-            cached = int(getattr(details, "cached_tokens", 0) or 0)
         return ModelResponse(
             content=message.content,
             tool_calls=calls,
             usage=ModelUsage(
-                int(getattr(usage, "prompt_tokens", 0) or 0),
-                int(getattr(usage, "completion_tokens", 0) or 0),
-                cached,
+                _int(usage, "prompt_tokens"),
+                _int(usage, "completion_tokens"),
+                _int(_get(usage, "prompt_tokens_details"), "cached_tokens"),
             ),
             model=str(getattr(raw, "model", "") or self.name),
             metadata={"api": "chat", "id": getattr(raw, "id", None)},
@@ -217,14 +213,13 @@ class OpenAIChatModel:
             elif kind == "function_call":
                 calls.append(ToolCall(item.call_id, item.name, item.arguments or ""))
         usage = getattr(raw, "usage", None)
-        details = getattr(usage, "input_tokens_details", None)
         return ModelResponse(
             content="".join(texts) or None,
             tool_calls=tuple(calls),
             usage=ModelUsage(
-                int(getattr(usage, "input_tokens", 0) or 0),
-                int(getattr(usage, "output_tokens", 0) or 0),
-                int(getattr(details, "cached_tokens", 0) or 0),
+                _int(usage, "input_tokens"),
+                _int(usage, "output_tokens"),
+                _int(_get(usage, "input_tokens_details"), "cached_tokens"),
             ),
             model=str(getattr(raw, "model", "") or self.name),
             metadata={"api": "responses", "id": getattr(raw, "id", None)},
@@ -256,6 +251,22 @@ def _build_client(*, api_key: str | None, base_url: str | None, timeout: float, 
         # openai >= 3 accepts an httpx client as well as its own httpx2 one.
         http_client=httpx.AsyncClient(timeout=timeout, follow_redirects=True),  # type: ignore[arg-type]
     )
+
+
+def _get(obj: Any, name: str) -> Any:
+    """A field of an SDK model, or of a plain dict (older SDKs keep unknown fields as dicts)."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(obj: Any, name: str) -> int:
+    try:
+        return int(_get(obj, name) or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _is_async_client(client: Any, api: Api) -> bool:
