@@ -484,6 +484,12 @@ class Router:
 
     def _after_failure(self, req: _Request, decision: Decision, exc: ProviderError) -> Decision | None:
         """Log the failure, feed the breaker, and pick the next attempt (``None``: give up)."""
+        if exc.sent_message_ids:
+            # A long text failed part-way: the first parts did go out. Log and price them, and
+            # let a failover send only the rest, so the user never gets a part twice.
+            rest = self._partial_success(req, decision, exc.sent_message_ids)
+            if rest is not None:
+                req.message = rest
         self._log_failure(
             decision.provider,
             req.to,
@@ -523,6 +529,52 @@ class Router:
                     extra={"fallback_template": True, "choice": decision.reason, "replaces_error": exc.code},
                 )
         return None
+
+    def _partial_success(self, req: _Request, decision: Decision, sent: tuple[str, ...]) -> Any:
+        """Log the parts of a split text that were accepted; return a ``Text`` of the rest."""
+        from .formatting import split
+        from .messages import Text
+
+        message = decision.message
+        provider = self.providers[decision.provider]
+        if not isinstance(message, Text):
+            return None
+        parts = split(message.body, int(getattr(provider, "text_limit", 4096)))
+        for index, message_id in enumerate(sent):
+            self.store.log_outbound(
+                LogEntry(
+                    direction="out",
+                    provider=decision.provider,
+                    type="text",
+                    message_id=message_id,
+                    sender=provider.business_number,
+                    recipient=_user_key(req.to),
+                    text=parts[index] if index < len(parts) else None,
+                    status="accepted",
+                    timestamp=self.clock(),
+                    reason=decision.reason,
+                    category=decision.category,
+                    extra={**decision.extra, "part": index + 1, "parts": len(parts), "partial": True},
+                )
+            )
+        try:
+            self._costs.record_send(
+                decision.provider,
+                sent,
+                req.user,
+                decision.category,
+                business=provider.business_number,
+                in_window=decision.in_window,
+                at=req.at,
+            )
+        except Exception:
+            logger.exception("pricing the parts sent before a failure failed")
+        position = 0
+        for part in parts[: len(sent)]:
+            found = message.body.find(part, position)
+            position = found + len(part) if found >= 0 else position
+        rest = message.body[position:].strip()
+        return Text(rest, preview_url=message.preview_url) if rest else None
 
     def _after_success(self, req: _Request, decision: Decision, receipt: SendReceipt) -> SendReceipt:
         self.breakers[decision.provider].success()
