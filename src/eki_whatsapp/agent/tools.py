@@ -31,6 +31,7 @@ import functools
 import inspect
 import json
 import re
+import types
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -411,18 +412,14 @@ def _indent_of(lines: list[str], name: str) -> int:
 
 # --- schema helpers -------------------------------------------------------------------------------
 def _is_context(annotation: Any) -> bool:
+    """``ToolContext``, ``ToolContext | None`` or ``Annotated[ToolContext, ...]``."""
     if annotation is ToolContext:
         return True
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _is_context(typing.get_args(annotation)[0])
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+    if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return len(args) == 1 and args[0] is ToolContext
-    import types
-
-    if isinstance(annotation, types.UnionType):
-        args = [a for a in annotation.__args__ if a is not type(None)]
         return len(args) == 1 and args[0] is ToolContext
     return False
 
