@@ -138,16 +138,22 @@ def test_replies_leave_through_the_right_provider_and_everything_is_logged(
         (d.http_status, d.error) for d in graph.webhooks + twilio.webhooks if not d.ok
     ]
 
-    with sqlite3.connect(database) as db:
-        rows = db.execute(
-            "SELECT direction, provider, message_id, status, reason FROM eki_whatsapp_django_whatsapplog"
-        ).fetchall()
-        memories = db.execute("SELECT key FROM eki_whatsapp_django_whatsappmemory").fetchall()
-    inbound = {(p, m) for d, p, m, _, _ in rows if d == "in"}
-    assert inbound == {("meta", meta_in.message_id), ("twilio", twilio_in.message_id)}
-    outbound = {(p, m): (s, r) for d, p, m, s, r in rows if d == "out"}
-    assert outbound == {
+    def log() -> tuple[list[tuple[str, str, str, str, str]], int]:
+        with sqlite3.connect(database) as db:
+            rows = db.execute(
+                "SELECT direction, provider, message_id, status, reason FROM eki_whatsapp_django_whatsapplog"
+            ).fetchall()
+            memories = db.execute("SELECT COUNT(*) FROM eki_whatsapp_django_whatsappmemory").fetchone()[0]
+        return rows, memories
+
+    expected_out = {
         ("meta", graph.sent[0].id): ("read", "reply-channel"),
         ("twilio", twilio.sent[0].id): ("read", "reply-channel"),
     }
-    assert len(memories) == 2  # the agent's memory went through the ORM store from async code
+    # The handler writes its outbound row after the provider answered; statuses may be faster.
+    wait_for(lambda: {(p, m): (s, r) for d, p, m, s, r in log()[0] if d == "out"} == expected_out, "log rows")
+    rows, memories = log()
+    inbound = {(p, m) for d, p, m, _, _ in rows if d == "in"}
+    assert inbound == {("meta", meta_in.message_id), ("twilio", twilio_in.message_id)}
+    assert len(rows) == 4
+    assert memories == 2  # the agent's memory went through the ORM store from async code

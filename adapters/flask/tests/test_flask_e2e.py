@@ -119,11 +119,18 @@ def test_replies_leave_through_the_right_provider_and_everything_is_logged(
     assert all("Python" in (m.text or "") for m in graph.sent + twilio.sent)
     assert all(d.ok for d in graph.webhooks + twilio.webhooks)
 
+    expected_out = {("meta", graph.sent[0].id): "read", ("twilio", twilio.sent[0].id): "read"}
     store = SQLiteStore(log)
     try:
+        # The handler writes its outbound row after the provider answered; statuses may be faster.
+        wait_for(
+            lambda: (
+                {(r.provider, r.message_id): r.status for r in store.list_log(direction="out")}
+                == expected_out
+            ),
+            "log rows",
+        )
         inbound = {(r.provider, r.message_id) for r in store.list_log(direction="in")}
-        outbound = {(r.provider, r.message_id): r.status for r in store.list_log(direction="out")}
     finally:
         store.close()
     assert inbound == {("meta", meta_in.message_id), ("twilio", twilio_in.message_id)}
-    assert outbound == {("meta", graph.sent[0].id): "read", ("twilio", twilio.sent[0].id): "read"}
