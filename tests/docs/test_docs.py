@@ -70,6 +70,24 @@ def test_every_cli_command_is_documented() -> None:
     assert not missing, f"document these commands in docs/cli.md ('## eki-whatsapp NAME'): {missing}"
 
 
+def test_every_cli_option_is_documented_with_its_command() -> None:
+    import argparse
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    missing = []
+    for name, sub in commands.items():
+        section = text.split(f"## `eki-whatsapp {name}`", 1)[1].split("\n## ", 1)[0]
+        for action in sub._actions:
+            if action.help == argparse.SUPPRESS:
+                continue
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help" and f"`{option}" not in section:
+                    missing.append(f"{name} {option}")
+    assert not missing, f"document these options in their command's section of docs/cli.md: {missing}"
+
+
 def test_every_page_is_in_the_navigation() -> None:
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     listed = set(re.findall(r":\s*([\w./-]+\.md)\s*$", nav, flags=re.MULTILINE))
