@@ -78,3 +78,20 @@ def test_send_outside_the_window_fails_with_the_reason(
     with pytest.raises(CommandError, match="24-hour window"):
         run("whatsapp_send", to="+5511987654321", text="Hello?", provider="meta")
     assert providers["meta"].sent == []
+
+
+def test_doctor_online_checks_the_credentials_with_the_providers(settings: Any) -> None:
+    from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI
+
+    with FakeGraphAPI(auto_status=()) as graph, FakeTwilioAPI(auto_status=()) as twilio:
+        for name, value in {**graph.env(), **twilio.env()}.items():
+            setattr(settings, name, value)
+        report = run("whatsapp_doctor", online=True)
+        graph.token_expired = True
+        out = StringIO()
+        with pytest.raises(CommandError):
+            call_command("whatsapp_doctor", online=True, stdout=out)
+    assert "Eki Test" in report  # the phone number's verified name, from the Graph API
+    assert "is active" in report  # the Twilio account
+    assert "✖" in out.getvalue() and "META_WHATSAPP_TOKEN" in out.getvalue()
+    assert graph.token not in out.getvalue()
