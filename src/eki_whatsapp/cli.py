@@ -305,11 +305,16 @@ def cmd_serve(args: argparse.Namespace, out: _Out) -> int:
     with _config_errors(out):
         factory = _load_bot_factory(args.bot)
         if args.sandbox:
-            from .sandbox import Sandbox
+            from .sandbox import SANDBOX_APP_SECRET, Sandbox
 
             sb = Sandbox(factory, host=args.host, port=args.port).start()
             server = sb.server
             out(f"sandbox: Graph API {sb.graph.base_url}, Twilio API {sb.twilio.base_url}", "dim")
+            out(
+                f"sandbox secrets (fake, for `eki-whatsapp simulate --secret`): Meta app secret "
+                f"{SANDBOX_APP_SECRET}, Twilio auth token {sb.twilio.auth_token}",
+                "dim",
+            )
         else:
             settings = _load_settings(args)
             server = serve_bot(factory(settings), args.host, args.port, path=args.path)

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     #: The public URL of the webhook as the providers call it (Twilio signs it).
     #: Needed behind proxies/TLS terminators where the app sees another URL.
     whatsapp_webhook_url: str | None = None
-    whatsapp_max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    #: Meta documents webhook payloads of up to 3 MB (batched updates); keep a margin above that.
+    whatsapp_max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     #: Run handlers before answering the webhook (tests, serverless) instead of after.
     whatsapp_inline_handlers: bool = False
     whatsapp_handler_workers: int = Field(8, gt=0)
