@@ -810,7 +810,8 @@ def twilio_list_reply(item_id: str, title: str, **options: Unpack[TwilioOptions]
     return twilio_message(title, message_type="interactive", fields=fields, **options)
 
 
-_EVENT_TYPES = {"delivered": "DELIVERED", "read": "READ", "undelivered": "UNDELIVERED", "failed": "FAILED"}
+# EventType values seen in real callbacks (WIRE.md §7.3); other statuses carry none
+_EVENT_TYPES = {"delivered": "DELIVERED", "read": "READ", "undelivered": "UNDELIVERED"}
 
 
 def twilio_status(
