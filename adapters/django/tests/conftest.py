@@ -16,13 +16,14 @@ import django
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ekidj_site.settings")
+os.environ["DJANGO_SETTINGS_MODULE"] = "ekidj_site.settings"
 django.setup()
 
 from ekidj_site.testkit import RecordingProvider  # noqa: E402
 
 from eki_whatsapp import Bot  # noqa: E402
 from eki_whatsapp_django import create_bot, reset_bot  # noqa: E402
+from eki_whatsapp_django.conf import close_bot  # noqa: E402
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def project_bot(settings: Any, providers: dict[str, RecordingProvider]) -> Itera
     settings.EKI_WHATSAPP_BOT = bot
     yield bot
     reset_bot()
+    close_bot(bot)
 
 
 @pytest.fixture(autouse=True)

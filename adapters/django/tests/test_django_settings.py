@@ -96,3 +96,22 @@ def test_missing_credentials_fail_with_the_variable_name(settings: Any) -> None:
     settings.TWILIO_AUTH_TOKEN = None
     with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
         get_bot()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bot_instance_is_not_closed_when_settings_change(settings: Any) -> None:
+    from eki_whatsapp.testing import meta_text
+    from eki_whatsapp_django.conf import close_bot
+
+    bot = create_bot(inline=False)  # handlers on the executor, which a close would shut down
+    seen: list[str] = []
+    bot.on_message(lambda message: seen.append(message.text))
+    settings.EKI_WHATSAPP_BOT = bot
+    assert get_bot() is bot
+    settings.OPENAI_MODEL = "gpt-other"  # resets the project's bot
+    assert get_bot() is bot
+    response = bot.handle(meta_text("still open").request(secret=settings.META_APP_SECRET))
+    assert response.status == 200
+    assert bot.drain(timeout=10)
+    close_bot(bot)
+    assert seen == ["still open"]

@@ -118,6 +118,8 @@ def create_bot(settings: Settings | None = None, **options: Any) -> Bot:
 
 _lock = threading.Lock()
 _bot: Bot | None = None
+#: Whether ``_bot`` was built here (and may be closed here) rather than handed over as an instance.
+_owned = False
 
 
 def _takes_argument(func: Callable[..., Any]) -> bool:
@@ -131,24 +133,25 @@ def _takes_argument(func: Callable[..., Any]) -> bool:
     )
 
 
-def _build_bot() -> Bot:
+def _build_bot() -> tuple[Bot, bool]:
+    """The bot named by ``EKI_WHATSAPP_BOT``, and whether it was built here."""
     target = getattr(django_settings, BOT_SETTING, None)
     if target is None:
-        return create_bot()
+        return create_bot(), True
     try:
         obj = import_string(target) if isinstance(target, str) else target
     except ImportError as exc:
         raise ImproperlyConfigured(f"{BOT_SETTING}={target!r} cannot be imported: {exc}") from exc
     if isinstance(obj, Bot):
-        return obj
+        return obj, False
     if callable(obj):
         if _takes_argument(obj):
             bot = create_bot()
             result = obj(bot)
-            return result if isinstance(result, Bot) else bot
+            return (result, False) if isinstance(result, Bot) and result is not bot else (bot, True)
         result = obj()
         if isinstance(result, Bot):
-            return result
+            return result, True
     raise ImproperlyConfigured(
         f"{BOT_SETTING}={target!r} must name a Bot, a function returning a Bot, or a function "
         "taking the default bot to register handlers on"
@@ -157,20 +160,21 @@ def _build_bot() -> Bot:
 
 def get_bot() -> Bot:
     """The project's bot, built on first use from ``EKI_WHATSAPP_BOT`` (or the default bot)."""
-    global _bot
+    global _bot, _owned
     with _lock:
         if _bot is None:
-            _bot = _build_bot()
+            _bot, _owned = _build_bot()
             logger.info("WhatsApp bot ready: %r", _bot)
         return _bot
 
 
 def reset_bot() -> None:
-    """Close the project's bot; the next :func:`get_bot` builds it again from the settings."""
-    global _bot
+    """Forget the project's bot (closing it if it was built here, not handed over as an instance);
+    the next :func:`get_bot` builds it again from the settings."""
+    global _bot, _owned
     with _lock:
-        bot, _bot = _bot, None
-    if bot is not None:
+        bot, owned, _bot, _owned = _bot, _owned, None, False
+    if bot is not None and owned:
         close_bot(bot)
 
 
