@@ -147,8 +147,15 @@ def _build_bot() -> tuple[Bot, bool]:
     if callable(obj):
         if _takes_argument(obj):
             bot = create_bot()
-            result = obj(bot)
-            return (result, False) if isinstance(result, Bot) and result is not bot else (bot, True)
+            try:
+                result = obj(bot)
+            except BaseException:
+                close_bot(bot)
+                raise
+            if isinstance(result, Bot) and result is not bot:
+                close_bot(bot)
+                return result, True
+            return bot, True
         result = obj()
         if isinstance(result, Bot):
             return result, True
