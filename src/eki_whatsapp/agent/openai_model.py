@@ -122,7 +122,8 @@ class OpenAIChatModel:
                 }
                 for t in tools
             ]
-            request["tool_choice"] = choice
+            if choice != "auto":  # "auto" is the API's default when tools are given
+                request["tool_choice"] = choice
             if choice != "none" and not parallel:
                 request["parallel_tool_calls"] = False
         return request
@@ -196,7 +197,8 @@ class OpenAIChatModel:
                 }
                 for t in tools
             ]
-            request["tool_choice"] = choice
+            if choice != "auto":  # "auto" is the API's default when tools are given
+                request["tool_choice"] = choice
             if choice != "none" and not parallel:
                 request["parallel_tool_calls"] = False
         return request
