@@ -152,7 +152,7 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
                 (
                     "twilio",
                     twilio_media(
-                        f"{sb.twilio.base_url}/media-content/ME{'1' * 32}",
+                        sb.twilio.add_media(b"\xff\xd8\xff demo photo", "image/jpeg"),
                         "image/jpeg",
                         caption="inscribirme en python",
                         sender=tw_user,
