@@ -154,11 +154,12 @@ def _build_bot() -> tuple[Bot, bool]:
                 raise
             if isinstance(result, Bot) and result is not bot:
                 close_bot(bot)
-                return result, True
+                return result, False
             return bot, True
         result = obj()
         if isinstance(result, Bot):
-            return result, True
+            # The factory may hand out one shared instance: never closed here.
+            return result, False
     raise ImproperlyConfigured(
         f"{BOT_SETTING}={target!r} must name a Bot, a function returning a Bot, or a function "
         "taking the default bot to register handlers on"
@@ -176,8 +177,11 @@ def get_bot() -> Bot:
 
 
 def reset_bot() -> None:
-    """Forget the project's bot (closing it if it was built here, not handed over as an instance);
-    the next :func:`get_bot` builds it again from the settings."""
+    """Forget the project's bot; the next :func:`get_bot` builds it again from the settings.
+
+    Only a bot built here (the default bot, or the one a setup function was given) is closed; a bot
+    from a factory or an instance may be shared, so it is left open.
+    """
     global _bot, _owned
     with _lock:
         bot, owned, _bot, _owned = _bot, _owned, None, False
