@@ -192,3 +192,25 @@ async def test_different_users_run_in_parallel_under_the_global_cap(store) -> No
 
     assert model.max_in_flight == 2
     assert [r.text for r in replies] == [f"echo: hi {i}" for i in range(5)]
+
+
+@pytest.mark.asyncio
+async def test_identical_queued_messages_are_each_answered_without_merging(store) -> None:
+    model = ScriptedModel(hold=True)
+    agent = Agent("x", model=model, store=store, merge_pending=False)
+
+    tasks = [asyncio.create_task(agent.respond("ivan", "hi"))]
+    await model.entered.wait()
+    tasks += [asyncio.create_task(agent.respond("ivan", "hi")) for _ in range(2)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    model.release.set()
+    replies = await asyncio.gather(*tasks)
+
+    assert len(model.requests) == 3
+    assert len({r.turn_id for r in replies}) == 3 and not any(r.merged for r in replies)
+
+
+def test_respond_sync_runs_a_turn_from_sync_code(store) -> None:
+    reply = Agent("x", model=ScriptedModel(), store=store).respond_sync("judy", "hello")
+    assert reply.text == "echo: hello"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
 import weakref
@@ -107,7 +108,7 @@ class AgentReply:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: two users may send the same text
 class _Pending:
     text: str
     reply: AgentReply | None = None
@@ -689,10 +690,12 @@ class _Background:
 
 
 _BACKGROUND: _Background | None = None
+_BACKGROUND_LOCK = threading.Lock()
 
 
 def _background_loop() -> _Background:
     global _BACKGROUND
-    if _BACKGROUND is None:
-        _BACKGROUND = _Background()
-    return _BACKGROUND
+    with _BACKGROUND_LOCK:
+        if _BACKGROUND is None:
+            _BACKGROUND = _Background()
+        return _BACKGROUND
