@@ -72,6 +72,10 @@ def test_factory_function_returns_the_bot(settings: Any) -> None:
     settings.EKI_WHATSAPP_BOT = build
     assert get_bot() is made[0]
     assert isinstance(get_bot().store, MemoryStore)
+    settings.OPENAI_MODEL = "gpt-other"  # a factory's bot may be shared: forgotten, not closed
+    assert get_bot() is made[1]
+    for bot in made:
+        bot.close()
 
 
 def test_changing_a_setting_rebuilds_the_bot(settings: Any) -> None:
