@@ -283,9 +283,11 @@ class Bot:
         """Answer a webhook request (sync face). Handlers run after, or before if ``inline``."""
         result = self._ingest(request)
         for event in result.events:
-            if not self._has_work(event):
+            if type(event) is StatusUpdate and self.inline and not self._status_handlers:
+                self._before_handlers(event)  # only the router's bookkeeping to do
+            elif not self._has_work(event):
                 continue
-            if self.inline:
+            elif self.inline:
                 self._run_sync(event)
             else:
                 self._track(self._executor.submit(self._run_sync, event))
@@ -331,12 +333,10 @@ class Bot:
     def _before_handlers(self, event: Event) -> None:
         """Internal reactions to an event (the router's late-failure handling)."""
         if isinstance(event, StatusUpdate):
-            hook = getattr(self.router, "on_status", None)
-            if hook is not None:
-                try:
-                    hook(event)
-                except Exception:
-                    logger.exception("router failed on status %s of %s", event.status, event.message_id)
+            try:
+                (self._router or self.router).on_status(event)
+            except Exception:
+                logger.exception("router failed on status %s of %s", event.status, event.message_id)
 
     def _run_sync(self, event: Event) -> None:
         self._before_handlers(event)

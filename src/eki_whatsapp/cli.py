@@ -418,9 +418,7 @@ def cmd_simulate(args: argparse.Namespace, out: _Out) -> int:
             "image": lambda: t.twilio_media(
                 "https://example.com/picture.jpg", "image/jpeg", caption=args.text, sender=sender
             ),
-            "status": lambda: t.twilio_status(
-                args.message_id or t.new_message_sid(), args.status, to=sender
-            ),
+            "status": lambda: t.twilio_status(args.message_id or t.new_message_sid(), args.status, to=sender),
         }
         secret = args.secret or (
             settings.twilio_auth_token.get_secret_value() if settings and settings.twilio_auth_token else None

@@ -258,6 +258,7 @@ class PriceBook:
             self.tables.setdefault(table.provider, []).append(table)
         for items in self.tables.values():
             items.sort(key=lambda t: t.effective)
+        self._quotes: dict[tuple[Any, ...], Quote] = {}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PriceBook:
@@ -323,6 +324,28 @@ class PriceBook:
         ``in_window``: the user's customer service window is open on that provider's number;
         ``conversation_open``: (CBP) a conversation of that category is already open.
         """
+        key = (provider, category, market, at.date(), in_window, conversation_open)
+        cached = self._quotes.get(key)
+        if cached is not None:
+            return cached
+        quote = self._quote(
+            provider, category, market, at=at, in_window=in_window, conversation_open=conversation_open
+        )
+        if len(self._quotes) >= 4096:  # bounded: tables are immutable, keys are few in practice
+            self._quotes.clear()
+        self._quotes[key] = quote
+        return quote
+
+    def _quote(
+        self,
+        provider: str,
+        category: str | None,
+        market: str | None,
+        *,
+        at: datetime,
+        in_window: bool,
+        conversation_open: bool,
+    ) -> Quote:
         table = self.table(provider, at)
         if table is None:
             return Quote(
@@ -473,6 +496,9 @@ class CostReport:
 # --------------------------------------------------------------------------------------------
 # Ledger
 # --------------------------------------------------------------------------------------------
+_UNSET: Any = object()
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -506,6 +532,7 @@ class Costs:
         self.default_market = default_market
         self.clock = clock
         self._lock = threading.Lock()
+        self._markets: dict[str, str | None] = {}  # user → market, bounded cache
 
     @classmethod
     def from_settings(
@@ -640,9 +667,16 @@ class Costs:
         dated ``sent_at`` (so it lands in the same month as the send) or else the status time.
         """
         pricing = status.pricing
+        if pricing is None and not status.failed:
+            return None
         at = sent_at or status.timestamp
         user = status.recipient or status.recipient_user_id or ""
-        market = self.market_of(user)
+        market = self._markets.get(user, _UNSET)
+        if market is _UNSET:
+            market = self.market_of(user)
+            if len(self._markets) >= 10_000:
+                self._markets.clear()
+            self._markets[user] = market
         if status.failed:
             entry = LedgerEntry(
                 provider=status.provider,
@@ -667,19 +701,20 @@ class Costs:
             else:
                 quote = self.prices.quote(status.provider, cat, market, at=at, in_window=False)
                 amount, note, currency = quote.amount, quote.note, quote.currency
+            # positional, in field order: this runs for every priced status webhook
             entry = LedgerEntry(
-                provider=status.provider,
-                message_id=status.message_id,
-                category=cat,
-                at=at,
-                user=user or None,
-                market=market,
-                pricing_model=model,
-                billable=None if amount is None else amount > 0,
-                amount=amount,
-                currency=currency,
-                source="status",
-                note=note,
+                status.provider,
+                status.message_id,
+                cat,
+                at,
+                user or None,
+                market,
+                model,
+                None if amount is None else amount > 0,
+                amount,
+                currency,
+                "status",
+                note,
             )
         else:
             return None

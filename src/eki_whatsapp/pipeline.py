@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -36,12 +36,12 @@ _META_OK = WebhookResponse(200, MappingProxyType({"Content-Type": "text/plain; c
 _TWIML_OK = WebhookResponse(200, MappingProxyType(dict(WebhookResponse.twiml().headers)), TWIML_EMPTY)
 
 
-@dataclass
+@dataclass(slots=True)
 class Ingested:
     """The answer to give and the new (not duplicate) events to hand to handlers."""
 
     response: WebhookResponse
-    events: list[Event] = field(default_factory=list)
+    events: list[Event]
     provider: str | None = None
 
 
@@ -69,12 +69,12 @@ def ingest(bot: Bot, request: WebhookRequest) -> Ingested:
     ctype = request.content_type
     if not ctype:
         # Providers always send a content type; guess only from their signature headers.
-        if request.header("x-hub-signature-256"):
+        if request.headers.get("x-hub-signature-256"):
             ctype = "application/json"
-        elif request.header("x-twilio-signature"):
+        elif request.headers.get("x-twilio-signature"):
             ctype = _FORM_TYPE
     if ctype in _JSON_TYPES or ctype.endswith("+json"):
-        if request.header("x-twilio-signature") and request.query_param("bodySHA256"):
+        if "x-twilio-signature" in request.headers and request.query_param("bodySHA256"):
             return twilio_json(bot, request)
         return meta_post(bot, request)
     if ctype == _FORM_TYPE:
@@ -111,7 +111,7 @@ def meta_post(bot: Bot, request: WebhookRequest) -> Ingested:
     """A Meta notification: signature over the raw bytes, then parse (WIRE.md §2-3)."""
     global _warned_unsigned
     secret = bot.settings.meta_app_secret
-    header = request.header("x-hub-signature-256")
+    header = request.headers.get("x-hub-signature-256")
     if secret is not None:
         if not header:
             return reject(401, "missing X-Hub-Signature-256", provider="meta")
@@ -163,7 +163,7 @@ def _twilio_auth(bot: Bot, request: WebhookRequest, params: list[tuple[str, str]
             "Twilio request refused: TWILIO_AUTH_TOKEN is not set, signatures cannot be checked",
             provider="twilio",
         )
-    header = request.header("x-twilio-signature")
+    header = request.headers.get("x-twilio-signature")
     if not header:
         return reject(401, "missing X-Twilio-Signature", provider="twilio")
     if not security.verify_twilio_signature(tokens, public_url(bot, request), params, header):
@@ -235,7 +235,10 @@ def record(bot: Bot, events: list[Event], response: WebhookResponse, provider: s
     store = bot.store
     fresh: list[Event] = []
     for event in events:
-        if isinstance(event, InboundMessage):
+        if type(event) is StatusUpdate:  # the most frequent event first
+            if store.record_status(event):
+                fresh.append(event)
+        elif isinstance(event, InboundMessage):
             if store.record_inbound(event):
                 fresh.append(event)
             else:

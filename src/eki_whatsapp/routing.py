@@ -665,6 +665,8 @@ class Router:
         a failure another provider could avoid fails a text message over to the other provider.
         Each message is handled once, however often its status is delivered.
         """
+        if status.pricing is None and not status.failed:
+            return  # nothing to price, nothing to recover: the common "read"/"delivered" case
         row = self.store.get_message(status.provider, status.message_id)
         try:
             self._costs.record_status(

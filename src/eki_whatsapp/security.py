@@ -21,11 +21,11 @@ def verify_meta_signature(app_secret: str, body: bytes, header: str | None) -> b
     """Check ``X-Hub-Signature-256`` over the exact bytes received."""
     if not header:
         return False
-    expected = meta_signature(app_secret, body)
     given = header.strip()
-    if given[:7].lower() == "sha256=":
-        given = "sha256=" + given[7:].lower()
-    return hmac.compare_digest(expected.encode("ascii"), given.encode("utf-8", "replace"))
+    if given[:7].lower() != "sha256=":
+        return False
+    expected = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest().encode("ascii")
+    return hmac.compare_digest(expected, given[7:].lower().encode("utf-8", "replace"))
 
 
 def verify_token(expected: str, given: str | None) -> bool:

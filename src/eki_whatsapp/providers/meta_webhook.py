@@ -86,12 +86,14 @@ def _parse_messages_value(value: Mapping[str, Any], account: str | None, now: da
         metadata = {}
     phone_number_id = _str(metadata.get("phone_number_id"))
     display = _digits(metadata.get("display_phone_number"))
-    contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
     events: list[Event] = []
-    for raw in _list(value.get("messages")):
-        if not isinstance(raw, dict):
-            raw = {"value": raw}
-        events.append(_message(raw, contacts, phone_number_id, display, now))
+    messages = _list(value.get("messages"))
+    if messages:
+        contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
+        for raw in messages:
+            if not isinstance(raw, dict):
+                raw = {"value": raw}
+            events.append(_message(raw, contacts, phone_number_id, display, now))
     for raw in _list(value.get("statuses")):
         if not isinstance(raw, dict) or not _str(raw.get("id")):
             events.append(ChangeEvent("meta", "invalid_status", _dt(now), {"status": raw}, account))
@@ -126,7 +128,7 @@ def _message(
         "sender": phone or user_id or "unknown",
         "recipient": phone_number_id or display or "unknown",
         "timestamp": _ts(m.get("timestamp"), now),
-        "raw": dict(m),
+        "raw": m,
         "profile_name": profile_name,
         "sender_phone": phone,
         "sender_user_id": user_id,
@@ -239,26 +241,29 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
         conv = conv if isinstance(conv, dict) else {}
         origin = conv.get("origin")
         billable = p.get("billable")
+        # positional, in field order (category, pricing_model, billable, type, conversation id/origin)
         pricing = Pricing(
-            category=_str(p.get("category")),
-            pricing_model=_str(p.get("pricing_model")),
-            billable=billable if isinstance(billable, bool) else None,
-            type=_str(p.get("type")),
-            conversation_id=_str(conv.get("id")),
-            conversation_origin=_str(origin.get("type")) if isinstance(origin, dict) else None,
+            _str(p.get("category")),
+            _str(p.get("pricing_model")),
+            billable if isinstance(billable, bool) else None,
+            _str(p.get("type")),
+            _str(conv.get("id")),
+            _str(origin.get("type")) if isinstance(origin, dict) else None,
         )
+    user_id = _str(s.get("recipient_user_id"))
+    # positional, in field order: the hot path of every status webhook
     return StatusUpdate(
-        provider="meta",
-        message_id=str(s["id"]),
-        status=(_str(s.get("status")) or "unknown").lower(),
-        timestamp=_ts(s.get("timestamp"), now),
-        raw=dict(s),
-        recipient=_digits(s.get("recipient_id")) or _str(s.get("recipient_user_id")),
-        recipient_user_id=_str(s.get("recipient_user_id")),
-        business_number=business,
-        errors=_errors(s.get("errors")),
-        pricing=pricing,
-        callback_data=_str(s.get("biz_opaque_callback_data")),
+        "meta",
+        str(s["id"]),
+        (_str(s.get("status")) or "unknown").lower(),
+        _ts(s.get("timestamp"), now),
+        s,  # a fresh dict from json.loads: no copy needed
+        _digits(s.get("recipient_id")) or user_id,
+        user_id,
+        business,
+        _errors(s["errors"]) if "errors" in s else (),
+        pricing,
+        _str(s.get("biz_opaque_callback_data")),
     )
 
 
@@ -312,11 +317,23 @@ class _Now:
         return self.value
 
 
+_TS_CACHE: dict[Any, datetime] = {}
+
+
 def _ts(value: Any, default: datetime | _Now) -> datetime:
+    # Webhooks arrive in bursts stamped with the same second: remember recent conversions.
+    cached = _TS_CACHE.get(value) if type(value) is str else None
+    if cached is not None:
+        return cached
     try:
-        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+        result = datetime.fromtimestamp(int(value), tz=timezone.utc)
     except (TypeError, ValueError, OverflowError, OSError):
         return default.get() if isinstance(default, _Now) else default
+    if type(value) is str:
+        if len(_TS_CACHE) >= 256:
+            _TS_CACHE.clear()
+        _TS_CACHE[value] = result
+    return result
 
 
 def _dt(now: datetime | _Now) -> datetime:
@@ -348,8 +365,8 @@ def _int(value: Any) -> int | None:
 
 
 def _digits(value: Any) -> str | None:
-    text = _str(value)
-    if text is None:
+    text = value if type(value) is str else _str(value)
+    if not text:
         return None
     text = text.strip().removeprefix("+")
     return text or None

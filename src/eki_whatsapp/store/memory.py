@@ -23,6 +23,19 @@ from .base import (
 )
 
 
+def _status_record(status: StatusUpdate) -> StatusRecord:
+    code, text = first_error(status)
+    return StatusRecord(
+        provider=status.provider,
+        message_id=status.message_id,
+        status=status.status,
+        timestamp=status.timestamp,
+        error_code=code,
+        error_message=text,
+        raw=dict(status.raw),
+    )
+
+
 class _Lazy:
     __slots__ = ("at", "id", "message")
 
@@ -39,7 +52,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._rows: list[LogEntry | _Lazy] = []
         self._by_id: dict[tuple[str, str], int] = {}  # (provider, message_id) -> index in _rows
-        self._statuses: dict[tuple[str, str], list[StatusRecord]] = {}
+        self._statuses: dict[tuple[str, str], list[StatusUpdate]] = {}
         self._windows: dict[tuple[str, str, str], datetime] = {}
         self._memory: dict[str, list[dict[str, Any]]] = {}
         self._usage: list[UsageRecord] = []
@@ -79,24 +92,18 @@ class MemoryStore:
 
     def record_status(self, status: StatusUpdate) -> bool:
         key = (status.provider, status.message_id)
-        code, text = first_error(status)
         with self._lock:
-            seen = self._statuses.setdefault(key, [])
-            if any(s.status == status.status for s in seen):
-                return False
-            seen.append(
-                StatusRecord(
-                    provider=status.provider,
-                    message_id=status.message_id,
-                    status=status.status,
-                    timestamp=status.timestamp,
-                    error_code=code,
-                    error_message=text,
-                    raw=dict(status.raw),
-                )
-            )
+            seen = self._statuses.get(key)
+            if seen is None:
+                self._statuses[key] = [status]  # turned into StatusRecords when read
+            else:
+                for earlier in seen:
+                    if earlier.status == status.status:
+                        return False
+                seen.append(status)
             index = self._by_id.get(key)
             if index is not None:
+                code, text = first_error(status)
                 row = self._row(index)
                 if should_replace_status(row.status, status.status):
                     changes: dict[str, Any] = {"status": status.status, "updated_at": utcnow()}
@@ -114,7 +121,8 @@ class MemoryStore:
     def log_outbound(self, entry: LogEntry) -> int:
         with self._lock:
             if entry.message_id is not None:
-                for record in self._statuses.get((entry.provider, entry.message_id), []):
+                for status in self._statuses.get((entry.provider, entry.message_id), []):
+                    record = _status_record(status)
                     if should_replace_status(entry.status, record.status):
                         entry = dataclasses.replace(
                             entry,
@@ -154,7 +162,8 @@ class MemoryStore:
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         with self._lock:
-            return sorted(self._statuses.get((provider, message_id), []), key=lambda s: s.timestamp)
+            records = [_status_record(s) for s in self._statuses.get((provider, message_id), [])]
+        return sorted(records, key=lambda s: s.timestamp)
 
     # --- window ----------------------------------------------------------------------------
     def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:

@@ -327,8 +327,13 @@ class FakeGraphAPI(FakeProviderAPI):
         if method != "GET":
             self.app_subscribed = method == "POST"
             return json_reply(200, {"success": True})
-        app = {"whatsapp_business_api_data": {"id": self.app_id, "link": "https://www.example.com/",
-                                              "name": self.verified_name}}
+        app = {
+            "whatsapp_business_api_data": {
+                "id": self.app_id,
+                "link": "https://www.example.com/",
+                "name": self.verified_name,
+            }
+        }
         return json_reply(200, {"data": [app] if self.app_subscribed else []})
 
     def _delete_media(self, node: str) -> Reply:
