@@ -93,11 +93,14 @@ def message_kind(message: Any) -> str:
 
 
 def message_text(message: Any) -> str | None:
-    """The text of a message for the log (body, text or caption), if it has one."""
+    """The text of a message for the log (body, text or caption), if it has one; a template is
+    logged by name (``template eki_recordatorio``), so the log says what went out."""
     for attr in ("body", "text", "caption"):
         value = getattr(message, attr, None)
         if isinstance(value, str):
             return value
+    if is_template(message) and isinstance(getattr(message, "name", None), str):
+        return f"template {message.name}"
     return None
 
 
