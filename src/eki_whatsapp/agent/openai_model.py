@@ -122,10 +122,7 @@ class OpenAIChatModel:
                 }
                 for t in tools
             ]
-            if choice != "auto":  # "auto" is the API's default when tools are given
-                request["tool_choice"] = choice
-            if choice != "none" and not parallel:
-                request["parallel_tool_calls"] = False
+            _tool_options(request, choice, parallel)
         return request
 
     def _parse_chat(self, raw: Any) -> ModelResponse:
@@ -197,10 +194,7 @@ class OpenAIChatModel:
                 }
                 for t in tools
             ]
-            if choice != "auto":  # "auto" is the API's default when tools are given
-                request["tool_choice"] = choice
-            if choice != "none" and not parallel:
-                request["parallel_tool_calls"] = False
+            _tool_options(request, choice, parallel)
         return request
 
     def _parse_responses(self, raw: Any) -> ModelResponse:
@@ -313,3 +307,11 @@ def _model_error(exc: Exception) -> ModelError:
 def _short(exc: Exception) -> str:
     text = str(getattr(exc, "message", None) or exc)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _tool_options(request: dict[str, Any], choice: Any, parallel: bool) -> None:
+    """``tool_choice`` / ``parallel_tool_calls``, the same for Chat Completions and Responses."""
+    if choice != "auto":  # "auto" is the API's default when tools are given
+        request["tool_choice"] = choice
+    if choice != "none" and not parallel:
+        request["parallel_tool_calls"] = False

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..events import (
+    MESSAGE_TYPES,
     ChangeEvent,
     ErrorInfo,
     Event,
@@ -28,20 +29,7 @@ from ..events import (
 
 OBJECT = "whatsapp_business_account"
 _MEDIA = ("image", "video", "audio", "document", "sticker")
-_KNOWN = {
-    "text",
-    *_MEDIA,
-    "location",
-    "contacts",
-    "interactive",
-    "button",
-    "reaction",
-    "order",
-    "system",
-    "request_welcome",
-    "edit",
-    "revoke",
-}
+_KNOWN = MESSAGE_TYPES - {"unsupported"}  # every kind the library reads from Meta
 
 
 class PayloadError(ValueError):

@@ -11,22 +11,19 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ..events import ErrorInfo, Event, InboundMessage, Location, MediaRef, Referral, StatusUpdate
+from ..events import (
+    MESSAGE_TYPES,
+    ErrorInfo,
+    Event,
+    InboundMessage,
+    Location,
+    MediaRef,
+    Referral,
+    StatusUpdate,
+)
 
-_KNOWN = {
-    "text",
-    "image",
-    "video",
-    "audio",
-    "document",
-    "sticker",
-    "location",
-    "contacts",
-    "button",
-    "interactive",
-    "reaction",
-    "order",
-}
+# Kinds Twilio reports (MessageType); Meta-only kinds (system, edit, ...) never come from Twilio.
+_KNOWN = MESSAGE_TYPES - {"system", "request_welcome", "edit", "revoke", "unsupported"}
 
 
 class PayloadError(ValueError):
