@@ -76,7 +76,9 @@ def make_bot() -> Iterator[Callable[..., tuple[Bot, Recorder]]]:
         bot.close()
 
 
-def providers_for(graph: FakeGraphAPI | None = None, twilio: FakeTwilioAPI | None = None, **retry: Any) -> dict:
+def providers_for(
+    graph: FakeGraphAPI | None = None, twilio: FakeTwilioAPI | None = None, **retry: Any
+) -> dict:
     """Real provider classes pointed at the fakes, failing fast (no retry sleeps) by default."""
     from eki_whatsapp.providers import RetryPolicy
     from eki_whatsapp.providers.meta import MetaCloud
@@ -85,7 +87,9 @@ def providers_for(graph: FakeGraphAPI | None = None, twilio: FakeTwilioAPI | Non
     policy = RetryPolicy(**retry) if retry else RetryPolicy.none()
     providers: dict[str, Any] = {}
     if graph is not None:
-        providers["meta"] = MetaCloud(graph.token, graph.phone_number_id, base_url=graph.base_url, retry=policy)
+        providers["meta"] = MetaCloud(
+            graph.token, graph.phone_number_id, base_url=graph.base_url, retry=policy
+        )
     if twilio is not None:
         providers["twilio"] = Twilio(
             twilio.account_sid, twilio.auth_token, from_=twilio.number, base_url=twilio.base_url, retry=policy
@@ -97,7 +101,9 @@ class Stack:
     """A served bot wired to both fakes: inbound over HTTP, replies through the real providers,
     statuses back from the fakes, signed."""
 
-    def __init__(self, graph: FakeGraphAPI, twilio: FakeTwilioAPI, policy: str = "dual", **settings: Any) -> None:
+    def __init__(
+        self, graph: FakeGraphAPI, twilio: FakeTwilioAPI, policy: str = "dual", **settings: Any
+    ) -> None:
         from eki_whatsapp.testing import serve_bot
 
         self.graph, self.twilio = graph, twilio

@@ -9,8 +9,13 @@ import pytest
 
 from eki_whatsapp.testing import FakeGraphAPI
 
-TEXT = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "16505551234",
-        "type": "text", "text": {"body": "Hola"}}
+TEXT = {
+    "messaging_product": "whatsapp",
+    "recipient_type": "individual",
+    "to": "16505551234",
+    "type": "text",
+    "text": {"body": "Hola"},
+}
 
 
 @pytest.fixture
@@ -43,8 +48,12 @@ def test_send_answers_the_real_shape_and_records(quiet_graph):
 
 
 def test_template_send_reports_message_status(quiet_graph):
-    body = {"messaging_product": "whatsapp", "to": "16505551234", "type": "template",
-            "template": {"name": "order_shipped", "language": {"code": "en_US"}}}
+    body = {
+        "messaging_product": "whatsapp",
+        "to": "16505551234",
+        "type": "template",
+        "template": {"name": "order_shipped", "language": {"code": "en_US"}},
+    }
     with client(quiet_graph) as c:
         r = c.post(quiet_graph.messages_url, json=body)
     assert r.json()["messages"][0]["message_status"] == "accepted"
@@ -86,9 +95,23 @@ def test_expired_token(quiet_graph):
         ({k: v for k, v in TEXT.items() if k != "to"}, 131008, "'to'"),
         ({**TEXT, "text": {"body": "x" * 4097}}, 100, "4096"),
         ({**TEXT, "type": "image", "image": {"id": "1", "link": "https://x/y.jpg"}}, 100, "Exactly one"),
-        ({**TEXT, "type": "interactive", "interactive": {"type": "button", "body": {"text": "?"},
-          "action": {"buttons": [{"type": "reply", "reply": {"id": str(i), "title": "t"}} for i in range(4)]}}},
-         100, "between 1 and 3"),
+        (
+            {
+                **TEXT,
+                "type": "interactive",
+                "interactive": {
+                    "type": "button",
+                    "body": {"text": "?"},
+                    "action": {
+                        "buttons": [
+                            {"type": "reply", "reply": {"id": str(i), "title": "t"}} for i in range(4)
+                        ]
+                    },
+                },
+            },
+            100,
+            "between 1 and 3",
+        ),
         ({**TEXT, "to": "15550783881"}, 131021, "Recipient cannot be sender"),
     ],
 )
@@ -109,11 +132,19 @@ def test_unknown_phone_number_id(quiet_graph):
 
 def test_mark_as_read_and_typing(quiet_graph):
     with client(quiet_graph) as c:
-        r1 = c.post(quiet_graph.messages_url, json={"messaging_product": "whatsapp", "status": "read",
-                                                    "message_id": "wamid.IN"})
-        r2 = c.post(quiet_graph.messages_url, json={"messaging_product": "whatsapp", "status": "read",
-                                                    "message_id": "wamid.IN2",
-                                                    "typing_indicator": {"type": "text"}})
+        r1 = c.post(
+            quiet_graph.messages_url,
+            json={"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN"},
+        )
+        r2 = c.post(
+            quiet_graph.messages_url,
+            json={
+                "messaging_product": "whatsapp",
+                "status": "read",
+                "message_id": "wamid.IN2",
+                "typing_indicator": {"type": "text"},
+            },
+        )
     assert r1.json() == {"success": True} and r2.json() == {"success": True}
     assert quiet_graph.read_receipts == [("wamid.IN", False), ("wamid.IN2", True)]
     assert not quiet_graph.sent
@@ -178,9 +209,11 @@ def test_latency_makes_a_short_client_time_out(quiet_graph):
 def test_media_upload_lookup_download_delete(quiet_graph):
     data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
     with client(quiet_graph) as c:
-        up = c.post(f"/v26.0/{quiet_graph.phone_number_id}/media",
-                    data={"messaging_product": "whatsapp", "type": "image/png"},
-                    files={"file": ("pic.png", data, "image/png")})
+        up = c.post(
+            f"/v26.0/{quiet_graph.phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": "image/png"},
+            files={"file": ("pic.png", data, "image/png")},
+        )
         assert up.status_code == 200
         media_id = up.json()["id"]
         info = c.get(f"/v26.0/{media_id}").json()
@@ -206,7 +239,10 @@ def test_phone_number_lookup_and_subscriptions(quiet_graph):
         assert phone["code_verification_status"] == "VERIFIED"
         assert phone["id"] == quiet_graph.phone_number_id
         quiet_graph.phone_verified = False
-        assert c.get(f"/v26.0/{quiet_graph.phone_number_id}").json()["code_verification_status"] == "NOT_VERIFIED"
+        assert (
+            c.get(f"/v26.0/{quiet_graph.phone_number_id}").json()["code_verification_status"]
+            == "NOT_VERIFIED"
+        )
         subs = c.get(f"/v26.0/{quiet_graph.app_id}/subscriptions").json()
         assert [f["name"] for f in subs["data"][0]["fields"]] == ["messages"]
         quiet_graph.subscribed_fields = []

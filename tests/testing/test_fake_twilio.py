@@ -29,7 +29,11 @@ def test_create_message_answers_201_with_the_resource(quiet_twilio):
     body = r.json()
     assert body["sid"].startswith("SM") and len(body["sid"]) == 34
     assert (body["status"], body["direction"], body["to"], body["from"]) == (
-        "queued", "outbound-api", "whatsapp:+5511987654321", "whatsapp:+14155238886")
+        "queued",
+        "outbound-api",
+        "whatsapp:+5511987654321",
+        "whatsapp:+14155238886",
+    )
     assert body["account_sid"] == quiet_twilio.account_sid and body["error_code"] is None
     assert body["uri"].endswith(f"/Messages/{body['sid']}.json") and "GMT" in body["date_created"]
     sent = quiet_twilio.sent[0]
@@ -41,10 +45,18 @@ def test_create_message_answers_201_with_the_resource(quiet_twilio):
 def test_media_template_and_service_sends(quiet_twilio):
     with client(quiet_twilio) as c:
         media = c.post(quiet_twilio.messages_url, data={**FORM, "MediaUrl": "https://x.example/a.jpg"}).json()
-        template = c.post(quiet_twilio.messages_url, data={"To": FORM["To"], "From": FORM["From"],
-                                                           "ContentSid": "HX1", "ContentVariables": '{"1":"Ana"}'})
-        service = c.post(quiet_twilio.messages_url, data={"To": FORM["To"], "MessagingServiceSid": "MG1",
-                                                          "Body": "x"}).json()
+        template = c.post(
+            quiet_twilio.messages_url,
+            data={
+                "To": FORM["To"],
+                "From": FORM["From"],
+                "ContentSid": "HX1",
+                "ContentVariables": '{"1":"Ana"}',
+            },
+        )
+        service = c.post(
+            quiet_twilio.messages_url, data={"To": FORM["To"], "MessagingServiceSid": "MG1", "Body": "x"}
+        ).json()
     assert media["sid"].startswith("MM") and media["num_media"] == "1"
     assert template.status_code == 201 and quiet_twilio.sent[1].is_template
     assert service["status"] == "accepted" and service["messaging_service_sid"] == "MG1"
@@ -59,8 +71,12 @@ def test_api_key_auth(quiet_twilio):
 def test_wrong_credentials_get_20003(quiet_twilio, auth):
     r = httpx.post(quiet_twilio.messages_url, data=FORM, auth=auth)
     assert r.status_code == 401
-    assert r.json() == {"code": 20003, "message": "Authenticate",
-                        "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}
+    assert r.json() == {
+        "code": 20003,
+        "message": "Authenticate",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+    }
     assert not quiet_twilio.sent
 
 
@@ -122,7 +138,11 @@ def test_message_and_account_lookup(quiet_twilio):
         assert c.get(f"{base}/Messages/{sid}.json").json()["status"] == "queued"
         assert c.get(f"{base}/Messages/SMnope.json").json()["code"] == 20404
         account = c.get(f"{base}.json").json()
-    assert (account["sid"], account["status"], account["type"]) == (quiet_twilio.account_sid, "active", "Full")
+    assert (account["sid"], account["status"], account["type"]) == (
+        quiet_twilio.account_sid,
+        "active",
+        "Full",
+    )
 
 
 def test_media_urls_need_basic_auth_and_redirect(quiet_twilio):

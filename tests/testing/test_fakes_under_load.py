@@ -18,7 +18,12 @@ from .conftest import APP_SECRET, TWILIO_TOKEN
 
 def test_concurrent_sends_are_all_recorded_and_every_status_is_posted(stack):
     def send(i: int) -> str:
-        body = {"messaging_product": "whatsapp", "to": f"1650555{i:04d}", "type": "text", "text": {"body": str(i)}}
+        body = {
+            "messaging_product": "whatsapp",
+            "to": f"1650555{i:04d}",
+            "type": "text",
+            "text": {"body": str(i)},
+        }
         with httpx.Client(headers={"Authorization": f"Bearer {stack.graph.token}"}) as c:
             return c.post(stack.graph.messages_url, json=body).json()["messages"][0]["id"]
 
@@ -50,6 +55,7 @@ async def test_flush_async(graph, twilio_api):
 
     stack = Stack(graph, twilio_api)
     try:
+
         @stack.bot.on_message
         def reply(message, ctx):
             ctx.reply("ok")

@@ -69,7 +69,10 @@ def test_twilio_send_reaches_the_fake(twilio_api):
     [sent] = twilio_api.sent
     assert receipt.message_id == sent.id and receipt.status == "queued"
     assert (sent.body["To"], sent.body["From"], sent.body["Body"]) == (
-        "whatsapp:+5511987654321", "whatsapp:+14155238886", "Olá")
+        "whatsapp:+5511987654321",
+        "whatsapp:+14155238886",
+        "Olá",
+    )
     twilio.close()
 
 

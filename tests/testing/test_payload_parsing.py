@@ -178,15 +178,22 @@ def test_meta_service_status_is_free(parse_bot):
 
 
 def test_meta_batch_every_event_is_handled(parse_bot):
-    batch = meta_batch(meta_text("one"), meta_text("two", sender="16505550001"), meta_status("wamid.Z", "read"))
+    batch = meta_batch(
+        meta_text("one"), meta_text("two", sender="16505550001"), meta_status("wamid.Z", "read")
+    )
     seen = handle(parse_bot, batch)
     assert [m.text for m in seen.messages] == ["one", "two"]
     assert [s.message_id for s in seen.statuses] == ["wamid.Z"]
 
 
 def test_meta_change_event(parse_bot):
-    value = {"event": "APPROVED", "message_template_id": 1, "message_template_name": "order_shipped",
-             "message_template_language": "en_US", "reason": "NONE"}
+    value = {
+        "event": "APPROVED",
+        "message_template_id": 1,
+        "message_template_name": "order_shipped",
+        "message_template_language": "en_US",
+        "reason": "NONE",
+    }
     seen = handle(parse_bot, meta_change("message_template_status_update", value))
     assert seen.changes[0].field == "message_template_status_update"
     assert seen.changes[0].raw["event"] == "APPROVED"
@@ -215,8 +222,13 @@ def test_twilio_text_forwarded_reply_and_bsuid(parse_bot):
 
 @pytest.mark.parametrize(
     ("ctype", "kind"),
-    [("image/jpeg", "image"), ("video/mp4", "video"), ("audio/ogg", "audio"),
-     ("application/pdf", "document"), ("image/webp", "sticker")],
+    [
+        ("image/jpeg", "image"),
+        ("video/mp4", "video"),
+        ("audio/ogg", "audio"),
+        ("application/pdf", "document"),
+        ("image/webp", "sticker"),
+    ],
 )
 def test_twilio_media(parse_bot, ctype, kind):
     payload = twilio_media(content_type=ctype, caption="mira")
@@ -233,7 +245,12 @@ def test_twilio_location(parse_bot):
 
 def test_twilio_button_and_template_button(parse_bot):
     m = only_message(parse_bot, twilio_button("confirm_123", "Confirm", reply_to="SMbuttons"))
-    assert (m.type, m.interactive_type, m.payload, m.text) == ("interactive", "button_reply", "confirm_123", "Confirm")
+    assert (m.type, m.interactive_type, m.payload, m.text) == (
+        "interactive",
+        "button_reply",
+        "confirm_123",
+        "Confirm",
+    )
     assert m.reply_to == "SMbuttons"
     _, seen = parse_bot
     handle(parse_bot, twilio_button("STOP", "Stop", message_type="button"))

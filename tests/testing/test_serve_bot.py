@@ -13,8 +13,12 @@ from .conftest import APP_SECRET, TWILIO_TOKEN, Recorder, settings_for
 
 @pytest.fixture
 def served():
-    bot = Bot(settings_for(meta_verify_token="my-verify-token", whatsapp_max_body_bytes=4096),
-              store=MemoryStore(), providers={}, inline=True)
+    bot = Bot(
+        settings_for(meta_verify_token="my-verify-token", whatsapp_max_body_bytes=4096),
+        store=MemoryStore(),
+        providers={},
+        inline=True,
+    )
     seen = Recorder(bot)
     server = serve_bot(bot)
     yield server, seen

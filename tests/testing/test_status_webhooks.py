@@ -74,22 +74,37 @@ def test_twilio_closed_window_reports_63016(stack):
 
 def test_templates_still_go_through_a_closed_window(graph):
     graph.close_window("16505551234")
-    body = {"messaging_product": "whatsapp", "to": "16505551234", "type": "template",
-            "template": {"name": "hello", "language": {"code": "es"}}}
+    body = {
+        "messaging_product": "whatsapp",
+        "to": "16505551234",
+        "type": "template",
+        "template": {"name": "hello", "language": {"code": "es"}},
+    }
     with httpx.Client(headers={"Authorization": f"Bearer {graph.token}"}) as c:
         c.post(graph.messages_url, json=body)
     graph.flush()
     assert [d.status for d in graph.webhooks] == ["sent", "delivered", "read"]
-    assert graph.webhooks[0].payload.data["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"][
-        "category"] == "utility"
+    assert (
+        graph.webhooks[0].payload.data["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"][
+            "category"
+        ]
+        == "utility"
+    )
 
 
 def test_fail_delivery_reports_the_given_code(graph):
     graph.fail_delivery("16505551234", 131026)
     graph.webhook_url = None
     with httpx.Client(headers={"Authorization": f"Bearer {graph.token}"}) as c:
-        wamid = c.post(graph.messages_url, json={"messaging_product": "whatsapp", "to": "16505551234",
-                                                 "type": "text", "text": {"body": "x"}}).json()["messages"][0]["id"]
+        wamid = c.post(
+            graph.messages_url,
+            json={
+                "messaging_product": "whatsapp",
+                "to": "16505551234",
+                "type": "text",
+                "text": {"body": "x"},
+            },
+        ).json()["messages"][0]["id"]
     graph.flush()
     assert graph.message(wamid).status == "failed"
     [delivery] = graph.webhooks
@@ -113,8 +128,10 @@ def test_an_unreachable_webhook_is_recorded():
         url = dead.base_url + "/webhook"
     with FakeTwilioAPI(webhook_url=url, auto_status=("sent",)) as fake:
         with httpx.Client(auth=(fake.account_sid, fake.auth_token)) as c:
-            c.post(fake.messages_url, data={"To": "whatsapp:+5511987654321", "From": "whatsapp:+14155238886",
-                                            "Body": "x"})
+            c.post(
+                fake.messages_url,
+                data={"To": "whatsapp:+5511987654321", "From": "whatsapp:+14155238886", "Body": "x"},
+            )
         assert fake.flush()
         [delivery] = fake.webhooks
         assert delivery.http_status is None and delivery.error.startswith("ConnectError")
@@ -139,16 +156,27 @@ def test_twilio_status_callback_param_wins(twilio_api):
     from eki_whatsapp import Bot, Settings
     from eki_whatsapp.testing import serve_bot
 
-    settings = Settings(_env_file=None, whatsapp_provider="twilio", whatsapp_store_url="memory://",
-                        **twilio_api.settings_fields())
+    settings = Settings(
+        _env_file=None,
+        whatsapp_provider="twilio",
+        whatsapp_store_url="memory://",
+        **twilio_api.settings_fields(),
+    )
     bot = Bot(settings, store=MemoryStore(), providers={}, inline=True)
     statuses = []
     bot.on_status(statuses.append)
     with serve_bot(bot, path="/twilio/status") as server:
         twilio_api.webhook_url = "http://127.0.0.1:9/never-used"
         with httpx.Client(auth=(twilio_api.account_sid, TWILIO_TOKEN)) as c:
-            c.post(twilio_api.messages_url, data={"To": "whatsapp:+5511987654321", "From": "whatsapp:+14155238886",
-                                                  "Body": "x", "StatusCallback": server.url + "?tenant=7"})
+            c.post(
+                twilio_api.messages_url,
+                data={
+                    "To": "whatsapp:+5511987654321",
+                    "From": "whatsapp:+14155238886",
+                    "Body": "x",
+                    "StatusCallback": server.url + "?tenant=7",
+                },
+            )
         assert twilio_api.flush()
     bot.close()
     assert [d.url for d in twilio_api.webhooks] == [server.url + "?tenant=7"] * 3
@@ -159,7 +187,14 @@ def test_close_drops_queued_webhooks_quickly():
     fake = FakeGraphAPI(webhook_url="http://127.0.0.1:9/none", app_secret=APP_SECRET)
     with httpx.Client(headers={"Authorization": f"Bearer {fake.token}"}) as c:
         for _ in range(5):
-            c.post(fake.messages_url, json={"messaging_product": "whatsapp", "to": "1650555", "type": "text",
-                                            "text": {"body": "x"}})
+            c.post(
+                fake.messages_url,
+                json={
+                    "messaging_product": "whatsapp",
+                    "to": "1650555",
+                    "type": "text",
+                    "text": {"body": "x"},
+                },
+            )
     fake.close()
     assert len(fake.sent) == 5 and len(fake.webhooks) <= 15
