@@ -22,6 +22,8 @@ from .events import (
     Referral,
     StatusUpdate,
 )
+from .handoff import Handoff, HandoffState
+from .optout import OptedOut, OptOuts
 from .settings import Settings
 from .store import LogEntry, MemoryStore, SQLiteStore, Store
 from .webhook import WebhookRequest, WebhookResponse
@@ -36,11 +38,15 @@ __all__ = [
     "EkiWhatsAppError",
     "ErrorInfo",
     "Event",
+    "Handoff",
+    "HandoffState",
     "InboundMessage",
     "Location",
     "LogEntry",
     "MediaRef",
     "MemoryStore",
+    "OptOuts",
+    "OptedOut",
     "Pricing",
     "Reaction",
     "Referral",

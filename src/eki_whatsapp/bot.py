@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import StoreError
 from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
+from .handoff import Handoff
+from .optout import OptOuts
 from .pipeline import Ingested, ingest
 from .settings import Settings
 from .store import Store, open_store
@@ -224,6 +226,10 @@ class Bot:
         self._pending: set[Future[Any] | asyncio.Task[Any]] = set()
         self._pending_lock = threading.Lock()
         self._router = router
+        #: Users who wrote STOP/BAJA (or were blocked): sends to them are refused.
+        self.optouts = OptOuts(self.store, self.settings)
+        #: Who answers each user, the bot or staff (take over, hand back, ask for a person).
+        self.handoff = Handoff(self)
 
     # --- wiring ------------------------------------------------------------------------------
     @property
@@ -316,7 +322,9 @@ class Bot:
     def _has_work(self, event: Event) -> bool:
         """Whether anything reacts to this event (skips dispatch overhead when nothing does)."""
         if isinstance(event, InboundMessage):
-            return bool(self._message_handlers)
+            if self._message_handlers:
+                return True
+            return self.optouts.enabled and self.optouts.classify(event) is not None
         if isinstance(event, StatusUpdate):
             return True  # the router watches statuses for late failures
         return bool(self._change_handlers)
@@ -338,8 +346,43 @@ class Bot:
             except Exception:
                 logger.exception("router failed on status %s of %s", event.status, event.message_id)
 
+    def _bot_answers(self, event: Event) -> bool:
+        """Opt-out keywords and handoff: whether the bot's handlers may answer this event.
+
+        A keyword is answered here, once, with a confirmation; an opted-out user's other messages
+        and the messages of a conversation staff took over are logged but not answered.
+        """
+        if not isinstance(event, InboundMessage):
+            return True
+        optouts = self.optouts
+        keyword = optouts.classify(event) if optouts.enabled else None
+        if keyword is not None:
+            action, language = keyword
+            was_out = optouts.is_opted_out(event.sender)
+            if action == "stop" and not was_out:
+                optouts.opt_out(event.sender, keyword=event.text.strip() if event.text else None)
+            elif action == "start" and was_out:
+                optouts.opt_in(event.sender)
+            elif action == "stop":
+                return False  # already out: the confirmation was sent before (answer once)
+            else:
+                return not self.handoff.is_human(event.sender)  # START from a subscriber: a message
+            try:
+                self.router.send(
+                    event.sender, optouts.confirmation(action, language), inbound=event, exempt=True
+                )
+            except Exception:
+                logger.exception("the %s confirmation to %s could not be sent", action, event.sender)
+            return False
+        if optouts.enabled and optouts.is_opted_out(event.sender):
+            logger.info("message %s from opted-out %s logged, not answered", event.id, event.sender)
+            return False
+        return not self.handoff.is_human(event.sender)
+
     def _run_sync(self, event: Event) -> None:
         self._before_handlers(event)
+        if not self._bot_answers(event):
+            return
         ctx = Context(self, event)
         for handler in self._handlers_for(event):
             try:
@@ -353,6 +396,8 @@ class Bot:
     async def _run_async(self, event: Event) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._before_handlers, event)
+        if not await loop.run_in_executor(self._executor, self._bot_answers, event):
+            return
         ctx = Context(self, event)
         for handler in self._handlers_for(event):
             try:
@@ -407,15 +452,31 @@ class Bot:
 
     # --- sending -------------------------------------------------------------------------------
     def send(
-        self, to: str, message: Any, *, category: str | None = None, provider: str | None = None
+        self,
+        to: str,
+        message: Any,
+        *,
+        category: str | None = None,
+        provider: str | None = None,
+        exempt: bool = False,
     ) -> SendReceipt:
-        """Send a business-initiated message; the routing policy picks the provider."""
-        return self.router.send(to, message, category=category, provider=provider)
+        """Send a business-initiated message; the routing policy picks the provider.
+
+        Raises:
+            OptedOut: ``to`` opted out (nothing was sent); ``exempt=True`` sends anyway.
+        """
+        return self.router.send(to, message, category=category, provider=provider, exempt=exempt)
 
     async def send_async(
-        self, to: str, message: Any, *, category: str | None = None, provider: str | None = None
+        self,
+        to: str,
+        message: Any,
+        *,
+        category: str | None = None,
+        provider: str | None = None,
+        exempt: bool = False,
     ) -> SendReceipt:
-        return await self.router.send_async(to, message, category=category, provider=provider)
+        return await self.router.send_async(to, message, category=category, provider=provider, exempt=exempt)
 
     @property
     def costs(self) -> Any:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from .costs import Costs
 from .errors import ConfigError
 from .events import InboundMessage, StatusUpdate
+from .optout import OptOuts
 from .providers.base import (
     AuthError,
     Provider,
@@ -208,6 +209,8 @@ class _Request:
     explicit: str | None
     at: datetime
     tried: list[tuple[str, bool]] = field(default_factory=list)  # (provider, fallback)
+    #: Added to the log rows of this message (e.g. ``{"staff": "lucia"}`` for a console reply).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Router:
@@ -222,6 +225,7 @@ class Router:
         rng: random source for weighted load balancing.
         fallback_template: what to send when the window is closed: a template, or a function
             ``(user, original message) -> template``. Default: ``WHATSAPP_FALLBACK_TEMPLATE``.
+        optouts: the opt-out list checked before every send (default: one on ``store``).
     """
 
     def __init__(
@@ -234,8 +238,11 @@ class Router:
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
         fallback_template: Any = None,
+        optouts: OptOuts | None = None,
     ) -> None:
         self.providers = providers
+        #: Checked before every send: an opted-out user is refused with :class:`OptedOut`.
+        self.optouts = optouts if optouts is not None else OptOuts(store, settings)
         self.store = store
         self.settings = settings
         self.clock: Callable[[], datetime] = clock or _utcnow
@@ -253,7 +260,7 @@ class Router:
     @classmethod
     def from_bot(cls, bot: Bot) -> Router:
         """The router of a bot, configured from its settings."""
-        return cls(bot.providers, bot.store, bot.settings)
+        return cls(bot.providers, bot.store, bot.settings, optouts=bot.optouts)
 
     @property
     def costs(self) -> Costs:
@@ -337,9 +344,11 @@ class Router:
         inbound: InboundMessage | None,
         category: str | None,
         provider: str | None,
+        extra: Mapping[str, Any] | None = None,
     ) -> _Request:
         message = coerce_message(message)
         return _Request(
+            extra=dict(extra or {}),
             to=to,
             user=_user_key(to),
             message=message,
@@ -500,7 +509,7 @@ class Router:
             decision.reason,
             exc,
             decision.category,
-            extra=decision.extra,
+            extra={**decision.extra, **req.extra},
         )
         req.tried.append((decision.provider, decision.fallback))
         now = self.clock()
@@ -596,7 +605,12 @@ class Router:
         except Exception:
             logger.exception("pricing message %s failed; the send itself succeeded", receipt.message_id)
         self._log_success(
-            receipt, req.to, decision.message, decision.reason, decision.category, decision.extra
+            receipt,
+            req.to,
+            decision.message,
+            decision.reason,
+            decision.category,
+            {**decision.extra, **req.extra},
         )
         return receipt
 
@@ -604,7 +618,9 @@ class Router:
         try:
             decision = self._decide(req)
         except WindowClosed as exc:
-            self._log_failure(exc.provider, req.to, req.message, "window-closed", exc, req.category)
+            self._log_failure(
+                exc.provider, req.to, req.message, "window-closed", exc, req.category, extra=req.extra
+            )
             raise
         assert decision is not None
         self.breakers[decision.provider].before_attempt(self.clock())
@@ -619,9 +635,19 @@ class Router:
         inbound: InboundMessage | None = None,
         category: str | None = None,
         provider: str | None = None,
+        exempt: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> SendReceipt:
-        """Route and send one message (sync). Raises the provider's error when nothing worked."""
-        req = self._request(to, message, inbound, category, provider)
+        """Route and send one message (sync). Raises the provider's error when nothing worked.
+
+        Args:
+            exempt: send even to a user who opted out (otherwise :class:`OptedOut` is raised
+                before any request).
+            extra: added to the message's log rows (the console logs ``{"staff": name}``).
+        """
+        req = self._request(to, message, inbound, category, provider, extra)
+        if not exempt:
+            self.optouts.check(req.user)
         decision = self._first(req)
         while True:
             try:
@@ -643,9 +669,13 @@ class Router:
         inbound: InboundMessage | None = None,
         category: str | None = None,
         provider: str | None = None,
+        exempt: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> SendReceipt:
         """Route and send one message (async face of :meth:`send`)."""
-        req = self._request(to, message, inbound, category, provider)
+        req = self._request(to, message, inbound, category, provider, extra)
+        if not exempt:
+            self.optouts.check(req.user)
         decision = self._first(req)
         while True:
             try:

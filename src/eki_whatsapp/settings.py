@@ -112,6 +112,18 @@ class Settings(BaseSettings):
     #: Safety margin: treat the 24-hour window as closed this many seconds early.
     whatsapp_window_margin_seconds: float = Field(60.0, ge=0)
 
+    # --- opt-out and human handoff (docs/support-console.md) ---------------------------------
+    #: Whole-message keywords that opt a user out (comma-separated); default: STOP, BAJA, ALTO,
+    #: CANCELAR, PARAR, UNSUBSCRIBE... (see eki_whatsapp.optout). Empty: no keyword handling.
+    whatsapp_optout_keywords: Annotated[tuple[str, ...] | None, NoDecode] = None
+    #: Keywords that subscribe an opted-out user again; default: START, ALTA, INICIAR, UNSTOP...
+    whatsapp_optin_keywords: Annotated[tuple[str, ...] | None, NoDecode] = None
+    #: Confirmation texts (default: in the language of the keyword: Spanish, English, Portuguese).
+    whatsapp_optout_confirmation: str | None = None
+    whatsapp_optin_confirmation: str | None = None
+    #: Hand a conversation back to the bot after this many seconds without staff activity (0: never).
+    whatsapp_handoff_idle_seconds: float = Field(1800.0, ge=0)
+
     # --- agent -------------------------------------------------------------------------
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4.1-mini"
@@ -168,6 +180,13 @@ class Settings(BaseSettings):
     def _parse_categories(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(c.strip().lower() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("whatsapp_optout_keywords", "whatsapp_optin_keywords", mode="before")
+    @classmethod
+    def _parse_keywords(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
         return value
 
     @field_validator("meta_graph_version")

@@ -1,8 +1,12 @@
-"""Optional built-in tools that let the model send WhatsApp reply buttons or a list menu.
+"""Optional built-in tools that let the model send WhatsApp reply buttons or a list menu, or
+ask for a person.
 
-Enable them with ``Agent(..., interactive_tools=True)``. The message goes out after the answer
-text, on the channel the user wrote from; on Twilio without a Content Template the buttons and
-rows are rendered as numbered text (see ``docs/messages.md``).
+Enable the interactive ones with ``Agent(..., interactive_tools=True)``. The message goes out
+after the answer text, on the channel the user wrote from; on Twilio without a Content Template
+the buttons and rows are rendered as numbered text (see ``docs/messages.md``).
+
+Add :data:`ask_for_human` with ``Agent(..., tools=[ask_for_human])``: the model flags the
+conversation for staff (``bot.handoff.on_request`` callbacks and the support console hear it).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from .tools import Tool, ToolContext, ToolError, tool
 
-__all__ = ["INTERACTIVE_TOOLS", "MenuRow", "send_list_menu", "send_reply_buttons"]
+__all__ = ["INTERACTIVE_TOOLS", "MenuRow", "ask_for_human", "send_list_menu", "send_reply_buttons"]
 
 
 @tool
@@ -62,3 +66,20 @@ def send_list_menu(body: str, button: str, rows: list[MenuRow], ctx: ToolContext
 
 
 INTERACTIVE_TOOLS: tuple[Tool, ...] = (send_reply_buttons, send_list_menu)
+
+
+@tool
+def ask_for_human(reason: str, ctx: ToolContext) -> str:
+    """Ask for a person from the team to take over this conversation: when the user asks for a
+    human, is upset, or needs something you cannot do. Then tell the user briefly that a person
+    will answer soon.
+
+    Args:
+        reason: one short sentence for the staff: what the user needs.
+    """
+    from ..handoff import request_human
+
+    if ctx.store is None:
+        raise ToolError("no store: this agent does not run under a bot, nobody can be asked")
+    request_human(ctx.store, ctx.user_id, reason)
+    return "the team has been asked; a person will take over this conversation"

@@ -225,8 +225,19 @@ def inbound_entry(message: InboundMessage, *, id: int | None = None, now: dateti
         status="received",
         raw=message.raw,
         timestamp=message.timestamp,
-        extra={"profile_name": message.profile_name} if message.profile_name else {},
+        extra=_inbound_extra(message),
     )
+
+
+def _inbound_extra(message: InboundMessage) -> dict[str, Any]:
+    """The profile name, and the business number when the recipient is an id (Meta's
+    phone-number id), so a console can show the number people know."""
+    extra: dict[str, Any] = {}
+    if message.profile_name:
+        extra["profile_name"] = message.profile_name
+    if message.business_number and message.business_number != message.recipient:
+        extra["business_number"] = message.business_number
+    return extra
 
 
 def change_entry(event: ChangeEvent) -> LogEntry:
