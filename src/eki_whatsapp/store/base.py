@@ -4,12 +4,12 @@ usage, the cost ledger and a small key-value space.
 Implementations: :class:`~eki_whatsapp.store.memory.MemoryStore` (tests),
 :class:`~eki_whatsapp.store.sqlite.SQLiteStore` (the default), and the Django ORM store in
 ``eki_whatsapp_django``. All methods are synchronous and thread-safe; they are short local
-operations.
+operations. How rows merge (statuses, windows, dedup) is written once in
+:mod:`eki_whatsapp.store.rules`; :mod:`eki_whatsapp.testing.store_contract` checks a store obeys it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -17,13 +17,20 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..events import STATUS_RANK, ChangeEvent, InboundMessage, StatusUpdate
+from ..events import ChangeEvent, InboundMessage, StatusUpdate
 
 Direction = Literal["in", "out"]
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC time; a naive one is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,8 @@ class StatusRecord:
     error_code: int | None = None
     error_message: str | None = None
     raw: Any = dc_field(default=None, repr=False, compare=False)
+    #: The pricing category the provider reported with this status, if any.
+    category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +120,8 @@ class LedgerEntry:
 
     @property
     def month(self) -> str:
-        return self.at.strftime("%Y-%m")
+        """The UTC month of ``at`` (``"2026-11"``): the same whichever store keeps the entry."""
+        return as_utc(self.at).strftime("%Y-%m")
 
 
 @runtime_checkable
@@ -128,7 +138,8 @@ class Store(Protocol):
         ...
 
     def record_status(self, status: StatusUpdate) -> bool:
-        """Log a status and raise the status of the message's log row (never downgrade).
+        """Log a status and merge it into the message's log row (:func:`.rules.merge_status`:
+        never downgrade; the first pricing category fills an empty one).
 
         Returns ``False`` when the same (provider, message id, status) was already recorded.
         """
@@ -141,7 +152,9 @@ class Store(Protocol):
     def log_outbound(self, entry: LogEntry) -> int:
         """Log a message the bot sent (or failed to send); returns the row id.
 
-        A status that arrived before this row (providers can be that fast) is applied to it.
+        Statuses that arrived before this row (providers can be that fast) are merged into it in
+        arrival order (:func:`.rules.merge_statuses`). A message id already in the log is refused
+        with :class:`~eki_whatsapp.StoreError`.
         """
         ...
 
@@ -198,65 +211,20 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-# --- helpers shared by implementations -------------------------------------------------------
-def status_rank(status: str | None) -> int:
-    if status is None:
-        return -1
-    return STATUS_RANK.get(status, 0)
+# --- helpers that moved to rules.py (kept importable from here) ------------------------------
+_MOVED = {
+    "status_rank": "status_rank",
+    "should_replace_status": "advances",
+    "inbound_entry": "inbound_entry",
+    "change_entry": "change_entry",
+    "first_error": "first_error",
+    "dumps": "dumps",
+}
 
 
-def should_replace_status(current: str | None, new: str) -> bool:
-    """A status moves forward only (``read`` is never replaced by a late ``delivered``)."""
-    return status_rank(new) > status_rank(current)
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from . import rules
 
-
-def inbound_entry(message: InboundMessage, *, id: int | None = None, now: datetime | None = None) -> LogEntry:
-    return LogEntry(
-        id=id,
-        created_at=now,
-        updated_at=now,
-        direction="in",
-        provider=message.provider,
-        type=message.type,
-        message_id=message.id,
-        sender=message.sender,
-        recipient=message.recipient,
-        text=message.text,
-        status="received",
-        raw=message.raw,
-        timestamp=message.timestamp,
-        extra=_inbound_extra(message),
-    )
-
-
-def _inbound_extra(message: InboundMessage) -> dict[str, Any]:
-    """The profile name, and the business number when the recipient is an id (Meta's
-    phone-number id), so a console can show the number people know."""
-    extra: dict[str, Any] = {}
-    if message.profile_name:
-        extra["profile_name"] = message.profile_name
-    if message.business_number and message.business_number != message.recipient:
-        extra["business_number"] = message.business_number
-    return extra
-
-
-def change_entry(event: ChangeEvent) -> LogEntry:
-    return LogEntry(
-        direction="in",
-        provider=event.provider,
-        type=f"event:{event.field}",
-        recipient=event.account_id,
-        raw=dict(event.raw),
-        timestamp=event.timestamp,
-    )
-
-
-def first_error(status: StatusUpdate) -> tuple[int | None, str | None]:
-    if not status.errors:
-        return None, None
-    err = status.errors[0]
-    return err.code, err.details or err.message
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        return getattr(rules, _MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import threading
 from datetime import datetime
 from typing import Any
 
+from ..errors import StoreError
 from ..events import ChangeEvent, InboundMessage, StatusUpdate
 from .base import (
     Direction,
@@ -15,25 +15,20 @@ from .base import (
     LogEntry,
     StatusRecord,
     UsageRecord,
-    change_entry,
-    first_error,
-    inbound_entry,
-    should_replace_status,
+    as_utc,
     utcnow,
 )
-
-
-def _status_record(status: StatusUpdate) -> StatusRecord:
-    code, text = first_error(status)
-    return StatusRecord(
-        provider=status.provider,
-        message_id=status.message_id,
-        status=status.status,
-        timestamp=status.timestamp,
-        error_code=code,
-        error_message=text,
-        raw=dict(status.raw),
-    )
+from .rules import (
+    RowStatus,
+    change_entry,
+    inbound_entry,
+    json_copy,
+    ledger_key,
+    status_changes,
+    status_record,
+    window_key,
+    window_moves,
+)
 
 
 class _Lazy:
@@ -45,8 +40,22 @@ class _Lazy:
         self.at = at
 
 
+def _stored(entry: LogEntry) -> LogEntry:
+    """A log row as a store gives it back: JSON values, UTC times (like the SQL stores)."""
+    return dataclasses.replace(
+        entry,
+        raw=json_copy(entry.raw),
+        extra=json_copy(dict(entry.extra)) if entry.extra else {},
+        timestamp=None if entry.timestamp is None else as_utc(entry.timestamp),
+    )
+
+
 class MemoryStore:
-    """Everything in dicts behind one lock. Lost when the process exits."""
+    """Everything in dicts behind one lock. Lost when the process exits.
+
+    Follows :mod:`eki_whatsapp.store.rules` like every store: what goes in comes back as the SQL
+    stores would give it back (JSON values, UTC times), so a test on this store holds on them.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -63,14 +72,13 @@ class MemoryStore:
     def _row(self, index: int) -> LogEntry:
         row = self._rows[index]
         if isinstance(row, _Lazy):
-            row = inbound_entry(row.message, id=row.id, now=row.at)
+            row = _stored(inbound_entry(row.message, id=row.id, now=row.at))
             self._rows[index] = row
         return row
 
     def _append(self, entry: LogEntry) -> int:
-        if entry.id is None or entry.created_at is None:
-            now = utcnow()
-            entry = dataclasses.replace(entry, id=len(self._rows) + 1, created_at=now, updated_at=now)
+        now = utcnow()
+        entry = dataclasses.replace(_stored(entry), id=len(self._rows) + 1, created_at=now, updated_at=now)
         self._rows.append(entry)
         if entry.message_id is not None:
             self._by_id[(entry.provider, entry.message_id)] = len(self._rows) - 1
@@ -84,9 +92,8 @@ class MemoryStore:
             # The log row is built when first read: the hot path only files the message.
             self._rows.append(_Lazy(message, len(self._rows) + 1, utcnow()))
             self._by_id[key] = len(self._rows) - 1
-            wkey = (message.provider, message.recipient, message.sender)
-            previous = self._windows.get(wkey)
-            if previous is None or message.timestamp > previous:
+            wkey = window_key(message)
+            if window_moves(self._windows.get(wkey), message.timestamp):
                 self._windows[wkey] = message.timestamp
             return True
 
@@ -103,15 +110,10 @@ class MemoryStore:
                 seen.append(status)
             index = self._by_id.get(key)
             if index is not None:
-                code, text = first_error(status)
                 row = self._row(index)
-                if should_replace_status(row.status, status.status):
-                    changes: dict[str, Any] = {"status": status.status, "updated_at": utcnow()}
-                    if code is not None or text is not None:
-                        changes.update(error_code=code, error_message=text)
-                    if status.pricing is not None and row.category is None:
-                        changes["category"] = status.pricing.category
-                    self._rows[index] = dataclasses.replace(row, **changes)
+                changes = status_changes(RowStatus.of(row), (status_record(status),))
+                if changes:
+                    self._rows[index] = dataclasses.replace(row, updated_at=utcnow(), **changes)
             return True
 
     def record_change(self, event: ChangeEvent) -> None:
@@ -121,15 +123,16 @@ class MemoryStore:
     def log_outbound(self, entry: LogEntry) -> int:
         with self._lock:
             if entry.message_id is not None:
-                for status in self._statuses.get((entry.provider, entry.message_id), []):
-                    record = _status_record(status)
-                    if should_replace_status(entry.status, record.status):
-                        entry = dataclasses.replace(
-                            entry,
-                            status=record.status,
-                            error_code=record.error_code or entry.error_code,
-                            error_message=record.error_message or entry.error_message,
-                        )
+                key = (entry.provider, entry.message_id)
+                if key in self._by_id:
+                    raise StoreError(
+                        f"MemoryStore: message {entry.message_id!r} of {entry.provider!r} is already "
+                        "in the log (a message id is logged once)"
+                    )
+                early = [status_record(s) for s in self._statuses.get(key, ())]
+                changes = status_changes(RowStatus.of(entry), early)
+                if changes:
+                    entry = dataclasses.replace(entry, **changes)
             return self._append(entry)
 
     def get_message(self, provider: str, message_id: str) -> LogEntry | None:
@@ -162,7 +165,9 @@ class MemoryStore:
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         with self._lock:
-            records = [_status_record(s) for s in self._statuses.get((provider, message_id), [])]
+            updates = list(self._statuses.get((provider, message_id), ()))
+        records = [status_record(s) for s in updates]
+        records = [dataclasses.replace(r, raw=json_copy(r.raw)) for r in records]
         return sorted(records, key=lambda s: s.timestamp)
 
     # --- window ----------------------------------------------------------------------------
@@ -176,27 +181,32 @@ class MemoryStore:
     # --- memory / usage ----------------------------------------------------------------------
     def load_memory(self, key: str) -> list[dict[str, Any]]:
         with self._lock:
-            return copy.deepcopy(self._memory.get(key, []))
+            items = self._memory.get(key)
+        return list(json_copy(items)) if items else []
 
     def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
+        copied = json_copy(items)
         with self._lock:
-            self._memory[key] = copy.deepcopy(items)
+            self._memory[key] = copied
 
     def record_usage(self, record: UsageRecord) -> None:
+        record = dataclasses.replace(record, at=as_utc(record.at))
         with self._lock:
             self._usage.append(record)
 
     def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
+        start = None if since is None else as_utc(since)
         with self._lock:
             return [
                 r
                 for r in self._usage
-                if (user is None or r.user == user) and (since is None or r.at >= since)
+                if (user is None or r.user == user) and (start is None or r.at >= start)
             ]
 
     # --- ledger ----------------------------------------------------------------------------
     def add_ledger(self, entry: LedgerEntry) -> bool:
-        key = (entry.provider, entry.message_id, entry.source)
+        key = ledger_key(entry)
+        entry = dataclasses.replace(entry, at=as_utc(entry.at))
         with self._lock:
             if key in self._ledger:
                 return False
@@ -211,11 +221,13 @@ class MemoryStore:
     # --- kv --------------------------------------------------------------------------------
     def get_value(self, namespace: str, key: str) -> Any:
         with self._lock:
-            return copy.deepcopy(self._kv.get((namespace, key)))
+            value = self._kv.get((namespace, key))
+        return json_copy(value)
 
     def set_value(self, namespace: str, key: str, value: Any) -> None:
+        copied = json_copy(value)
         with self._lock:
-            self._kv[(namespace, key)] = copy.deepcopy(value)
+            self._kv[(namespace, key)] = copied
 
     def close(self) -> None:
         return None

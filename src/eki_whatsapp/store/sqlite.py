@@ -12,26 +12,23 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
 from ..events import ChangeEvent, InboundMessage, StatusUpdate
-from .base import (
-    Direction,
-    LedgerEntry,
-    LogEntry,
-    StatusRecord,
-    UsageRecord,
+from .base import Direction, LedgerEntry, LogEntry, StatusRecord, UsageRecord, as_utc, utcnow
+from .rules import (
+    RowStatus,
     change_entry,
     dumps,
-    first_error,
     inbound_entry,
-    should_replace_status,
-    status_rank,
-    utcnow,
+    status_changes,
+    status_record,
+    window_key,
 )
 
 SCHEMA = """
@@ -67,6 +64,7 @@ CREATE TABLE IF NOT EXISTS status_log (
     error_code INTEGER,
     error_message TEXT,
     raw TEXT,
+    category TEXT,
     PRIMARY KEY (provider, message_id, status)
 );
 CREATE TABLE IF NOT EXISTS windows (
@@ -125,11 +123,7 @@ _LOG_COLUMNS = (
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat()
+    return None if value is None else as_utc(value).isoformat()
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -155,11 +149,18 @@ class SQLiteStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._upgrade()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store at {self.path!r}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+    def _upgrade(self) -> None:
+        """Bring a file written by an older version up to this schema (columns added since)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(status_log)")}
+        if "category" not in columns:
+            self._db.execute("ALTER TABLE status_log ADD COLUMN category TEXT")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -216,50 +217,48 @@ class SQLiteStore:
         with self._tx() as db:
             if not self._insert_log(db, inbound_entry(message), ignore=True):
                 return False
+            # rules.window_moves, atomic in one statement: the window only moves forward.
             db.execute(
                 "INSERT INTO windows (provider, business, user, last_inbound_at) VALUES (?,?,?,?) "
                 "ON CONFLICT(provider, business, user) DO UPDATE SET "
                 "last_inbound_at=excluded.last_inbound_at "
                 "WHERE excluded.last_inbound_at > windows.last_inbound_at",
-                (message.provider, message.recipient, message.sender, _iso(message.timestamp)),
+                (*window_key(message), _iso(message.timestamp)),
             )
             return True
 
     def record_status(self, status: StatusUpdate) -> bool:
-        code, text = first_error(status)
+        record = status_record(status)
         with self._tx() as db:
             cur = db.execute(
-                "INSERT OR IGNORE INTO status_log VALUES (?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO status_log (provider, message_id, status, timestamp, error_code, "
+                "error_message, raw, category) VALUES (?,?,?,?,?,?,?,?)",
                 (
-                    status.provider,
-                    status.message_id,
-                    status.status,
-                    _iso(status.timestamp),
-                    code,
-                    text,
-                    dumps(dict(status.raw)),
+                    record.provider,
+                    record.message_id,
+                    record.status,
+                    _iso(record.timestamp),
+                    record.error_code,
+                    record.error_message,
+                    dumps(record.raw),
+                    record.category,
                 ),
             )
             if not cur.rowcount:
                 return False
             row = db.execute(
-                "SELECT id, status, category FROM message_log WHERE provider=? AND message_id=?",
-                (status.provider, status.message_id),
+                "SELECT id, status, error_code, error_message, category FROM message_log "
+                "WHERE provider=? AND message_id=?",
+                (record.provider, record.message_id),
             ).fetchone()
-            if row is not None and should_replace_status(row[1], status.status):
-                category = row[2]
-                if category is None and status.pricing is not None:
-                    category = status.pricing.category
-                if code is not None or text is not None:
+            if row is not None:
+                changes = status_changes(RowStatus(*row[1:]), (record,))
+                if changes:
+                    changes["updated_at"] = _iso(utcnow())
+                    # Column names come from rules.status_changes, never from input.
                     db.execute(
-                        "UPDATE message_log SET status=?, error_code=?, error_message=?, category=?, "
-                        "updated_at=? WHERE id=?",
-                        (status.status, code, text, category, _iso(utcnow()), row[0]),
-                    )
-                else:
-                    db.execute(
-                        "UPDATE message_log SET status=?, category=?, updated_at=? WHERE id=?",
-                        (status.status, category, _iso(utcnow()), row[0]),
+                        f"UPDATE message_log SET {', '.join(f'{c}=?' for c in changes)} WHERE id=?",  # noqa: S608
+                        (*changes.values(), row[0]),
                     )
             return True
 
@@ -270,23 +269,25 @@ class SQLiteStore:
     def log_outbound(self, entry: LogEntry) -> int:
         with self._tx() as db:
             if entry.message_id is not None:
-                best = None
-                for status, code, text in db.execute(
-                    "SELECT status, error_code, error_message FROM status_log "
-                    "WHERE provider=? AND message_id=?",
-                    (entry.provider, entry.message_id),
-                ):
-                    if best is None or status_rank(status) > status_rank(best[0]):
-                        best = (status, code, text)
-                if best is not None and should_replace_status(entry.status, best[0]):
-                    from dataclasses import replace
-
-                    entry = replace(
-                        entry,
-                        status=best[0],
-                        error_code=best[1] if best[1] is not None else entry.error_code,
-                        error_message=best[2] if best[2] is not None else entry.error_message,
+                early = [
+                    StatusRecord(
+                        provider=entry.provider,
+                        message_id=entry.message_id,
+                        status=r[0],
+                        timestamp=_dt(r[1]) or utcnow(),
+                        error_code=r[2],
+                        error_message=r[3],
+                        category=r[4],
                     )
+                    for r in db.execute(
+                        "SELECT status, timestamp, error_code, error_message, category FROM status_log "
+                        "WHERE provider=? AND message_id=? ORDER BY rowid",
+                        (entry.provider, entry.message_id),
+                    )
+                ]
+                changes = status_changes(RowStatus.of(entry), early)
+                if changes:
+                    entry = replace(entry, **changes)
             return self._insert_log(db, entry)
 
     @staticmethod
@@ -347,7 +348,7 @@ class SQLiteStore:
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         rows = self._query(
-            "SELECT provider, message_id, status, timestamp, error_code, error_message, raw "
+            "SELECT provider, message_id, status, timestamp, error_code, error_message, raw, category "
             "FROM status_log WHERE provider=? AND message_id=? ORDER BY timestamp, rowid",
             (provider, message_id),
         )
@@ -360,6 +361,7 @@ class SQLiteStore:
                 error_code=r[4],
                 error_message=r[5],
                 raw=_loads(r[6]),
+                category=r[7],
             )
             for r in rows
         ]

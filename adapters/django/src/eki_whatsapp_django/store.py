@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import threading
-from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -34,12 +33,17 @@ from eki_whatsapp.store.base import (
     LogEntry,
     StatusRecord,
     UsageRecord,
-    change_entry,
-    dumps,
-    first_error,
-    inbound_entry,
-    should_replace_status,
+    as_utc,
     utcnow,
+)
+from eki_whatsapp.store.rules import (
+    RowStatus,
+    change_entry,
+    inbound_entry,
+    json_copy,
+    status_changes,
+    status_record,
+    window_key,
 )
 
 from .models import (
@@ -85,25 +89,25 @@ def _to_db(value: datetime | None) -> datetime | None:
     """Aware UTC with ``USE_TZ``; naive UTC without (backends refuse aware values then)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
+    value = as_utc(value)
     return value if django_settings.USE_TZ else value.replace(tzinfo=None)
 
 
 def _from_db(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    return None if value is None else as_utc(value)
 
 
-def _json(value: Any) -> Any:
-    """A JSON-safe copy (datetimes and other objects as strings, like the SQLite store)."""
-    if value is None:
-        return None
-    return json.loads(dumps(dict(value) if isinstance(value, Mapping) else value))
+def _status(row: WhatsAppStatus) -> StatusRecord:
+    return StatusRecord(
+        provider=row.provider,
+        message_id=row.message_id,
+        status=row.status,
+        timestamp=_from_db(row.timestamp) or utcnow(),
+        error_code=row.error_code,
+        error_message=row.error_message,
+        raw=row.raw,
+        category=row.category,
+    )
 
 
 def _decimal(value: str | None) -> Decimal | None:
@@ -148,14 +152,14 @@ class DjangoStore:
             status=entry.status,
             error_code=entry.error_code,
             error_message=entry.error_message,
-            raw=_json(entry.raw),
+            raw=json_copy(entry.raw),
             timestamp=_to_db(entry.timestamp),
             created_at=now,
             updated_at=now,
             attempts=entry.attempts,
             reason=entry.reason,
             category=entry.category,
-            extra=_json(dict(entry.extra)) or {},
+            extra=json_copy(dict(entry.extra)) or {},
         )
 
     @_db
@@ -164,12 +168,13 @@ class DjangoStore:
         try:
             with self._atomic():
                 self._create_log(inbound_entry(message))
-                self._touch_window(message.provider, message.recipient, message.sender, message.timestamp)
+                self._touch_window(*window_key(message), message.timestamp)
         except IntegrityError:
             return False
         return True
 
     def _touch_window(self, provider: str, business: str, user: str, at: datetime) -> None:
+        """rules.window_moves, atomic in the database: each UPDATE moves the window forward only."""
         when = _to_db(at)
         rows = WhatsAppWindow.objects.using(self.using).filter(
             provider=provider, business=business, user=user
@@ -187,19 +192,19 @@ class DjangoStore:
 
     @_db
     def record_status(self, status: StatusUpdate) -> bool:
-        """Keep the status (``False`` if already received) and raise the log row's status."""
-        code, text = first_error(status)
+        """Keep the status (``False`` if already received) and merge it into the log row."""
+        record = status_record(status)
         try:
             with self._atomic():
                 WhatsAppStatus.objects.using(self.using).create(
-                    provider=status.provider,
-                    message_id=status.message_id,
-                    status=status.status,
-                    timestamp=_to_db(status.timestamp),
-                    error_code=code,
-                    error_message=text,
-                    category=status.pricing.category if status.pricing is not None else None,
-                    raw=_json(dict(status.raw)),
+                    provider=record.provider,
+                    message_id=record.message_id,
+                    status=record.status,
+                    timestamp=_to_db(record.timestamp),
+                    error_code=record.error_code,
+                    error_message=record.error_message,
+                    category=record.category,
+                    raw=json_copy(record.raw),
                 )
         except IntegrityError:
             return False
@@ -217,6 +222,10 @@ class DjangoStore:
             transaction.on_commit(lambda: self._apply_statuses(provider, message_id), using=self.using)
 
     def _apply_statuses(self, provider: str, message_id: str) -> None:
+        """Merge every status received, in arrival order, into the row (rules.status_changes).
+
+        Merging is idempotent, so merging again statuses already applied changes nothing.
+        """
         with self._atomic():
             row = (
                 WhatsAppLog.objects.using(self.using)
@@ -226,27 +235,13 @@ class DjangoStore:
             )
             if row is None:
                 return
-            received = list(
-                WhatsAppStatus.objects.using(self.using)
-                .filter(provider=provider, message_id=message_id)
-                .order_by("id")
+            received = WhatsAppStatus.objects.using(self.using).filter(
+                provider=provider, message_id=message_id
             )
-            best: WhatsAppStatus | None = None
-            for record in received:
-                if should_replace_status(best.status if best else row.status, record.status):
-                    best = record
-            category = row.category
-            if category is None:
-                category = next((r.category for r in received if r.category), None)
-            if best is None and category == row.category:
-                return
-            changes: dict[str, Any] = {"category": category, "updated_at": _to_db(utcnow())}
-            if best is not None and should_replace_status(row.status, best.status):
-                changes["status"] = best.status
-                if best.error_code is not None or best.error_message is not None:
-                    changes["error_code"] = best.error_code
-                    changes["error_message"] = best.error_message
-            WhatsAppLog.objects.using(self.using).filter(pk=row.pk).update(**changes)
+            changes = status_changes(RowStatus.of(row), map(_status, received.order_by("id")))
+            if changes:
+                changes["updated_at"] = _to_db(utcnow())
+                WhatsAppLog.objects.using(self.using).filter(pk=row.pk).update(**changes)
 
     @_db
     def record_change(self, event: ChangeEvent) -> None:
@@ -315,18 +310,7 @@ class DjangoStore:
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         """Every status received for a message, oldest first."""
         rows = WhatsAppStatus.objects.using(self.using).filter(provider=provider, message_id=message_id)
-        return [
-            StatusRecord(
-                provider=r.provider,
-                message_id=r.message_id,
-                status=r.status,
-                timestamp=_from_db(r.timestamp) or utcnow(),
-                error_code=r.error_code,
-                error_message=r.error_message,
-                raw=r.raw,
-            )
-            for r in rows.order_by("timestamp", "id")
-        ]
+        return [_status(r) for r in rows.order_by("timestamp", "id")]
 
     # --- window ------------------------------------------------------------------------------
     @_db
@@ -351,7 +335,7 @@ class DjangoStore:
     def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
         """Replace the memory items of ``key``."""
         WhatsAppMemory.objects.using(self.using).update_or_create(
-            key=key, defaults={"items": _json(items), "updated_at": _to_db(utcnow())}
+            key=key, defaults={"items": json_copy(items), "updated_at": _to_db(utcnow())}
         )
 
     @_db
@@ -456,7 +440,7 @@ class DjangoStore:
     def set_value(self, namespace: str, key: str, value: Any) -> None:
         """Store a JSON value under ``(namespace, key)``."""
         WhatsAppValue.objects.using(self.using).update_or_create(
-            namespace=namespace, key=key, defaults={"value": _json(value)}
+            namespace=namespace, key=key, defaults={"value": json_copy(value)}
         )
 
     def close(self) -> None:

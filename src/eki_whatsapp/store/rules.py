@@ -1,0 +1,234 @@
+"""The store rulebook: how the rows of every store change, written once.
+
+Every store (memory, SQLite, the Django ORM store, and any other) applies these pure functions,
+so they agree by construction; the contract suite in :mod:`eki_whatsapp.testing.store_contract`
+checks that they do. A SQL store may express a rule inside a statement when it must be atomic
+there (a window moving forward is an ``UPDATE ... WHERE last_inbound_at < ?``); the rule it
+implements is still the one named here.
+
+The rules:
+
+* **Rows a message makes** (:func:`inbound_entry`, :func:`change_entry`): an inbound message is
+  logged as ``received`` with the sender's profile name (and the business number, when the
+  recipient is an id) in ``extra``; another notification as ``event:<field>``.
+* **Dedup**: a message is its ``(provider, message id)``, a status its ``(provider, message id,
+  status)``, a ledger entry its ``(provider, message id, source)`` (:func:`ledger_key`). The
+  second write of any of them changes nothing and says so (``False``).
+* **Statuses never go back** (:func:`advances`): ``sent → delivered → read``; a final failure
+  (``failed``, ``undelivered``, ``canceled``) outranks them all and is never replaced.
+* **A status merges into its row** (:func:`merge_status`): the status moves forward only; a
+  status that moves it and carries an error brings that error (code and text together); the
+  first pricing category seen fills a row that has none, whatever the status's rank (pricing
+  describes the message, not the step). The row's own category, when it was logged with one,
+  is kept.
+* **Order does not matter**: a status that arrives before its row is kept and merged when the
+  row is written (:func:`merge_statuses`, in arrival order), so the row ends the same as when the
+  status came after it.
+* **Windows move forward only** (:func:`window_key`, :func:`window_moves`): the window of
+  ``(provider, business number, user)`` is the provider timestamp of the user's latest message;
+  a late delivery of an older message, or a duplicate, does not move it.
+* **Stored values are JSON** (:func:`json_copy`): raw payloads, ``extra``, memory items and
+  key-value values come back as JSON would give them (tuples as lists, datetimes as text),
+  whichever store holds them; times come back aware, in UTC (:func:`as_utc`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..events import STATUS_RANK, ChangeEvent, InboundMessage, StatusUpdate
+from .base import LedgerEntry, LogEntry, StatusRecord, as_utc
+
+__all__ = [
+    "RowStatus",
+    "advances",
+    "as_utc",
+    "change_entry",
+    "dumps",
+    "first_error",
+    "inbound_entry",
+    "json_copy",
+    "ledger_key",
+    "merge_status",
+    "merge_statuses",
+    "status_changes",
+    "status_rank",
+    "status_record",
+    "window_key",
+    "window_moves",
+]
+
+
+# --- rows a message makes ----------------------------------------------------------------------
+def inbound_entry(message: InboundMessage, *, id: int | None = None, now: datetime | None = None) -> LogEntry:
+    """The log row of an inbound message (status ``received``)."""
+    return LogEntry(
+        id=id,
+        created_at=now,
+        updated_at=now,
+        direction="in",
+        provider=message.provider,
+        type=message.type,
+        message_id=message.id,
+        sender=message.sender,
+        recipient=message.recipient,
+        text=message.text,
+        status="received",
+        raw=message.raw,
+        timestamp=message.timestamp,
+        extra=_inbound_extra(message),
+    )
+
+
+def _inbound_extra(message: InboundMessage) -> dict[str, Any]:
+    """The profile name, and the business number when the recipient is an id (Meta's
+    phone-number id), so a console can show the number people know."""
+    extra: dict[str, Any] = {}
+    if message.profile_name:
+        extra["profile_name"] = message.profile_name
+    if message.business_number and message.business_number != message.recipient:
+        extra["business_number"] = message.business_number
+    return extra
+
+
+def change_entry(event: ChangeEvent) -> LogEntry:
+    """The log row of another webhook notification (template status, account update, ...)."""
+    return LogEntry(
+        direction="in",
+        provider=event.provider,
+        type=f"event:{event.field}",
+        recipient=event.account_id,
+        raw=dict(event.raw),
+        timestamp=event.timestamp,
+    )
+
+
+def ledger_key(entry: LedgerEntry) -> tuple[str, str, str]:
+    """What makes a ledger entry unique: a message is priced once per source."""
+    return entry.provider, entry.message_id, entry.source
+
+
+# --- statuses ----------------------------------------------------------------------------------
+def status_rank(status: str | None) -> int:
+    """How far a status is along ``accepted → sent → delivered → read`` (failures last)."""
+    if status is None:
+        return -1
+    return STATUS_RANK.get(status, 0)
+
+
+def advances(current: str | None, new: str) -> bool:
+    """Whether ``new`` replaces ``current`` (``read`` is never replaced by a late ``delivered``)."""
+    return status_rank(new) > status_rank(current)
+
+
+def first_error(status: StatusUpdate) -> tuple[int | None, str | None]:
+    """The error code and text a status carries (its first error), or ``(None, None)``."""
+    if not status.errors:
+        return None, None
+    err = status.errors[0]
+    return err.code, err.details or err.message
+
+
+def status_record(status: StatusUpdate) -> StatusRecord:
+    """What a store keeps of a status event."""
+    code, text = first_error(status)
+    return StatusRecord(
+        provider=status.provider,
+        message_id=status.message_id,
+        status=status.status,
+        timestamp=status.timestamp,
+        error_code=code,
+        error_message=text,
+        raw=dict(status.raw),
+        category=status.pricing.category if status.pricing is not None else None,
+    )
+
+
+class _HasRowStatus(Protocol):
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def error_code(self) -> int | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def category(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RowStatus:
+    """The part of a log row that statuses change."""
+
+    status: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    category: str | None = None
+
+    @classmethod
+    def of(cls, row: _HasRowStatus) -> RowStatus:
+        """The status part of a :class:`LogEntry` (or any row with the same fields)."""
+        return cls(row.status, row.error_code, row.error_message, row.category)
+
+
+def merge_status(row: RowStatus, status: StatusRecord) -> RowStatus:
+    """The row after one more status (see the module's rules)."""
+    new_status, code, text, category = row.status, row.error_code, row.error_message, row.category
+    if advances(row.status, status.status):
+        new_status = status.status
+        if status.error_code is not None or status.error_message is not None:
+            code, text = status.error_code, status.error_message
+    if category is None and status.category is not None:
+        category = status.category
+    return RowStatus(new_status, code, text, category)
+
+
+def merge_statuses(row: RowStatus, statuses: Iterable[StatusRecord]) -> RowStatus:
+    """The row after every status, in the order they arrived."""
+    for status in statuses:
+        row = merge_status(row, status)
+    return row
+
+
+def status_changes(row: RowStatus, statuses: Iterable[StatusRecord]) -> dict[str, Any]:
+    """The fields of the row that the statuses change (empty when none): ready for an UPDATE or
+    :func:`dataclasses.replace`."""
+    after = merge_statuses(row, statuses)
+    if after == row:
+        return {}
+    changes: dict[str, Any] = {}
+    if after.status != row.status:
+        changes["status"] = after.status
+    if after.error_code != row.error_code or after.error_message != row.error_message:
+        changes["error_code"] = after.error_code
+        changes["error_message"] = after.error_message
+    if after.category != row.category:
+        changes["category"] = after.category
+    return changes
+
+
+# --- 24-hour windows ---------------------------------------------------------------------------
+def window_key(message: InboundMessage) -> tuple[str, str, str]:
+    """Whose window an inbound message opens: ``(provider, business number, user)``."""
+    return message.provider, message.recipient, message.sender
+
+
+def window_moves(previous: datetime | None, at: datetime) -> bool:
+    """Whether a message at ``at`` moves a window last refreshed at ``previous`` (forward only)."""
+    return previous is None or at > previous
+
+
+# --- stored values -----------------------------------------------------------------------------
+def dumps(value: Any) -> str:
+    """Compact JSON; objects JSON does not know (datetimes, decimals) are written as text."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def json_copy(value: Any) -> Any:
+    """``value`` as it reads back from JSON storage (a deep copy)."""
+    if value is None:
+        return None
+    return json.loads(dumps(dict(value) if isinstance(value, Mapping) else value))
