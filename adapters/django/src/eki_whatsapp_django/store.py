@@ -1,11 +1,13 @@
 """A :class:`~eki_whatsapp.store.base.Store` on the Django ORM.
 
-Same behaviour as the SQLite store, on whatever database the project uses:
+The rules of :mod:`eki_whatsapp.store.rules` (the same as every store), on whatever database the
+project uses:
 
 * dedup is a unique constraint: the insert is attempted and an ``IntegrityError`` means "seen";
-* a status never downgrades the log row (``read`` is not replaced by a late ``delivered``);
-* a status that arrives before its outbound row is applied when the row is written — also when
-  the two race in concurrent transactions: both paths re-apply the statuses after committing.
+* statuses merge into the log row by ``rules.status_changes`` (never downgrade; the first
+  pricing category fills an empty one);
+* a status that arrives before its outbound row is merged when the row is written — also when
+  the two race in concurrent transactions: both paths merge the statuses again after committing.
 
 Every method is synchronous. Called from a running event loop (an ``async`` handler replying),
 the query runs in a small worker thread, since Django refuses ORM calls in async context.
