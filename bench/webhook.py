@@ -1,7 +1,7 @@
 """Per-event cost of ``Bot.handle`` next to the floor of any verified webhook handler.
 
 Measures, in one run:
-* the library: ``Bot.handle`` on the WIRE.md §3.5 text body and on a §3.6 status body
+* the library: ``Bot.handle`` on the docs/wire.md §3.5 text body and on a §3.6 status body
   (signature on, memory store, inline, no handler) — every request a new message id, so the
   dedup path is the real "new message" one;
 * the floor: ``json.loads`` + HMAC-SHA256 check of the same bytes.

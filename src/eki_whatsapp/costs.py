@@ -3,7 +3,7 @@
 Three pieces:
 
 * :class:`PriceBook` — the price tables of every provider, each dated (``effective``), per
-  market and category, in either pricing model of Meta (WIRE.md §6): ``PMP`` (per delivered
+  market and category, in either pricing model of Meta (docs/wire.md §6): ``PMP`` (per delivered
   message, from 2025-07-01) or ``CBP`` (per 24-hour conversation, before). A Twilio table adds
   Twilio's own per-message fee on top of Meta's rates, which Twilio passes through. The shipped
   default (``eki_whatsapp/prices.json``) notes its date and sources; replace it with

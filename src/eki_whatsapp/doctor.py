@@ -27,7 +27,7 @@ from .settings import Settings
 Status = Literal["ok", "warn", "fail"]
 
 SANDBOX_NUMBER = "+14155238886"
-#: Graph API versions and their sunset dates (WIRE.md §4.1).
+#: Graph API versions and their sunset dates (docs/wire.md §4.1).
 GRAPH_SUNSET = {"v22.0": "2027-05-20", "v23.0": "2027-10-08", "v24.0": "2028-02-18", "v25.0": "2028-07-29"}
 
 

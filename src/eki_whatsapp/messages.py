@@ -51,7 +51,7 @@ __all__ = [
 MediaKind = Literal["image", "video", "audio", "document", "sticker"]
 MEDIA_KINDS: tuple[str, ...] = ("image", "video", "audio", "document", "sticker")
 
-# Limits from WIRE.md §4 (Meta Cloud API; Twilio's are looser or checked by the provider).
+# Limits from docs/wire.md §4 (Meta Cloud API; Twilio's are looser or checked by the provider).
 #: Media caption (image, video, document).
 CAPTION_MAX = 1024
 #: Body of a reply-buttons or list message.

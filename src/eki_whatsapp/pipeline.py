@@ -84,7 +84,7 @@ def ingest(bot: Bot, request: WebhookRequest) -> Ingested:
 
 # --- Meta --------------------------------------------------------------------------------------
 def meta_challenge(bot: Bot, request: WebhookRequest) -> Ingested:
-    """Meta's subscription handshake (WIRE.md §1)."""
+    """Meta's subscription handshake (docs/wire.md §1)."""
     expected = bot.settings.meta_verify_token
     mode = request.query_param("hub.mode")
     challenge = request.query_param("hub.challenge")
@@ -108,7 +108,7 @@ _warned_unsigned = False
 
 
 def meta_post(bot: Bot, request: WebhookRequest) -> Ingested:
-    """A Meta notification: signature over the raw bytes, then parse (WIRE.md §2-3)."""
+    """A Meta notification: signature over the raw bytes, then parse (docs/wire.md §2-3)."""
     global _warned_unsigned
     secret = bot.settings.meta_app_secret
     header = request.headers.get("x-hub-signature-256")
@@ -197,7 +197,7 @@ def twilio_get(bot: Bot, request: WebhookRequest) -> Ingested:
 
 
 def twilio_json(bot: Bot, request: WebhookRequest) -> Ingested:
-    """Twilio JSON body: signature over the URL alone, plus ``bodySHA256`` (WIRE.md §8)."""
+    """Twilio JSON body: signature over the URL alone, plus ``bodySHA256`` (docs/wire.md §8)."""
     denied = _twilio_auth(bot, request, [])
     if denied is not None:
         return denied

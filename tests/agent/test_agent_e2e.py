@@ -48,7 +48,7 @@ def settings() -> Settings:
 
 
 def meta_body(text: str | None = None) -> bytes:
-    """WIRE.md §3.5 (from 16505551234), sent now: the 24-hour window must be open to reply."""
+    """docs/wire.md §3.5 (from 16505551234), sent now: the 24-hour window must be open to reply."""
     data = json.loads((DATA / "meta_text_3_5.json").read_text())
     message = data["entry"][0]["changes"][0]["value"]["messages"][0]
     message["timestamp"] = str(int(time.time()))
@@ -64,7 +64,7 @@ def meta_request(body: bytes | None = None) -> WebhookRequest:
 
 
 def twilio_request() -> WebhookRequest:
-    body = (DATA / "twilio_t1.form").read_bytes().strip()  # WIRE.md T1, from +5511987654321
+    body = (DATA / "twilio_t1.form").read_bytes().strip()  # docs/wire.md T1, from +5511987654321
     params = parse_qsl(body.decode(), keep_blank_values=True)
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",

@@ -1,4 +1,4 @@
-"""Builders for the core webhook tests: WIRE.md secrets, signed requests, Meta payload pieces."""
+"""Builders for the core webhook tests: docs/wire.md secrets, signed requests, Meta payload pieces."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from eki_whatsapp.security import meta_signature, twilio_signature
 
 DATA = Path(__file__).parent.parent / "data"
 
-APP_SECRET = "e1d2c3b4a5968778695a4b3c2d1e0f00"  # WIRE.md M1/M2
-TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"  # WIRE.md T1/T2
+APP_SECRET = "e1d2c3b4a5968778695a4b3c2d1e0f00"  # docs/wire.md M1/M2
+TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"  # docs/wire.md T1/T2
 VERIFY_TOKEN = "my-verify-token"
 WEBHOOK_URL = "https://bot.example.com/twilio/whatsapp/inbound"
 

@@ -1,4 +1,4 @@
-"""Meta's GET verification handshake (WIRE.md §1)."""
+"""Meta's GET verification handshake (docs/wire.md §1)."""
 
 from __future__ import annotations
 

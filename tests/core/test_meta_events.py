@@ -1,4 +1,4 @@
-"""Every Meta message kind and status (WIRE.md §3) becomes the right typed event."""
+"""Every Meta message kind and status (docs/wire.md §3) becomes the right typed event."""
 
 from __future__ import annotations
 

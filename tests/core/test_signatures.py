@@ -1,4 +1,4 @@
-"""Signature checks against the WIRE.md §11 vectors, directly and through Bot.handle."""
+"""Signature checks against the docs/wire.md §11 vectors, directly and through Bot.handle."""
 
 from __future__ import annotations
 

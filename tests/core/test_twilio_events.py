@@ -1,4 +1,4 @@
-"""Every Twilio inbound parameter and status callback (WIRE.md §7) becomes the right event."""
+"""Every Twilio inbound parameter and status callback (docs/wire.md §7) becomes the right event."""
 
 from __future__ import annotations
 

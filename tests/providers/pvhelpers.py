@@ -14,7 +14,7 @@ from eki_whatsapp.providers import MetaCloud, RetryPolicy, Twilio
 from eki_whatsapp.security import meta_signature, twilio_signature
 
 TOKEN = "EAAG-secret-test-token"
-PHONE_ID = "106540352242922"  # WIRE.md §3.5
+PHONE_ID = "106540352242922"  # docs/wire.md §3.5
 GRAPH = "https://graph.facebook.com/v26.0"
 META_MESSAGES = f"{GRAPH}/{PHONE_ID}/messages"
 
@@ -23,7 +23,7 @@ AUTH_TOKEN = "f00dfeedf00dfeedf00dfeedf00dfeed"  # not a substring of ACCOUNT_SI
 TWILIO_FROM = "whatsapp:+14155238886"
 TWILIO_MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
-APP_SECRET = "e1d2c3b4a5968778695a4b3c2d1e0f00"  # WIRE.md M1
+APP_SECRET = "e1d2c3b4a5968778695a4b3c2d1e0f00"  # docs/wire.md M1
 WEBHOOK_URL = "https://bot.example.com/webhook"
 USER = "16505551234"
 

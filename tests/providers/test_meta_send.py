@@ -1,4 +1,4 @@
-"""MetaCloud: the exact Graph API request for every message kind (WIRE.md §4)."""
+"""MetaCloud: the exact Graph API request for every message kind (docs/wire.md §4)."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_media(message: Media, kind: str, obj: dict[str, Any]) -> None:
 
 @respx.mock
 def test_template_with_video_header_currency_date_and_buttons() -> None:
-    # The WIRE.md §4.4 example, built from the model.
+    # The docs/wire.md §4.4 example, built from the model.
     route = respx.post(META_MESSAGES).mock(return_value=meta_ok(status="held_for_quality_assessment"))
     template = Template(
         "order_shipped",
@@ -239,7 +239,7 @@ def test_reply_buttons_with_image_header() -> None:
 
 @respx.mock
 def test_list_menu() -> None:
-    # The WIRE.md §4.6 example.
+    # The docs/wire.md §4.6 example.
     route = respx.post(META_MESSAGES).mock(return_value=meta_ok())
     menu = ListMenu(
         "Pick a delivery option",

@@ -1,4 +1,4 @@
-"""Every mapped error code of both providers becomes the right typed error (WIRE.md §5, §9)."""
+"""Every mapped error code of both providers becomes the right typed error (docs/wire.md §5, §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Twilio: the exact Messages API request for every message kind (WIRE.md §9)."""
+"""Twilio: the exact Messages API request for every message kind (docs/wire.md §9)."""
 
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ from eki_whatsapp.routing import Router
 
 from .fakes import Clock, FakeProvider
 
-META_ID = "106540352242922"  # Meta phone-number id (WIRE.md §3.5)
+META_ID = "106540352242922"  # Meta phone-number id (docs/wire.md §3.5)
 TWILIO_NUMBER = "14155238886"
-USER = "16505551234"  # a US user (WIRE.md §3.5)
+USER = "16505551234"  # a US user (docs/wire.md §3.5)
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -150,7 +150,7 @@ def status_from_wire(**changes: Any) -> StatusUpdate:
 
 def test_status_pricing_wins_over_the_estimate_and_first_value_is_kept(store: Any) -> None:
     costs = Costs(store)
-    status = status_from_wire()  # WIRE.md 3.6: PMP utility, type regular, to a US user
+    status = status_from_wire()  # docs/wire.md 3.6: PMP utility, type regular, to a US user
     sent_at = utc(2025, 9, 10, 12)
     # Estimated free (we believed the window open), but Meta says it was charged.
     costs.record_send("meta", [status.message_id], US, "utility", in_window=True, at=sent_at)

@@ -1,4 +1,4 @@
-"""The builders reproduce WIRE.md §11's test vectors byte for byte."""
+"""The builders reproduce docs/wire.md §11's test vectors byte for byte."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_m2_escapes_non_ascii_like_meta():
     assert payload.signature(APP_SECRET) == (
         "sha256=06f2c6d7550c73e6dc23a62a8e8c10ecf75ed5e0e8ea2f457f517a54fc63c65e"
     )
-    # re-serialised with raw UTF-8 it must not validate (WIRE.md M2 negative check)
+    # re-serialised with raw UTF-8 it must not validate (docs/wire.md M2 negative check)
     raw = json.dumps(payload.data, ensure_ascii=False, separators=(",", ":")).encode()
     assert security.meta_signature(APP_SECRET, raw) == (
         "sha256=948a8ea9cd387faa4673e7451bb992b34c6488f23ef986654b8ac1cca062de7d"

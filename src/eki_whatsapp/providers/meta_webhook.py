@@ -1,4 +1,4 @@
-"""Meta Cloud API webhook bodies → events (WIRE.md §3).
+"""Meta Cloud API webhook bodies → events (docs/wire.md §3).
 
 Every entry, change, message and status of a body is read, not only the first. A message kind
 the library does not know becomes ``type="unsupported"`` with its raw data; a malformed message

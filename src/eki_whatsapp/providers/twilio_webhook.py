@@ -1,4 +1,4 @@
-"""Twilio webhook parameters → events (WIRE.md §7).
+"""Twilio webhook parameters → events (docs/wire.md §7).
 
 One form post is one inbound message (``SmsStatus=received``) or one status callback
 (``MessageStatus``). All values are strings; unknown parameters are kept in ``raw``.

@@ -1,4 +1,4 @@
-"""Real error shapes of both providers (WIRE.md §5, §9), shared by the fakes and the builders."""
+"""Real error shapes of both providers (docs/wire.md §5, §9), shared by the fakes and the builders."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def twilio_code_and_status(code: int | None, http_status: int | None) -> tuple[i
 
 
 def meta_error_body(code: int, message: str | None = None, *, subcode: int | None = None) -> dict[str, Any]:
-    """The synchronous Graph API error object: ``{"error": {...}}`` (WIRE.md §5.1)."""
+    """The synchronous Graph API error object: ``{"error": {...}}`` (docs/wire.md §5.1)."""
     _, title, details = META_ERRORS.get(code, (400, "Error", "Unknown error."))
     text = message or (title if code in (104, 190) else f"(#{code}) {title}")
     error: dict[str, Any] = {"message": text, "type": "OAuthException", "code": code}
@@ -167,7 +167,7 @@ def meta_webhook_error(code: int, *, title: str | None = None, details: str | No
 
 
 def twilio_error_body(code: int, http_status: int, message: str | None = None) -> dict[str, Any]:
-    """Twilio's REST error JSON (WIRE.md §9)."""
+    """Twilio's REST error JSON (docs/wire.md §9)."""
     return {
         "code": code,
         "message": message or TWILIO_ERRORS.get(code, (http_status, "Error"))[1],

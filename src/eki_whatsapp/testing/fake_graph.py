@@ -1,4 +1,4 @@
-"""A fake Meta Graph API (WhatsApp Cloud API) on 127.0.0.1 (WIRE.md §4, §5)."""
+"""A fake Meta Graph API (WhatsApp Cloud API) on 127.0.0.1 (docs/wire.md §4, §5)."""
 
 from __future__ import annotations
 
@@ -377,7 +377,7 @@ def _text_of(kind: str, obj: Any) -> str | None:
 
 
 def _validate(kind: str, obj: Any) -> str | None:
-    """The Graph API's parameter errors for the limits of WIRE.md §4 (``None`` when valid)."""
+    """The Graph API's parameter errors for the limits of docs/wire.md §4 (``None`` when valid)."""
     if kind == "text":
         body = obj.get("body") if isinstance(obj, dict) else None
         if not isinstance(body, str) or not body:

@@ -1,4 +1,4 @@
-"""A fake Twilio Programmable Messaging API on 127.0.0.1 (WIRE.md §7.3, §9)."""
+"""A fake Twilio Programmable Messaging API on 127.0.0.1 (docs/wire.md §7.3, §9)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Builders for inbound webhook payloads of both providers, byte-exact and signed.
 
 Meta bodies are JSON serialised the way Meta does it (compact, non-ASCII escaped as ``\\uXXXX``),
-Twilio bodies are form-urlencoded in the parameter order Twilio uses (WIRE.md §3, §7). Every
+Twilio bodies are form-urlencoded in the parameter order Twilio uses (docs/wire.md §3, §7). Every
 builder returns a :class:`Payload`, which can be signed, turned into a
 :class:`~eki_whatsapp.WebhookRequest`, or posted to a running webhook::
 
@@ -323,7 +323,7 @@ def meta_message(kind: str, content: Any = None, **options: Unpack[MetaOptions])
         message["errors"] = [meta_webhook_error(code) for code in codes]
 
     value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": _metadata(display, pnid)}
-    if kind != "system":  # system messages carry no contacts (WIRE.md §3.2.1)
+    if kind != "system":  # system messages carry no contacts (docs/wire.md §3.2.1)
         contact: dict[str, Any] = {}
         if profile_name is not None:
             contact["profile"] = {"name": profile_name}
@@ -337,7 +337,7 @@ def meta_message(kind: str, content: Any = None, **options: Unpack[MetaOptions])
 
 
 def meta_text(text: str, **options: Unpack[MetaOptions]) -> Payload:
-    """A Meta text message (WIRE.md §3.5). ``meta_text("Hola")``."""
+    """A Meta text message (docs/wire.md §3.5). ``meta_text("Hola")``."""
     return meta_message("text", {"body": text}, **options)
 
 
@@ -454,7 +454,7 @@ def meta_location(
 
 
 def meta_contacts(contacts: Sequence[Mapping[str, Any]], **options: Unpack[MetaOptions]) -> Payload:
-    """Shared contact cards (WIRE.md §3.2.1 ``contacts[]``)::
+    """Shared contact cards (docs/wire.md §3.2.1 ``contacts[]``)::
 
     meta_contacts([{"name": {"formatted_name": "Ana Lima", "first_name": "Ana"},
                     "phones": [{"phone": "+5511987654321", "type": "CELL", "wa_id": "5511987654321"}]}])
@@ -555,7 +555,7 @@ def meta_status(
     display_phone_number: str = DEFAULT_DISPLAY_PHONE_NUMBER,
     waba_id: str = DEFAULT_WABA_ID,
 ) -> Payload:
-    """A status receipt for a message you sent (WIRE.md §3.4, §3.6).
+    """A status receipt for a message you sent (docs/wire.md §3.4, §3.6).
 
     Args:
         message_id: the wamid you got back when sending.
@@ -693,7 +693,7 @@ def twilio_message(
     media: Sequence[tuple[str, str]] = (),
     **options: Unpack[TwilioOptions],
 ) -> Payload:
-    """Any Twilio inbound WhatsApp message, parameters in Twilio's wire order (WIRE.md §7).
+    """Any Twilio inbound WhatsApp message, parameters in Twilio's wire order (docs/wire.md §7).
 
     Args:
         body: ``Body`` (text, caption, or the button text).
@@ -737,7 +737,7 @@ def twilio_message(
 
 
 def twilio_text(text: str, **options: Unpack[TwilioOptions]) -> Payload:
-    """A Twilio WhatsApp text message (WIRE.md §11 T1 shape). ``twilio_text("Olá, tudo bem?")``."""
+    """A Twilio WhatsApp text message (docs/wire.md §11 T1 shape). ``twilio_text("Olá, tudo bem?")``."""
     return twilio_message(text, **options)
 
 
@@ -792,7 +792,7 @@ def twilio_button(
     message_type: str = "interactive",
     **options: Unpack[TwilioOptions],
 ) -> Payload:
-    """A quick-reply tap (``ButtonText``/``ButtonPayload``, WIRE.md §7.2).
+    """A quick-reply tap (``ButtonText``/``ButtonPayload``, docs/wire.md §7.2).
 
     ``message_type="button"`` for a template quick-reply; ``reply_to`` is the ``SM…`` of the
     message with the buttons (a fresh one by default).
@@ -803,14 +803,14 @@ def twilio_button(
 
 
 def twilio_list_reply(item_id: str, title: str, **options: Unpack[TwilioOptions]) -> Payload:
-    """A pick from a ``twilio/list-picker`` (``ListId``/``ListTitle``; WIRE.md §7.1 marks the
+    """A pick from a ``twilio/list-picker`` (``ListId``/``ListTitle``; docs/wire.md §7.1 marks the
     exact parameter names as to be verified against a live payload)."""
     options["reply_to"] = options.get("reply_to") or new_message_sid("SM")
     fields = [("ListId", item_id), ("ListTitle", title)]
     return twilio_message(title, message_type="interactive", fields=fields, **options)
 
 
-# EventType values seen in real callbacks (WIRE.md §7.3); other statuses carry none
+# EventType values seen in real callbacks (docs/wire.md §7.3); other statuses carry none
 _EVENT_TYPES = {"delivered": "DELIVERED", "read": "READ", "undelivered": "UNDELIVERED"}
 
 
@@ -825,7 +825,7 @@ def twilio_status(
     error_message: str | None = None,
     messaging_service_sid: str | None = None,
 ) -> Payload:
-    """A status callback for a message you sent (WIRE.md §7.3).
+    """A status callback for a message you sent (docs/wire.md §7.3).
 
     Args:
         message_sid: the ``SM…`` you got back when sending.
