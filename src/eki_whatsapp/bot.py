@@ -29,6 +29,8 @@ from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from .handoff import Handoff
 from .optout import OptOuts
 from .pipeline import Ingested, ingest
+from .providers import senders, webhook_readers
+from .providers.base import WebhookReader
 from .settings import Settings
 from .store import Store, open_store
 from .webhook import WebhookRequest, WebhookResponse
@@ -191,6 +193,9 @@ class Bot:
         settings: configuration; read from the environment and ``.env`` when omitted.
         store: where to log and remember; from ``WHATSAPP_STORE_URL`` (SQLite) when omitted.
         providers: ``{"meta": ..., "twilio": ...}`` senders; built from the settings when omitted.
+            A provider of your own (``{"pigeon": Pigeon(...)}``) that is also a
+            :class:`~eki_whatsapp.providers.base.WebhookReader` reads its own webhooks, before
+            the built-in readers (docs/writing-a-provider.md).
         inline: run handlers before answering the webhook (default: after, on an executor).
         router: the routing policy; built from the settings when omitted.
         check_settings: fail at start-up when the policy names a provider without credentials.
@@ -213,8 +218,10 @@ class Bot:
         self.store: Store = store if store is not None else open_store(self.settings.whatsapp_store_url)
         self.inline = self.settings.whatsapp_inline_handlers if inline is None else inline
         self.providers: dict[str, Provider] = (
-            dict(providers) if providers is not None else _build_providers(self.settings)
+            dict(providers) if providers is not None else senders(self.settings)
         )
+        #: Who reads webhooks, in the order they are asked to ``detect`` a request.
+        self.webhook_readers: list[WebhookReader] = _readers(self.settings, self.providers)
         self._message_handlers: list[_Registered] = []
         self._status_handlers: list[_Registered] = []
         self._change_handlers: list[_Registered] = []
@@ -516,18 +523,8 @@ def _event_id(event: Event) -> str:
     return event.field
 
 
-def _build_providers(settings: Settings) -> dict[str, Provider]:
-    """Senders for every provider the policy names and that has credentials."""
-    providers: dict[str, Provider] = {}
-    for name in settings.enabled_providers:
-        if settings.missing_for(name):
-            continue
-        if name == "meta":
-            from .providers.meta import MetaCloud
-
-            providers["meta"] = MetaCloud.from_settings(settings)
-        else:
-            from .providers.twilio import Twilio
-
-            providers["twilio"] = Twilio.from_settings(settings)
-    return providers
+def _readers(settings: Settings, providers: Mapping[str, Provider]) -> list[WebhookReader]:
+    """Registered providers that read their own webhooks first, then the built-in readers."""
+    own: list[WebhookReader] = [p for p in providers.values() if isinstance(p, WebhookReader)]
+    taken = {reader.name for reader in own}
+    return own + [reader for reader in webhook_readers(settings) if reader.name not in taken]

@@ -28,6 +28,8 @@ from pydantic import ValidationError
 from . import __version__
 from .bot import Bot
 from .errors import ConfigError, EkiWhatsAppError
+from .events import InboundMessage
+from .providers.base import WebhookReader
 from .settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -162,7 +164,7 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
             ]
             seen = {"meta": 0, "twilio": 0}
             for provider, payload in steps:
-                text = _payload_text(payload)
+                text = _payload_text(sb.bot.webhook_readers, payload)
                 who = f"{provider} user {meta_name if provider == 'meta' else tw_name}"
                 out(f"\n▶ {who}: {text}", "cyan")
                 response = sb.post(payload)
@@ -207,22 +209,23 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
-def _payload_text(payload: Any) -> str:
-    data = payload.data
-    if payload.provider == "twilio":
-        text = data.get("ButtonText") or data.get("Body") or ""
-        if data.get("NumMedia", "0") != "0":
-            text = f"[{data.get('MediaContentType0', 'media')}] {text}"
-        return str(text)
-    message = data["entry"][0]["changes"][0]["value"]["messages"][0]
-    kind = message["type"]
-    if kind == "text":
-        return str(message["text"]["body"])
-    if kind == "interactive":
-        reply = message["interactive"].get("button_reply") or message["interactive"].get("list_reply") or {}
-        return f"[taps button] {reply.get('title')}"
-    obj = message.get(kind, {})
-    return f"[{kind}] {obj.get('caption', '')}"
+def _payload_text(readers: Sequence[WebhookReader], payload: Any) -> str:
+    """What the simulated user did, read by the provider's own parser (any provider)."""
+    from .pipeline import detect
+
+    request = payload.request()
+    reader = detect(readers, request)
+    events = reader.parse(request) if reader is not None else []
+    message = next((e for e in events if isinstance(e, InboundMessage)), None)
+    if message is None:
+        return "(no message)"
+    if message.type in ("button", "interactive"):
+        return f"[taps button] {message.text}"
+    if message.media:
+        return f"[{message.media[0].mime_type or message.type}] {message.text or ''}"
+    if message.type == "text":
+        return message.text or ""
+    return f"[{message.type}] {message.text or ''}"
 
 
 def _print_replies(sb: Any, seen: dict[str, int], out: _Out) -> None:

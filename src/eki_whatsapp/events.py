@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from .providers.base import ProviderError
 
-ProviderName = Literal["meta", "twilio"]
+#: ``"meta"``, ``"twilio"``, or the name of a provider you register.
+ProviderName = str
 
 #: Message kinds the parsers produce. Unknown kinds become ``"unsupported"``.
 MESSAGE_TYPES = frozenset(

@@ -20,7 +20,6 @@ How each provider renders a model (and what it refuses) is described in ``docs/m
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -723,39 +722,27 @@ class Template:
             raise MessageError(where, f"must be a str, Currency or DateTime, not {type(value).__name__}")
 
     def twilio_variables(self) -> dict[str, str]:
-        """The variables sent to Twilio: ``content_variables``, or the body values keyed
-        ``"1"``, ``"2"``... (named bodies keep their names). Currency/DateTime use their
-        ``fallback_value``."""
-        if self.content_variables is not None:
-            return dict(self.content_variables)
-        if isinstance(self.body, Mapping):
-            items = list(self.body.items())
-        else:
-            items = [(str(i + 1), v) for i, v in enumerate(self.body)]
-        out: dict[str, str] = {}
-        for key, value in items:
-            text = value if isinstance(value, str) else value.fallback_value
-            out[key] = text
-        for key, text in out.items():
-            if not text:
-                raise MessageError(f"Template.body[{key!r}]", "is empty; Twilio rejects empty variables")
-            _max_len(f"Template.content_variables[{key!r}]", text, CONTENT_VARIABLE_MAX)
-        return out
+        """Twilio's ``ContentVariables`` for this template, as a dict (rendering lives in
+        :func:`eki_whatsapp.providers.twilio.content.template_variables`)."""
+        from .providers.twilio.content import template_variables
+
+        return template_variables(self)
 
     def twilio_content_variables(self) -> str | None:
         """``ContentVariables`` as the JSON string Twilio expects (``None`` when there are none)."""
-        variables = self.twilio_variables()
-        if not variables:
-            return None
-        return json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
+        from .providers.twilio.content import content_variables_json, template_variables
+
+        return content_variables_json(template_variables(self))
 
 
 #: Any outbound message model.
 Message = Union[Text, Media, Template, Buttons, ListMenu, Location, Reaction]
 
 
-def content_variables_json(variables: Mapping[str, str] | None) -> str | None:
-    """Twilio ``ContentVariables`` JSON string for a mapping (``None`` when empty)."""
-    if not variables:
-        return None
-    return json.dumps(dict(variables), ensure_ascii=False, separators=(",", ":"))
+def __getattr__(name: str) -> Any:
+    # moved to the Twilio package, where its rendering lives
+    if name == "content_variables_json":
+        from .providers.twilio.content import content_variables_json
+
+        return content_variables_json
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from .addresses import normalize
 from .costs import Costs
 from .errors import ConfigError
 from .events import InboundMessage, StatusUpdate
@@ -867,8 +868,4 @@ def _settings_fallback(settings: Settings) -> Any:
 
 def _user_key(to: str) -> str:
     """The user as stored: digits without ``whatsapp:``/``+``, or the BSUID as given."""
-    text = to.strip()
-    if text.lower().startswith("whatsapp:"):
-        text = text[len("whatsapp:") :]
-    plain = text.removeprefix("+").replace(" ", "").replace("-", "")
-    return plain if plain.isdigit() else text
+    return normalize(to)

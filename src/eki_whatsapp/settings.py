@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .addresses import strip_channel
 from .errors import ConfigError
 
 ProviderName = Literal["meta", "twilio"]
@@ -134,10 +135,7 @@ class Settings(BaseSettings):
     def _normalise_twilio_number(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        number = value.strip()
-        if number.lower().startswith("whatsapp:"):
-            number = number[len("whatsapp:") :]
-        number = number.replace(" ", "").replace("-", "")
+        number = strip_channel(value).replace(" ", "").replace("-", "")
         if not _E164.match(number):
             raise ValueError(
                 "TWILIO_WHATSAPP_NUMBER must be an E.164 number such as 'whatsapp:+14155238886' "

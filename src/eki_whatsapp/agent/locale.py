@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ..addresses import normalize
+
 
 def _wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -91,7 +93,7 @@ def detect_locale(user_id: str | None, text: str | None, default: str = "en") ->
         if ranked[0] >= 1 and ranked[0] > ranked[1]:
             return best
     if user_id:
-        digits = user_id.removeprefix("whatsapp:").lstrip("+")
+        digits = normalize(user_id)
         if digits.isdigit():
             for size in (4, 3, 2):
                 lang = _PREFIXES.get(digits[:size])

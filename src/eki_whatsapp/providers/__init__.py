@@ -1,11 +1,17 @@
 """Providers: how messages leave (Meta Cloud API, Twilio) and how their webhooks are read.
 
+Each provider is one package that owns its wire format end to end (``meta/``, ``twilio/``);
+:mod:`.base` says what a provider offers the core, :mod:`.errors` holds the one error hierarchy.
+This module knows which providers are built in and builds them from the settings.
+
 ``MetaCloud``, ``Twilio`` and ``RetryPolicy`` are imported on first use so that
 ``import eki_whatsapp`` stays light (no httpx import until a provider is needed).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .base import (
@@ -20,20 +26,70 @@ from .base import (
     SendReceipt,
     TemplateError,
     UnsupportedMessage,
+    WebhookReader,
     WindowClosed,
     classify_error,
+    register_error_codes,
 )
 
 if TYPE_CHECKING:
+    from ..settings import Settings
     from ._http import RetryPolicy
     from .meta import MetaCloud
     from .twilio import Twilio
+
+#: The built-in provider packages, in the order their webhook readers are asked to ``detect``
+#: a request (Twilio's signed JSON first: Meta reads every other JSON post).
+BUILTIN = ("twilio", "meta")
 
 _LAZY = {
     "MetaCloud": (".meta", "MetaCloud"),
     "Twilio": (".twilio", "Twilio"),
     "RetryPolicy": ("._http", "RetryPolicy"),
 }
+
+
+def package(name: str) -> ModuleType:
+    """The package of a built-in provider (``"meta"`` → :mod:`eki_whatsapp.providers.meta`)."""
+    if name not in BUILTIN:
+        raise ValueError(f"{name!r} is not a built-in provider; built in: {', '.join(sorted(BUILTIN))}")
+    return import_module(f"{__name__}.{name}")
+
+
+def webhook_readers(settings: Settings) -> list[WebhookReader]:
+    """The webhook readers of the built-in providers, configured from ``settings``.
+
+    They are always present: a request of a provider the policy does not use still gets a clear
+    answer (e.g. 403 when its secret is not set) instead of a 4xx about its shape.
+    """
+    from .meta import MetaWebhook
+    from .twilio import TwilioWebhook
+
+    readers: dict[str, WebhookReader] = {"meta": MetaWebhook(settings), "twilio": TwilioWebhook(settings)}
+    return [readers[name] for name in BUILTIN]
+
+
+def senders(settings: Settings) -> dict[str, Provider]:
+    """Senders for every provider the policy names and that has credentials."""
+    out: dict[str, Provider] = {}
+    for name in settings.enabled_providers:
+        if settings.missing_for(name):
+            continue
+        if name == "meta":
+            from .meta.send import MetaCloud
+
+            out[name] = MetaCloud.from_settings(settings)
+        elif name == "twilio":
+            from .twilio.send import Twilio
+
+            out[name] = Twilio.from_settings(settings)
+    return out
+
+
+def doctor_checks(name: str) -> ModuleType:
+    """The doctor module of a built-in provider: ``offline_checks(settings)`` and
+    ``online_checks(settings, client)``."""
+    return import_module(f"{package(name).__name__}.doctor")
 
 
 def __getattr__(name: str) -> Any:
@@ -62,6 +118,8 @@ __all__ = [
     "TemplateError",
     "Twilio",
     "UnsupportedMessage",
+    "WebhookReader",
     "WindowClosed",
     "classify_error",
+    "register_error_codes",
 ]

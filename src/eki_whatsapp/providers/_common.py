@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -10,36 +9,25 @@ from typing import Any
 
 import httpx
 
+from .. import addresses
+from ..addresses import Address
 from ..events import MediaRef
 from ..messages import Text
 from ._http import Attempts, Clients, Plan, RetryPolicy, exchange, run_async, run_sync
 from .base import InvalidRecipient, ProviderError, ProviderName, SendReceipt
 
-#: Business-scoped user id (2026): ``US.13491208655302741918``, ``US.ENT.1234``.
-BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{1,160}$")
-_PHONE = re.compile(r"^[1-9]\d{5,14}$")
+#: Kept for imports of the old names; addresses are read in :mod:`eki_whatsapp.addresses`.
+BSUID = addresses.BSUID
+Recipient = addresses.Address
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """A normalised recipient: phone digits without ``+``, or a BSUID."""
-
-    value: str
-    is_bsuid: bool
-
-
-def parse_recipient(provider: str, to: str) -> Recipient:
+def parse_recipient(provider: str, to: str) -> Address:
     """Accept ``+5511...``, ``5511...``, ``whatsapp:+5511...`` or a BSUID (``US.1349...``)."""
     if not isinstance(to, str) or not to.strip():
         raise InvalidRecipient("'to' is empty; pass a phone number or a BSUID", provider=provider)
-    text = to.strip()
-    if text.lower().startswith("whatsapp:"):
-        text = text[len("whatsapp:") :].strip()
-    if BSUID.match(text):
-        return Recipient(text, True)
-    digits = re.sub(r"[\s\-().]", "", text).removeprefix("+")
-    if _PHONE.match(digits):
-        return Recipient(digits, False)
+    address = addresses.parse(to)
+    if address is not None:
+        return address
     error = InvalidRecipient(
         f"'to' is {to!r}: pass an E.164 phone number ('+5511987654321', 'whatsapp:+5511...') "
         "or a business-scoped user id ('US.1349...')",

@@ -28,20 +28,21 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 from pydantic import SecretStr
 
-from ..errors import ConfigError
-from ..events import MediaRef
-from ..formatting import TWILIO_TEXT_LIMIT, split
-from ..messages import Buttons, ListMenu, Location, Media, Reaction, Template, Text, content_variables_json
-from ._common import Accepted, HttpProvider, Recipient, json_body, parse_recipient
-from ._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
-from .base import (
+from ...addresses import Address, normalize
+from ...errors import ConfigError
+from ...events import MediaRef
+from ...formatting import TWILIO_TEXT_LIMIT, split
+from ...messages import Buttons, ListMenu, Location, Media, Reaction, Template, Text
+from .._common import Accepted, HttpProvider, json_body, parse_recipient
+from .._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
+from ..base import (
     MediaError,
     ProviderError,
     ProviderName,
@@ -50,16 +51,16 @@ from .base import (
     UnsupportedMessage,
     classify_error,
 )
+from .content import Form, content_form, content_variables_json, numbered_text, template_variables
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ...settings import Settings
 
-__all__ = ["Twilio", "numbered_text"]
+__all__ = ["Twilio"]
 
 logger = logging.getLogger("eki_whatsapp.providers.twilio")
 
 _FORM = "application/x-www-form-urlencoded"
-Form = list[tuple[str, str]]
 
 
 class Twilio(HttpProvider):
@@ -150,7 +151,7 @@ class Twilio(HttpProvider):
         With only a Messaging Service configured, its SID.
         """
         if self.from_:
-            return self.from_.removeprefix("whatsapp:").removeprefix("+")
+            return normalize(self.from_)
         return str(self.messaging_service_sid)
 
     def __repr__(self) -> str:
@@ -181,7 +182,7 @@ class Twilio(HttpProvider):
             return forms
         return [self._base(recipient) + fields]
 
-    def _base(self, recipient: Recipient) -> Form:
+    def _base(self, recipient: Address) -> Form:
         form: Form = [("To", _whatsapp_address(recipient))]
         if self.messaging_service_sid:
             form.append(("MessagingServiceSid", self.messaging_service_sid))
@@ -213,10 +214,10 @@ class Twilio(HttpProvider):
                 )
                 error.attempts = 0
                 raise error
-            return _content(message.content_sid, message.twilio_content_variables())
+            return content_form(message.content_sid, content_variables_json(template_variables(message)))
         if isinstance(message, (Buttons, ListMenu)):
             if message.content_sid:
-                return _content(message.content_sid, content_variables_json(message.content_variables))
+                return content_form(message.content_sid, content_variables_json(message.content_variables))
             text = numbered_text(message)
             header = message.header
             if isinstance(header, Media):
@@ -319,55 +320,11 @@ class Twilio(HttpProvider):
 # --------------------------------------------------------------------------------------------
 # Rendering helpers
 # --------------------------------------------------------------------------------------------
-def _whatsapp_address(recipient: Recipient) -> str:
+def _whatsapp_address(recipient: Address) -> str:
     return f"whatsapp:{recipient.value}" if recipient.is_bsuid else f"whatsapp:+{recipient.value}"
-
-
-def _content(content_sid: str, variables: str | None) -> Form:
-    form: Form = [("ContentSid", content_sid)]
-    if variables is not None:
-        form.append(("ContentVariables", variables))
-    return form
 
 
 def _unsupported(text: str) -> UnsupportedMessage:
     error = UnsupportedMessage(text, provider="twilio")
     error.attempts = 0
     return error
-
-
-def _numbered(lines: list[str], options: Sequence[tuple[str, str | None]], start: int) -> int:
-    number = start
-    for title, description in options:
-        line = f"{number}. {title}"
-        if description:
-            line += f" — {description}"
-        lines.append(line)
-        number += 1
-    return number
-
-
-def numbered_text(message: Buttons | ListMenu) -> str:
-    """Buttons or a list menu as plain numbered text (Twilio without a Content Template).
-
-    Example: ``Buttons("Confirm?", ["Yes", "No"], footer="Thanks")`` becomes
-    ``"Confirm?\\n\\n1. Yes\\n2. No\\n\\n_Thanks_"``. The user answers with a number or a title;
-    ``message.match(answer)`` gives the id.
-    """
-    lines: list[str] = []
-    if isinstance(message.header, str):
-        lines += [f"*{message.header}*", ""]
-    lines += [message.body, ""]
-    if isinstance(message, Buttons):
-        _numbered(lines, [(b.title, None) for b in message.items], 1)
-    else:
-        number = 1
-        for index, section in enumerate(message.section_list):
-            if section.title:
-                if index:
-                    lines.append("")
-                lines.append(f"*{section.title}*")
-            number = _numbered(lines, [(r.title, r.description) for r in section.rows], number)
-    if message.footer:
-        lines += ["", f"_{message.footer}_"]
-    return "\n".join(lines)

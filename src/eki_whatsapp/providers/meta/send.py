@@ -29,10 +29,11 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from ..errors import ConfigError
-from ..events import MediaRef
-from ..formatting import META_TEXT_LIMIT, split
-from ..messages import (
+from ...addresses import Address
+from ...errors import ConfigError
+from ...events import MediaRef
+from ...formatting import META_TEXT_LIMIT, split
+from ...messages import (
     Buttons,
     Currency,
     DateTime,
@@ -44,19 +45,20 @@ from ..messages import (
     TemplateValue,
     Text,
 )
-from ._common import Accepted, HttpProvider, Recipient, json_body, parse_recipient
-from ._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
-from .base import MediaError, ProviderError, ProviderName, SendReceipt, UnsupportedMessage, classify_error
+from .._common import Accepted, HttpProvider, json_body, parse_recipient
+from .._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
+from ..base import MediaError, ProviderError, ProviderName, SendReceipt, UnsupportedMessage, classify_error
+from .errors import PAIR_LIMIT
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ...settings import Settings
 
 __all__ = ["MetaCloud"]
 
 _JSON = "application/json"
 #: Hosts Meta serves media from; the Bearer token is only ever sent to these (and base_url).
 _MEDIA_HOST_SUFFIXES = (".fbsbx.com", ".facebook.com", ".whatsapp.net", ".fbcdn.net")
-#: Pair rate limit (131056): Meta advises waiting at least 6 s for that recipient.
+#: After a pair rate limit Meta advises waiting at least 6 s for that recipient.
 _PAIR_LIMIT_WAIT = 6.0
 
 
@@ -202,7 +204,7 @@ class MetaCloud(HttpProvider):
             )
             if details and str(details) not in text:
                 text = f"{text}: {details}" if text else str(details)
-            if code == 131056 and retry_after is None:
+            if code == PAIR_LIMIT and retry_after is None:
                 retry_after = _PAIR_LIMIT_WAIT
             transient = error.get("is_transient") if isinstance(error.get("is_transient"), bool) else None
             return classify_error(
@@ -372,7 +374,7 @@ def _kind(message: Any) -> str:
     return str(getattr(message, "kind", type(message).__name__.lower()))
 
 
-def _envelope(recipient: Recipient, kind: str, obj: Any, reply_to: str | None) -> dict[str, Any]:
+def _envelope(recipient: Address, kind: str, obj: Any, reply_to: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
     if recipient.is_bsuid:
         body["recipient"] = recipient.value
@@ -488,7 +490,7 @@ def _interactive(kind: str, message: Buttons | ListMenu, action: dict[str, Any])
     return obj
 
 
-def render(recipient: Recipient, message: Any) -> dict[str, Any]:
+def render(recipient: Address, message: Any) -> dict[str, Any]:
     """The Graph API ``/messages`` body for one (non-text) message model."""
     if isinstance(message, Media):
         return _envelope(recipient, message.kind, _media_object(message), message.reply_to)

@@ -1,0 +1,67 @@
+"""Meta's error codes (Graph API ``error.code``, status webhook ``errors[].code``) as typed errors.
+
+The codes and their meaning: docs/wire.md §5.2.
+"""
+
+from __future__ import annotations
+
+from ..errors import (
+    AuthError,
+    InvalidRecipient,
+    MediaError,
+    MessageRejected,
+    ProviderDown,
+    ProviderError,
+    RateLimited,
+    TemplateError,
+    WindowClosed,
+    register_error_codes,
+)
+
+CODES: dict[int, type[ProviderError]] = {
+    0: AuthError,
+    190: AuthError,
+    3: AuthError,
+    10: AuthError,
+    131031: AuthError,
+    4: RateLimited,
+    80007: RateLimited,
+    130429: RateLimited,
+    131048: RateLimited,
+    131056: RateLimited,
+    133016: RateLimited,
+    131047: WindowClosed,
+    131026: InvalidRecipient,
+    131021: InvalidRecipient,
+    131049: InvalidRecipient,
+    131050: InvalidRecipient,
+    130472: InvalidRecipient,
+    131062: InvalidRecipient,
+    131052: MediaError,
+    368: MessageRejected,
+    131051: MessageRejected,
+    131053: MediaError,
+    1: ProviderDown,
+    2: ProviderDown,
+    131000: ProviderDown,
+    131016: ProviderDown,
+    131057: ProviderDown,
+    133004: ProviderDown,
+}
+#: Codes that are terminal even though their class is usually retryable.
+NOT_RETRYABLE = frozenset({131048, 133016})
+#: Pair rate limit (131056): Meta advises waiting at least 6 s for that recipient.
+PAIR_LIMIT = 131056
+
+
+def classify(code: int) -> tuple[type[ProviderError] | None, bool | None]:
+    """The error class of a Meta code (``None``: unknown) and a retryable override."""
+    cls = CODES.get(code)
+    if cls is None and 132000 <= code < 133000:
+        cls = TemplateError  # the 132xxx family is about templates
+    if cls is None and 200 <= code <= 299:
+        cls = AuthError  # permission errors
+    return cls, (False if code in NOT_RETRYABLE else None)
+
+
+register_error_codes("meta", classify)
