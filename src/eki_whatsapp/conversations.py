@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from .addresses import strip_channel
 from .events import MediaRef
 from .store.base import LogEntry
 
@@ -44,9 +45,7 @@ def e164(number: str | None) -> str:
 
 def search_digits(text: str) -> str:
     """What to look for in stored numbers: ``"+52 1 55-1234"`` → ``"521551234"`` (``""``: not a number)."""
-    plain = text.strip()
-    if plain.lower().startswith("whatsapp:"):
-        plain = plain[len("whatsapp:") :]
+    plain = strip_channel(text)
     for ch in " +-().":
         plain = plain.replace(ch, "")
     return plain if plain.isdigit() else ""
@@ -178,20 +177,9 @@ def media_refs(entry: LogEntry) -> tuple[MediaRef, ...]:
     """The media of an inbound log row, rebuilt from its raw data (download with the provider)."""
     if entry.direction != "in" or not isinstance(entry.raw, Mapping):
         return ()
-    raw = entry.raw
-    if entry.provider == "meta":
-        from .providers.meta_webhook import _content
+    from .providers import media_refs as provider_media_refs
 
-        try:
-            media = _content(entry.type, raw).get("media", ())
-        except (TypeError, ValueError, AttributeError, KeyError):
-            return ()
-        return tuple(media)
-    if entry.provider == "twilio":
-        from .providers.twilio_webhook import _media
-
-        return _media({str(k): str(v) for k, v in raw.items()}, None)
-    return ()
+    return provider_media_refs(entry.provider, entry.type, entry.raw)
 
 
 # --- errors in plain words -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ This module knows which providers are built in and builds them from the settings
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
+    from ..events import MediaRef
     from ..settings import Settings
     from ._http import RetryPolicy
     from .meta import MetaCloud
@@ -86,6 +88,20 @@ def senders(settings: Settings) -> dict[str, Provider]:
     return out
 
 
+def media_refs(provider: str, kind: str, raw: Mapping[str, Any]) -> tuple[MediaRef, ...]:
+    """The media of a logged inbound message, read back from its raw data by its provider's
+    parser (``()`` for a provider that is not built in, or a message without media)."""
+    if provider == "meta":
+        from .meta.parse import media_of as meta_media
+
+        return meta_media(kind, raw)
+    if provider == "twilio":
+        from .twilio.parse import media_of as twilio_media
+
+        return twilio_media(raw)
+    return ()
+
+
 def doctor_checks(name: str) -> ModuleType:
     """The doctor module of a built-in provider: ``offline_checks(settings)`` and
     ``online_checks(settings, client)``."""
@@ -94,8 +110,6 @@ def doctor_checks(name: str) -> ModuleType:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from importlib import import_module
-
         module, attr = _LAZY[name]
         value = getattr(import_module(module, __name__), attr)
         globals()[name] = value

@@ -150,6 +150,15 @@ def _message(
         return InboundMessage(type="unsupported", unsupported_type=kind, **base)
 
 
+def media_of(kind: str, message: Mapping[str, Any]) -> tuple[MediaRef, ...]:
+    """The media of one raw message object (as logged), read again; ``()`` when it has none."""
+    try:
+        media = _content(kind, message).get("media", ())
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return ()
+    return tuple(media)
+
+
 def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
     """Fields specific to a message kind."""
     obj = m.get(kind)

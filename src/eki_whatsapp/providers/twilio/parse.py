@@ -162,6 +162,11 @@ def _status(sid: str, p: Mapping[str, str], now: datetime) -> StatusUpdate:
     )
 
 
+def media_of(params: Mapping[str, Any]) -> tuple[MediaRef, ...]:
+    """The media of one logged message's parameters, read again; ``()`` when it has none."""
+    return _media({str(k): str(v) for k, v in params.items()}, None)
+
+
 def _media(p: Mapping[str, str], caption: str | None) -> tuple[MediaRef, ...]:
     try:
         count = int(p.get("NumMedia") or 0)
