@@ -15,8 +15,9 @@ process and every framework sees the same list::
 
 from __future__ import annotations
 
+import logging
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,11 @@ __all__ = [
 ]
 
 NAMESPACE = "eki.optout"
+
+logger = logging.getLogger("eki_whatsapp.optout")
+
+#: ``listener(user, state)``: ``state`` is ``None`` when the user may be messaged again.
+Listener = Callable[[str, "OptOutState | None"], object]
 
 #: Keyword → language of the confirmation (Spanish, English and Portuguese speakers).
 DEFAULT_OPTOUT_KEYWORDS: Mapping[str, str] = {
@@ -161,6 +167,19 @@ class OptOuts:
         )
         self.stop_confirmation = settings.whatsapp_optout_confirmation if settings is not None else None
         self.start_confirmation = settings.whatsapp_optin_confirmation if settings is not None else None
+        self._listeners: list[Listener] = []
+
+    def on_change(self, func: Listener) -> Listener:
+        """Call ``func(user, state)`` after every opt-out, opt-in, block and unblock (decorator)."""
+        self._listeners.append(func)
+        return func
+
+    def _notify(self, user: str, state: OptOutState | None) -> None:
+        for func in self._listeners:
+            try:
+                func(user, state)
+            except Exception:
+                logger.exception("opt-out listener %r failed for %s", func, user)
 
     @property
     def enabled(self) -> bool:
@@ -180,11 +199,14 @@ class OptOuts:
         """Record an opt-out (a keyword from the user, or a staff block)."""
         state = OptOutState(user_key(user), datetime.now(timezone.utc), keyword, by)
         self.store.set_value(NAMESPACE, state.user, state.to_json())
+        self._notify(state.user, state)
         return state
 
     def opt_in(self, user: str) -> None:
         """Remove ``user`` from the list."""
-        self.store.set_value(NAMESPACE, user_key(user), None)
+        key = user_key(user)
+        self.store.set_value(NAMESPACE, key, None)
+        self._notify(key, None)
 
     def block(self, user: str, *, by: str = "staff") -> OptOutState:
         """Staff stop all messages to ``user`` (same effect as the user writing STOP)."""

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ from eki_whatsapp.providers import MetaCloud, Twilio, ProviderError
 from eki_whatsapp.agent import Agent, tool
 from eki_whatsapp.costs import PriceBook
 import eki_whatsapp_flask
-from eki_whatsapp_flask import whatsapp_blueprint
+from eki_whatsapp_flask import whatsapp_blueprint, console_blueprint
+from eki_whatsapp import OptedOut, Handoff
 import importlib.resources, pathlib
 assert (pathlib.Path(eki_whatsapp.__file__).parent / "py.typed").exists()
 PriceBook.default()
@@ -46,6 +48,18 @@ def test_build_and_install_into_a_fresh_venv(tmp_path: Path) -> None:
     sdists = sorted(p.name for p in dist.glob("*.tar.gz"))
     assert [w.split("-")[0] for w in wheels] == ["eki_whatsapp", "eki_whatsapp_django", "eki_whatsapp_flask"]
     assert len(sdists) == 3
+    # The consoles' templates, static files and compiled translations travel in the wheels.
+    django_files = zipfile.ZipFile(next(dist.glob("eki_whatsapp_django-*.whl"))).namelist()
+    for name in (
+        "eki_whatsapp_django/locale/es/LC_MESSAGES/django.mo",
+        "eki_whatsapp_django/locale/pt/LC_MESSAGES/django.mo",
+        "eki_whatsapp_django/templates/admin/eki_whatsapp_django/conversation/chat.html",
+        "eki_whatsapp_django/static/eki_whatsapp_django/console.css",
+        "eki_whatsapp_django/migrations/0002_conversation.py",
+    ):
+        assert name in django_files, name
+    flask_files = zipfile.ZipFile(next(dist.glob("eki_whatsapp_flask-*.whl"))).namelist()
+    assert "eki_whatsapp_flask/templates/eki_console/chat.html" in flask_files
     env_dir = tmp_path / "fresh"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     py = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"

@@ -172,6 +172,10 @@ def get_bot() -> Bot:
     with _lock:
         if _bot is None:
             _bot, _owned = _build_bot()
+            if apps.is_installed("eki_whatsapp_django"):
+                from .sync import connect_bot
+
+                connect_bot(_bot)
             logger.info("WhatsApp bot ready: %r", _bot)
         return _bot
 

@@ -7,10 +7,14 @@ the cost ledger and a small key-value space. Dedup is a database unique constrai
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+#: How long after the user's last message a free-form reply may be sent.
+WINDOW = timedelta(hours=24)
 
 
 class WhatsAppLog(models.Model):
@@ -49,8 +53,8 @@ class WhatsAppLog(models.Model):
     extra: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        verbose_name = "WhatsApp log entry"
-        verbose_name_plural = "WhatsApp log"
+        verbose_name = _("WhatsApp log entry")
+        verbose_name_plural = _("WhatsApp log")
         ordering = ("-id",)
         constraints = (
             # NULL message ids (change events, failed sends) never collide.
@@ -87,8 +91,8 @@ class WhatsAppStatus(models.Model):
     raw: models.JSONField[Any, Any] = models.JSONField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "WhatsApp status"
-        verbose_name_plural = "WhatsApp statuses"
+        verbose_name = _("WhatsApp status")
+        verbose_name_plural = _("WhatsApp statuses")
         constraints = (
             models.UniqueConstraint(
                 fields=("provider", "message_id", "status"), name="eki_whatsapp_status_unique"
@@ -108,7 +112,7 @@ class WhatsAppWindow(models.Model):
     last_inbound_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
 
     class Meta:
-        verbose_name = "WhatsApp window"
+        verbose_name = _("WhatsApp window")
         constraints = (
             models.UniqueConstraint(
                 fields=("provider", "business", "user"), name="eki_whatsapp_window_unique"
@@ -127,8 +131,8 @@ class WhatsAppMemory(models.Model):
     updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
 
     class Meta:
-        verbose_name = "WhatsApp memory"
-        verbose_name_plural = "WhatsApp memories"
+        verbose_name = _("WhatsApp memory")
+        verbose_name_plural = _("WhatsApp memories")
 
     def __str__(self) -> str:
         return self.key
@@ -153,8 +157,8 @@ class WhatsAppUsage(models.Model):
     )
 
     class Meta:
-        verbose_name = "WhatsApp model usage"
-        verbose_name_plural = "WhatsApp model usage"
+        verbose_name = _("WhatsApp model usage")
+        verbose_name_plural = _("WhatsApp model usage")
 
     def __str__(self) -> str:
         return f"{self.user} {self.model} {self.at:%Y-%m-%d %H:%M}"
@@ -184,8 +188,8 @@ class WhatsAppLedger(models.Model):
     note: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "WhatsApp ledger entry"
-        verbose_name_plural = "WhatsApp ledger"
+        verbose_name = _("WhatsApp ledger entry")
+        verbose_name_plural = _("WhatsApp ledger")
         constraints = (
             models.UniqueConstraint(
                 fields=("provider", "message_id", "source"), name="eki_whatsapp_ledger_unique"
@@ -204,10 +208,75 @@ class WhatsAppValue(models.Model):
     value: models.JSONField[Any, Any] = models.JSONField(null=True)
 
     class Meta:
-        verbose_name = "WhatsApp value"
+        verbose_name = _("WhatsApp value")
         constraints = (
             models.UniqueConstraint(fields=("namespace", "key"), name="eki_whatsapp_value_unique"),
         )
 
     def __str__(self) -> str:
         return f"{self.namespace}:{self.key}"
+
+
+class Conversation(models.Model):
+    """One conversation per user and business number, kept in step with the log (see
+    :mod:`eki_whatsapp_django.sync`). Browse it at ``admin/eki_whatsapp_django/conversation/``.
+
+    Who answers (bot or staff) and opt-outs live in the bot's Store (``bot.handoff``,
+    ``bot.optouts``), so every framework and process shares them.
+    """
+
+    #: The user: E.164 digits without ``+`` (or a business-scoped user id).
+    user: models.CharField[str, str] = models.CharField(_("user"), max_length=128)
+    #: The business number as people know it (Meta's display number, not its phone-number id).
+    business: models.CharField[str, str] = models.CharField(_("business number"), max_length=128)
+    name: models.CharField[str | None, str | None] = models.CharField(
+        _("name"), max_length=255, null=True, blank=True
+    )
+    #: Comma-separated providers the conversation used (``meta``, ``meta,twilio``).
+    providers: models.CharField[str, str] = models.CharField(
+        _("providers"), max_length=32, default="", blank=True
+    )
+    #: Meta's phone-number id for this business number (its replies are sent from that id).
+    meta_phone_number_id: models.CharField[str | None, str | None] = models.CharField(
+        max_length=64, null=True, blank=True
+    )
+    last_message_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("last message at"), null=True, blank=True
+    )
+    last_text: models.TextField[str | None, str | None] = models.TextField(
+        _("last message"), null=True, blank=True
+    )
+    last_direction: models.CharField[str | None, str | None] = models.CharField(
+        max_length=3, null=True, blank=True
+    )
+    last_inbound_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("last message from the user"), null=True, blank=True
+    )
+    last_inbound_provider: models.CharField[str | None, str | None] = models.CharField(
+        max_length=16, null=True, blank=True
+    )
+    #: Messages from the user since the last message that went out to them.
+    unanswered: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        _("unanswered"), default=0
+    )
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        ordering = ("-last_message_at",)
+        constraints = (
+            models.UniqueConstraint(fields=("user", "business"), name="eki_whatsapp_conversation_unique"),
+        )
+        indexes = (
+            models.Index(fields=("last_message_at",), name="eki_whatsapp_conv_last"),
+            models.Index(fields=("name",), name="eki_whatsapp_conv_name"),
+        )
+
+    def __str__(self) -> str:
+        number = f"+{self.user}" if self.user.isdigit() else self.user
+        return f"{self.name} ({number})" if self.name else number
+
+    @property
+    def window_until(self) -> datetime | None:
+        """When the 24-hour window closes (``None``: the user never wrote)."""
+        return self.last_inbound_at + WINDOW if self.last_inbound_at else None

@@ -1,4 +1,5 @@
-"""Flask adapter for eki-whatsapp: a blueprint that hands webhooks to a :class:`~eki_whatsapp.Bot`.
+"""Flask adapter for eki-whatsapp: a blueprint that hands webhooks to a :class:`~eki_whatsapp.Bot`,
+and a support console (:func:`console_blueprint`).
 
 Example::
 
@@ -22,8 +23,17 @@ from flask.wrappers import Request
 
 from eki_whatsapp import Bot, WebhookRequest, WebhookResponse
 
+from .console import console_blueprint
+
 __version__ = "0.1.0"
-__all__ = ["__version__", "current_bot", "to_flask_response", "to_webhook_request", "whatsapp_blueprint"]
+__all__ = [
+    "__version__",
+    "console_blueprint",
+    "current_bot",
+    "to_flask_response",
+    "to_webhook_request",
+    "whatsapp_blueprint",
+]
 
 EXTENSION = "eki_whatsapp"
 
