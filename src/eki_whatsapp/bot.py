@@ -175,6 +175,10 @@ class _LoopThread:
                 self._loop = loop
             return self._loop
 
+    def current(self) -> asyncio.AbstractEventLoop | None:
+        """The loop, if started."""
+        return self._loop
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop())
         return future.result()
@@ -424,6 +428,19 @@ class Bot:
         with self._pending_lock:
             self._pending.discard(item)
 
+    def run_later(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """From an async handler: finish ``coro`` on the running loop after the handler returns,
+        so a long wait (the agent's model calls) does not hold a handler worker.
+        ``drain()``/``close()`` wait for it; an exception is logged."""
+        task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(_log_failure)
+        if asyncio.get_running_loop() is self._loop_thread.current():
+            done: Future[Any] = Future()  # the sync face's drain() waits on futures
+            task.add_done_callback(lambda _: done.set_result(None))
+            self._track(done)
+        else:
+            self._track(task)
+
     def run_async(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the bot's background loop from sync code and wait for it."""
         return self._loop_thread.run(coro)
@@ -512,6 +529,11 @@ class Bot:
 
     def __repr__(self) -> str:
         return f"Bot(policy={self.settings.whatsapp_provider!r}, providers={sorted(self.providers)})"
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background handler work failed", exc_info=task.exception())
 
 
 def _event_id(event: Event) -> str:

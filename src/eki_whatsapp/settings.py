@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4.1-mini"
     openai_base_url: str | None = None
+    #: Threads for the agent's sync tools (a pool of their own: a hung tool cannot stall others).
+    agent_tool_threads: int = Field(8, gt=0)
 
     @field_validator("twilio_whatsapp_number")
     @classmethod

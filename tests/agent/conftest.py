@@ -1,4 +1,5 @@
-"""Fixtures for the agent tests: the OpenAI HTTP API mocked with respx, a scripted model."""
+"""Fixtures for the agent tests: the OpenAI HTTP API mocked with respx, the local fake OpenAI
+server (Chat Completions and Responses), a scripted model."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import respx
 
 from eki_whatsapp.agent import ModelResponse, ModelUsage, ToolCall, ToolSpec
 from eki_whatsapp.store import MemoryStore
+from eki_whatsapp.testing import FakeOpenAI
 
 OPENAI = "https://api.openai.com/v1"
 
@@ -125,3 +127,28 @@ class ScriptedModel:
 
     async def aclose(self) -> None:
         return None
+
+
+# --- the local OpenAI-compatible server (both APIs) -------------------------------------------------
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(params=["chat", "responses"])
+def api(request: pytest.FixtureRequest) -> str:
+    """Each scenario runs against both wire formats."""
+    return str(request.param)
+
+
+@pytest_asyncio.fixture
+async def fake_client(fake_openai: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
+    c = openai.AsyncOpenAI(
+        api_key="sk-test-not-a-real-key",
+        base_url=fake_openai.url,
+        http_client=httpx.AsyncClient(),
+        max_retries=0,
+    )
+    yield c
+    await c.close()

@@ -309,7 +309,7 @@ async def test_openai_errors_give_the_user_a_friendly_fallback_in_their_language
         openai_api.post("/chat/completions").mock(side_effect=response)
     else:
         openai_api.post("/chat/completions").mock(return_value=response)
-    reply = await make_agent(client, store, [find_course]).respond(user, text)
+    reply = await make_agent(client, store, [find_course], model_retries=0).respond(user, text)
 
     assert reply.fallback == reason
     assert expected in reply.text
@@ -326,7 +326,7 @@ async def test_an_error_after_a_tool_round_still_falls_back_and_keeps_memory_val
             httpx.Response(500, json={"error": {"message": "boom"}}),
         ]
     )
-    agent = make_agent(client, store, [find_course])
+    agent = make_agent(client, store, [find_course], model_retries=0)
     reply = await agent.respond(ENGLISH_USER, "python?")
 
     assert reply.fallback == "unavailable"

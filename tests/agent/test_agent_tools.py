@@ -9,7 +9,14 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from eki_whatsapp.agent import Agent, OfflineChatModel, ToolContext, ToolDefinitionError, tool
+from eki_whatsapp.agent import (
+    Agent,
+    OfflineChatModel,
+    ToolContext,
+    ToolDefinitionError,
+    ToolSchemaWarning,
+    tool,
+)
 from eki_whatsapp.agent.tools import ToolArgumentsError, call_tool, parse_docstring, render_result
 
 
@@ -102,10 +109,12 @@ def test_validation_errors_name_the_field() -> None:
 
 
 def test_free_form_objects_cannot_be_strict() -> None:
-    @tool
-    def tag(labels: dict[str, Any]) -> str:
-        """Tag the conversation."""
-        return "ok"
+    with pytest.warns(ToolSchemaWarning, match="free-form object.*sent non-strict"):
+
+        @tool
+        def tag(labels: dict[str, Any]) -> str:
+            """Tag the conversation."""
+            return "ok"
 
     assert tag.spec(strict=True).strict is False
     with pytest.raises(ToolDefinitionError, match="strict"):

@@ -27,7 +27,16 @@ from .locale import FALLBACK_MESSAGES, detect_locale
 from .memory import estimate_tokens, trim
 from .model import ChatModel, ModelError, ModelResponse, ModelUsage, ToolCall
 from .offline import OfflineChatModel
-from .tools import Tool, ToolArgumentsError, ToolContext, ToolDefinitionError, ToolError, ToolSpec, tool
+from .tools import (
+    Tool,
+    ToolArgumentsError,
+    ToolContext,
+    ToolDefinitionError,
+    ToolError,
+    ToolSchemaWarning,
+    ToolSpec,
+    tool,
+)
 from .usage import DEFAULT_PRICES, ModelPrice, PriceTable, UsageSummary, summarize
 
 
@@ -60,6 +69,7 @@ __all__ = [
     "ToolContext",
     "ToolDefinitionError",
     "ToolError",
+    "ToolSchemaWarning",
     "ToolSpec",
     "UsageSummary",
     "detect_locale",

@@ -33,10 +33,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..store.base import UsageRecord
-from .locale import detect_locale, fallback_text
-from .memory import TokenCounter, estimate_tokens, sanitize, trim
+from .locale import TURN_LOCALE, base_language, detect_locale, fallback_text
+from .memory import TokenCounter, estimate_tokens, fit, sanitize, scrub, shorten, trim
 from .model import ChatModel, Message, ModelError, ModelResponse, ModelUsage, ToolCall, ToolChoice
-from .tools import Tool, ToolArgumentsError, ToolContext, ToolError, as_tools, call_tool, render_result
+from .toolpool import ToolPool, ToolStuck
+from .tools import Tool, ToolArgumentsError, ToolContext, ToolError, as_tools, render_result
 from .usage import PriceTable, UsageSummary, summarize
 
 if TYPE_CHECKING:
@@ -85,8 +86,10 @@ class AgentReply:
         tool_calls: every tool call of the turn, in order.
         usage: tokens of every model call of the turn added up; ``cost`` when a price is known.
         rounds: number of model calls.
-        fallback: why the user got a fallback message (``rate_limited``, ``unavailable``,
-            ``timeout``, ``deadline``, ``auth``, ``bad_request``, ``empty``, ``other``), else ``None``.
+        fallback: why the user got a fallback message (``refused``, ``content_filter``,
+            ``rate_limited``, ``unavailable``, ``timeout``, ``deadline``, ``auth``,
+            ``context_length``, ``bad_request``, ``empty``, ``other``), else ``None``.
+        truncated: the model was cut off at its output limit; ``text`` ends with a note saying so.
         offline: the answer came from the offline model (no LLM).
         merged: this message arrived while the user's previous one was being answered and was
             answered together with it (in the reply of the first message of the batch).
@@ -106,6 +109,7 @@ class AgentReply:
     offline: bool = False
     merged: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    truncated: bool = False
 
 
 @dataclass(eq=False)  # compared by identity: two users may send the same text
@@ -143,6 +147,22 @@ class _Turn:
     repeats: int = 0
     force_final: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    deadline: float = 0.0
+    #: a request was over the context window: send no history and short tool results
+    compacted: bool = False
+    truncated: bool = False
+    history_tokens: int = 0
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, words: str | None) -> None:
+        self.reason = reason  # "refused" | "content_filter"
+        self.words = words
+        super().__init__(reason)
+
+
+#: Tool results kept when a request had to be cut to fit the model's context window.
+_COMPACT_RESULT_CHARS = 2000
 
 
 class Agent:
@@ -159,18 +179,33 @@ class Agent:
         api: ``"chat"`` (Chat Completions, default) or ``"responses"``.
         max_tool_rounds: model calls that may request tools in one turn; then it must answer.
         turn_timeout: seconds for a whole turn before the user gets a fallback message.
-        tool_timeout: seconds per tool call (a tool's own ``timeout`` wins).
+        tool_timeout: seconds per tool call (a tool's own ``timeout`` wins); then the model is
+            told the tool did not answer.
+        tool_threads: threads for sync tools, a pool of their own (default: the
+            ``AGENT_TOOL_THREADS`` setting, 8). A hung tool holds one until it returns; the
+            count of such stuck calls is logged and in :attr:`stuck_tool_calls`.
         store: where memory and usage go (default: the bot's store, or an in-memory one).
         name: distinguishes the memory of several agents in one store.
-        memory_turns / memory_tokens: the history budget (whole turns, estimated tokens).
-        max_concurrent_calls: cap on model calls in flight, all users together.
+        memory_turns / memory_tokens: the history budget (whole turns, estimated tokens), applied
+            when the history is loaded and when it is saved.
+        context_tokens: the most estimated tokens one request may carry (system prompt, history,
+            this turn); the oldest history goes first. A ``context_length_exceeded`` answer is
+            retried once with no history and short tool results.
+        max_tool_result_chars: a longer tool result is cut, with a note telling the model so.
+        max_concurrent_calls: cap on model calls in flight, all users together. Under a bot
+            (not ``inline``) turns run on the bot's event loop and hold no handler worker, so
+            this cap, not ``WHATSAPP_HANDLER_WORKERS``, is what runs at once.
+        model_retries: retries of a model call after a 429/5xx/timeout, made outside the
+            concurrency slot and only when the wait (``Retry-After``) fits in the turn;
+            otherwise the user is told at once that the bot is busy.
         merge_pending: messages a user sends while their previous one is being answered are
             answered together in one turn (``False``: one turn each, in order).
         strict_tools: send strict JSON schemas (OpenAI structured outputs) where possible;
             ``False`` for servers that do not support ``strict``.
         interactive_tools: add the built-in tools that send reply buttons and list menus.
         prices: a :class:`PriceTable` for estimated cost (default: none recorded).
-        locale: language of fallback messages when it cannot be told from the user.
+        locale: language of fallback messages when it cannot be told from the user's words or
+            number (default: the bot's ``WHATSAPP_FALLBACK_TEMPLATE_LANGUAGE``, else English).
         fallback_messages: ``{"es": {"busy": ..., "slow": ..., "error": ...}, ...}``.
         typing_indicator: mark the message read and show "typing..." (Meta) before answering.
         token_counter: counts a message's tokens for ``memory_tokens`` (default: ~4 chars/token).
@@ -193,12 +228,16 @@ class Agent:
         memory_turns: int = 20,
         memory_tokens: int = 8000,
         max_concurrent_calls: int = 16,
+        model_retries: int = 1,
+        tool_threads: int | None = None,
+        context_tokens: int = 60_000,
+        max_tool_result_chars: int = 20_000,
         merge_pending: bool = True,
         strict_tools: bool = True,
         parallel_tool_calls: bool = True,
         interactive_tools: bool = False,
         prices: PriceTable | None = None,
-        locale: str = "en",
+        locale: str | None = None,
         fallback_messages: Mapping[str, Mapping[str, str]] | None = None,
         typing_indicator: bool = False,
         whatsapp_hint: bool = True,
@@ -210,6 +249,10 @@ class Agent:
             raise ValueError("turn_timeout and tool_timeout must be > 0 seconds")
         if max_concurrent_calls < 1:
             raise ValueError("max_concurrent_calls must be >= 1")
+        if tool_threads is not None and tool_threads < 1:
+            raise ValueError("tool_threads must be >= 1")
+        if context_tokens < 1000 or max_tool_result_chars < 100:
+            raise ValueError("context_tokens must be >= 1000 and max_tool_result_chars >= 100")
         self.instructions = instructions
         all_tools: list[Tool | Callable[..., Any]] = list(tools)
         if interactive_tools:
@@ -226,6 +269,14 @@ class Agent:
         self.memory_turns = memory_turns
         self.memory_tokens = memory_tokens
         self.max_concurrent_calls = max_concurrent_calls
+        self.model_retries = max(0, model_retries)
+        self.tool_threads = tool_threads
+        self.context_tokens = context_tokens
+        self.max_tool_result_chars = max_tool_result_chars
+        self.settings = settings
+        self._bot_settings: Settings | None = None
+        self._pool: ToolPool | None = None
+        self._pool_lock = threading.Lock()
         self.merge_pending = merge_pending
         self.strict_tools = strict_tools
         self.parallel_tool_calls = parallel_tool_calls
@@ -256,11 +307,26 @@ class Agent:
         Messages without text (reactions, stickers, ...) are ignored. The answer goes through
         :func:`~eki_whatsapp.formatting.to_whatsapp` and ``ctx.reply_async`` (the inbound channel;
         the provider splits long text), followed by any messages tools attached.
+
+        Under a bot that runs handlers after the webhook answer, the turn continues on the bot's
+        event loop and this returns ``None`` at once: the handler worker is free for other
+        users while the model thinks (``bot.drain()`` and ``bot.close()`` wait for the turn).
+        Elsewhere (``inline``, tests) it returns the :class:`AgentReply` once it is sent.
         """
         text = _message_text(message)
         if text is None:
             logger.debug("agent %r ignores a %s message", self.name, message.type)
             return None
+        bot = getattr(ctx, "bot", None)
+        if bot is not None:
+            self._bot_settings = getattr(bot, "settings", None)
+        run_later = getattr(bot, "run_later", None)
+        if bot is not None and not getattr(bot, "inline", True) and callable(run_later):
+            run_later(self._answer(message, text, ctx))
+            return None
+        return await self._answer(message, text, ctx)
+
+    async def _answer(self, message: InboundMessage, text: str, ctx: Context) -> AgentReply:
         if self.typing_indicator:
             try:
                 await ctx.mark_as_read_async(typing=True)
@@ -362,10 +428,13 @@ class Agent:
         message: InboundMessage | None,
         store: Store | None,
     ) -> AgentReply:
+        from ..formatting import to_whatsapp
+
         started = time.perf_counter()
         store = store or self._store()
         turn_id = uuid.uuid4().hex[:16]
-        lang = locale or detect_locale(user_id, text, self.locale)
+        text = scrub(text)
+        lang = locale or detect_locale(user_id, text, self.default_locale)
         ctx = ToolContext(
             user_id=user_id,
             provider=provider,
@@ -375,21 +444,30 @@ class Agent:
             store=store,
             turn_id=turn_id,
         )
-        try:
-            history = sanitize(store.load_memory(self.memory_key(user_id)))
-        except Exception:
-            logger.exception("agent %r could not load the memory of %s", self.name, _mask(user_id))
-            history = []
+        history = self._load(store, user_id)
         turn = _Turn(ctx=ctx, history=history, system=self._system_prompt(ctx))
+        turn.history_tokens = sum(self.token_counter(m) for m in history)
         turn.items.append({"role": "user", "content": text})
+        turn.deadline = time.monotonic() + self.turn_timeout
         fallback: str | None = None
         answer = ""
+        refusal: str | None = None
+        locale_token = TURN_LOCALE.set(lang)  # the offline model phrases in the turn's language
         try:
             answer = await _within(self.turn_timeout, self._loop(turn))
         except asyncio.TimeoutError:
             fallback = "deadline"
             logger.warning(
                 "agent %r turn %s for %s exceeded %ss", self.name, turn_id, _mask(user_id), self.turn_timeout
+            )
+        except _Refused as exc:
+            fallback, refusal = exc.reason, exc.words
+            logger.warning(
+                "agent %r turn %s: the model %s for %s; the user is told politely",
+                self.name,
+                turn_id,
+                "refused to answer" if exc.reason == "refused" else "was stopped by the content filter",
+                _mask(user_id),
             )
         except ModelError as exc:
             fallback = exc.kind
@@ -398,9 +476,13 @@ class Agent:
         except Exception:
             fallback = "other"
             logger.exception("agent %r turn %s failed", self.name, turn_id)
-        if fallback is None and not answer.strip() and not ctx.outbound:
-            fallback = "empty"
-        self._remember(store, user_id, turn, answered=fallback is None)
+        finally:
+            TURN_LOCALE.reset(locale_token)
+        if fallback is None and not ctx.outbound and not to_whatsapp(answer).strip():
+            fallback = "empty"  # nothing, or nothing left once formatted ("---")
+        if fallback is None and turn.truncated:
+            answer = f"{answer}\n\n_{fallback_text('cut', lang, self.fallback_messages)}_"
+        self._remember(store, user_id, turn, fallback)
         reply = AgentReply(
             text=fallback_text(fallback, lang, self.fallback_messages) if fallback else answer,
             user_id=user_id,
@@ -414,7 +496,8 @@ class Agent:
             rounds=turn.rounds,
             fallback=fallback,
             offline=self.model.offline,
-            metadata=dict(turn.metadata),
+            metadata={**turn.metadata, **({"refusal": refusal} if refusal else {})},
+            truncated=turn.truncated and fallback is None,
         )
         if logger.isEnabledFor(logging.INFO):
             self._log_turn(turn, reply, provider, started)
@@ -443,9 +526,14 @@ class Agent:
         for round_no in range(self.max_tool_rounds + 1):
             final_round = turn.force_final or round_no >= self.max_tool_rounds
             response = await self._call_model(turn, "none" if final_round else "auto")
-            if response.tool_calls and not final_round:
+            if response.stop in ("refusal", "content_filter"):
+                raise _Refused(
+                    "refused" if response.stop == "refusal" else "content_filter", response.refusal
+                )
+            # Calls of an answer cut at the output limit may have cut arguments: not run.
+            if response.tool_calls and not final_round and response.stop != "length":
                 calls = _unique_ids(response.tool_calls, turn)
-                turn.items.append(ModelResponse(response.content, calls).as_message())
+                turn.items.append(ModelResponse(scrub(response.content or "") or None, calls).as_message())
                 if len(calls) == 1:
                     results = [await self._run_tool(calls[0], turn)]
                 else:
@@ -453,18 +541,50 @@ class Agent:
                 for call, content in zip(calls, results, strict=True):
                     turn.items.append({"role": "tool", "tool_call_id": call.id, "content": content})
                 continue
-            answer = (response.content or "").strip()
+            answer = scrub(response.content or "").strip()
+            if response.stop == "length":
+                turn.truncated = True
+                logger.warning(
+                    "agent %r turn %s: the answer was cut at the model's output limit (%d characters kept)",
+                    self.name,
+                    turn.ctx.turn_id,
+                    len(answer),
+                )
             if answer:
                 turn.items.append({"role": "assistant", "content": answer})
             return answer
         return ""  # pragma: no cover - the last round always returns
 
     async def _call_model(self, turn: _Turn, choice: ToolChoice) -> ModelResponse:
-        messages: list[Message] = [{"role": "system", "content": turn.system}, *turn.history, *turn.items]
-        async with self._state().calls:
-            response = await self.model.complete(
-                messages, self._specs, tool_choice=choice, parallel_tool_calls=self.parallel_tool_calls
-            )
+        attempt = 0
+        while True:
+            messages = self._request(turn)
+            try:
+                async with self._state().calls:
+                    response = await self.model.complete(
+                        messages,
+                        self._specs,
+                        tool_choice=choice,
+                        parallel_tool_calls=self.parallel_tool_calls,
+                    )
+                break
+            except ModelError as exc:
+                if exc.kind == "context_length" and not turn.compacted:
+                    turn.compacted = True
+                    logger.warning(
+                        "agent %r turn %s: over the model's context window; retrying without history "
+                        "and with tool results cut to %d characters (context_tokens may be too high "
+                        "for this model)",
+                        self.name,
+                        turn.ctx.turn_id,
+                        _COMPACT_RESULT_CHARS,
+                    )
+                    continue
+                wait = self._retry_wait(exc, attempt, turn)
+                if wait is None:
+                    raise
+                attempt += 1
+                await asyncio.sleep(wait)  # outside the concurrency slot
         turn.rounds += 1
         turn.usage = turn.usage + response.usage
         model_id = response.model or self.model.name
@@ -491,6 +611,43 @@ class Agent:
             except Exception:
                 logger.exception("agent %r could not record usage", self.name)
         return response
+
+    def _retry_wait(self, exc: ModelError, attempt: int, turn: _Turn) -> float | None:
+        """Seconds to wait before trying the model again, or ``None`` to give up now."""
+        if not exc.retryable or attempt >= self.model_retries:
+            return None
+        wait = exc.retry_after if exc.retry_after is not None else min(8.0, 0.5 * 2**attempt)
+        left = turn.deadline - time.monotonic()
+        if wait >= left - 1.0:  # the call itself needs time too
+            logger.warning(
+                "agent %r turn %s: the model asks to wait %.1fs (%s), beyond the turn's %.1fs left: "
+                "answering now",
+                self.name,
+                turn.ctx.turn_id,
+                wait,
+                exc.kind,
+                max(0.0, left),
+            )
+            return None
+        return max(0.0, wait)
+
+    def _request(self, turn: _Turn) -> list[Message]:
+        """The messages of the next call, within ``context_tokens``: the oldest history goes first."""
+        system: Message = {"role": "system", "content": turn.system}
+        items = turn.items
+        if turn.compacted:
+            items = [_short_result(m, _COMPACT_RESULT_CHARS) for m in items]
+            return [system, *items]
+        count = self.token_counter
+        used = count(system) + sum(count(m) for m in items)
+        room = self.context_tokens - used
+        if turn.history_tokens <= room:
+            return [system, *turn.history, *items]
+        if room > 0:
+            return [system, *fit(turn.history, room, count=count), *items]
+        # This turn alone is over the budget (many tool rounds): shorten its tool results.
+        limit = max(_COMPACT_RESULT_CHARS, (self.context_tokens * 4) // max(1, len(items)))
+        return [system, *(_short_result(m, limit) for m in items)]
 
     async def _run_tool(self, call: ToolCall, turn: _Turn) -> str:
         started = time.perf_counter()
@@ -522,12 +679,23 @@ class Agent:
                 )
             timeout = t.timeout or self.tool_timeout
             try:
-                result = await _within(timeout, call_tool(t, kwargs, turn.ctx))
+                if t.is_async:
+                    result = await _within(timeout, t.invoke(kwargs, turn.ctx))
+                else:
+                    result = await self._tool_pool().run(t, kwargs, turn.ctx, timeout)
             except asyncio.TimeoutError:
                 error = "timeout"
-                logger.warning("tool %s timed out after %ss", t.name, timeout)
+                if t.is_async:
+                    logger.warning("tool %s timed out after %ss", t.name, timeout)
                 return (
                     f"Error: {t.name} did not finish within {timeout:g} seconds. Tell the user to try later."
+                )
+            except ToolStuck as exc:
+                error = "timeout"
+                logger.warning("tool %s not started: %s", t.name, exc)
+                return (
+                    f"Error: {t.name} is not answering right now (earlier calls are still running). "
+                    "Tell the user it cannot be done at the moment."
                 )
             except ToolError as exc:
                 error = "tool_error"
@@ -539,7 +707,7 @@ class Agent:
                     f"Error: {t.name} failed ({type(exc).__name__}). Tell the user it could not be done "
                     "right now; do not retry with the same arguments."
                 )
-            return render_result(result)
+            return shorten(scrub(render_result(result)), self.max_tool_result_chars)
         finally:
             turn.records.append(
                 ToolCallRecord(call.name, call.arguments, error, time.perf_counter() - started)
@@ -564,8 +732,29 @@ class Agent:
         """Token and cost totals from the Store (one user, or everyone)."""
         return summarize((store or self._store()).usage(user=user_id, since=since))
 
-    def _remember(self, store: Store, user_id: str, turn: _Turn, *, answered: bool) -> None:
-        items = turn.items if answered else sanitize(turn.items)
+    def _load(self, store: Store, user_id: str) -> list[Message]:
+        """The user's history within the memory budget (stored histories may be far larger)."""
+        try:
+            stored = store.load_memory(self.memory_key(user_id))
+        except Exception:
+            logger.exception("agent %r could not load the memory of %s", self.name, _mask(user_id))
+            return []
+        return trim(
+            sanitize(stored),
+            max_turns=self.memory_turns,
+            max_tokens=self.memory_tokens,
+            count=self.token_counter,
+        )
+
+    def _remember(self, store: Store, user_id: str, turn: _Turn, fallback: str | None) -> None:
+        if fallback is None:
+            items = turn.items
+        elif fallback in ("refused", "content_filter"):
+            items = []  # sent again, a refused message would be refused again
+        elif fallback == "context_length" or turn.compacted:
+            items = turn.items[:1]  # the tool rounds are what did not fit: keep the question only
+        else:
+            items = sanitize(turn.items)
         kept = trim(
             [*turn.history, *items],
             max_turns=self.memory_turns,
@@ -576,6 +765,30 @@ class Agent:
             store.save_memory(self.memory_key(user_id), kept)
         except Exception:
             logger.exception("agent %r could not save the memory of %s", self.name, _mask(user_id))
+
+    @property
+    def default_locale(self) -> str:
+        """The language when the user's cannot be told: ``locale``, else the bot's configured
+        language (``WHATSAPP_FALLBACK_TEMPLATE_LANGUAGE``), else ``"en"``."""
+        if self.locale:
+            return self.locale
+        settings = self.settings or self._bot_settings
+        return base_language(getattr(settings, "whatsapp_fallback_template_language", None)) or "en"
+
+    @property
+    def stuck_tool_calls(self) -> int:
+        """Sync tool calls past their timeout whose thread is still running."""
+        return self._pool.stuck if self._pool is not None else 0
+
+    def _tool_pool(self) -> ToolPool:
+        with self._pool_lock:
+            if self._pool is None:
+                threads = self.tool_threads
+                if threads is None:
+                    settings = self.settings or self._bot_settings
+                    threads = int(getattr(settings, "agent_tool_threads", 0) or 8)
+                self._pool = ToolPool(threads, name=self.name)
+            return self._pool
 
     def _system_prompt(self, ctx: ToolContext) -> str:
         parts = [self.instructions.strip()]
@@ -602,7 +815,9 @@ class Agent:
         return state
 
     async def aclose(self) -> None:
-        """Close the model's network client (when the agent built it)."""
+        """Close the model's network client (when the agent built it) and the tool threads."""
+        if self._pool is not None:
+            self._pool.shutdown()
         await self.model.aclose()
 
     def __repr__(self) -> str:
@@ -662,6 +877,13 @@ def _unique_ids(calls: Sequence[ToolCall], turn: _Turn) -> tuple[ToolCall, ...]:
         used.add(cid)
         out.append(call if cid == call.id else ToolCall(cid, call.name, call.arguments))
     return tuple(out)
+
+
+def _short_result(message: Message, limit: int) -> Message:
+    content = message.get("content")
+    if message.get("role") == "tool" and isinstance(content, str) and len(content) > limit:
+        return {**message, "content": shorten(content, limit)}
+    return message
 
 
 def _message_text(message: InboundMessage) -> str | None:

@@ -14,7 +14,32 @@ from typing import Any
 Message = dict[str, Any]
 TokenCounter = Callable[[Message], int]
 
-__all__ = ["estimate_tokens", "sanitize", "split_turns", "trim"]
+__all__ = ["estimate_tokens", "fit", "sanitize", "scrub", "shorten", "split_turns", "trim"]
+
+
+def scrub(text: str) -> str:
+    """``text`` as valid Unicode: lone surrogates (from a tool's bytes decoded with
+    ``surrogateescape``, a bad JSON escape...) become U+FFFD.
+
+    Such a string cannot be encoded to UTF-8: kept in memory, it would make every later request
+    of that user fail before it is sent, and the SQLite store would refuse to save the turn.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters, with a note that tells the model so."""
+    if len(text) <= limit:
+        return text
+    note = (
+        f"\n[truncated: the result had {len(text):,} characters; only the first {limit:,} are shown. "
+        "If you need the rest, call the tool again asking for less (a filter, a page).]"
+    )
+    return text[:limit] + note
 
 
 def estimate_tokens(message: Message) -> int:
@@ -42,7 +67,7 @@ def sanitize(items: Sequence[Message]) -> list[Message]:
     (and every result its call). Repairs stored histories written by older versions or cut short.
     """
     out: list[Message] = []
-    for turn in split_turns(items):
+    for turn in split_turns([_scrubbed(m) for m in items]):
         if turn[0].get("role") != "user":
             continue
         clean: list[Message] = [turn[0]]
@@ -68,6 +93,28 @@ def sanitize(items: Sequence[Message]) -> list[Message]:
             i += 1
         out.extend(clean)
     return out
+
+
+def _scrubbed(message: Message) -> Message:
+    content = message.get("content")
+    if isinstance(content, str):
+        clean = scrub(content)
+        if clean is not content:
+            return {**message, "content": clean}
+    return message
+
+
+def fit(items: Sequence[Message], budget: int, *, count: TokenCounter = estimate_tokens) -> list[Message]:
+    """The newest whole turns of ``items`` within ``budget`` tokens (possibly none)."""
+    kept: list[list[Message]] = []
+    total = 0
+    for turn in reversed(split_turns(items)):
+        size = sum(count(m) for m in turn)
+        if total + size > budget:
+            break
+        kept.append(turn)
+        total += size
+    return [m for turn in reversed(kept) for m in turn]
 
 
 def trim(

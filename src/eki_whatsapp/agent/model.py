@@ -23,6 +23,7 @@ from .tools import ToolSpec
 __all__ = ["ChatModel", "ModelError", "ModelResponse", "ModelUsage", "ToolCall"]
 
 ToolChoice = Literal["auto", "none", "required"]
+StopReason = Literal["stop", "length", "refusal", "content_filter"]
 Message = dict[str, Any]
 
 
@@ -63,7 +64,10 @@ class ModelUsage:
 class ModelResponse:
     """What the model answered: text, tool calls, or both.
 
-    ``metadata`` says where it came from, e.g. ``{"offline": True}`` for the offline model.
+    ``stop`` says why the model stopped: ``"stop"`` (a complete answer or tool calls),
+    ``"length"`` (cut at the output-token limit: the text is incomplete), ``"refusal"`` (the
+    model declined; ``refusal`` holds its words) or ``"content_filter"`` (stopped by the
+    provider's filter). ``metadata`` says where it came from, e.g. ``{"offline": True}``.
     """
 
     content: str | None
@@ -71,6 +75,8 @@ class ModelResponse:
     usage: ModelUsage = field(default_factory=ModelUsage)
     model: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    stop: StopReason = "stop"
+    refusal: str | None = None
 
     def as_message(self) -> Message:
         """The assistant message to append to the conversation."""
@@ -85,14 +91,19 @@ class ModelError(Exception):
 
     Attributes:
         kind: ``rate_limited`` (429), ``unavailable`` (5xx, connection), ``timeout``, ``auth``
-            (401/403: check ``OPENAI_API_KEY``), ``bad_request`` (4xx) or ``other``.
+            (401/403: check ``OPENAI_API_KEY``), ``context_length`` (the request is over the
+            model's context window), ``bad_request`` (other 4xx) or ``other``.
         status: the HTTP status, when there was one.
         retryable: whether trying again later may work.
+        retry_after: seconds the server asked to wait (``Retry-After``), when it said.
     """
 
-    def __init__(self, kind: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         self.kind = kind
         self.status = status
+        self.retry_after = retry_after
         self.retryable = kind in ("rate_limited", "unavailable", "timeout")
         super().__init__(f"{kind}: {message}")
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .locale import detect_locale, fold
+from .locale import TURN_LOCALE, detect_locale, fold
 from .model import Message, ModelResponse, ModelUsage, ToolCall, ToolChoice
 from .tools import ToolSpec
 
@@ -189,7 +189,7 @@ class OfflineChatModel:
         return ModelResponse(text, (), ModelUsage(), self.name, meta)
 
     def _lang(self, text: str) -> str:
-        lang = self.locale or detect_locale(None, text, "en")
+        lang = self.locale or TURN_LOCALE.get() or detect_locale(None, text, "en")
         return lang if lang in _PHRASES else "en"
 
     def _phrase_results(self, messages: Sequence[Message], lang: str) -> str:
@@ -332,7 +332,7 @@ def _fill(text: str, spec: ToolSpec, *, free_text: str | None = None) -> tuple[d
     # Words that name the tool or its parameters are not values.
     ignore = set(_keywords(spec))
     for name, prop in props.items():
-        described = _words(name.replace("_", " ") + " " + str(prop.get("description", "")))
+        described = _words(name.replace("_", " ") + " " + _without_examples(str(prop.get("description", ""))))
         ignore.update(_stem(w) for w in described if len(w) >= 3)
     args: dict[str, Any] = {}
     numbers = _NUMBER.findall(text)
@@ -372,6 +372,20 @@ def _fill(text: str, spec: ToolSpec, *, free_text: str | None = None) -> tuple[d
         if name in required and name not in args and name not in missing:
             args[name] = None
     return {n: args[n] for n in props if n in args}, missing
+
+
+_EXAMPLE = re.compile(
+    r"(\be\.\s?g\.|\bp\.\s?ej\.|\bpor ejemplo\b|\bp\.\s?ex\.|\bpor exemplo\b|\bfor example\b|"
+    r"\bsuch as\b|\bex\.|\bcomo\b|\blike\b|\(null\b).*",
+    re.IGNORECASE | re.DOTALL,
+)
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|«[^»]*»|“[^”]*”")
+
+
+def _without_examples(description: str) -> str:
+    """A parameter's description without its examples: ``el curso, p. ej. "python"`` names the
+    parameter with "curso", but "python" is a value the user may well write."""
+    return _EXAMPLE.sub("", _QUOTED.sub("", description))
 
 
 def _nullable(schema: Mapping[str, Any], name: str) -> bool:

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from .model import Message, ModelError, ModelResponse, ModelUsage, ToolCall, ToolChoice
+from .model import Message, ModelError, ModelResponse, ModelUsage, StopReason, ToolCall, ToolChoice
 from .tools import ToolSpec
 
 if TYPE_CHECKING:
@@ -35,7 +35,10 @@ class OpenAIChatModel:
         api_key: the key (``OPENAI_API_KEY``); a local server may accept any value.
         base_url: ``OPENAI_BASE_URL``, e.g. ``http://127.0.0.1:8000/v1`` for a local server.
         timeout: seconds per HTTP request.
-        max_retries: retries the SDK makes on 429/5xx/timeouts before giving up.
+        max_retries: retries the SDK makes itself on 429/5xx/timeouts (also applied to an injected
+            client). Default 0: the :class:`~eki_whatsapp.agent.Agent` retries on its own, outside
+            its concurrency slot and only when the wait fits in the turn (``model_retries``);
+            the SDK would sleep through a ``Retry-After`` inside the call.
         params: extra request parameters (``temperature``, ``max_completion_tokens``, ...).
     """
 
@@ -50,7 +53,7 @@ class OpenAIChatModel:
         api_key: str | None = None,
         base_url: str | None = None,
         timeout: float = 30.0,
-        max_retries: int = 1,
+        max_retries: int = 0,
         params: Mapping[str, Any] | None = None,
     ) -> None:
         if api not in ("chat", "responses"):
@@ -63,6 +66,8 @@ class OpenAIChatModel:
             client = _build_client(
                 api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
             )
+        elif callable(getattr(client, "with_options", None)):
+            client = client.with_options(max_retries=max_retries)  # same connection pool
         self.client = client
         self._is_async = _is_async_client(client, api)
 
@@ -129,12 +134,22 @@ class OpenAIChatModel:
         choices = getattr(raw, "choices", None) or []
         if not choices:
             raise ModelError("bad_response", "the model returned no choices")
-        message = choices[0].message
+        choice = choices[0]
+        message = choice.message
         calls = tuple(
             ToolCall(c.id, c.function.name, c.function.arguments or "")
             for c in (getattr(message, "tool_calls", None) or [])
             if getattr(c, "function", None) is not None
         )
+        refusal = _get(message, "refusal") or None
+        finish = _get(choice, "finish_reason")
+        stop: StopReason = "stop"
+        if refusal:
+            stop = "refusal"
+        elif finish == "content_filter":
+            stop = "content_filter"
+        elif finish == "length":
+            stop = "length"
         usage = getattr(raw, "usage", None)
         return ModelResponse(
             content=message.content,
@@ -146,6 +161,8 @@ class OpenAIChatModel:
             ),
             model=str(getattr(raw, "model", "") or self.name),
             metadata={"api": "chat", "id": getattr(raw, "id", None)},
+            stop=stop,
+            refusal=str(refusal) if refusal else None,
         )
 
     # --- Responses API ------------------------------------------------------------------------
@@ -199,15 +216,27 @@ class OpenAIChatModel:
 
     def _parse_responses(self, raw: Any) -> ModelResponse:
         texts: list[str] = []
+        refusals: list[str] = []
         calls: list[ToolCall] = []
         for item in getattr(raw, "output", None) or []:
             kind = getattr(item, "type", None)
             if kind == "message":
                 for part in getattr(item, "content", None) or []:
-                    if getattr(part, "type", None) == "output_text":
+                    part_type = getattr(part, "type", None)
+                    if part_type == "output_text":
                         texts.append(part.text)
+                    elif part_type == "refusal":
+                        refusals.append(str(getattr(part, "refusal", "") or ""))
             elif kind == "function_call":
                 calls.append(ToolCall(item.call_id, item.name, item.arguments or ""))
+        reason = _get(_get(raw, "incomplete_details"), "reason")
+        stop: StopReason = "stop"
+        if refusals:
+            stop = "refusal"
+        elif reason == "content_filter":
+            stop = "content_filter"
+        elif _get(raw, "status") == "incomplete":
+            stop = "length"  # max_output_tokens (or another cut): the text is not complete
         usage = getattr(raw, "usage", None)
         return ModelResponse(
             content="".join(texts) or None,
@@ -219,6 +248,8 @@ class OpenAIChatModel:
             ),
             model=str(getattr(raw, "model", "") or self.name),
             metadata={"api": "responses", "id": getattr(raw, "id", None)},
+            stop=stop,
+            refusal=" ".join(r for r in refusals if r) or None,
         )
 
     def __repr__(self) -> str:
@@ -292,16 +323,51 @@ def _model_error(exc: Exception) -> ModelError:
         return ModelError("unavailable", "could not connect to the model server (OPENAI_BASE_URL?)")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
+        wait = _retry_after(exc)
         if status == 429:
-            return ModelError("rate_limited", "rate limited or out of quota (HTTP 429)", status=status)
+            return ModelError(
+                "rate_limited", "rate limited or out of quota (HTTP 429)", status=status, retry_after=wait
+            )
         if status >= 500:
-            return ModelError("unavailable", f"model server error (HTTP {status})", status=status)
+            return ModelError(
+                "unavailable", f"model server error (HTTP {status})", status=status, retry_after=wait
+            )
         if status in (401, 403):
             return ModelError("auth", f"refused (HTTP {status}): check OPENAI_API_KEY", status=status)
+        if _error_code(exc) == "context_length_exceeded":
+            return ModelError(
+                "context_length",
+                f"the request is over the model's context window: {_short(exc)}",
+                status=status,
+            )
         return ModelError("bad_request", f"request refused (HTTP {status}): {_short(exc)}", status=status)
     if isinstance(exc, ModelError):
         return exc
     return ModelError("other", f"{type(exc).__name__}: {_short(exc)}")
+
+
+def _error_code(exc: Any) -> str | None:
+    code = getattr(exc, "code", None)
+    if code is None:
+        body = getattr(exc, "body", None)
+        error = body.get("error", body) if isinstance(body, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if code else None
+
+
+def _retry_after(exc: Any) -> float | None:
+    """Seconds from ``Retry-After`` / ``retry-after-ms`` (what the server asked to wait)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None:
+        return None
+    try:
+        if headers.get("retry-after-ms"):
+            return float(headers["retry-after-ms"]) / 1000
+        if headers.get("retry-after"):
+            return float(headers["retry-after"])
+    except (TypeError, ValueError):
+        return None  # an HTTP date: rare from model servers; the agent's own backoff applies
+    return None
 
 
 def _short(exc: Exception) -> str:

@@ -26,18 +26,20 @@ A parameter annotated :class:`ToolContext` is filled by the agent with the conve
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 import json
 import re
 import types
 import typing
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .schema import ToolSchemaWarning, nulls_to_defaults, strict_schema
 
 if TYPE_CHECKING:
     from ..events import InboundMessage
@@ -49,6 +51,7 @@ __all__ = [
     "ToolContext",
     "ToolDefinitionError",
     "ToolError",
+    "ToolSchemaWarning",
     "ToolSpec",
     "tool",
 ]
@@ -150,11 +153,22 @@ class Tool:
         self.defaults: dict[str, Any] = {}
         self.args_model = self._build_model(param_docs)
         self.parameters: dict[str, Any] = _clean_schema(self.args_model.model_json_schema())
-        self.strict_parameters: dict[str, Any] | None = _strict_schema(self.parameters, self.defaults)
+        self.strict_parameters: dict[str, Any] | None
+        self.strict_parameters, notes = strict_schema(self.parameters, self.defaults)
         if strict and self.strict_parameters is None:
             raise ToolDefinitionError(
-                f"tool {self.name!r} cannot have a strict schema (free-form objects such as "
-                "dict[str, Any] are not allowed in strict mode); use strict=False or typed models"
+                f"tool {self.name!r} cannot have a strict schema ({notes[0]}); use strict=False, "
+                "or typed models instead of free-form dicts and Any"
+            )
+        if strict is not False and notes:
+            outcome = (
+                "it is sent non-strict (the model is not held to the schema; arguments are still "
+                "validated). Pass strict=False to silence this"
+                if self.strict_parameters is None
+                else "adapted for strict mode"
+            )
+            warnings.warn(
+                f"tool {self.name!r}: {'; '.join(notes)}: {outcome}", ToolSchemaWarning, stacklevel=4
             )
         #: ``None``: strict when the agent asks for it and the schema allows it.
         self.strict = strict
@@ -222,6 +236,7 @@ class Tool:
         if not isinstance(data, dict):
             raise ToolArgumentsError("the arguments must be a JSON object")
         data = {k: v for k, v in data.items() if not (v is None and k in self.defaults)}
+        data = nulls_to_defaults(data, self.parameters)  # nested optional fields too
         try:
             model = self.args_model.model_validate(data)
         except ValidationError as exc:
@@ -439,77 +454,3 @@ def _clean_schema(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_clean_schema(v) for v in schema]
     return schema
-
-
-def _strict_schema(schema: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The OpenAI strict variant: every property required, no extra keys, optional ones nullable.
-
-    Returns ``None`` when the schema cannot be strict (free-form objects).
-    """
-    out = copy.deepcopy(schema)
-    try:
-        _make_strict(out, top_defaults=defaults)
-    except _NotStrict:
-        return None
-    return out
-
-
-class _NotStrict(Exception):
-    pass
-
-
-def _make_strict(node: Any, *, top_defaults: Mapping[str, Any] | None = None) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _make_strict(item)
-        return
-    if not isinstance(node, dict):
-        return
-    for key in ("$defs", "definitions"):
-        for sub in node.get(key, {}).values():
-            _make_strict(sub)
-    if node.get("type") == "object" or "properties" in node:
-        extra = node.get("additionalProperties")
-        if extra not in (None, False) or "properties" not in node:
-            raise _NotStrict
-        props: dict[str, Any] = node["properties"]
-        required = set(node.get("required", []))
-        for name, sub in props.items():
-            _make_strict(sub)
-            if name not in required:
-                default = sub.pop("default", None)
-                if top_defaults is not None and name in top_defaults:
-                    default = top_defaults[name]
-                _make_nullable(sub)
-                if default is not None:
-                    note = f"(null = default {json.dumps(default, default=str)})"
-                    sub["description"] = f"{sub['description']} {note}" if sub.get("description") else note
-        node["required"] = list(props)
-        node["additionalProperties"] = False
-    for key in ("items", "anyOf", "oneOf", "allOf", "prefixItems"):
-        if key in node:
-            _make_strict(node[key])
-    typed = ("type", "anyOf", "oneOf", "allOf", "$ref", "enum", "const")
-    if not any(k in node for k in typed):
-        # ``Any``: strict mode needs a type.
-        raise _NotStrict
-    node.pop("default", None)
-
-
-def _make_nullable(sub: dict[str, Any]) -> None:
-    if "anyOf" in sub:
-        if not any(isinstance(s, dict) and s.get("type") == "null" for s in sub["anyOf"]):
-            sub["anyOf"].append({"type": "null"})
-        return
-    if "$ref" in sub:
-        ref = sub.pop("$ref")
-        sub["anyOf"] = [{"$ref": ref}, {"type": "null"}]
-        return
-    kind = sub.get("type")
-    if isinstance(kind, str):
-        if kind != "null":
-            sub["type"] = [kind, "null"]
-    elif isinstance(kind, list) and "null" not in kind:
-        kind.append("null")
-    if "enum" in sub and None not in sub["enum"]:
-        sub["enum"].append(None)

@@ -5,6 +5,8 @@
 * **Fake provider APIs** — :class:`FakeGraphAPI` (Meta Cloud API) and :class:`FakeTwilioAPI`,
   real HTTP servers on 127.0.0.1 that check auth, answer in the real shapes, record every
   request, fail on command and post signed status webhooks back to your bot.
+* :class:`FakeOpenAI` — a scripted OpenAI-compatible model server (Chat Completions and
+  Responses) on 127.0.0.1, for the agent.
 * :func:`serve_bot` — a bot's webhook on a local port.
 
 Only the standard library and httpx are used, so this works from an installed wheel.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from ._fake import FakeProviderAPI, RecordedRequest, SentMessage, WebhookDelivery
 from .fake_graph import FakeGraphAPI, StoredMedia
+from .fake_openai import FakeOpenAI, ModelRequest, Step, strict_schema_problems
 from .fake_twilio import FakeTwilioAPI, TwilioMedia
 from .payloads import (
     DEFAULT_DISPLAY_PHONE_NUMBER,
@@ -68,12 +71,15 @@ __all__ = [
     "DEFAULT_WABA_ID",
     "BotServer",
     "FakeGraphAPI",
+    "FakeOpenAI",
     "FakeProviderAPI",
     "FakeTwilioAPI",
     "MetaOptions",
+    "ModelRequest",
     "Payload",
     "RecordedRequest",
     "SentMessage",
+    "Step",
     "StoredMedia",
     "TwilioMedia",
     "TwilioOptions",
@@ -100,6 +106,7 @@ __all__ = [
     "new_message_sid",
     "new_wamid",
     "serve_bot",
+    "strict_schema_problems",
     "twilio_button",
     "twilio_list_reply",
     "twilio_location",
