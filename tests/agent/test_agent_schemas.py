@@ -21,7 +21,7 @@ import pytest
 from pydantic import BaseModel, Field, HttpUrl
 
 from eki_whatsapp.agent import Agent, ToolSchemaWarning, tool
-from eki_whatsapp.agent.builtin import INTERACTIVE_TOOLS
+from eki_whatsapp.agent.builtin import INTERACTIVE_TOOLS, ask_for_human
 from eki_whatsapp.examples import eki
 from eki_whatsapp.store import MemoryStore
 from eki_whatsapp.testing import FakeOpenAI, strict_schema_problems
@@ -111,7 +111,7 @@ def test_every_generated_schema_is_strict_only_inside_the_documented_subset(name
         )
 
 
-@pytest.mark.parametrize("t", [*INTERACTIVE_TOOLS, *eki.TOOLS], ids=repr)
+@pytest.mark.parametrize("t", [*INTERACTIVE_TOOLS, ask_for_human, *eki.TOOLS], ids=repr)
 def test_the_librarys_own_tools_are_strict_inside_the_subset(t: Any) -> None:
     spec = t.spec(strict=True)
     assert spec.strict and strict_schema_problems(spec.parameters) == []
