@@ -36,6 +36,8 @@ from .store import Store, open_store
 from .webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
+    from .costs import Costs
+    from .messages import Message
     from .providers.base import Provider, SendReceipt
     from .routing import Router
 
@@ -83,12 +85,12 @@ class Context:
     def logger(self) -> logging.Logger:
         return logger
 
-    def reply(self, message: Any, **options: Any) -> SendReceipt:
+    def reply(self, message: Message | str, **options: Any) -> SendReceipt:
         """Answer the user on the inbound channel (a ``str`` becomes a ``Text``)."""
         inbound = self._require_message("reply")
         return self.bot.router.send(inbound.sender, message, inbound=inbound, **options)
 
-    async def reply_async(self, message: Any, **options: Any) -> SendReceipt:
+    async def reply_async(self, message: Message | str, **options: Any) -> SendReceipt:
         inbound = self._require_message("reply_async")
         return await self.bot.router.send_async(inbound.sender, message, inbound=inbound, **options)
 
@@ -478,7 +480,7 @@ class Bot:
     def send(
         self,
         to: str,
-        message: Any,
+        message: Message | str,
         *,
         category: str | None = None,
         provider: str | None = None,
@@ -494,7 +496,7 @@ class Bot:
     async def send_async(
         self,
         to: str,
-        message: Any,
+        message: Message | str,
         *,
         category: str | None = None,
         provider: str | None = None,
@@ -503,7 +505,7 @@ class Bot:
         return await self.router.send_async(to, message, category=category, provider=provider, exempt=exempt)
 
     @property
-    def costs(self) -> Any:
+    def costs(self) -> Costs:
         """The cost ledger (``bot.costs.report("2026-11")``)."""
         return self.router.costs
 

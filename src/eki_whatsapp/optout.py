@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .addresses import normalize
 from .errors import EkiWhatsAppError
 
 if TYPE_CHECKING:
@@ -244,6 +245,4 @@ class OptOuts:
 
 def user_key(user: str) -> str:
     """The user as the Store keeps it (digits, no ``+``/``whatsapp:``; a BSUID as given)."""
-    from .routing import _user_key
-
-    return _user_key(user)
+    return normalize(user)

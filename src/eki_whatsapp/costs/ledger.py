@@ -1,0 +1,308 @@
+"""The cost ledger (``bot.costs``): every send and every priced status, in the Store.
+
+Every successful send is priced when sent (``source="send"``, an estimate) and again when a
+status webhook brings the provider's own pricing data (``source="status"``, first value seen per
+message); a failure reported later is kept apart (``source="failure"``) and not charged. Monthly
+free allowances — from the price table of the day, or ``WHATSAPP_META_FREE_ALLOWANCE`` for Meta —
+are counted in the Store, so they survive restarts.
+
+A cost that cannot be told (category or market unknown, no table for the date) is ``None`` —
+"unknown cost" — never a silent zero.
+
+Example::
+
+    report = bot.costs.report("2026-11")
+    print(report)                    # a table
+    report.total                     # Decimal of the known costs
+    report.unknown                   # how many messages could not be priced
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..store.base import LedgerEntry, Store
+from .prices import CATEGORIES, ZERO, Allowance, PriceBook, Quote
+from .report import CostReport, build_report
+
+if TYPE_CHECKING:
+    from ..events import StatusUpdate
+    from ..settings import Settings
+
+__all__ = ["Costs"]
+
+_KV = "eki.costs"
+_UNSET: Any = object()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Costs:
+    """The cost ledger of a bot (``bot.costs``), on the bot's Store.
+
+    Args:
+        store: where ledger entries, allowance counters and (CBP) open conversations live.
+        prices: the price tables (default: the shipped ones).
+        free_allowance: messages per month free of charge, per provider (``{"meta": 1000}``);
+            replaces the allowance of the price tables for those providers.
+        allowance_categories: categories an allowance covers (empty: those the price table
+            names, or every billable one).
+        default_market: market for users whose country cannot be told from the number.
+        clock: returns "now" (aware UTC); injectable for tests and simulations.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        prices: PriceBook | None = None,
+        *,
+        free_allowance: Mapping[str, int] | None = None,
+        allowance_categories: Iterable[str] = (),
+        default_market: str | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.prices = prices if prices is not None else PriceBook.default()
+        self.free_allowance = {k: int(v) for k, v in (free_allowance or {}).items() if int(v) > 0}
+        self.allowance_categories = frozenset(c.lower() for c in allowance_categories)
+        self.default_market = default_market
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._markets: dict[str, str | None] = {}  # user → market, bounded cache
+
+    @classmethod
+    def from_settings(
+        cls, store: Store, settings: Settings, *, clock: Callable[[], datetime] = _utcnow
+    ) -> Costs:
+        """A ledger configured by ``WHATSAPP_PRICE_TABLE``, ``WHATSAPP_META_FREE_ALLOWANCE``,
+        ``WHATSAPP_FREE_ALLOWANCE_CATEGORIES`` and ``WHATSAPP_DEFAULT_MARKET``."""
+        prices = PriceBook.load(settings.whatsapp_price_table) if settings.whatsapp_price_table else None
+        return cls(
+            store,
+            prices,
+            free_allowance={"meta": settings.whatsapp_meta_free_allowance},
+            allowance_categories=settings.whatsapp_free_allowance_categories,
+            default_market=settings.whatsapp_default_market,
+            clock=clock,
+        )
+
+    # --- quoting ---------------------------------------------------------------------------
+    def market_of(self, user: str) -> str | None:
+        """The pricing market of a user."""
+        return self.prices.market_of(user, self.default_market)
+
+    def allowance(self, provider: str, at: datetime | date) -> Allowance | None:
+        """The monthly free allowance of ``provider`` on that day: the configured one (e.g.
+        ``WHATSAPP_META_FREE_ALLOWANCE``), else the price table's (``None``: none)."""
+        given = self.free_allowance.get(provider)
+        if given is not None:
+            return Allowance(given, self.allowance_categories)
+        found = self.prices.allowance(provider, at)
+        if found is None or not self.allowance_categories:
+            return found
+        return Allowance(found.per_month, self.allowance_categories)
+
+    def has_allowance(self, provider: str, at: datetime | date) -> bool:
+        """Whether ``provider`` has a monthly free allowance at all on that day."""
+        return self.allowance(provider, at) is not None
+
+    def allowance_left(self, provider: str, month: str | None = None) -> int:
+        """Free messages ``provider`` has left in ``month`` (``"2026-11"``, default: this
+        month; 0 when it has no allowance)."""
+        day = date.fromisoformat(f"{month}-01") if month else self.clock()
+        return self._allowance_left(provider, self.allowance(provider, day), f"{day:%Y-%m}")
+
+    def _allowance_left(self, provider: str, allowance: Allowance | None, month: str) -> int:
+        if allowance is None:
+            return 0
+        used = int(self.store.get_value(_KV, f"allowance:{provider}:{month}") or 0)
+        return max(0, allowance.per_month - used)
+
+    def quote(
+        self,
+        provider: str,
+        user: str,
+        category: str | None,
+        *,
+        business: str | None = None,
+        in_window: bool = False,
+        at: datetime | None = None,
+    ) -> Quote:
+        """What sending one message now would cost, counting open CBP conversations and the
+        free allowance (read-only: nothing is recorded)."""
+        at = at or self.clock()
+        market = self.market_of(user)
+        table = self.prices.table(provider, at)
+        conv_open = False
+        if table is not None and category is not None:
+            model_table = self.prices.table(table.includes, at) if table.includes else table
+            if model_table is not None and model_table.model == "CBP":
+                conv_open = self._conversation_open(
+                    provider, business, user, category, at, model_table.conversation_hours
+                )
+        quote = self.prices.quote(
+            provider, category, market, at=at, in_window=in_window, conversation_open=conv_open
+        )
+        if quote.amount is not None and quote.amount > 0 and self._allowance_covers(provider, category, at):
+            return Quote(
+                provider,
+                category,
+                market,
+                ZERO,
+                quote.currency,
+                quote.pricing_model,
+                billable=False,
+                note="free-allowance",
+            )
+        return quote
+
+    def _allowance_covers(self, provider: str, category: str | None, at: datetime) -> bool:
+        """The provider's free allowance covers a message of ``category`` sent at ``at``."""
+        allowance = self.allowance(provider, at)
+        return (
+            allowance is not None
+            and allowance.covers(category)
+            and self._allowance_left(provider, allowance, at.strftime("%Y-%m")) > 0
+        )
+
+    # --- recording -------------------------------------------------------------------------
+    def record_send(
+        self,
+        provider: str,
+        message_ids: Iterable[str],
+        user: str,
+        category: str | None,
+        *,
+        business: str | None = None,
+        in_window: bool = False,
+        at: datetime | None = None,
+    ) -> list[LedgerEntry]:
+        """Price and record a successful send (one entry per message id)."""
+        at = at or self.clock()
+        entries = []
+        with self._lock:
+            for message_id in message_ids:
+                quote = self.quote(provider, user, category, business=business, in_window=in_window, at=at)
+                entry = LedgerEntry(
+                    provider=provider,
+                    message_id=message_id,
+                    category=category,
+                    at=at,
+                    user=user,
+                    market=quote.market,
+                    pricing_model=quote.pricing_model,
+                    billable=quote.billable,
+                    amount=quote.amount,
+                    currency=quote.currency,
+                    source="send",
+                    note=quote.note,
+                )
+                if not self.store.add_ledger(entry):
+                    continue
+                entries.append(entry)
+                if quote.note == "free-allowance":
+                    key = f"allowance:{provider}:{at.strftime('%Y-%m')}"
+                    self.store.set_value(_KV, key, int(self.store.get_value(_KV, key) or 0) + 1)
+                opens = quote.billable or quote.note == "free-allowance"
+                if quote.pricing_model == "CBP" and opens and category is not None:
+                    # This message opened a conversation: later ones of the category are free.
+                    self.store.set_value(
+                        _KV, self._conv_key(provider, business, user, category), at.isoformat()
+                    )
+        return entries
+
+    def record_status(
+        self, status: StatusUpdate, *, category: str | None = None, sent_at: datetime | None = None
+    ) -> LedgerEntry | None:
+        """Record the provider's own pricing of a message (first value seen wins), or that a
+        message failed (not charged). Statuses without pricing or failure add nothing.
+
+        A failure is kept apart (``source="failure"``), so a message priced by an earlier status
+        and failed later is still counted as failed and not charged.
+
+        ``category`` and ``sent_at`` come from the message's log row when known; the entry is
+        dated ``sent_at`` (so it lands in the same month as the send) or else the status time.
+        """
+        pricing = status.pricing
+        if pricing is None and not status.failed:
+            return None
+        at = sent_at or status.timestamp
+        user = status.recipient or status.recipient_user_id or ""
+        market = self._markets.get(user, _UNSET)
+        if market is _UNSET:
+            market = self.market_of(user)
+            if len(self._markets) >= 10_000:
+                self._markets.clear()
+            self._markets[user] = market
+        if status.failed:
+            entry = LedgerEntry(
+                provider=status.provider,
+                message_id=status.message_id,
+                category=category,
+                at=at,
+                user=user or None,
+                market=market,
+                billable=False,
+                amount=ZERO,
+                source="failure",
+                note="failed",
+            )
+        elif pricing is not None:
+            cat = (pricing.category or category or "").lower() or None
+            model = (pricing.pricing_model or "").upper() or None
+            free = (pricing.type or "").startswith("free") or pricing.billable is False
+            if free:
+                amount: Decimal | None = ZERO
+                note: str | None = pricing.type or "not billable"
+                currency = self.prices.currency
+            else:
+                quote = self.prices.quote(status.provider, cat, market, at=at, in_window=False)
+                amount, note, currency = quote.amount, quote.note, quote.currency
+            # positional, in field order: this runs for every priced status webhook
+            entry = LedgerEntry(
+                status.provider,
+                status.message_id,
+                cat,
+                at,
+                user or None,
+                market,
+                model,
+                None if amount is None else amount > 0,
+                amount,
+                currency,
+                "status",
+                note,
+            )
+        else:
+            return None
+        return entry if self.store.add_ledger(entry) else None
+
+    # --- report ----------------------------------------------------------------------------
+    def report(self, month: str | None = None) -> CostReport:
+        """Counts and estimated cost per provider and category for ``month`` (``"2026-11"``,
+        default: this month). Provider pricing from status webhooks wins over the estimate made
+        when sending, except that messages made free by the allowance stay free."""
+        month = month or self.clock().strftime("%Y-%m")
+        return build_report(self.store.ledger(month=month), month, self.prices.currency)
+
+    # --- CBP conversations -----------------------------------------------------------------
+    @staticmethod
+    def _conv_key(provider: str, business: str | None, user: str, category: str) -> str:
+        return f"conv:{provider}:{business or '-'}:{user}:{category}"
+
+    def _conversation_open(
+        self, provider: str, business: str | None, user: str, category: str, at: datetime, hours: int
+    ) -> bool:
+        # A service message falls into any open conversation; a template needs its own category.
+        categories = CATEGORIES if category == "service" else (category,)
+        for cat in categories:
+            opened = self.store.get_value(_KV, self._conv_key(provider, business, user, cat))
+            if opened and timedelta(0) <= at - datetime.fromisoformat(opened) < timedelta(hours=hours):
+                return True
+        return False

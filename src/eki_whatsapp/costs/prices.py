@@ -1,0 +1,349 @@
+"""Price tables: what one message costs on each provider, by date, market and category.
+
+Either pricing model of Meta: ``PMP`` (per delivered message, from 2025-07-01) or ``CBP`` (per
+24-hour conversation, before). A table may include another provider's rates (Twilio passes
+Meta's through and adds its own per-message fee) and a monthly free allowance. The shipped
+tables (``eki_whatsapp/costs/prices.json``) note their date and sources; replace them with
+``WHATSAPP_PRICE_TABLE=/path/prices.json``. Every top-level list of the file is a provider's
+tables, so a provider added to the bot is priced by adding its key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .markets import country_of
+
+__all__ = ["CATEGORIES", "ZERO", "Allowance", "PriceBook", "PriceTable", "Quote"]
+
+#: The four categories of Meta's pricing (providers may report others, e.g. ``marketing_lite``).
+CATEGORIES = ("marketing", "utility", "authentication", "service")
+
+ZERO = Decimal("0")
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise ConfigError(f"price table: {where} is {value!r}, not a number") from exc
+    if result < 0:
+        raise ConfigError(f"price table: {where} is negative")
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """Messages a month a provider does not charge for (e.g. Meta's 1,000 free service
+    conversations under CBP pricing).
+
+    Attributes:
+        per_month: how many messages each calendar month (UTC).
+        categories: the categories it covers (empty: every billable one).
+    """
+
+    per_month: int
+    categories: frozenset[str] = frozenset()
+
+    def covers(self, category: str | None) -> bool:
+        """Whether a message of ``category`` may use the allowance."""
+        return category is not None and (not self.categories or category in self.categories)
+
+    @classmethod
+    def from_data(cls, data: Any, where: str) -> Allowance | None:
+        """From ``1000`` or ``{"per_month": 1000, "categories": ["service"]}`` (``None``: no allowance)."""
+        if data is None:
+            return None
+        fields = data if isinstance(data, Mapping) else {"per_month": data}
+        try:
+            per_month = int(fields["per_month"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"price table: {where} free_allowance needs a whole 'per_month' number, e.g. "
+                '{"per_month": 1000, "categories": ["service"]}'
+            ) from exc
+        if per_month < 0:
+            raise ConfigError(f"price table: {where} free_allowance is negative")
+        categories = frozenset(str(c).lower() for c in fields.get("categories", ()))
+        return cls(per_month, categories) if per_month else None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """The prices of one provider from one date on.
+
+    Attributes:
+        provider: the provider's name (``meta``, ``twilio``, ...).
+        effective: first day the table applies (until the next table of that provider).
+        model: ``PMP`` (per message), ``CBP`` (per 24-hour conversation) or ``fee`` (only a
+            per-message fee, plus the rates of ``includes``).
+        rates: ``{market: {category: amount}}``.
+        fee_per_message: charged on every outbound message (Twilio's fee).
+        includes: another provider whose rates are charged too (Twilio passes Meta's through).
+        free_in_window: categories free inside the customer service window (PMP: service, utility).
+        conversation_hours: length of a CBP conversation.
+        free_allowance: messages a month that are not charged (``None``: no allowance).
+    """
+
+    provider: str
+    effective: date
+    model: str
+    currency: str = "USD"
+    rates: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
+    fee_per_message: Decimal = ZERO
+    includes: str | None = None
+    free_in_window: frozenset[str] = frozenset()
+    conversation_hours: int = 24
+    source: str = ""
+    note: str = ""
+    free_allowance: Allowance | None = None
+
+    @classmethod
+    def from_dict(cls, provider: str, data: Mapping[str, Any], *, currency: str = "USD") -> PriceTable:
+        """Build from the JSON shape of ``prices.json`` (amounts as strings or numbers)."""
+        try:
+            effective = date.fromisoformat(str(data["effective"]))
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(
+                f"price table for {provider}: 'effective' must be a date like '2025-07-01'"
+            ) from exc
+        model = str(data.get("model", "PMP")).upper()
+        if model not in ("PMP", "CBP", "FEE"):
+            raise ConfigError(f"price table for {provider} {effective}: model must be PMP, CBP or fee")
+        rates: dict[str, dict[str, Decimal]] = {}
+        for market, by_category in dict(data.get("rates") or {}).items():
+            rates[str(market)] = {
+                str(cat).lower(): _decimal(amount, f"{provider} {effective} {market}.{cat}")
+                for cat, amount in dict(by_category).items()
+            }
+        return cls(
+            provider=provider,
+            effective=effective,
+            model="fee" if model == "FEE" else model,
+            currency=str(data.get("currency", currency)),
+            rates=rates,
+            fee_per_message=_decimal(data.get("fee_per_message", 0), f"{provider} {effective} fee"),
+            includes=data.get("includes"),
+            free_in_window=frozenset(str(c).lower() for c in data.get("free_in_window", ())),
+            conversation_hours=int(data.get("conversation_hours", 24)),
+            source=str(data.get("source", "")),
+            note=str(data.get("note", "")),
+            free_allowance=Allowance.from_data(data.get("free_allowance"), f"{provider} {effective}"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The price of one message. ``amount`` is ``None`` when unknown (``note`` says why)."""
+
+    provider: str
+    category: str | None
+    market: str | None
+    amount: Decimal | None
+    currency: str = "USD"
+    pricing_model: str | None = None
+    #: Whether the message is charged at all (``None`` when unknown).
+    billable: bool | None = None
+    note: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.amount is not None
+
+
+class PriceBook:
+    """Every provider's dated price tables plus the country → market map.
+
+    Example::
+
+        book = PriceBook.default()                       # the shipped prices.json
+        book = PriceBook.load("my-prices.json")          # your negotiated rates
+        book.quote("twilio", "marketing", "north_america", at=now, in_window=False).amount
+    """
+
+    def __init__(
+        self,
+        tables: Iterable[PriceTable],
+        *,
+        markets: Mapping[str, str] | None = None,
+        currency: str = "USD",
+        about: str = "",
+    ) -> None:
+        self.currency = currency
+        self.about = about
+        self.markets = {k.upper(): v for k, v in (markets or {}).items()}
+        self.tables: dict[str, list[PriceTable]] = {}
+        for table in tables:
+            self.tables.setdefault(table.provider, []).append(table)
+        for items in self.tables.values():
+            items.sort(key=lambda t: t.effective)
+        #: Whether any table grants a free allowance (most books have none: skip the look-up).
+        self.has_allowances = any(t.free_allowance is not None for t in tables_of(self.tables))
+        self._quotes: dict[tuple[Any, ...], Quote] = {}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PriceBook:
+        """Build from the JSON shape of ``prices.json``."""
+        currency = str(data.get("currency", "USD"))
+        # Every top-level list of objects is one provider's tables (``"meta": [{...}, ...]``).
+        tables = [
+            PriceTable.from_dict(str(provider), item, currency=currency)
+            for provider, items in data.items()
+            if isinstance(items, list) and all(isinstance(item, Mapping) for item in items)
+            for item in items
+        ]
+        return cls(
+            tables,
+            markets=data.get("markets") or {},
+            currency=currency,
+            about=str(data.get("about", "")),
+        )
+
+    @classmethod
+    def default(cls) -> PriceBook:
+        """The tables shipped with the library (``eki_whatsapp/costs/prices.json``)."""
+        text = resources.files("eki_whatsapp.costs").joinpath("prices.json").read_text("utf-8")
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> PriceBook:
+        """Tables from a JSON file in the shape of ``prices.json`` (``WHATSAPP_PRICE_TABLE``)."""
+        try:
+            data = json.loads(Path(path).read_text("utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"WHATSAPP_PRICE_TABLE: cannot read {path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"WHATSAPP_PRICE_TABLE: {path} is not valid JSON ({exc})") from exc
+        return cls.from_dict(data)
+
+    def table(self, provider: str, at: datetime | date) -> PriceTable | None:
+        """The table of ``provider`` in force on that day (``None`` before the first)."""
+        day = at.date() if isinstance(at, datetime) else at
+        found = None
+        for table in self.tables.get(provider, ()):
+            if table.effective <= day:
+                found = table
+        return found
+
+    def allowance(self, provider: str, at: datetime | date) -> Allowance | None:
+        """The monthly free allowance of ``provider``'s table in force on that day, if any."""
+        if not self.has_allowances:
+            return None
+        table = self.table(provider, at)
+        return table.free_allowance if table is not None else None
+
+    def market_of(self, user: str | None, default: str | None = None) -> str | None:
+        """The pricing market of a user key (``None`` when neither number nor default tell)."""
+        country = country_of(user)
+        if country is not None and country in self.markets:
+            return self.markets[country]
+        return default
+
+    def quote(
+        self,
+        provider: str,
+        category: str | None,
+        market: str | None,
+        *,
+        at: datetime,
+        in_window: bool,
+        conversation_open: bool = False,
+    ) -> Quote:
+        """Price of one message of ``category`` to ``market`` sent through ``provider`` at ``at``.
+
+        ``in_window``: the user's customer service window is open on that provider's number;
+        ``conversation_open``: (CBP) a conversation of that category is already open.
+        """
+        key = (provider, category, market, at.date(), in_window, conversation_open)
+        cached = self._quotes.get(key)
+        if cached is not None:
+            return cached
+        quote = self._quote(provider, category, market, at, in_window, conversation_open)
+        if len(self._quotes) >= 4096:  # bounded: tables are immutable, keys are few in practice
+            self._quotes.clear()
+        self._quotes[key] = quote
+        return quote
+
+    def _quote(
+        self,
+        provider: str,
+        category: str | None,
+        market: str | None,
+        at: datetime,
+        in_window: bool,
+        conversation_open: bool,
+    ) -> Quote:
+        """The quote, uncached (``conversation_open``: see :meth:`quote`)."""
+        table = self.table(provider, at)
+        if table is None:
+            return Quote(
+                provider,
+                category,
+                market,
+                None,
+                self.currency,
+                note=f"no {provider} price table for {at.date()}",
+            )
+        fee = table.fee_per_message
+        base: Quote | None = None
+        if table.includes:
+            base = self.quote(
+                table.includes,
+                category,
+                market,
+                at=at,
+                in_window=in_window,
+                conversation_open=conversation_open,
+            )
+        if table.rates:
+            base = self._own_rate(table, category, market, in_window, conversation_open)
+        if base is None:
+            return Quote(provider, category, market, fee, table.currency, table.model, billable=fee > 0)
+        if base.amount is None:
+            return Quote(provider, category, market, None, table.currency, base.pricing_model, note=base.note)
+        amount = base.amount + fee
+        return Quote(
+            provider,
+            category,
+            market,
+            amount,
+            table.currency,
+            base.pricing_model,
+            billable=amount > 0,
+            note=base.note,
+        )
+
+    @staticmethod
+    def _own_rate(
+        table: PriceTable, category: str | None, market: str | None, in_window: bool, conversation_open: bool
+    ) -> Quote:
+        p, model, cur = table.provider, table.model, table.currency
+        if category is None:
+            return Quote(p, None, market, None, cur, model, note="unknown category")
+        if market is None:
+            return Quote(p, category, None, None, cur, model, note="unknown market")
+        rates = table.rates.get(market)
+        if rates is None:
+            return Quote(p, category, market, None, cur, model, note=f"no {p} rate for market {market!r}")
+        rate = rates.get(category)
+        if rate is None:
+            return Quote(p, category, market, None, cur, model, note=f"no {p} rate for category {category!r}")
+        if model == "CBP" and conversation_open:
+            return Quote(p, category, market, ZERO, cur, model, billable=False, note="in-conversation")
+        if model == "PMP" and in_window and category in table.free_in_window:
+            return Quote(p, category, market, ZERO, cur, model, billable=False, note="free-in-window")
+        return Quote(p, category, market, rate, cur, model, billable=rate > 0)
+
+
+def tables_of(tables: Mapping[str, list[PriceTable]]) -> Iterable[PriceTable]:
+    """Every table of every provider."""
+    for items in tables.values():
+        yield from items

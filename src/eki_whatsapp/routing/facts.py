@@ -1,0 +1,124 @@
+"""The facts a routing decision is made from, read for one message.
+
+:class:`Facts` turns the router's world — windows in the Store, breakers, quotes from the
+ledger, the settings — into the plain :class:`~eki_whatsapp.routing.policy.Situation` the pure
+policy reads. Windows and prices are read lazily: a rule that never looks at a price costs no
+quote, and a reply on its own channel reads one window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from ..costs import Costs
+from ..events import InboundMessage
+from ..providers.base import ProviderError
+from .kinds import is_template
+from .plan import Pending
+from .policy import Price, Situation
+
+if TYPE_CHECKING:
+    from .router import Router
+
+__all__ = ["WINDOW", "Facts"]
+
+#: The customer service window: free-form messages only within 24 hours of the user's last one.
+WINDOW = timedelta(hours=24)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Facts(dict[K, V], Generic[K, V]):
+    """A mapping whose values are computed on first read: the policy pays only for what it reads."""
+
+    def __init__(self, compute: Callable[[K], V]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key: K) -> V:
+        value = self[key] = self._compute(key)
+        return value
+
+
+class _Allowances:
+    """The providers with a monthly free allowance, asked of the ledger when the policy asks."""
+
+    __slots__ = ("at", "costs")
+
+    def __init__(self, costs: Costs, at: datetime) -> None:
+        self.costs, self.at = costs, at
+
+    def __contains__(self, provider: object) -> bool:
+        return isinstance(provider, str) and self.costs.has_allowance(provider, self.at)
+
+    def __iter__(self) -> Iterator[str]:  # pragma: no cover - the policy only asks `in`
+        return iter(())
+
+
+class Facts:
+    """Reads what the policy needs for a :class:`~eki_whatsapp.routing.Router`'s messages."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def policy_providers(self) -> list[str]:
+        """Registered providers the policy allows, in order of preference: those the policy names
+        (``dual``: Meta, then Twilio), then — under ``dual`` — any other registered provider."""
+        enabled: tuple[str, ...] = self.router.settings.enabled_providers
+        names = [name for name in enabled if name in self.router.providers]
+        if self.router.settings.whatsapp_provider == "dual":
+            names += [name for name in self.router.providers if name not in enabled]
+        return names
+
+    def window_open(self, provider: str, user: str, *, inbound: InboundMessage | None = None) -> bool:
+        """Whether ``user``'s 24-hour window is open on ``provider``'s business number now."""
+        if provider not in self.router.providers:
+            return False
+        business: str | None = self.router.providers[provider].business_number or None
+        if business is not None and not business.isdigit():
+            business = None  # a sender that is not one number (a messaging service): any of its numbers
+        last = self.router.store.last_inbound_at(provider, business, user)
+        if inbound is not None and inbound.provider == provider and inbound.sender == user:
+            last = inbound.timestamp if last is None else max(last, inbound.timestamp)
+        if last is None:
+            return False
+        return self.router.clock() - last < WINDOW - self.router.window_margin
+
+    def situation(self, req: Pending, cause: ProviderError | None = None) -> Situation:
+        """The facts of a decision for ``req``; windows, breakers and prices are read on demand."""
+        router = self.router
+        now = req.at = router.clock()
+        tried = {name for name, _ in req.tried}
+        windows: _Facts[str, bool] = _Facts(lambda p: self.window_open(p, req.user, inbound=req.inbound))
+        return Situation(
+            candidates=[p for p in self.policy_providers() if p not in tried],
+            windows=windows,
+            available=_Facts(lambda p: router.breakers[p].available(now)),
+            template=is_template(req.message),
+            category=req.category,
+            policy=router.settings.whatsapp_provider,
+            fallback_category=router.settings.whatsapp_fallback_template_category,
+            has_fallback=router.fallback is not None,
+            inbound=req.inbound.provider if req.inbound is not None else None,
+            explicit=req.explicit,
+            cause=type(cause).__name__ if cause is not None else None,
+            prices=_Facts(lambda key: self._price(req, key[0], key[1], windows[key[0]])),
+            allowances=_Allowances(router.costs, now),
+            weights=router.settings.whatsapp_weights,
+            draw=router.rng.random,
+        )
+
+    def _price(self, req: Pending, provider: str, category: str | None, in_window: bool) -> Price:
+        router = self.router
+        quote = router.costs.quote(
+            provider,
+            req.user,
+            category,
+            business=router.providers[provider].business_number,
+            in_window=in_window,
+            at=req.at,
+        )
+        return Price(quote.amount, free_allowance=quote.note == "free-allowance")

@@ -1,0 +1,128 @@
+"""The outbound log: one row per message id the router sent, or one per failed attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ..addresses import normalize
+from ..messages import Message
+from ..providers.base import Provider, ProviderError, SendReceipt
+from ..store.base import LogEntry, Store
+from .kinds import message_kind, message_text
+
+__all__ = ["OutboundLog", "user_key"]
+
+
+def user_key(to: str) -> str:
+    """The user as stored: digits without ``whatsapp:``/``+``, or the BSUID as given."""
+    return normalize(to)
+
+
+class OutboundLog:
+    """Writes the router's rows (with the ``reason`` for each choice) to the Store."""
+
+    def __init__(
+        self, store: Store, providers: Mapping[str, Provider], clock: Callable[[], datetime]
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.clock = clock
+
+    def success(
+        self,
+        receipt: SendReceipt,
+        to: str,
+        message: Message,
+        reason: str,
+        category: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """One ``accepted`` row per message id of the receipt (a long text has several)."""
+        provider = self.providers[receipt.provider]
+        ids = receipt.message_ids or (receipt.message_id,)
+        for index, message_id in enumerate(ids):
+            row_extra = dict(extra or {})
+            if len(ids) > 1:
+                row_extra.update(part=index + 1, parts=len(ids))
+            self.store.log_outbound(
+                LogEntry(
+                    direction="out",
+                    provider=receipt.provider,
+                    type=receipt.kind or message_kind(message),
+                    message_id=message_id,
+                    sender=provider.business_number,
+                    recipient=user_key(to),
+                    text=message_text(message),
+                    status=receipt.status or "accepted",
+                    raw=dict(receipt.raw),
+                    timestamp=receipt.sent_at or self.clock(),
+                    attempts=receipt.attempts,
+                    reason=reason,
+                    category=category,
+                    extra=row_extra,
+                )
+            )
+
+    def failure(
+        self,
+        name: str,
+        to: str,
+        message: Message,
+        reason: str,
+        exc: ProviderError,
+        category: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """One ``failed`` row with the provider's error code and message."""
+        provider = self.providers.get(name)
+        self.store.log_outbound(
+            LogEntry(
+                direction="out",
+                provider=name,
+                type=message_kind(message),
+                sender=provider.business_number if provider is not None else None,
+                recipient=user_key(to),
+                text=message_text(message),
+                status="failed",
+                error_code=exc.code,
+                error_message=exc.message,
+                raw=exc.raw if isinstance(exc.raw, dict) else None,
+                timestamp=self.clock(),
+                attempts=int(getattr(exc, "attempts", 1) or 1),
+                reason=reason,
+                category=category,
+                extra={**(extra or {}), "error": type(exc).__name__},
+            )
+        )
+
+    def parts(
+        self,
+        name: str,
+        to: str,
+        parts: Sequence[str],
+        sent: Sequence[str],
+        reason: str,
+        category: str | None,
+        extra: Mapping[str, Any],
+    ) -> None:
+        """``accepted`` rows for the parts of a split text that went out before a failure."""
+        sender = self.providers[name].business_number
+        for index, message_id in enumerate(sent):
+            self.store.log_outbound(
+                LogEntry(
+                    direction="out",
+                    provider=name,
+                    type="text",
+                    message_id=message_id,
+                    sender=sender,
+                    recipient=user_key(to),
+                    text=parts[index] if index < len(parts) else None,
+                    status="accepted",
+                    timestamp=self.clock(),
+                    reason=reason,
+                    category=category,
+                    extra={**extra, "part": index + 1, "parts": len(parts), "partial": True},
+                )
+            )

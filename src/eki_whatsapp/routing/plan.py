@@ -1,0 +1,80 @@
+"""One routing implementation, a sync and an async face.
+
+Routing a message is written once as a *plan*: a generator that yields an :class:`Attempt` (send
+this message through that provider), receives the :class:`~eki_whatsapp.providers.base.SendReceipt`
+or the :class:`~eki_whatsapp.providers.base.ProviderError`, and returns the final receipt (or
+raises). :func:`run_sync` and :func:`run_async` drive a plan with the providers' ``send`` and
+``send_async`` — the same shape as the providers' HTTP plans (``providers/_http.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Union
+
+from ..events import InboundMessage
+from ..messages import Message
+from ..providers.base import Provider, ProviderError, SendReceipt
+
+__all__ = ["Attempt", "Outcome", "Pending", "RoutePlan", "run_async", "run_sync"]
+
+
+@dataclass(slots=True)
+class Pending:
+    """One outbound message while it is being routed."""
+
+    to: str
+    user: str
+    message: Message
+    category: str | None
+    inbound: InboundMessage | None
+    explicit: str | None
+    at: datetime
+    tried: list[tuple[str, bool]] = field(default_factory=list)  # (provider, fallback)
+    #: Added to the log rows of this message (e.g. ``{"staff": "lucia"}`` for a console reply).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """Step: send ``message`` to ``to`` through ``provider``; the plan receives the outcome."""
+
+    provider: str
+    to: str
+    message: Message
+
+
+Outcome = Union[SendReceipt, ProviderError]
+RoutePlan = Generator[Attempt, Outcome, SendReceipt]
+
+
+def run_sync(plan: RoutePlan, providers: Mapping[str, Provider]) -> SendReceipt:
+    """Run ``plan`` with the providers' blocking ``send``."""
+    try:
+        step = next(plan)
+        while True:
+            outcome: Outcome
+            try:
+                outcome = providers[step.provider].send(step.to, step.message)
+            except ProviderError as exc:
+                outcome = exc
+            step = plan.send(outcome)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def run_async(plan: RoutePlan, providers: Mapping[str, Provider]) -> SendReceipt:
+    """Run ``plan`` with the providers' ``send_async``."""
+    try:
+        step = next(plan)
+        while True:
+            outcome: Outcome
+            try:
+                outcome = await providers[step.provider].send_async(step.to, step.message)
+            except ProviderError as exc:
+                outcome = exc
+            step = plan.send(outcome)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

@@ -1,0 +1,390 @@
+"""The :class:`Router`: gathers the facts, asks the policy, sends, fails over, logs and prices.
+
+Every outbound message — ``ctx.reply()`` and ``bot.send()`` alike — goes through
+:meth:`Router.send` (or :meth:`Router.send_async`). The decision itself is the pure
+:func:`~eki_whatsapp.routing.policy.choose`; the router reads what it needs (windows from the
+Store, breaker states, quotes from the ledger), turns the choice into a :class:`Decision` (with
+the fallback template when a free-form message meets a closed window), and runs one plan
+(:mod:`~eki_whatsapp.routing.plan`) with a sync or an async face.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Union, cast
+
+from ..costs import Costs
+from ..errors import ConfigError
+from ..events import InboundMessage, StatusUpdate
+from ..messages import Message, Template
+from ..optout import OptOuts
+from ..providers.base import Provider, ProviderError, SendReceipt, WindowClosed
+from ..store.base import Store
+from .breaker import Breakers
+from .facts import Facts
+from .kinds import coerce_message, is_template, message_kind
+from .log import OutboundLog, user_key
+from .plan import Attempt, Pending, RoutePlan, run_async, run_sync
+from .policy import Choice, Decision, after_failure, choose
+from .recovery import Recovery
+
+if TYPE_CHECKING:
+    from ..bot import Bot
+    from ..settings import Settings
+
+logger = logging.getLogger("eki_whatsapp.routing")
+
+__all__ = ["FallbackTemplate", "Router"]
+
+#: What to send when the window is closed: a template, or ``(user, original message) -> template``.
+FallbackTemplate = Union[Template, Callable[[str, Union[Message, str, None]], Union[Template, None]]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Router:
+    """Chooses the provider for each outbound message, sends, fails over, logs and prices.
+
+    Args:
+        providers: the registered providers by name (``{"meta": ..., "twilio": ...}``).
+        store: the Store (windows, log, ledger, counters).
+        settings: policy and routing settings (``WHATSAPP_PROVIDER``, ``WHATSAPP_WEIGHTS``, ...).
+        costs: the cost ledger (default: from the settings, on ``store``).
+        clock: returns "now" as an aware UTC datetime (inject one in tests and simulations).
+        rng: random source for weighted load balancing.
+        fallback_template: what to send when the window is closed: a template, or a function
+            ``(user, original message) -> template``. Default: ``WHATSAPP_FALLBACK_TEMPLATE``.
+        optouts: the opt-out list checked before every send (default: one on ``store``).
+    """
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        store: Store,
+        settings: Settings,
+        *,
+        costs: Costs | None = None,
+        clock: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+        fallback_template: FallbackTemplate | None = None,
+        optouts: OptOuts | None = None,
+    ) -> None:
+        self.providers = providers
+        #: Checked before every send: an opted-out user is refused with :class:`OptedOut`.
+        self.optouts = optouts if optouts is not None else OptOuts(store, settings)
+        self.store = store
+        self.settings = settings
+        self.clock: Callable[[], datetime] = clock or _utcnow
+        self.rng = rng or random.Random()
+        self._costs = (
+            costs if costs is not None else Costs.from_settings(store, settings, clock=lambda: self.clock())
+        )
+        self.fallback = fallback_template if fallback_template is not None else _settings_fallback(settings)
+        cooldown = timedelta(seconds=settings.whatsapp_breaker_cooldown_seconds)
+        self.breakers = Breakers(settings.whatsapp_breaker_threshold, cooldown)
+        self.window_margin = timedelta(seconds=settings.whatsapp_window_margin_seconds)
+        self.log = OutboundLog(store, providers, lambda: self.clock())
+        self.facts = Facts(self)
+        self.recovery = Recovery(self)
+
+    @classmethod
+    def from_bot(cls, bot: Bot) -> Router:
+        """The router of a bot, configured from its settings."""
+        return cls(bot.providers, bot.store, bot.settings, optouts=bot.optouts)
+
+    @property
+    def costs(self) -> Costs:
+        """The cost ledger (``bot.costs``)."""
+        return self._costs
+
+    # --- facts ---------------------------------------------------------------------------------
+    def policy_providers(self) -> list[str]:
+        """Registered providers the policy allows, in order of preference (see :class:`Facts`)."""
+        return self.facts.policy_providers()
+
+    def window_open(self, provider: str, user: str, *, inbound: InboundMessage | None = None) -> bool:
+        """Whether ``user``'s 24-hour window is open on ``provider``'s business number now."""
+        return self.facts.window_open(provider, user, inbound=inbound)
+
+    def fallback_for(self, user: str, message: Message | str | None) -> Template | None:
+        """The template to send instead of ``message`` (``None`` when none is configured)."""
+        fallback = self.fallback
+        if fallback is None or isinstance(fallback, Template):
+            return fallback
+        if hasattr(fallback, "kind"):  # a template-like model of one's own
+            return cast(Template, fallback)
+        return fallback(user, message)
+
+    def _category(self, message: Message, given: str | None) -> str | None:
+        if given is not None:
+            return given.lower()
+        own = getattr(message, "category", None)
+        if isinstance(own, str):
+            return own.lower()
+        return None if is_template(message) else "service"
+
+    # --- decisions (no sending) ----------------------------------------------------------------
+    def choose(
+        self,
+        to: str,
+        message: Message | str,
+        *,
+        inbound: InboundMessage | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+    ) -> tuple[str, str]:
+        """``(provider name, reason)`` for this message."""
+        decision = self.decide(to, message, inbound=inbound, category=category, provider=provider)
+        return decision.provider, decision.reason
+
+    def decide(
+        self,
+        to: str,
+        message: Message | str,
+        *,
+        inbound: InboundMessage | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+    ) -> Decision:
+        """The full :class:`Decision` for a message, without sending it.
+
+        Raises:
+            WindowClosed: a free-form message, the window closed and no fallback template.
+            ConfigError: no provider can send.
+        """
+        decision = self.next_decision(self.pending(to, message, inbound, category, provider))
+        if decision is None:  # pragma: no cover - a first decision raises instead
+            raise ConfigError("no provider can send this message")
+        return decision
+
+    def pending(
+        self,
+        to: str,
+        message: Message | str,
+        inbound: InboundMessage | None,
+        category: str | None,
+        provider: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Pending:
+        """The routing state of a new outbound message."""
+        message = coerce_message(message)
+        return Pending(
+            extra=dict(extra or {}),
+            to=to,
+            user=user_key(to),
+            message=message,
+            category=self._category(message, category),
+            inbound=inbound,
+            explicit=self._require(provider) if provider is not None else None,
+            at=self.clock(),
+        )
+
+    def _require(self, name: str) -> str:
+        if name not in self.providers:
+            raise ConfigError(
+                f"provider {name!r} is not configured (have: {sorted(self.providers)}); "
+                "set its META_*/TWILIO_* variables or pick another provider"
+            )
+        return name
+
+    def next_decision(self, req: Pending, cause: ProviderError | None = None) -> Decision | None:
+        """The first decision (``cause=None``) or the next one after ``cause`` (``None``: give up)."""
+        choice = choose(self.facts.situation(req, cause))
+        return None if choice is None else self._decision(req, choice)
+
+    def _decision(self, req: Pending, choice: Choice) -> Decision:
+        """The choice with what to send: the message, or the fallback template replacing it."""
+        if not choice.fallback:
+            return Decision(choice.provider, choice.reason, req.message, req.category, choice.in_window)
+        template = self.fallback_for(req.user, req.message)
+        if template is None:
+            raise WindowClosed(
+                f"the 24-hour window of {req.user} on {choice.provider} is closed and no fallback "
+                "template is configured: send a Template, or set WHATSAPP_FALLBACK_TEMPLATE "
+                "(and WHATSAPP_FALLBACK_TEMPLATE_CONTENT_SID for Twilio)",
+                provider=choice.provider,
+            )
+        return Decision(
+            choice.provider,
+            choice.reason,
+            template,
+            self.settings.whatsapp_fallback_template_category,
+            choice.in_window,
+            fallback=True,
+            extra={
+                "fallback_template": True,
+                "choice": choice.basis,
+                "original_kind": message_kind(req.message),
+            },
+        )
+
+    # --- the plan: decide, attempt, fail over, record ------------------------------------------
+    def plan(self, req: Pending) -> RoutePlan:
+        """Route ``req``: yields each :class:`Attempt`, receives its outcome, returns the receipt
+        (or raises the last provider error when nothing worked)."""
+        try:
+            decision = self.next_decision(req)
+        except WindowClosed as exc:
+            self.log.failure(
+                exc.provider, req.to, req.message, "window-closed", exc, req.category, extra=req.extra
+            )
+            raise
+        assert decision is not None
+        while True:
+            self.breakers[decision.provider].before_attempt(self.clock())
+            outcome = yield Attempt(decision.provider, req.to, decision.message)
+            if isinstance(outcome, SendReceipt):
+                return self.accepted(req, decision, outcome)
+            nxt = self._after_failure(req, decision, outcome)
+            if nxt is None:
+                raise outcome
+            decision = nxt
+
+    def _after_failure(self, req: Pending, decision: Decision, exc: ProviderError) -> Decision | None:
+        """Log the failure, feed the breaker, and pick the next attempt (``None``: give up)."""
+        if exc.sent_message_ids:
+            # A long text failed part-way: the first parts did go out. Log and price them, and
+            # let a failover send only the rest, so the user never gets a part twice.
+            rest = self.recovery.partial_success(req, decision, exc.sent_message_ids)
+            if rest is not None:
+                req.message = rest
+        self.log.failure(
+            decision.provider,
+            req.to,
+            decision.message,
+            decision.reason,
+            exc,
+            decision.category,
+            extra={**decision.extra, **req.extra},
+        )
+        req.tried.append((decision.provider, decision.fallback))
+        step = after_failure(exc, fallback=decision.fallback, template=is_template(decision.message))
+        if step == "failover":
+            self.breakers[decision.provider].failure(self.clock())
+            try:
+                nxt = self.next_decision(req, exc)
+            except WindowClosed:
+                nxt = None
+            if nxt is not None:
+                logger.warning(
+                    "%s failed with %s; failing over to %s",
+                    decision.provider,
+                    type(exc).__name__,
+                    nxt.provider,
+                )
+            return nxt
+        self.breakers[decision.provider].success()  # it answered; the message was at fault
+        if step == "fallback":
+            template = self.fallback_for(req.user, req.message)
+            if template is not None:
+                return Decision(
+                    decision.provider,
+                    "fallback-template",
+                    template,
+                    self.settings.whatsapp_fallback_template_category,
+                    False,
+                    fallback=True,
+                    extra={"fallback_template": True, "choice": decision.reason, "replaces_error": exc.code},
+                )
+        return None
+
+    def accepted(self, req: Pending, decision: Decision, receipt: SendReceipt) -> SendReceipt:
+        """Record a send the provider accepted: close its breaker, price it, log it."""
+        self.breakers[decision.provider].success()
+        ids = receipt.message_ids or (receipt.message_id,)
+        try:
+            self._costs.record_send(
+                receipt.provider,
+                ids,
+                req.user,
+                decision.category,
+                business=self.providers[decision.provider].business_number,
+                in_window=decision.in_window,
+                at=req.at,
+            )
+        except Exception:
+            logger.exception("pricing message %s failed; the send itself succeeded", receipt.message_id)
+        self.log.success(
+            receipt,
+            req.to,
+            decision.message,
+            decision.reason,
+            decision.category,
+            {**decision.extra, **req.extra},
+        )
+        return receipt
+
+    # --- the two faces ---------------------------------------------------------------------------
+    def send(
+        self,
+        to: str,
+        message: Message | str,
+        *,
+        inbound: InboundMessage | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        exempt: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> SendReceipt:
+        """Route and send one message (sync). Raises the provider's error when nothing worked.
+
+        Args:
+            exempt: send even to a user who opted out (otherwise :class:`OptedOut` is raised
+                before any request).
+            extra: added to the message's log rows (the console logs ``{"staff": name}``).
+        """
+        return run_sync(
+            self.plan(self._accept(to, message, inbound, category, provider, exempt, extra)), self.providers
+        )
+
+    async def send_async(
+        self,
+        to: str,
+        message: Message | str,
+        *,
+        inbound: InboundMessage | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        exempt: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> SendReceipt:
+        """Route and send one message (async face of :meth:`send`)."""
+        plan = self.plan(self._accept(to, message, inbound, category, provider, exempt, extra))
+        return await run_async(plan, self.providers)
+
+    def _accept(
+        self,
+        to: str,
+        message: Message | str,
+        inbound: InboundMessage | None,
+        category: str | None,
+        provider: str | None,
+        exempt: bool,
+        extra: Mapping[str, Any] | None,
+    ) -> Pending:
+        """A message to send, refused with :class:`OptedOut` when the user opted out."""
+        req = self.pending(to, message, inbound, category, provider, extra)
+        if not exempt:
+            self.optouts.check(req.user)
+        return req
+
+    def on_status(self, status: StatusUpdate) -> None:
+        """Late results of sends: price the message from the status, and handle failures
+        (see :class:`~eki_whatsapp.routing.recovery.Recovery`)."""
+        self.recovery.on_status(status)
+
+
+def _settings_fallback(settings: Settings) -> Template | None:
+    """The fallback template of ``WHATSAPP_FALLBACK_TEMPLATE*`` (``None`` when not set)."""
+    if not settings.whatsapp_fallback_template:
+        return None
+    return Template(
+        settings.whatsapp_fallback_template,
+        settings.whatsapp_fallback_template_language,
+        content_sid=settings.whatsapp_fallback_template_content_sid,
+    )
