@@ -25,6 +25,8 @@ The parts:
 * :mod:`~eki_whatsapp.routing.breaker` — circuit breakers, one per provider;
 * :mod:`~eki_whatsapp.routing.router` — :class:`Router`: gathers the facts, sends, fails over;
 * :mod:`~eki_whatsapp.routing.plan` — the one send loop, with a sync and an async runner;
+* :mod:`~eki_whatsapp.routing.facts` — the windows, breakers and prices a decision reads;
+* :mod:`~eki_whatsapp.routing.fallback` — the template sent when the window is closed;
 * :mod:`~eki_whatsapp.routing.recovery` — late failures from status webhooks, partial sends;
 * :mod:`~eki_whatsapp.routing.log` — the outbound log rows.
 """
@@ -32,10 +34,11 @@ The parts:
 from __future__ import annotations
 
 from .breaker import Breakers, CircuitBreaker
+from .fallback import Fallback, FallbackTemplate
 from .kinds import coerce_message, is_template, message_kind, message_text
 from .log import user_key as _user_key  # noqa: F401  (the name before the split into modules)
 from .policy import FAILOVER_ERRORS, Choice, Decision, Price, Situation, choose
-from .router import FallbackTemplate, Router
+from .router import Router
 
 __all__ = [
     "FAILOVER_ERRORS",
@@ -43,6 +46,7 @@ __all__ = [
     "Choice",
     "CircuitBreaker",
     "Decision",
+    "Fallback",
     "FallbackTemplate",
     "Price",
     "Router",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..messages import Message, Text
 
-__all__ = ["coerce_message", "is_template", "message_kind", "message_text"]
+__all__ = ["coerce_message", "is_template", "message_category", "message_kind", "message_text"]
 
 
 def coerce_message(message: Message | str) -> Message:
@@ -35,3 +35,14 @@ def message_text(message: Message) -> str | None:
 def is_template(message: Message) -> bool:
     """Whether ``message`` is a template (the only kind allowed outside the 24-hour window)."""
     return message_kind(message) == "template"
+
+
+def message_category(message: Message, given: str | None = None) -> str | None:
+    """The pricing category: ``given``, else the message's own, else ``service`` for a free-form
+    message (``None`` for a template that does not say: its cost is unknown)."""
+    if given is not None:
+        return given.lower()
+    own = getattr(message, "category", None)
+    if isinstance(own, str):
+        return own.lower()
+    return None if is_template(message) else "service"

@@ -87,15 +87,8 @@ class Recovery:
                 user,
             )
             return
-        decision = Decision(
-            status.provider,
-            "fallback-template",
-            template,
-            router.settings.whatsapp_fallback_template_category,
-            False,
-            fallback=True,
-            extra={"fallback_template": True, "replaces": status.message_id, "late": True},
-        )
+        extra = {"replaces": status.message_id, "late": True}
+        decision = router.fallback.decision(status.provider, "fallback-template", template, False, extra)
         pending = Pending(user, user, template, decision.category, None, status.provider, router.clock())
         self._send(pending, decision)
 

@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Union, cast
+from typing import TYPE_CHECKING, Any
 
 from ..costs import Costs
 from ..errors import ConfigError
@@ -25,7 +25,8 @@ from ..providers.base import Provider, ProviderError, SendReceipt, WindowClosed
 from ..store.base import Store
 from .breaker import Breakers
 from .facts import Facts
-from .kinds import coerce_message, is_template, message_kind
+from .fallback import Fallback, FallbackTemplate
+from .kinds import coerce_message, is_template, message_category, message_kind
 from .log import OutboundLog, user_key
 from .plan import Attempt, Pending, RoutePlan, run_async, run_sync
 from .policy import Choice, Decision, after_failure, choose
@@ -37,10 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("eki_whatsapp.routing")
 
-__all__ = ["FallbackTemplate", "Router"]
-
-#: What to send when the window is closed: a template, or ``(user, original message) -> template``.
-FallbackTemplate = Union[Template, Callable[[str, Union[Message, str, None]], Union[Template, None]]]
+__all__ = ["Router"]
 
 
 def _utcnow() -> datetime:
@@ -84,7 +82,7 @@ class Router:
         self._costs = (
             costs if costs is not None else Costs.from_settings(store, settings, clock=lambda: self.clock())
         )
-        self.fallback = fallback_template if fallback_template is not None else _settings_fallback(settings)
+        self.fallback = Fallback.from_settings(settings, fallback_template)
         cooldown = timedelta(seconds=settings.whatsapp_breaker_cooldown_seconds)
         self.breakers = Breakers(settings.whatsapp_breaker_threshold, cooldown)
         self.window_margin = timedelta(seconds=settings.whatsapp_window_margin_seconds)
@@ -113,20 +111,7 @@ class Router:
 
     def fallback_for(self, user: str, message: Message | str | None) -> Template | None:
         """The template to send instead of ``message`` (``None`` when none is configured)."""
-        fallback = self.fallback
-        if fallback is None or isinstance(fallback, Template):
-            return fallback
-        if hasattr(fallback, "kind"):  # a template-like model of one's own
-            return cast(Template, fallback)
-        return fallback(user, message)
-
-    def _category(self, message: Message, given: str | None) -> str | None:
-        if given is not None:
-            return given.lower()
-        own = getattr(message, "category", None)
-        if isinstance(own, str):
-            return own.lower()
-        return None if is_template(message) else "service"
+        return self.fallback.template_for(user, message)
 
     # --- decisions (no sending) ----------------------------------------------------------------
     def choose(
@@ -178,7 +163,7 @@ class Router:
             to=to,
             user=user_key(to),
             message=message,
-            category=self._category(message, category),
+            category=message_category(message, category),
             inbound=inbound,
             explicit=self._require(provider) if provider is not None else None,
             at=self.clock(),
@@ -209,19 +194,8 @@ class Router:
                 "(and WHATSAPP_FALLBACK_TEMPLATE_CONTENT_SID for Twilio)",
                 provider=choice.provider,
             )
-        return Decision(
-            choice.provider,
-            choice.reason,
-            template,
-            self.settings.whatsapp_fallback_template_category,
-            choice.in_window,
-            fallback=True,
-            extra={
-                "fallback_template": True,
-                "choice": choice.basis,
-                "original_kind": message_kind(req.message),
-            },
-        )
+        extra = {"choice": choice.basis, "original_kind": message_kind(req.message)}
+        return self.fallback.decision(choice.provider, choice.reason, template, choice.in_window, extra)
 
     # --- the plan: decide, attempt, fail over, record ------------------------------------------
     def plan(self, req: Pending) -> RoutePlan:
@@ -282,15 +256,8 @@ class Router:
         if step == "fallback":
             template = self.fallback_for(req.user, req.message)
             if template is not None:
-                return Decision(
-                    decision.provider,
-                    "fallback-template",
-                    template,
-                    self.settings.whatsapp_fallback_template_category,
-                    False,
-                    fallback=True,
-                    extra={"fallback_template": True, "choice": decision.reason, "replaces_error": exc.code},
-                )
+                extra = {"choice": decision.reason, "replaces_error": exc.code}
+                return self.fallback.decision(decision.provider, "fallback-template", template, False, extra)
         return None
 
     def accepted(self, req: Pending, decision: Decision, receipt: SendReceipt) -> SendReceipt:
@@ -377,14 +344,3 @@ class Router:
         """Late results of sends: price the message from the status, and handle failures
         (see :class:`~eki_whatsapp.routing.recovery.Recovery`)."""
         self.recovery.on_status(status)
-
-
-def _settings_fallback(settings: Settings) -> Template | None:
-    """The fallback template of ``WHATSAPP_FALLBACK_TEMPLATE*`` (``None`` when not set)."""
-    if not settings.whatsapp_fallback_template:
-        return None
-    return Template(
-        settings.whatsapp_fallback_template,
-        settings.whatsapp_fallback_template_language,
-        content_sid=settings.whatsapp_fallback_template_content_sid,
-    )
