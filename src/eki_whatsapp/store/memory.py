@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..events import ChangeEvent, InboundMessage, StatusUpdate
+from . import rules
 from .base import (
     Direction,
     LedgerEntry,
@@ -17,17 +18,6 @@ from .base import (
     UsageRecord,
     as_utc,
     utcnow,
-)
-from .rules import (
-    RowStatus,
-    change_entry,
-    inbound_entry,
-    json_copy,
-    ledger_key,
-    status_changes,
-    status_record,
-    window_key,
-    window_moves,
 )
 
 
@@ -44,8 +34,8 @@ def _stored(entry: LogEntry) -> LogEntry:
     """A log row as a store gives it back: JSON values, UTC times (like the SQL stores)."""
     return dataclasses.replace(
         entry,
-        raw=json_copy(entry.raw),
-        extra=json_copy(dict(entry.extra)) if entry.extra else {},
+        raw=rules.json_copy(entry.raw),
+        extra=rules.json_copy(dict(entry.extra)) if entry.extra else {},
         timestamp=None if entry.timestamp is None else as_utc(entry.timestamp),
     )
 
@@ -72,7 +62,7 @@ class MemoryStore:
     def _row(self, index: int) -> LogEntry:
         row = self._rows[index]
         if isinstance(row, _Lazy):
-            row = _stored(inbound_entry(row.message, id=row.id, now=row.at))
+            row = _stored(rules.inbound_entry(row.message, id=row.id, now=row.at))
             self._rows[index] = row
         return row
 
@@ -92,8 +82,8 @@ class MemoryStore:
             # The log row is built when first read: the hot path only files the message.
             self._rows.append(_Lazy(message, len(self._rows) + 1, utcnow()))
             self._by_id[key] = len(self._rows) - 1
-            wkey = window_key(message)
-            if window_moves(self._windows.get(wkey), message.timestamp):
+            wkey = rules.window_key(message)
+            if rules.window_moves(self._windows.get(wkey), message.timestamp):
                 self._windows[wkey] = message.timestamp
             return True
 
@@ -111,14 +101,14 @@ class MemoryStore:
             index = self._by_id.get(key)
             if index is not None:
                 row = self._row(index)
-                changes = status_changes(RowStatus.of(row), (status_record(status),))
+                changes = rules.status_changes(rules.RowStatus.of(row), (rules.status_record(status),))
                 if changes:
                     self._rows[index] = dataclasses.replace(row, updated_at=utcnow(), **changes)
             return True
 
     def record_change(self, event: ChangeEvent) -> None:
         with self._lock:
-            self._append(change_entry(event))
+            self._append(rules.change_entry(event))
 
     def log_outbound(self, entry: LogEntry) -> int:
         with self._lock:
@@ -129,8 +119,8 @@ class MemoryStore:
                         f"MemoryStore: message {entry.message_id!r} of {entry.provider!r} is already "
                         "in the log (a message id is logged once)"
                     )
-                early = [status_record(s) for s in self._statuses.get(key, ())]
-                changes = status_changes(RowStatus.of(entry), early)
+                early = [rules.status_record(s) for s in self._statuses.get(key, ())]
+                changes = rules.status_changes(rules.RowStatus.of(entry), early)
                 if changes:
                     entry = dataclasses.replace(entry, **changes)
             return self._append(entry)
@@ -166,8 +156,8 @@ class MemoryStore:
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         with self._lock:
             updates = list(self._statuses.get((provider, message_id), ()))
-        records = [status_record(s) for s in updates]
-        records = [dataclasses.replace(r, raw=json_copy(r.raw)) for r in records]
+        records = [rules.status_record(s) for s in updates]
+        records = [dataclasses.replace(r, raw=rules.json_copy(r.raw)) for r in records]
         return sorted(records, key=lambda s: s.timestamp)
 
     # --- window ----------------------------------------------------------------------------
@@ -182,10 +172,10 @@ class MemoryStore:
     def load_memory(self, key: str) -> list[dict[str, Any]]:
         with self._lock:
             items = self._memory.get(key)
-        return list(json_copy(items)) if items else []
+        return list(rules.json_copy(items)) if items else []
 
     def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
-        copied = json_copy(items)
+        copied = rules.json_copy(items)
         with self._lock:
             self._memory[key] = copied
 
@@ -205,7 +195,7 @@ class MemoryStore:
 
     # --- ledger ----------------------------------------------------------------------------
     def add_ledger(self, entry: LedgerEntry) -> bool:
-        key = ledger_key(entry)
+        key = rules.ledger_key(entry)
         entry = dataclasses.replace(entry, at=as_utc(entry.at))
         with self._lock:
             if key in self._ledger:
@@ -222,10 +212,10 @@ class MemoryStore:
     def get_value(self, namespace: str, key: str) -> Any:
         with self._lock:
             value = self._kv.get((namespace, key))
-        return json_copy(value)
+        return rules.json_copy(value)
 
     def set_value(self, namespace: str, key: str, value: Any) -> None:
-        copied = json_copy(value)
+        copied = rules.json_copy(value)
         with self._lock:
             self._kv[(namespace, key)] = copied
 

@@ -20,16 +20,8 @@ from typing import Any
 
 from ..errors import StoreError
 from ..events import ChangeEvent, InboundMessage, StatusUpdate
+from . import rules
 from .base import Direction, LedgerEntry, LogEntry, StatusRecord, UsageRecord, as_utc, utcnow
-from .rules import (
-    RowStatus,
-    change_entry,
-    dumps,
-    inbound_entry,
-    status_changes,
-    status_record,
-    window_key,
-)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS message_log (
@@ -201,21 +193,21 @@ class SQLiteStore:
                 entry.status,
                 entry.error_code,
                 entry.error_message,
-                None if entry.raw is None else dumps(entry.raw),
+                None if entry.raw is None else rules.dumps(entry.raw),
                 _iso(entry.timestamp),
                 now,
                 now,
                 entry.attempts,
                 entry.reason,
                 entry.category,
-                dumps(dict(entry.extra)) if entry.extra else None,
+                rules.dumps(dict(entry.extra)) if entry.extra else None,
             ),
         )
         return cur.rowcount and (cur.lastrowid or 0)
 
     def record_inbound(self, message: InboundMessage) -> bool:
         with self._tx() as db:
-            if not self._insert_log(db, inbound_entry(message), ignore=True):
+            if not self._insert_log(db, rules.inbound_entry(message), ignore=True):
                 return False
             # rules.window_moves, atomic in one statement: the window only moves forward.
             db.execute(
@@ -223,12 +215,12 @@ class SQLiteStore:
                 "ON CONFLICT(provider, business, user) DO UPDATE SET "
                 "last_inbound_at=excluded.last_inbound_at "
                 "WHERE excluded.last_inbound_at > windows.last_inbound_at",
-                (*window_key(message), _iso(message.timestamp)),
+                (*rules.window_key(message), _iso(message.timestamp)),
             )
             return True
 
     def record_status(self, status: StatusUpdate) -> bool:
-        record = status_record(status)
+        record = rules.status_record(status)
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO status_log (provider, message_id, status, timestamp, error_code, "
@@ -240,7 +232,7 @@ class SQLiteStore:
                     _iso(record.timestamp),
                     record.error_code,
                     record.error_message,
-                    dumps(record.raw),
+                    rules.dumps(record.raw),
                     record.category,
                 ),
             )
@@ -252,7 +244,7 @@ class SQLiteStore:
                 (record.provider, record.message_id),
             ).fetchone()
             if row is not None:
-                changes = status_changes(RowStatus(*row[1:]), (record,))
+                changes = rules.status_changes(rules.RowStatus(*row[1:]), (record,))
                 if changes:
                     changes["updated_at"] = _iso(utcnow())
                     # Column names come from rules.status_changes, never from input.
@@ -264,7 +256,7 @@ class SQLiteStore:
 
     def record_change(self, event: ChangeEvent) -> None:
         with self._tx() as db:
-            self._insert_log(db, change_entry(event))
+            self._insert_log(db, rules.change_entry(event))
 
     def log_outbound(self, entry: LogEntry) -> int:
         with self._tx() as db:
@@ -285,7 +277,7 @@ class SQLiteStore:
                         (entry.provider, entry.message_id),
                     )
                 ]
-                changes = status_changes(RowStatus.of(entry), early)
+                changes = rules.status_changes(rules.RowStatus.of(entry), early)
                 if changes:
                     entry = replace(entry, **changes)
             return self._insert_log(db, entry)
@@ -390,7 +382,7 @@ class SQLiteStore:
             db.execute(
                 "INSERT INTO memory (key, items, updated_at) VALUES (?,?,?) "
                 "ON CONFLICT(key) DO UPDATE SET items=excluded.items, updated_at=excluded.updated_at",
-                (key, dumps(items), _iso(utcnow())),
+                (key, rules.dumps(items), _iso(utcnow())),
             )
 
     def record_usage(self, record: UsageRecord) -> None:
@@ -502,7 +494,7 @@ class SQLiteStore:
             db.execute(
                 "INSERT INTO kv (namespace, key, value) VALUES (?,?,?) "
                 "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value",
-                (namespace, key, dumps(value)),
+                (namespace, key, rules.dumps(value)),
             )
 
     def close(self) -> None:

@@ -24,11 +24,12 @@ from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings as django_settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import Q
 
 from eki_whatsapp.errors import StoreError
 from eki_whatsapp.events import ChangeEvent, InboundMessage, StatusUpdate
+from eki_whatsapp.store import rules
 from eki_whatsapp.store.base import (
     Direction,
     LedgerEntry,
@@ -37,15 +38,6 @@ from eki_whatsapp.store.base import (
     UsageRecord,
     as_utc,
     utcnow,
-)
-from eki_whatsapp.store.rules import (
-    RowStatus,
-    change_entry,
-    inbound_entry,
-    json_copy,
-    status_changes,
-    status_record,
-    window_key,
 )
 
 from .models import (
@@ -154,14 +146,14 @@ class DjangoStore:
             status=entry.status,
             error_code=entry.error_code,
             error_message=entry.error_message,
-            raw=json_copy(entry.raw),
+            raw=rules.json_copy(entry.raw),
             timestamp=_to_db(entry.timestamp),
             created_at=now,
             updated_at=now,
             attempts=entry.attempts,
             reason=entry.reason,
             category=entry.category,
-            extra=json_copy(dict(entry.extra)) or {},
+            extra=rules.json_copy(dict(entry.extra)) or {},
         )
 
     @_db
@@ -169,8 +161,8 @@ class DjangoStore:
         """Log an inbound message (``False`` if already logged) and refresh the user's window."""
         try:
             with self._atomic():
-                self._create_log(inbound_entry(message))
-                self._touch_window(*window_key(message), message.timestamp)
+                self._create_log(rules.inbound_entry(message))
+                self._touch_window(*rules.window_key(message), message.timestamp)
         except IntegrityError:
             return False
         return True
@@ -183,32 +175,37 @@ class DjangoStore:
         )
         if rows.filter(last_inbound_at__lt=when).update(last_inbound_at=when):
             return
-        try:
-            with self._atomic():
-                WhatsAppWindow.objects.using(self.using).create(
-                    provider=provider, business=business, user=user, last_inbound_at=when
-                )
-        except IntegrityError:
+        if not self._create_once(
+            WhatsAppWindow, provider=provider, business=business, user=user, last_inbound_at=when
+        ):
             # It exists: created concurrently (maybe older) or already newer.
             rows.filter(last_inbound_at__lt=when).update(last_inbound_at=when)
+
+    def _create_once(self, model: type[models.Model], **fields: Any) -> bool:
+        """Insert a row; ``False`` when its unique key is already there (the dedup). The savepoint
+        keeps a caller's outer transaction usable after the refused insert."""
+        try:
+            with self._atomic():
+                model._default_manager.using(self.using).create(**fields)
+        except IntegrityError:
+            return False
+        return True
 
     @_db
     def record_status(self, status: StatusUpdate) -> bool:
         """Keep the status (``False`` if already received) and merge it into the log row."""
-        record = status_record(status)
-        try:
-            with self._atomic():
-                WhatsAppStatus.objects.using(self.using).create(
-                    provider=record.provider,
-                    message_id=record.message_id,
-                    status=record.status,
-                    timestamp=_to_db(record.timestamp),
-                    error_code=record.error_code,
-                    error_message=record.error_message,
-                    category=record.category,
-                    raw=json_copy(record.raw),
-                )
-        except IntegrityError:
+        record = rules.status_record(status)
+        if not self._create_once(
+            WhatsAppStatus,
+            provider=record.provider,
+            message_id=record.message_id,
+            status=record.status,
+            timestamp=_to_db(record.timestamp),
+            error_code=record.error_code,
+            error_message=record.error_message,
+            category=record.category,
+            raw=rules.json_copy(record.raw),
+        ):
             return False
         self._reconcile(status.provider, status.message_id)
         return True
@@ -240,7 +237,7 @@ class DjangoStore:
             received = WhatsAppStatus.objects.using(self.using).filter(
                 provider=provider, message_id=message_id
             )
-            changes = status_changes(RowStatus.of(row), map(_status, received.order_by("id")))
+            changes = rules.status_changes(rules.RowStatus.of(row), map(_status, received.order_by("id")))
             if changes:
                 changes["updated_at"] = _to_db(utcnow())
                 WhatsAppLog.objects.using(self.using).filter(pk=row.pk).update(**changes)
@@ -248,7 +245,7 @@ class DjangoStore:
     @_db
     def record_change(self, event: ChangeEvent) -> None:
         """Log another webhook notification (template status, account update, ...)."""
-        self._create_log(change_entry(event))
+        self._create_log(rules.change_entry(event))
 
     @_db
     def log_outbound(self, entry: LogEntry) -> int:
@@ -337,7 +334,7 @@ class DjangoStore:
     def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
         """Replace the memory items of ``key``."""
         WhatsAppMemory.objects.using(self.using).update_or_create(
-            key=key, defaults={"items": json_copy(items), "updated_at": _to_db(utcnow())}
+            key=key, defaults={"items": rules.json_copy(items), "updated_at": _to_db(utcnow())}
         )
 
     @_db
@@ -382,26 +379,22 @@ class DjangoStore:
     @_db
     def add_ledger(self, entry: LedgerEntry) -> bool:
         """Add a ledger entry; ``False`` if (provider, message id, source) is already there."""
-        try:
-            with self._atomic():
-                WhatsAppLedger.objects.using(self.using).create(
-                    provider=entry.provider,
-                    message_id=entry.message_id,
-                    source=entry.source,
-                    category=entry.category,
-                    at=_to_db(entry.at),
-                    month=entry.month,
-                    user=entry.user,
-                    market=entry.market,
-                    pricing_model=entry.pricing_model,
-                    billable=entry.billable,
-                    amount=None if entry.amount is None else str(entry.amount),
-                    currency=entry.currency,
-                    note=entry.note,
-                )
-        except IntegrityError:
-            return False
-        return True
+        return self._create_once(
+            WhatsAppLedger,
+            provider=entry.provider,
+            message_id=entry.message_id,
+            source=entry.source,
+            category=entry.category,
+            at=_to_db(entry.at),
+            month=entry.month,
+            user=entry.user,
+            market=entry.market,
+            pricing_model=entry.pricing_model,
+            billable=entry.billable,
+            amount=None if entry.amount is None else str(entry.amount),
+            currency=entry.currency,
+            note=entry.note,
+        )
 
     @_db
     def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
@@ -442,7 +435,7 @@ class DjangoStore:
     def set_value(self, namespace: str, key: str, value: Any) -> None:
         """Store a JSON value under ``(namespace, key)``."""
         WhatsAppValue.objects.using(self.using).update_or_create(
-            namespace=namespace, key=key, defaults={"value": json_copy(value)}
+            namespace=namespace, key=key, defaults={"value": rules.json_copy(value)}
         )
 
     def close(self) -> None:
