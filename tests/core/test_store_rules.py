@@ -9,12 +9,11 @@ import pytest
 from eki_whatsapp import ErrorInfo, InboundMessage, Pricing, StatusUpdate
 from eki_whatsapp.store.base import StatusRecord
 from eki_whatsapp.store.rules import (
-    RowStatus,
+    StatusFacts,
     advances,
     json_copy,
-    merge_status,
-    merge_statuses,
     status_changes,
+    status_facts,
     status_record,
     window_key,
     window_moves,
@@ -48,44 +47,48 @@ def test_a_status_moves_forward_only(current: str | None, new: str, moves: bool)
 
 
 def test_a_status_that_moves_the_row_brings_its_error() -> None:
-    row = merge_status(RowStatus("sent"), rec("failed", 131047, "window closed"))
-    assert row == RowStatus("failed", 131047, "window closed", None)
+    assert status_changes("sent", None, [rec("failed", 131047, "window closed")]) == {
+        "status": "failed",
+        "error_code": 131047,
+        "error_message": "window closed",
+    }
 
 
 def test_a_status_that_does_not_move_the_row_leaves_the_error() -> None:
-    row = RowStatus("failed", 1, "from the send")
-    assert merge_status(row, rec("delivered", 2, "late")) == row
+    assert status_changes("failed", None, [rec("delivered", 2, "late")]) == {}
+    assert status_changes("read", None, [rec("delivered")]) == {}
 
 
-def test_the_first_pricing_category_fills_the_row_whatever_the_status() -> None:
-    row = merge_statuses(
-        RowStatus("read"), [rec("sent", category="marketing"), rec("delivered", category="utility")]
-    )
-    assert row == RowStatus("read", category="marketing")
-    assert (
-        merge_status(RowStatus("sent", category="utility"), rec("read", category="marketing")).category
-        == "utility"
-    )
-
-
-def test_changes_name_only_what_moved() -> None:
-    assert status_changes(RowStatus("read"), [rec("delivered")]) == {}
-    assert status_changes(RowStatus("sent"), [rec("read")]) == {"status": "read"}
-    assert status_changes(RowStatus("sent", 1, "x"), [rec("failed", 2, None)]) == {
+def test_the_error_comes_whole_from_the_status() -> None:
+    assert status_changes("sent", None, [rec("failed", 2, None)]) == {
         "status": "failed",
         "error_code": 2,
         "error_message": None,
     }
-    assert status_changes(RowStatus("read"), [rec("sent", category="utility")]) == {"category": "utility"}
 
 
-def test_merging_is_idempotent() -> None:
+def test_the_first_pricing_category_fills_the_row_whatever_the_status() -> None:
+    statuses = [rec("sent", category="marketing"), rec("delivered", category="utility")]
+    assert status_changes("read", None, statuses) == {"category": "marketing"}
+    assert status_changes("sent", "utility", [rec("read", category="marketing")]) == {"status": "read"}
+
+
+def test_statuses_merge_in_arrival_order() -> None:
     statuses = [rec("sent", category="utility"), rec("failed", 131026, "undeliverable"), rec("read")]
-    once = merge_statuses(RowStatus("accepted"), statuses)
-    assert merge_statuses(once, statuses) == once
+    assert status_changes("accepted", None, statuses) == {
+        "status": "failed",
+        "error_code": 131026,
+        "error_message": "undeliverable",
+        "category": "utility",
+    }
 
 
-def test_a_status_record_keeps_the_first_error_and_the_pricing_category() -> None:
+def test_merging_again_changes_nothing() -> None:
+    statuses = [rec("sent", category="utility"), rec("failed", 131026, "undeliverable"), rec("read")]
+    assert status_changes("failed", "utility", statuses) == {}
+
+
+def test_a_status_says_its_first_error_and_pricing_category() -> None:
     update = StatusUpdate(
         provider="meta",
         message_id="wamid.1",
@@ -95,6 +98,7 @@ def test_a_status_record_keeps_the_first_error_and_the_pricing_category() -> Non
         errors=(ErrorInfo(code=131047, message="Re-engagement message", details="window closed"),),
         pricing=Pricing(category="marketing"),
     )
+    assert status_facts(update) == StatusFacts("failed", 131047, "window closed", "marketing")
     record = status_record(update)
     assert (record.error_code, record.error_message, record.category) == (
         131047,

@@ -82,9 +82,9 @@ class MemoryStore:
             # The log row is built when first read: the hot path only files the message.
             self._rows.append(_Lazy(message, len(self._rows) + 1, utcnow()))
             self._by_id[key] = len(self._rows) - 1
-            wkey = rules.window_key(message)
-            if rules.window_moves(self._windows.get(wkey), message.timestamp):
-                self._windows[wkey] = message.timestamp
+            wkey, at = rules.window_key(message), as_utc(message.timestamp)
+            if rules.window_moves(self._windows.get(wkey), at):
+                self._windows[wkey] = at
             return True
 
     def record_status(self, status: StatusUpdate) -> bool:
@@ -101,7 +101,7 @@ class MemoryStore:
             index = self._by_id.get(key)
             if index is not None:
                 row = self._row(index)
-                changes = rules.status_changes(rules.RowStatus.of(row), (rules.status_record(status),))
+                changes = rules.status_changes(row.status, row.category, (rules.status_facts(status),))
                 if changes:
                     self._rows[index] = dataclasses.replace(row, updated_at=utcnow(), **changes)
             return True
@@ -119,8 +119,8 @@ class MemoryStore:
                         f"MemoryStore: message {entry.message_id!r} of {entry.provider!r} is already "
                         "in the log (a message id is logged once)"
                     )
-                early = [rules.status_record(s) for s in self._statuses.get(key, ())]
-                changes = rules.status_changes(rules.RowStatus.of(entry), early)
+                early = [rules.status_facts(s) for s in self._statuses.get(key, ())]
+                changes = rules.status_changes(entry.status, entry.category, early)
                 if changes:
                     entry = dataclasses.replace(entry, **changes)
             return self._append(entry)
@@ -157,7 +157,9 @@ class MemoryStore:
         with self._lock:
             updates = list(self._statuses.get((provider, message_id), ()))
         records = [rules.status_record(s) for s in updates]
-        records = [dataclasses.replace(r, raw=rules.json_copy(r.raw)) for r in records]
+        records = [
+            dataclasses.replace(r, raw=rules.json_copy(r.raw), timestamp=as_utc(r.timestamp)) for r in records
+        ]
         return sorted(records, key=lambda s: s.timestamp)
 
     # --- window ----------------------------------------------------------------------------

@@ -16,14 +16,14 @@ The rules:
   second write of any of them changes nothing and says so (``False``).
 * **Statuses never go back** (:func:`advances`): ``sent → delivered → read``; a final failure
   (``failed``, ``undelivered``, ``canceled``) outranks them all and is never replaced.
-* **A status merges into its row** (:func:`merge_status`): the status moves forward only; a
+* **A status merges into its row** (:func:`status_changes`): the status moves forward only; a
   status that moves it and carries an error brings that error (code and text together); the
   first pricing category seen fills a row that has none, whatever the status's rank (pricing
   describes the message, not the step). The row's own category, when it was logged with one,
   is kept.
 * **Order does not matter**: a status that arrives before its row is kept and merged when the
-  row is written (:func:`merge_statuses`, in arrival order), so the row ends the same as when the
-  status came after it.
+  row is written (:func:`status_changes` over the statuses in arrival order), so the row ends
+  the same as when the status came after it.
 * **Windows move forward only** (:func:`window_key`, :func:`window_moves`): the window of
   ``(provider, business number, user)`` is the provider timestamp of the user's latest message;
   a late delivery of an older message, or a duplicate, does not move it.
@@ -36,15 +36,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..events import STATUS_RANK, ChangeEvent, InboundMessage, StatusUpdate
 from .base import LedgerEntry, LogEntry, StatusRecord, as_utc
 
 __all__ = [
-    "RowStatus",
+    "StatusFacts",
     "advances",
     "as_utc",
     "change_entry",
@@ -53,9 +52,8 @@ __all__ = [
     "inbound_entry",
     "json_copy",
     "ledger_key",
-    "merge_status",
-    "merge_statuses",
     "status_changes",
+    "status_facts",
     "status_rank",
     "status_record",
     "window_key",
@@ -133,24 +131,42 @@ def first_error(status: StatusUpdate) -> tuple[int | None, str | None]:
     return err.code, err.details or err.message
 
 
+class StatusFacts(NamedTuple):
+    """What a status says about its message's row (a :class:`StatusRecord` says the same)."""
+
+    status: str
+    error_code: int | None
+    error_message: str | None
+    category: str | None
+
+
+def status_facts(status: StatusUpdate) -> StatusFacts:
+    """What a status event says about its row: status, first error, pricing category."""
+    code, text = first_error(status)
+    category = status.pricing.category if status.pricing is not None else None
+    return StatusFacts(status.status, code, text, category)
+
+
 def status_record(status: StatusUpdate) -> StatusRecord:
     """What a store keeps of a status event."""
-    code, text = first_error(status)
+    facts = status_facts(status)
     return StatusRecord(
         provider=status.provider,
         message_id=status.message_id,
         status=status.status,
         timestamp=status.timestamp,
-        error_code=code,
-        error_message=text,
+        error_code=facts.error_code,
+        error_message=facts.error_message,
         raw=dict(status.raw),
-        category=status.pricing.category if status.pricing is not None else None,
+        category=facts.category,
     )
 
 
-class _HasRowStatus(Protocol):
+class _StatusFields(Protocol):
+    """A :class:`StatusFacts` or a :class:`StatusRecord`: the fields a merge reads."""
+
     @property
-    def status(self) -> str | None: ...
+    def status(self) -> str: ...
     @property
     def error_code(self) -> int | None: ...
     @property
@@ -159,54 +175,25 @@ class _HasRowStatus(Protocol):
     def category(self) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class RowStatus:
-    """The part of a log row that statuses change."""
+def status_changes(
+    status: str | None, category: str | None, statuses: Iterable[_StatusFields]
+) -> dict[str, Any]:
+    """What ``statuses`` (in arrival order) change in a row now at ``status`` and ``category``:
+    the fields to set (empty when none), ready for an ``UPDATE`` or :func:`dataclasses.replace`.
 
-    status: str | None = None
-    error_code: int | None = None
-    error_message: str | None = None
-    category: str | None = None
-
-    @classmethod
-    def of(cls, row: _HasRowStatus) -> RowStatus:
-        """The status part of a :class:`LogEntry` (or any row with the same fields)."""
-        return cls(row.status, row.error_code, row.error_message, row.category)
-
-
-def merge_status(row: RowStatus, status: StatusRecord) -> RowStatus:
-    """The row after one more status (see the module's rules)."""
-    new_status, code, text, category = row.status, row.error_code, row.error_message, row.category
-    if advances(row.status, status.status):
-        new_status = status.status
-        if status.error_code is not None or status.error_message is not None:
-            code, text = status.error_code, status.error_message
-    if category is None and status.category is not None:
-        category = status.category
-    return RowStatus(new_status, code, text, category)
-
-
-def merge_statuses(row: RowStatus, statuses: Iterable[StatusRecord]) -> RowStatus:
-    """The row after every status, in the order they arrived."""
-    for status in statuses:
-        row = merge_status(row, status)
-    return row
-
-
-def status_changes(row: RowStatus, statuses: Iterable[StatusRecord]) -> dict[str, Any]:
-    """The fields of the row that the statuses change (empty when none): ready for an UPDATE or
-    :func:`dataclasses.replace`."""
-    after = merge_statuses(row, statuses)
-    if after == row:
-        return {}
+    A status moves the row forward only, bringing its error when it carries one (code and text
+    together); the first pricing category fills a row that has none, whatever the status's rank.
+    Merging again statuses already merged changes nothing.
+    """
     changes: dict[str, Any] = {}
-    if after.status != row.status:
-        changes["status"] = after.status
-    if after.error_code != row.error_code or after.error_message != row.error_message:
-        changes["error_code"] = after.error_code
-        changes["error_message"] = after.error_message
-    if after.category != row.category:
-        changes["category"] = after.category
+    for new in statuses:
+        if status_rank(new.status) > status_rank(status):
+            status = changes["status"] = new.status
+            if new.error_code is not None or new.error_message is not None:
+                changes["error_code"] = new.error_code
+                changes["error_message"] = new.error_message
+        if category is None and new.category is not None:
+            category = changes["category"] = new.category
     return changes
 
 

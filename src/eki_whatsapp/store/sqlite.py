@@ -220,31 +220,30 @@ class SQLiteStore:
             return True
 
     def record_status(self, status: StatusUpdate) -> bool:
-        record = rules.status_record(status)
+        facts = rules.status_facts(status)
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO status_log (provider, message_id, status, timestamp, error_code, "
                 "error_message, raw, category) VALUES (?,?,?,?,?,?,?,?)",
                 (
-                    record.provider,
-                    record.message_id,
-                    record.status,
-                    _iso(record.timestamp),
-                    record.error_code,
-                    record.error_message,
-                    rules.dumps(record.raw),
-                    record.category,
+                    status.provider,
+                    status.message_id,
+                    status.status,
+                    _iso(status.timestamp),
+                    facts.error_code,
+                    facts.error_message,
+                    rules.dumps(dict(status.raw)),
+                    facts.category,
                 ),
             )
             if not cur.rowcount:
                 return False
             row = db.execute(
-                "SELECT id, status, error_code, error_message, category FROM message_log "
-                "WHERE provider=? AND message_id=?",
-                (record.provider, record.message_id),
+                "SELECT id, status, category FROM message_log WHERE provider=? AND message_id=?",
+                (status.provider, status.message_id),
             ).fetchone()
             if row is not None:
-                changes = rules.status_changes(rules.RowStatus(*row[1:]), (record,))
+                changes = rules.status_changes(row[1], row[2], (facts,))
                 if changes:
                     changes["updated_at"] = _iso(utcnow())
                     # Column names come from rules.status_changes, never from input.
@@ -261,24 +260,15 @@ class SQLiteStore:
     def log_outbound(self, entry: LogEntry) -> int:
         with self._tx() as db:
             if entry.message_id is not None:
-                early = [
-                    StatusRecord(
-                        provider=entry.provider,
-                        message_id=entry.message_id,
-                        status=r[0],
-                        timestamp=_dt(r[1]) or utcnow(),
-                        error_code=r[2],
-                        error_message=r[3],
-                        category=r[4],
+                early = db.execute(
+                    "SELECT status, error_code, error_message, category FROM status_log "
+                    "WHERE provider=? AND message_id=? ORDER BY rowid",
+                    (entry.provider, entry.message_id),
+                ).fetchall()
+                if early:
+                    changes = rules.status_changes(
+                        entry.status, entry.category, [rules.StatusFacts(*r) for r in early]
                     )
-                    for r in db.execute(
-                        "SELECT status, timestamp, error_code, error_message, category FROM status_log "
-                        "WHERE provider=? AND message_id=? ORDER BY rowid",
-                        (entry.provider, entry.message_id),
-                    )
-                ]
-                changes = rules.status_changes(rules.RowStatus.of(entry), early)
-                if changes:
                     entry = replace(entry, **changes)
             return self._insert_log(db, entry)
 

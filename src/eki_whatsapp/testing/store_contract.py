@@ -270,13 +270,19 @@ class LogContract(_Contract):
 
     def test_times_come_back_aware_in_utc(self, store: Store) -> None:
         naive = datetime(2026, 11, 20, 12, 0)  # taken to be UTC
+        paris = datetime(2026, 11, 20, 13, 0, tzinfo=timezone(timedelta(hours=1)))
         store.log_outbound(outbound("wamid.NAIVE", timestamp=naive))
-        paris = timezone(timedelta(hours=1))
-        store.log_outbound(outbound("wamid.PARIS", timestamp=datetime(2026, 11, 20, 13, 0, tzinfo=paris)))
-        for message_id in ("wamid.NAIVE", "wamid.PARIS"):
-            row = store.get_message("meta", message_id)
-            assert row is not None and row.timestamp is not None
-            assert row.timestamp == T0 and row.timestamp.utcoffset() == timedelta(0)
+        store.log_outbound(outbound("wamid.PARIS", timestamp=paris))
+        store.record_inbound(inbound("wamid.IN", at=paris))
+        store.record_status(status("wamid.PARIS", "sent", at=paris))
+        rows = [store.get_message("meta", m) for m in ("wamid.NAIVE", "wamid.PARIS", "wamid.IN")]
+        read_back = [
+            *(row.timestamp if row is not None else None for row in rows),
+            store.statuses("meta", "wamid.PARIS")[0].timestamp,
+            store.last_inbound_at("meta", BUSINESS, USER),
+        ]
+        for when in read_back:
+            assert when == T0 and when is not None and when.utcoffset() == timedelta(0)
 
 
 class StatusContract(_Contract):

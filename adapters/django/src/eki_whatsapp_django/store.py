@@ -237,7 +237,7 @@ class DjangoStore:
             received = WhatsAppStatus.objects.using(self.using).filter(
                 provider=provider, message_id=message_id
             )
-            changes = rules.status_changes(rules.RowStatus.of(row), map(_status, received.order_by("id")))
+            changes = rules.status_changes(row.status, row.category, map(_status, received.order_by("id")))
             if changes:
                 changes["updated_at"] = _to_db(utcnow())
                 WhatsAppLog.objects.using(self.using).filter(pk=row.pk).update(**changes)
