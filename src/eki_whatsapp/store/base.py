@@ -28,6 +28,8 @@ def utcnow() -> datetime:
 
 def as_utc(value: datetime) -> datetime:
     """An aware UTC time; a naive one is taken to be UTC already."""
+    if value.tzinfo is timezone.utc:
+        return value  # the usual case, on hot paths: no new object
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)

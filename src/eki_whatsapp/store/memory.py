@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import StoreError
@@ -182,7 +182,8 @@ class MemoryStore:
             self._memory[key] = copied
 
     def record_usage(self, record: UsageRecord) -> None:
-        record = dataclasses.replace(record, at=as_utc(record.at))
+        if record.at.tzinfo is not timezone.utc:  # given back in UTC, like the SQL stores
+            record = dataclasses.replace(record, at=as_utc(record.at))
         with self._lock:
             self._usage.append(record)
 
@@ -198,7 +199,8 @@ class MemoryStore:
     # --- ledger ----------------------------------------------------------------------------
     def add_ledger(self, entry: LedgerEntry) -> bool:
         key = rules.ledger_key(entry)
-        entry = dataclasses.replace(entry, at=as_utc(entry.at))
+        if entry.at.tzinfo is not timezone.utc:  # given back in UTC, like the SQL stores
+            entry = dataclasses.replace(entry, at=as_utc(entry.at))
         with self._lock:
             if key in self._ledger:
                 return False

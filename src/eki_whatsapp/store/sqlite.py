@@ -152,7 +152,11 @@ class SQLiteStore:
         """Bring a file written by an older version up to this schema (columns added since)."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(status_log)")}
         if "category" not in columns:
-            self._db.execute("ALTER TABLE status_log ADD COLUMN category TEXT")
+            try:
+                self._db.execute("ALTER TABLE status_log ADD COLUMN category TEXT")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process added it first: fine
+                    raise
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
