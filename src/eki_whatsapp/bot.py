@@ -226,6 +226,12 @@ class Bot:
         self.providers: dict[str, Provider] = (
             dict(providers) if providers is not None else senders(self.settings)
         )
+        for provider in self.providers.values():
+            # Providers that keep shared state (Twilio's content cache, pushed templates) keep
+            # it in the bot's store, so every process sees the same.
+            attach = getattr(provider, "attach_store", None)
+            if attach is not None:
+                attach(self.store)
         #: Who reads webhooks, in the order they are asked to ``detect`` a request.
         self.webhook_readers: list[WebhookReader] = _readers(self.settings, self.providers)
         self._message_handlers: list[_Registered] = []

@@ -31,14 +31,25 @@ from .errors import EkiWhatsAppError
 __all__ = [
     "Button",
     "Buttons",
+    "Catalog",
+    "Contact",
+    "ContactAddress",
+    "ContactPhone",
+    "Contacts",
+    "CtaUrl",
     "Currency",
     "DateTime",
+    "Flow",
     "ListMenu",
     "Location",
+    "LocationRequest",
     "Media",
     "MediaKind",
     "Message",
     "MessageError",
+    "Product",
+    "ProductList",
+    "ProductSection",
     "Reaction",
     "Row",
     "Section",
@@ -181,6 +192,11 @@ class Media:
         Media("document", url="https://cdn.example.com/invoice.pdf", filename="invoice.pdf")
         Media.image("https://cdn.example.com/a.jpg", caption="Receipt")
         Media.video(media_id="1479537139650973")
+    Media("audio", url="https://cdn.example.com/note.ogg", voice=True)  # a voice note
+
+    ``voice=True`` (audio only) sends a voice note: Meta shows the play icon, the business
+    picture with a microphone and a transcript (OGG with the OPUS codec, ≤ 512 KB); Twilio sends
+    the same URL as ``MediaUrl``.
     """
 
     kind: MediaKind
@@ -189,6 +205,8 @@ class Media:
     caption: str | None = None
     filename: str | None = None
     reply_to: str | None = None
+    #: Send audio as a voice note (Meta ``audio.voice``; best as OGG/OPUS ≤ 512 KB).
+    voice: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in MEDIA_KINDS:
@@ -206,6 +224,10 @@ class Media:
         _max_len("Media.caption", self.caption, CAPTION_MAX)
         if self.filename is not None and self.kind != "document":
             raise MessageError("Media.filename", f"is only allowed on documents, not on {self.kind}")
+        if not isinstance(self.voice, bool):
+            raise MessageError("Media.voice", f"must be True or False, not {self.voice!r}")
+        if self.voice and self.kind != "audio":
+            raise MessageError("Media.voice", f"is only allowed on audio, not on {self.kind}")
         _check_reply_to("Media", self.reply_to)
 
     @property
@@ -247,10 +269,16 @@ class Media:
 
     @classmethod
     def audio(
-        cls, ref: str | None = None, *, media_id: str | None = None, reply_to: str | None = None
+        cls,
+        ref: str | None = None,
+        *,
+        media_id: str | None = None,
+        reply_to: str | None = None,
+        voice: bool = False,
     ) -> Media:
-        """An audio file (no caption); ``ref`` is a URL or a Meta media id."""
-        return cls._make("audio", ref, media_id, reply_to=reply_to)
+        """An audio file (no caption); ``ref`` is a URL or a Meta media id; ``voice=True``
+        sends it as a voice note."""
+        return cls._make("audio", ref, media_id, reply_to=reply_to, voice=voice)
 
     @classmethod
     def document(
@@ -735,8 +763,411 @@ class Template:
         return content_variables_json(template_variables(self))
 
 
+# --------------------------------------------------------------------------------------------
+# Contact cards
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ContactPhone:
+    """A phone number on a contact card; ``wa_id`` adds the "Message" button in WhatsApp."""
+
+    phone: str
+    type: str | None = None
+    wa_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactAddress:
+    """A postal address on a contact card (every part optional)."""
+
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip: str | None = None
+    country: str | None = None
+    country_code: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One contact card (vCard-like): a name and any phones, e-mails, URLs, addresses.
+
+    ``formatted_name`` is what the chat shows; give ``first_name``/``last_name`` too when you
+    have them (Meta needs one name part besides it: ``first_name`` defaults to the formatted
+    name). Phones are strings or :class:`ContactPhone`.
+
+    Example::
+
+        Contact("Ana Souza", phones=[ContactPhone("+5511987654321", "WORK", wa_id="5511987654321")],
+                emails=["ana@example.com"], company="Eki")
+    """
+
+    formatted_name: str
+    first_name: str | None = None
+    last_name: str | None = None
+    phones: Sequence[str | ContactPhone] = ()
+    emails: Sequence[str] = ()
+    urls: Sequence[str] = ()
+    addresses: Sequence[ContactAddress] = ()
+    company: str | None = None
+    department: str | None = None
+    title: str | None = None
+    #: ``YYYY-MM-DD``.
+    birthday: str | None = None
+
+    def __post_init__(self) -> None:
+        _required("Contact.formatted_name", self.formatted_name)
+        for name in ("first_name", "last_name", "company", "department", "title", "birthday"):
+            _optional_str(f"Contact.{name}", getattr(self, name))
+        if self.birthday is not None and not re.match(r"^\d{4}-\d{2}-\d{2}$", self.birthday):
+            raise MessageError("Contact.birthday", f"must be YYYY-MM-DD, not {self.birthday!r}")
+        phones: list[ContactPhone] = []
+        for i, phone in enumerate(_as_tuple("Contact.phones", self.phones)):
+            item = ContactPhone(phone) if isinstance(phone, str) else phone
+            if not isinstance(item, ContactPhone):
+                raise MessageError(f"Contact.phones[{i}]", "must be a str or a ContactPhone")
+            _required(f"Contact.phones[{i}].phone", item.phone)
+            phones.append(item)
+        _set(self, "phones", tuple(phones))
+        for field_name in ("emails", "urls"):
+            values = _as_tuple(f"Contact.{field_name}", getattr(self, field_name))
+            for i, value in enumerate(values):
+                _required(f"Contact.{field_name}[{i}]", value)
+            _set(self, field_name, values)
+        addresses = _as_tuple("Contact.addresses", self.addresses)
+        for i, address in enumerate(addresses):
+            if not isinstance(address, ContactAddress):
+                raise MessageError(f"Contact.addresses[{i}]", "must be a ContactAddress")
+        _set(self, "addresses", addresses)
+
+    @property
+    def phone_list(self) -> tuple[ContactPhone, ...]:
+        """The phones as :class:`ContactPhone` objects."""
+        return tuple(self.phones)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Contacts:
+    """One or more contact cards in one message.
+
+    Twilio's Messages API has no contact cards: the router sends these through Meta (or raises
+    :class:`~eki_whatsapp.providers.UnsupportedMessage` when only Twilio is configured).
+
+    Example::
+
+        Contacts([Contact("Eki support", phones=["+34910000000"])])
+    """
+
+    kind: ClassVar[str] = "contacts"
+
+    contacts: Sequence[Contact]
+    reply_to: str | None = None
+
+    def __post_init__(self) -> None:
+        contacts = _as_tuple("Contacts.contacts", self.contacts)
+        if not contacts:
+            raise MessageError("Contacts.contacts", "must hold at least one Contact")
+        for i, contact in enumerate(contacts):
+            if not isinstance(contact, Contact):
+                raise MessageError(
+                    f"Contacts.contacts[{i}]", f"must be a Contact, not {type(contact).__name__}"
+                )
+        _set(self, "contacts", contacts)
+        _check_reply_to("Contacts", self.reply_to)
+
+    @property
+    def items(self) -> tuple[Contact, ...]:
+        """The contact cards."""
+        return tuple(self.contacts)
+
+
+# --------------------------------------------------------------------------------------------
+# Call-to-action URL, location request, Flows
+# --------------------------------------------------------------------------------------------
+#: ``cta_url`` button label and WhatsApp Flows button label.
+CTA_DISPLAY_TEXT_MAX = 20
+
+
+@dataclass(frozen=True, slots=True)
+class CtaUrl:
+    """A message with one button that opens a URL (the raw link stays hidden).
+
+    Meta sends ``interactive`` ``cta_url``; Twilio a ``twilio/call-to-action`` Content Template
+    created on demand (in session no approval is needed), or the text with the link when the
+    Content API refuses.
+
+    Example::
+
+        CtaUrl("Track your parcel", "Track", "https://example.com/t/8127", footer="Eki")
+    """
+
+    kind: ClassVar[str] = "cta_url"
+
+    body: str
+    display_text: str
+    url: str
+    header: InteractiveHeader = None
+    footer: str | None = None
+    reply_to: str | None = None
+    content_sid: str | None = None
+    content_variables: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        _check_interactive_common("CtaUrl", self.body, self.header, self.footer, media_header=True)
+        _required("CtaUrl.display_text", self.display_text)
+        _max_len("CtaUrl.display_text", self.display_text, CTA_DISPLAY_TEXT_MAX)
+        if not isinstance(self.url, str) or not _URL.match(self.url):
+            raise MessageError("CtaUrl.url", f"must be an http(s) URL, not {self.url!r}")
+        _check_content("CtaUrl", self.content_sid, self.content_variables)
+        _set(self, "content_variables", _freeze_mapping(self.content_variables))
+        _check_reply_to("CtaUrl", self.reply_to)
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRequest:
+    """Asks the user to share their location (a "Send location" button); Meta only.
+
+    The answer comes back as an inbound ``location`` message.
+
+    Example::
+
+        LocationRequest("Where should we pick you up?")
+    """
+
+    kind: ClassVar[str] = "location_request"
+
+    body: str
+    reply_to: str | None = None
+
+    def __post_init__(self) -> None:
+        _required("LocationRequest.body", self.body)
+        _max_len("LocationRequest.body", self.body, INTERACTIVE_BODY_MAX)
+        _check_reply_to("LocationRequest", self.reply_to)
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A WhatsApp Flow (a form inside WhatsApp) behind a button.
+
+    Give ``flow_id`` or ``flow_name``. ``action="navigate"`` (default) opens ``screen`` with
+    ``data``; ``"data_exchange"`` asks your Flow endpoint for the first screen. ``token``
+    identifies this sending; it comes back with the answer
+    (:attr:`~eki_whatsapp.events.InboundMessage.flow_reply`). ``mode="draft"`` sends an
+    unpublished Flow for testing.
+
+    Twilio sends Flows only as ``twilio/flows`` Content Templates it hosts: pass ``content_sid``
+    for Twilio, otherwise the router sends a Flow through Meta.
+
+    Example::
+
+        Flow("Book a table", cta="Book", flow_id="1197715005513101", screen="BOOKING",
+             data={"party": 2}, token="booking-8127")
+    """
+
+    kind: ClassVar[str] = "flow"
+
+    body: str
+    cta: str
+    flow_id: str | None = None
+    flow_name: str | None = None
+    token: str | None = None
+    action: Literal["navigate", "data_exchange"] = "navigate"
+    screen: str | None = None
+    data: Mapping[str, Any] | None = None
+    mode: Literal["published", "draft"] = "published"
+    header: InteractiveHeader = None
+    footer: str | None = None
+    reply_to: str | None = None
+    content_sid: str | None = None
+    content_variables: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        _check_interactive_common("Flow", self.body, self.header, self.footer, media_header=True)
+        _required("Flow.cta", self.cta)
+        _max_len("Flow.cta", self.cta, CTA_DISPLAY_TEXT_MAX)
+        if (self.flow_id is None) == (self.flow_name is None):
+            raise MessageError("Flow.flow_id", "or Flow.flow_name must be given (exactly one of them)")
+        _optional_str("Flow.flow_id", self.flow_id)
+        _optional_str("Flow.flow_name", self.flow_name)
+        _optional_str("Flow.token", self.token)
+        if self.action not in ("navigate", "data_exchange"):
+            raise MessageError("Flow.action", f"must be 'navigate' or 'data_exchange', not {self.action!r}")
+        if self.mode not in ("published", "draft"):
+            raise MessageError("Flow.mode", f"must be 'published' or 'draft', not {self.mode!r}")
+        if self.action == "navigate":
+            _required("Flow.screen", self.screen)
+        elif self.screen is not None or self.data is not None:
+            raise MessageError("Flow.screen", "and Flow.data are only allowed with action='navigate'")
+        if self.data is not None:
+            if not isinstance(self.data, Mapping) or not self.data:
+                raise MessageError("Flow.data", "must be a non-empty mapping or None")
+            _set(self, "data", _freeze_mapping(self.data))
+        _check_content("Flow", self.content_sid, self.content_variables)
+        _set(self, "content_variables", _freeze_mapping(self.content_variables))
+        _check_reply_to("Flow", self.reply_to)
+
+
+# --------------------------------------------------------------------------------------------
+# Commerce: one product, a product list, the catalog
+# --------------------------------------------------------------------------------------------
+PRODUCT_LIST_SECTIONS_MAX = 10
+PRODUCT_LIST_ITEMS_MAX = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """One product of your Meta catalog (``product_id`` is its retailer id / SKU).
+
+    Twilio needs a ``twilio/catalog`` Content Template (``content_sid``); without one the
+    router sends it through Meta.
+
+    Example::
+
+        Product("194910842419823", "sku-8127", body="Back in stock")
+    """
+
+    kind: ClassVar[str] = "product"
+
+    catalog_id: str
+    product_id: str
+    body: str | None = None
+    footer: str | None = None
+    reply_to: str | None = None
+    content_sid: str | None = None
+    content_variables: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        _required("Product.catalog_id", self.catalog_id)
+        _required("Product.product_id", self.product_id)
+        _optional_str("Product.body", self.body)
+        _max_len("Product.body", self.body, INTERACTIVE_BODY_MAX)
+        _optional_str("Product.footer", self.footer)
+        _max_len("Product.footer", self.footer, INTERACTIVE_FOOTER_MAX)
+        _check_content("Product", self.content_sid, self.content_variables)
+        _set(self, "content_variables", _freeze_mapping(self.content_variables))
+        _check_reply_to("Product", self.reply_to)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSection:
+    """A titled group of products in a :class:`ProductList` (retailer ids)."""
+
+    title: str
+    product_ids: Sequence[str]
+
+    def __post_init__(self) -> None:
+        _set(self, "product_ids", _as_tuple("ProductSection.product_ids", self.product_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class ProductList:
+    """Up to 30 products of a catalog in up to 10 titled sections, under a text header.
+
+    Example::
+
+        ProductList("194910842419823", "Our picks", "Chosen for you",
+                    [ProductSection("Shoes", ["sku-1", "sku-2"])])
+    """
+
+    kind: ClassVar[str] = "product_list"
+
+    catalog_id: str
+    header: str
+    body: str
+    sections: Sequence[ProductSection]
+    footer: str | None = None
+    reply_to: str | None = None
+    content_sid: str | None = None
+    content_variables: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        _required("ProductList.catalog_id", self.catalog_id)
+        _required("ProductList.header", self.header)
+        _max_len("ProductList.header", self.header, INTERACTIVE_HEADER_MAX)
+        _required("ProductList.body", self.body)
+        _max_len("ProductList.body", self.body, INTERACTIVE_BODY_MAX)
+        _optional_str("ProductList.footer", self.footer)
+        _max_len("ProductList.footer", self.footer, INTERACTIVE_FOOTER_MAX)
+        sections = _as_tuple("ProductList.sections", self.sections)
+        if not 1 <= len(sections) <= PRODUCT_LIST_SECTIONS_MAX:
+            raise MessageError(
+                "ProductList.sections",
+                f"has {len(sections)} sections; 1 to {PRODUCT_LIST_SECTIONS_MAX} are allowed",
+            )
+        total = 0
+        for i, section in enumerate(sections):
+            where = f"ProductList.sections[{i}]"
+            if not isinstance(section, ProductSection):
+                raise MessageError(where, f"must be a ProductSection, not {type(section).__name__}")
+            _required(f"{where}.title", section.title)
+            _max_len(f"{where}.title", section.title, LIST_SECTION_TITLE_MAX)
+            if not section.product_ids:
+                raise MessageError(f"{where}.product_ids", "must not be empty")
+            for j, product_id in enumerate(section.product_ids):
+                _required(f"{where}.product_ids[{j}]", product_id)
+            total += len(section.product_ids)
+        if total > PRODUCT_LIST_ITEMS_MAX:
+            raise MessageError(
+                "ProductList.sections", f"has {total} products; at most {PRODUCT_LIST_ITEMS_MAX} are allowed"
+            )
+        _set(self, "sections", sections)
+        _check_content("ProductList", self.content_sid, self.content_variables)
+        _set(self, "content_variables", _freeze_mapping(self.content_variables))
+        _check_reply_to("ProductList", self.reply_to)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Your whole catalog behind a "View catalog" button; the thumbnail is one product's image.
+
+    Example::
+
+        Catalog("Everything we sell, in one place", thumbnail_product_id="sku-8127")
+    """
+
+    kind: ClassVar[str] = "catalog"
+
+    body: str
+    thumbnail_product_id: str | None = None
+    footer: str | None = None
+    reply_to: str | None = None
+    content_sid: str | None = None
+    content_variables: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        _required("Catalog.body", self.body)
+        _max_len("Catalog.body", self.body, INTERACTIVE_BODY_MAX)
+        _optional_str("Catalog.thumbnail_product_id", self.thumbnail_product_id)
+        _optional_str("Catalog.footer", self.footer)
+        _max_len("Catalog.footer", self.footer, INTERACTIVE_FOOTER_MAX)
+        _check_content("Catalog", self.content_sid, self.content_variables)
+        _set(self, "content_variables", _freeze_mapping(self.content_variables))
+        _check_reply_to("Catalog", self.reply_to)
+
+
+def _as_tuple(field_name: str, value: Any) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, tuple)):
+        raise MessageError(field_name, f"must be a list, not {type(value).__name__}")
+    return tuple(value)
+
+
 #: Any outbound message model.
-Message = Union[Text, Media, Template, Buttons, ListMenu, Location, Reaction]
+Message = Union[
+    Text,
+    Media,
+    Template,
+    Buttons,
+    ListMenu,
+    Location,
+    Reaction,
+    Contacts,
+    CtaUrl,
+    LocationRequest,
+    Flow,
+    Product,
+    ProductList,
+    Catalog,
+]
 
 
 def __getattr__(name: str) -> Any:

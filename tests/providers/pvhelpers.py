@@ -22,6 +22,16 @@ ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "f00dfeedf00dfeedf00dfeedf00dfeed"  # not a substring of ACCOUNT_SID
 TWILIO_FROM = "whatsapp:+14155238886"
 TWILIO_MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+TWILIO_CONTENT = "https://content.twilio.com/v1/Content"
+
+
+def content_refused() -> httpx.Response:
+    """The Content API refusing a create (https://www.twilio.com/docs/api/errors/20001 shape)."""
+    return httpx.Response(
+        400,
+        json={"code": 20001, "message": "Invalid content", "more_info": "", "status": 400},
+    )
+
 
 APP_SECRET = "e1d2c3b4a5968778695a4b3c2d1e0f00"  # docs/wire.md M1
 WEBHOOK_URL = "https://bot.example.com/webhook"

@@ -11,9 +11,11 @@ import pytest
 import respx
 from pvhelpers import (
     META_MESSAGES,
+    TWILIO_CONTENT,
     TWILIO_MESSAGES,
     USER,
     Sleeps,
+    content_refused,
     meta,
     meta_fail,
     meta_inbound_text,
@@ -143,6 +145,7 @@ def test_twilio_reply_long_text_logs_one_row_per_part_and_callbacks_update_them(
 
 @respx.mock
 def test_twilio_buttons_reply_rendered_as_numbered_text_and_logged(store: MemoryStore) -> None:
+    respx.post(TWILIO_CONTENT).mock(return_value=content_refused())  # the fallback
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok("SMbtn"))
     bot = make_bot("twilio", store, twilio=twilio())
 

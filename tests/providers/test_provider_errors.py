@@ -101,6 +101,21 @@ TWILIO_CODES = [
     (63013, 400, MessageRejected, False),
     (63021, 400, MessageRejected, False),
     (30500, 500, ProviderDown, True),
+    # https://www.twilio.com/docs/api/errors/63012 (WhatsApp internal / service not ready): retried
+    # and failed over like Meta's 131000; https://www.twilio.com/docs/api/errors/63019: media.
+    (63012, 400, ProviderDown, True),
+    (63009, 400, ProviderDown, True),
+    (63010, 500, ProviderDown, True),
+    (63019, 400, MediaError, False),
+    (63034, 400, MediaError, False),
+    (63002, 400, AuthError, False),
+    (63008, 400, AuthError, False),
+    (63014, 400, InvalidRecipient, False),
+    (63015, 400, InvalidRecipient, False),
+    (63040, 400, TemplateError, False),
+    (63041, 400, TemplateError, False),
+    (63023, 400, MessageRejected, False),
+    (63099, 400, MessageRejected, False),  # an undocumented 63xxx stays a final refusal
 ]
 
 

@@ -7,7 +7,18 @@ import json
 
 import pytest
 import respx
-from pvhelpers import ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_MESSAGES, form, settings, twilio, twilio_ok
+from pvhelpers import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    TWILIO_CONTENT,
+    TWILIO_FROM,
+    TWILIO_MESSAGES,
+    content_refused,
+    form,
+    settings,
+    twilio,
+    twilio_ok,
+)
 
 from eki_whatsapp.messages import (
     Buttons,
@@ -119,7 +130,8 @@ def test_template_without_content_sid_is_a_template_error() -> None:
 
 
 @respx.mock
-def test_buttons_without_content_template_become_numbered_text() -> None:
+def test_buttons_become_numbered_text_when_the_content_api_refuses() -> None:
+    respx.post(TWILIO_CONTENT).mock(return_value=content_refused())
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
     buttons = Buttons(
         "Confirm the booking?", [("yes", "Yes"), ("no", "No")], header="Booking", footer="Thanks"
@@ -148,7 +160,8 @@ def test_buttons_with_media_header_send_the_media_with_the_numbered_text() -> No
 
 
 @respx.mock
-def test_list_menu_becomes_numbered_text_across_sections() -> None:
+def test_list_menu_becomes_numbered_text_across_sections_when_the_content_api_refuses() -> None:
+    respx.post(TWILIO_CONTENT).mock(return_value=content_refused())
     route = respx.post(TWILIO_MESSAGES).mock(return_value=twilio_ok())
     menu = ListMenu(
         "Pick a delivery option",
@@ -167,7 +180,7 @@ def test_list_menu_becomes_numbered_text_across_sections() -> None:
         )
     )
     assert menu.match("3") == "std_5d" and menu.match("Next day") == "exp_1d"
-    assert receipt.kind == "list"
+    assert receipt.kind == "list" and receipt.rendering == "numbered-text"
 
 
 @respx.mock

@@ -58,6 +58,7 @@ __all__ = [
     "UnsupportedMessage",
     "WebhookReader",
     "WindowClosed",
+    "can_send",
     "classify_error",
     "refuse",
     "register_error_codes",
@@ -123,6 +124,8 @@ class SendReceipt:
         to: the recipient as sent.
         kind: the outbound message kind (``text``, ``image``, ``template``, ...).
         sent_at: when the provider accepted it.
+        rendering: how a message without a native form went out, when that was a choice
+            (Twilio buttons: ``content:created``, ``content:cached`` or ``numbered-text``).
     """
 
     provider: ProviderName
@@ -134,13 +137,16 @@ class SendReceipt:
     to: str | None = None
     kind: str | None = None
     sent_at: datetime | None = None
+    rendering: str | None = None
 
 
 @runtime_checkable
 class Provider(Protocol):
     """The sending face of a provider. Implemented by ``MetaCloud`` and ``Twilio``.
 
-    ``message`` is one of the models in :mod:`eki_whatsapp.messages`.
+    ``message`` is one of the models in :mod:`eki_whatsapp.messages`. A provider may also offer
+    ``supports(message) -> bool`` (whether it can carry that kind; see :func:`can_send`): the
+    router asks it before choosing, so failover never picks a provider that would refuse.
     """
 
     name: ProviderName
@@ -161,3 +167,12 @@ class Provider(Protocol):
     def close(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+def can_send(provider: Any, message: Any) -> bool:
+    """Whether ``provider`` can carry ``message``: its ``supports(message)``, or ``True`` for a
+    provider that does not say (it refuses at send time instead)."""
+    supports = getattr(provider, "supports", None)
+    if supports is None:
+        return True
+    return bool(supports(message))

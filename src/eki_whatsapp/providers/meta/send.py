@@ -35,17 +35,25 @@ from ...events import MediaRef
 from ...formatting import META_TEXT_LIMIT, split
 from ...messages import (
     Buttons,
+    Catalog,
+    Contact,
+    Contacts,
+    CtaUrl,
     Currency,
     DateTime,
+    Flow,
     ListMenu,
     Location,
+    LocationRequest,
     Media,
+    Product,
+    ProductList,
     Reaction,
     Template,
     TemplateValue,
     Text,
 )
-from .._common import Accepted, HttpProvider, json_body, parse_recipient
+from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient
 from .._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
 from ..base import MediaError, ProviderError, ProviderName, SendReceipt, UnsupportedMessage, classify_error
 from .errors import PAIR_LIMIT
@@ -60,6 +68,23 @@ _JSON = "application/json"
 _MEDIA_HOST_SUFFIXES = (".fbsbx.com", ".facebook.com", ".whatsapp.net", ".fbcdn.net")
 #: After a pair rate limit Meta advises waiting at least 6 s for that recipient.
 _PAIR_LIMIT_WAIT = 6.0
+#: Every message model Meta renders.
+_MODELS = (
+    Text,
+    Media,
+    Template,
+    Buttons,
+    ListMenu,
+    Location,
+    Reaction,
+    Contacts,
+    CtaUrl,
+    LocationRequest,
+    Flow,
+    Product,
+    ProductList,
+    Catalog,
+)
 
 
 class MetaCloud(HttpProvider):
@@ -138,6 +163,10 @@ class MetaCloud(HttpProvider):
     def business_number(self) -> str:
         """The phone-number id (equals ``InboundMessage.recipient`` of messages to it)."""
         return self.phone_number_id
+
+    def supports(self, message: Any) -> bool:
+        """Whether Meta can carry ``message``: every model in :mod:`eki_whatsapp.messages`."""
+        return isinstance(coerce(message), _MODELS)
 
     def __repr__(self) -> str:
         return f"MetaCloud(phone_number_id={self.phone_number_id!r}, graph_version={self.graph_version!r})"
@@ -393,6 +422,8 @@ def _media_object(media: Media, *, with_caption: bool = True) -> dict[str, Any]:
         obj["caption"] = media.caption
     if media.filename is not None:
         obj["filename"] = media.filename
+    if media.voice:
+        obj["voice"] = True
     return obj
 
 
@@ -451,9 +482,9 @@ def _template(template: Template) -> dict[str, Any]:
         elif button.sub_type == "copy_code":
             parameters = [{"type": "coupon_code", "coupon_code": button.text}]
         elif button.sub_type == "flow":
-            parameters = (
-                [{"type": "action", "action": {"flow_token": button.payload}}] if button.payload else []
-            )
+            # Meta's examples always send one action parameter; an empty list is refused.
+            action: dict[str, Any] = {"flow_token": button.payload} if button.payload else {}
+            parameters = [{"type": "action", "action": action}]
         else:
             parameters = [{"type": "text", "text": button.text}]
         components.append(
@@ -478,7 +509,9 @@ def _interactive_header(header: str | Media | None) -> dict[str, Any] | None:
     return {"type": "text", "text": header}
 
 
-def _interactive(kind: str, message: Buttons | ListMenu, action: dict[str, Any]) -> dict[str, Any]:
+def _interactive(
+    kind: str, message: Buttons | ListMenu | CtaUrl | Flow, action: dict[str, Any]
+) -> dict[str, Any]:
     obj: dict[str, Any] = {"type": kind}
     header = _interactive_header(message.header)
     if header is not None:
@@ -488,6 +521,82 @@ def _interactive(kind: str, message: Buttons | ListMenu, action: dict[str, Any])
         obj["footer"] = {"text": message.footer}
     obj["action"] = action
     return obj
+
+
+def _plain_interactive(
+    kind: str, action: dict[str, Any], body: str | None, footer: str | None = None, header: str | None = None
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {"type": kind}
+    if header is not None:
+        obj["header"] = {"type": "text", "text": header}
+    if body is not None:
+        obj["body"] = {"text": body}
+    if footer is not None:
+        obj["footer"] = {"text": footer}
+    obj["action"] = action
+    return obj
+
+
+def _contact(contact: Contact) -> dict[str, Any]:
+    """One card of a ``contacts`` message (docs/wire.md §4)."""
+    name: dict[str, Any] = {"formatted_name": contact.formatted_name}
+    # Meta needs one name part besides formatted_name.
+    name["first_name"] = contact.first_name or (None if contact.last_name else contact.formatted_name)
+    if contact.last_name:
+        name["last_name"] = contact.last_name
+    card: dict[str, Any] = {"name": {k: v for k, v in name.items() if v is not None}}
+    if contact.phone_list:
+        phones = []
+        for phone in contact.phone_list:
+            item = {"phone": phone.phone, "type": phone.type, "wa_id": phone.wa_id}
+            phones.append({k: v for k, v in item.items() if v is not None})
+        card["phones"] = phones
+    if contact.emails:
+        card["emails"] = [{"email": email} for email in contact.emails]
+    if contact.urls:
+        card["urls"] = [{"url": url} for url in contact.urls]
+    if contact.addresses:
+        card["addresses"] = [
+            {k: v for k, v in _address_fields(a).items() if v is not None} for a in contact.addresses
+        ]
+    org = {"company": contact.company, "department": contact.department, "title": contact.title}
+    if any(org.values()):
+        card["org"] = {k: v for k, v in org.items() if v is not None}
+    if contact.birthday:
+        card["birthday"] = contact.birthday
+    return card
+
+
+def _address_fields(address: Any) -> dict[str, Any]:
+    return {
+        "street": address.street,
+        "city": address.city,
+        "state": address.state,
+        "zip": address.zip,
+        "country": address.country,
+        "country_code": address.country_code,
+        "type": address.type,
+    }
+
+
+def _flow_action(flow: Flow) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"flow_message_version": "3"}
+    if flow.token is not None:
+        parameters["flow_token"] = flow.token
+    if flow.flow_id is not None:
+        parameters["flow_id"] = flow.flow_id
+    else:
+        parameters["flow_name"] = flow.flow_name
+    parameters["flow_cta"] = flow.cta
+    parameters["flow_action"] = flow.action
+    if flow.mode != "published":
+        parameters["mode"] = flow.mode
+    if flow.action == "navigate":
+        payload: dict[str, Any] = {"screen": flow.screen}
+        if flow.data:
+            payload["data"] = dict(flow.data)
+        parameters["flow_action_payload"] = payload
+    return {"name": "flow", "parameters": parameters}
 
 
 def render(recipient: Address, message: Any) -> dict[str, Any]:
@@ -500,7 +609,7 @@ def render(recipient: Address, message: Any) -> dict[str, Any]:
             body["biz_opaque_callback_data"] = message.callback_data
         return body
     if isinstance(message, Buttons):
-        action = {
+        action: dict[str, Any] = {
             "buttons": [{"type": "reply", "reply": {"id": b.id, "title": b.title}} for b in message.items]
         }
         return _envelope(recipient, "interactive", _interactive("button", message, action), message.reply_to)
@@ -521,6 +630,35 @@ def render(recipient: Address, message: Any) -> dict[str, Any]:
         return _envelope(recipient, "interactive", _interactive("list", message, menu), message.reply_to)
     if isinstance(message, Location):
         return _envelope(recipient, "location", _location_object(message), message.reply_to)
+    if isinstance(message, Contacts):
+        return _envelope(recipient, "contacts", [_contact(c) for c in message.items], message.reply_to)
+    if isinstance(message, CtaUrl):
+        action = {"name": "cta_url", "parameters": {"display_text": message.display_text, "url": message.url}}
+        return _envelope(recipient, "interactive", _interactive("cta_url", message, action), message.reply_to)
+    if isinstance(message, LocationRequest):
+        obj = _plain_interactive("location_request_message", {"name": "send_location"}, message.body)
+        return _envelope(recipient, "interactive", obj, message.reply_to)
+    if isinstance(message, Flow):
+        obj = _interactive("flow", message, _flow_action(message))
+        return _envelope(recipient, "interactive", obj, message.reply_to)
+    if isinstance(message, Product):
+        action = {"catalog_id": message.catalog_id, "product_retailer_id": message.product_id}
+        obj = _plain_interactive("product", action, message.body, message.footer)
+        return _envelope(recipient, "interactive", obj, message.reply_to)
+    if isinstance(message, ProductList):
+        product_sections = [
+            {"title": s.title, "product_items": [{"product_retailer_id": p} for p in s.product_ids]}
+            for s in message.sections
+        ]
+        action = {"catalog_id": message.catalog_id, "sections": product_sections}
+        obj = _plain_interactive("product_list", action, message.body, message.footer, message.header)
+        return _envelope(recipient, "interactive", obj, message.reply_to)
+    if isinstance(message, Catalog):
+        action = {"name": "catalog_message"}
+        if message.thumbnail_product_id is not None:
+            action["parameters"] = {"thumbnail_product_retailer_id": message.thumbnail_product_id}
+        obj = _plain_interactive("catalog_message", action, message.body, message.footer)
+        return _envelope(recipient, "interactive", obj, message.reply_to)
     if isinstance(message, Reaction):
         return _envelope(
             recipient, "reaction", {"message_id": message.message_id, "emoji": message.emoji}, None

@@ -1,19 +1,33 @@
-"""How messages Twilio has no native form for are rendered: Content Templates and numbered text.
+"""How messages Twilio has no plain Messages-API form for are rendered: Content Templates.
 
-* A ``Template`` (and ``Buttons``/``ListMenu`` with a ``content_sid``) is a Content Template:
-  ``ContentSid`` plus ``ContentVariables``, a JSON string (docs/wire.md §9).
-* ``Buttons``/``ListMenu`` without a ``content_sid`` become numbered text (``1. Yes``);
-  ``Buttons.match()`` maps the user's answer back to the id.
+* A ``Template`` (and any message with a ``content_sid``) is a Content Template: ``ContentSid``
+  plus ``ContentVariables``, a JSON string (docs/wire.md §9).
+* ``Buttons``, ``ListMenu`` and ``CtaUrl`` without a ``content_sid`` become session content
+  created on demand (:func:`session_content`: ``twilio/quick-reply``, ``twilio/list-picker``,
+  ``twilio/call-to-action``), cached by :func:`content_key`; when the Content API refuses, they
+  are numbered text (``1. Yes``) and ``Buttons.match()`` maps the typed answer back to the id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
 
-from ...messages import CONTENT_VARIABLE_MAX, Buttons, ListMenu, MessageError, Template
+from ...messages import CONTENT_VARIABLE_MAX, Buttons, CtaUrl, ListMenu, Media, MessageError, Template
 
-__all__ = ["content_form", "content_variables_json", "numbered_text", "template_variables"]
+__all__ = [
+    "content_form",
+    "content_key",
+    "content_variables_json",
+    "cta_text",
+    "geo_uri",
+    "numbered_text",
+    "session_content",
+    "template_variables",
+]
 
 Form = list[tuple[str, str]]
 
@@ -91,3 +105,81 @@ def numbered_text(message: Buttons | ListMenu) -> str:
     if message.footer:
         lines += ["", f"_{message.footer}_"]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Session content created on demand (docs/wire.md §9.1)
+# --------------------------------------------------------------------------------------------
+#: Content types WhatsApp accepts inside the 24-hour session without an approval.
+QUICK_REPLY = "twilio/quick-reply"
+LIST_PICKER = "twilio/list-picker"
+CALL_TO_ACTION = "twilio/call-to-action"
+
+
+def _framed_body(message: Buttons | ListMenu | CtaUrl) -> str:
+    """Body text with a text header and the footer folded in (these types have no header or
+    footer of their own)."""
+    parts: list[str] = []
+    if isinstance(message.header, str):
+        parts.append(f"*{message.header}*")
+    parts.append(message.body)
+    if message.footer:
+        parts.append(f"_{message.footer}_")
+    return "\n\n".join(parts)
+
+
+def session_content(message: Any) -> dict[str, Any] | None:
+    """The Content API body that renders ``message`` as real WhatsApp buttons, a list or a URL
+    button — or ``None`` when it has no on-demand form (a ``content_sid`` given, a media header).
+
+    A ``twilio/text`` twin is included: Twilio sends it where the rich type cannot go.
+    """
+    if not isinstance(message, (Buttons, ListMenu, CtaUrl)) or message.content_sid:
+        return None
+    if isinstance(message.header, Media):
+        return None  # a media header needs an approved twilio/card; numbered text carries it
+    body = _framed_body(message)
+    rich: dict[str, Any]
+    if isinstance(message, Buttons):
+        kind = QUICK_REPLY
+        rich = {"body": body, "actions": [{"title": b.title, "id": b.id} for b in message.items]}
+        fallback = numbered_text(message)
+    elif isinstance(message, ListMenu):
+        kind = LIST_PICKER
+        items = []
+        for row in message.rows:
+            item = {"item": row.title, "id": row.id}
+            if row.description:
+                item["description"] = row.description
+            items.append(item)
+        rich = {"body": body, "button": message.button, "items": items}
+        fallback = numbered_text(message)
+    else:
+        kind = CALL_TO_ACTION
+        rich = {"body": body, "actions": [{"type": "URL", "title": message.display_text, "url": message.url}]}
+        fallback = cta_text(message)
+    return {"language": "en", "types": {kind: rich, "twilio/text": {"body": fallback}}}
+
+
+def content_key(content: Mapping[str, Any]) -> str:
+    """A stable hash of a Content API body: equal content, equal key, in every process."""
+    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def cta_text(message: CtaUrl) -> str:
+    """A URL button as text: the body, then the label and the link."""
+    return f"{_framed_body(message)}\n\n{message.display_text}: {message.url}"
+
+
+def geo_uri(latitude: float, longitude: float) -> str:
+    """``geo:lat,lon`` in plain decimals: ``repr`` writes small numbers as ``1.23e-05``, which is
+    not a geo URI (RFC 5870 allows digits, sign and point only)."""
+    return f"geo:{_decimal(latitude)},{_decimal(longitude)}"
+
+
+def _decimal(value: float) -> str:
+    text = format(Decimal(repr(float(value))), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

@@ -14,12 +14,21 @@ HTTP Basic auth; ``base_url`` defaults to ``https://api.twilio.com`` (``TWILIO_A
 
 What Twilio cannot send natively is rendered or refused, never dropped:
 
-* ``Buttons`` / ``ListMenu`` with a ``content_sid`` go out as that Content Template; without one
-  they become numbered text (``1. Yes``) — ``Buttons.match()`` maps the answer back.
-* ``Template`` needs a ``content_sid`` (``HX…``); ``ContentVariables`` is sent as a JSON string.
+* ``Buttons`` / ``ListMenu`` / ``CtaUrl`` are real WhatsApp buttons: session content
+  (``twilio/quick-reply``, ``twilio/list-picker``, ``twilio/call-to-action``) is created on
+  demand through the Content API, its ``ContentSid`` cached in the Store by a hash of the
+  content, and sent with ``ContentSid``. When the Content API refuses, they become numbered
+  text (``1. Yes``) — ``Buttons.match()`` maps the answer back. The log line and
+  ``SendReceipt.rendering`` say which was used. A given ``content_sid`` is sent as is.
+* ``Template`` needs a ``content_sid`` (``HX…``), given or found by name among the templates
+  pushed with :mod:`eki_whatsapp.templates`; ``ContentVariables`` is sent as a JSON string.
 * ``Location`` is sent as ``PersistentAction=geo:lat,lon|label`` with the place as ``Body``.
-* ``Media`` needs a public URL (Meta media ids are refused); the caption is the ``Body``.
-* ``Reaction`` is refused (:class:`~eki_whatsapp.providers.UnsupportedMessage`).
+* ``Media`` needs a public URL (Meta media ids are refused); the caption is the ``Body``; a
+  voice note (``voice=True``) is the same ``MediaUrl``.
+* ``Flow``, ``Product``, ``ProductList`` and ``Catalog`` need a ``content_sid`` (``twilio/flows``,
+  ``twilio/catalog``); ``Contacts``, ``LocationRequest`` and ``Reaction`` are refused
+  (:class:`~eki_whatsapp.providers.UnsupportedMessage`). :meth:`Twilio.supports` says so before
+  any request, so the router can pick Meta instead.
 * ``reply_to`` cannot be expressed through the Messages API: the message is sent unquoted and
   a debug log line says so.
 """
@@ -27,6 +36,8 @@ What Twilio cannot send natively is rendered or refused, never dropped:
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -39,8 +50,23 @@ from ...addresses import Address, normalize
 from ...errors import ConfigError
 from ...events import MediaRef
 from ...formatting import TWILIO_TEXT_LIMIT, split
-from ...messages import Buttons, ListMenu, Location, Media, Reaction, Template, Text
-from .._common import Accepted, HttpProvider, json_body, parse_recipient
+from ...messages import (
+    Buttons,
+    Catalog,
+    Contacts,
+    CtaUrl,
+    Flow,
+    ListMenu,
+    Location,
+    LocationRequest,
+    Media,
+    Product,
+    ProductList,
+    Reaction,
+    Template,
+    Text,
+)
+from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient
 from .._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
 from ..base import (
     MediaError,
@@ -51,16 +77,33 @@ from ..base import (
     UnsupportedMessage,
     classify_error,
 )
-from .content import Form, content_form, content_variables_json, numbered_text, template_variables
+from .cache import ContentCache
+from .content import (
+    Form,
+    content_form,
+    content_key,
+    content_variables_json,
+    cta_text,
+    geo_uri,
+    numbered_text,
+    session_content,
+    template_variables,
+)
 
 if TYPE_CHECKING:
     from ...settings import Settings
+    from ...store.base import Store
 
 __all__ = ["Twilio"]
 
 logger = logging.getLogger("eki_whatsapp.providers.twilio")
 
 _FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+_DEFAULT_API = "https://api.twilio.com"
+_DEFAULT_CONTENT_API = "https://content.twilio.com"
+#: Kinds Twilio sends only as a Content Template made beforehand (``content_sid``).
+_CONTENT_ONLY = (Flow, Product, ProductList, Catalog)
 
 
 class Twilio(HttpProvider):
@@ -74,6 +117,10 @@ class Twilio(HttpProvider):
         messaging_service_sid: ``MG…`` to send from a Messaging Service's sender pool.
         status_callback: URL Twilio posts delivery statuses to (``TWILIO_STATUS_CALLBACK_URL``).
         base_url: API root (``TWILIO_API_BASE_URL``); point it at a fake server to test.
+        content_base_url: Content API root; ``https://content.twilio.com`` with the default
+            ``base_url``, else ``base_url`` itself (the fake serves both).
+        store: where ContentSids of on-demand content are cached and pushed templates are found
+            (the bot attaches its store; see :meth:`attach_store`).
         retry, timeout, limits, client, async_client, transport, async_transport: as for
             :class:`~eki_whatsapp.providers.MetaCloud`.
     """
@@ -89,7 +136,9 @@ class Twilio(HttpProvider):
         from_: str | None = None,
         messaging_service_sid: str | None = None,
         status_callback: str | None = None,
-        base_url: str = "https://api.twilio.com",
+        base_url: str = _DEFAULT_API,
+        content_base_url: str | None = None,
+        store: Store | None = None,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | float | None = None,
         limits: httpx.Limits | None = None,
@@ -126,6 +175,65 @@ class Twilio(HttpProvider):
         self._account_url = f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}"
         self._messages_url = f"{self._account_url}/Messages.json"
         self._base_host = (urlsplit(self.base_url).hostname or "").lower()
+        if content_base_url is None:
+            content_base_url = _DEFAULT_CONTENT_API if self.base_url == _DEFAULT_API else self.base_url
+        self.content_base_url = content_base_url.rstrip("/")
+        #: ContentSids of on-demand session content, by content hash (shared through the store).
+        self.content_cache = ContentCache(store)
+        self.store: Store | None = store
+
+    def attach_store(self, store: Store) -> None:
+        """Share ``store``: the content cache and the pushed templates live there."""
+        self.store = store
+        self.content_cache.store = store
+
+    # --- what Twilio can carry --------------------------------------------------------------
+    def unsupported_reason(self, message: Any) -> str | None:
+        """Why Twilio cannot send ``message`` (``None``: it can). Decided without a request."""
+        message = coerce(message)
+        if isinstance(message, Reaction):
+            return "Twilio's Messages API cannot send reactions; send a Text instead"
+        if isinstance(message, Contacts):
+            return "Twilio's Messages API cannot send contact cards; send them through Meta"
+        if isinstance(message, LocationRequest):
+            return "Twilio has no location-request message; send it through Meta or ask in a Text"
+        if isinstance(message, Media) and message.url is None:
+            return "Twilio sends media by public URL only: pass Media(url=...) instead of a Meta media_id"
+        header = getattr(message, "header", None)
+        if isinstance(message, (Buttons, CtaUrl)) and isinstance(header, Media) and header.url is None:
+            return "Twilio needs a public URL for a media header, not a Meta media_id"
+        if isinstance(message, _CONTENT_ONLY) and not message.content_sid:
+            kind = "twilio/flows" if isinstance(message, Flow) else "twilio/catalog"
+            return (
+                f"Twilio sends a {type(message).__name__} only as a {kind} Content Template: create "
+                "one (Twilio Console > Content Template Builder) and pass content_sid=, or send it "
+                "through Meta"
+            )
+        if isinstance(message, Template) and not self._template_sid(message):
+            return (
+                f"Template {message.name!r} has no content_sid: Twilio sends templates as Content "
+                "Templates; push it with `eki-whatsapp templates push` (then it is found by name), "
+                "or create one in Twilio Console > Content Template Builder and pass its HX… SID "
+                "as Template(..., content_sid=...)"
+            )
+        if not isinstance(
+            message, (Text, Media, Template, Buttons, ListMenu, CtaUrl, Location, *_CONTENT_ONLY)
+        ):
+            return f"cannot send {type(message).__name__}: pass a str or a model from eki_whatsapp.messages"
+        return None
+
+    def supports(self, message: Any) -> bool:
+        """Whether Twilio can carry ``message`` (the router asks before choosing a provider)."""
+        return self.unsupported_reason(message) is None
+
+    def _template_sid(self, template: Template) -> str | None:
+        if template.content_sid:
+            return template.content_sid
+        if self.store is None:
+            return None
+        from ...templates.registry import content_sid_for
+
+        return content_sid_for(self.store, template.name, template.language)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> Twilio:
@@ -193,50 +301,41 @@ class Twilio(HttpProvider):
         return form
 
     def _render(self, message: Any) -> str | Form | tuple[Form, str]:
+        reason = self.unsupported_reason(message)
+        if reason is not None:
+            if isinstance(message, Template):
+                error: ProviderError = TemplateError(reason, provider=self.name)
+                error.attempts = 0
+                raise error
+            raise _unsupported(reason)
         if isinstance(message, Text):
             return message.body
         if isinstance(message, Media):
-            if message.url is None:
-                raise _unsupported(
-                    "Twilio sends media by public URL only: pass Media(url=...) instead of a Meta media_id"
-                )
-            form: Form = [("MediaUrl", message.url)]
+            form: Form = [("MediaUrl", str(message.url))]
             if message.caption:
                 form.insert(0, ("Body", message.caption))
             return form
         if isinstance(message, Template):
-            if not message.content_sid:
-                error = TemplateError(
-                    f"Template {message.name!r} has no content_sid: Twilio sends templates as Content "
-                    "Templates; create one in Twilio Console > Content Template Builder and pass its "
-                    "HX… SID as Template(..., content_sid=...)",
-                    provider=self.name,
-                )
-                error.attempts = 0
-                raise error
-            return content_form(message.content_sid, content_variables_json(template_variables(message)))
-        if isinstance(message, (Buttons, ListMenu)):
-            if message.content_sid:
-                return content_form(message.content_sid, content_variables_json(message.content_variables))
-            text = numbered_text(message)
+            sid = self._template_sid(message)
+            return content_form(str(sid), content_variables_json(template_variables(message)))
+        if isinstance(message, (Buttons, ListMenu, CtaUrl, *_CONTENT_ONLY)) and message.content_sid:
+            return content_form(message.content_sid, content_variables_json(message.content_variables))
+        if isinstance(message, (Buttons, ListMenu, CtaUrl)):
+            text = cta_text(message) if isinstance(message, CtaUrl) else numbered_text(message)
             header = message.header
             if isinstance(header, Media):
-                if header.url is None:
-                    raise _unsupported("Twilio needs a public URL for a media header, not a Meta media_id")
-                return ([("MediaUrl", header.url)], text)
+                return ([("MediaUrl", str(header.url))], text)
             return text
         if isinstance(message, Location):
             label = message.name or message.address or ""
             body = ", ".join(p for p in (message.name, message.address) if p) or (
                 f"{message.latitude},{message.longitude}"
             )
-            action = f"geo:{message.latitude},{message.longitude}"
+            action = geo_uri(message.latitude, message.longitude)
             if label:
                 action += f"|{label}"
             return [("Body", body), ("PersistentAction", action)]
-        if isinstance(message, Reaction):
-            raise _unsupported("Twilio's Messages API cannot send reactions; send a Text instead")
-        raise _unsupported(
+        raise _unsupported(  # pragma: no cover - unsupported_reason refused it already
             f"cannot send {type(message).__name__}: pass a str or a model from eki_whatsapp.messages"
         )
 
@@ -251,8 +350,69 @@ class Twilio(HttpProvider):
         return build
 
     def _send_plan(self, to: str, message: Any) -> Plan[SendReceipt]:
-        builds = [self._post_form(form) for form in self.forms(to, message)]
-        return self._send_all(to, str(getattr(message, "kind", "")), builds, self._parse_send)
+        kind = str(getattr(message, "kind", ""))
+        content = session_content(message)
+        if content is None:
+            builds = [self._post_form(form) for form in self.forms(to, message)]
+            return (yield from self._send_all(to, kind, builds, self._parse_send))
+        # Real buttons: the content's SID (cached, or created now), else numbered text.
+        recipient = parse_recipient(self.name, to)
+        key = content_key(content)
+        sid = self.content_cache.get(key)
+        rendering = "content:cached"
+        if sid is None:
+            try:
+                sid = yield from self._create_content_plan(key, content)
+            except ProviderError as exc:
+                logger.warning(
+                    "twilio: the Content API refused %s content (%s: %s); sending numbered text",
+                    kind,
+                    type(exc).__name__,
+                    exc,
+                )
+                sid, rendering = None, "numbered-text"
+            else:
+                self.content_cache.put(key, sid)
+                rendering = "content:created"
+        if sid is None:
+            builds = [self._post_form(form) for form in self.forms(to, message)]
+        else:
+            builds = [self._post_form([*self._base(recipient), ("ContentSid", sid)])]
+        logger.info("twilio: %s sent as %s%s", kind, rendering, f" ({sid})" if sid else "")
+        receipt = yield from self._send_all(to, kind, builds, self._parse_send)
+        return dataclasses.replace(receipt, rendering=rendering)
+
+    def _create_content_plan(self, key: str, content: dict[str, Any]) -> Plan[str]:
+        """Create session content through the Content API; its ``HX…`` SID."""
+        body = {"friendly_name": f"eki_{key[:24]}", **content}
+        return self._content_request("POST", "/v1/Content", body, lambda data: str(data["sid"]))
+
+    def _content_request(
+        self, method: str, path: str, body: dict[str, Any] | None, pick: Callable[[dict[str, Any]], Any]
+    ) -> Plan[Any]:
+        """One JSON request to the Content API (``content_base_url``), retried like a send."""
+        url = f"{self.content_base_url}{path}"
+        content = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        headers = {**self._auth(), "Content-Type": _JSON} if body is not None else self._auth()
+
+        def build() -> httpx.Request:
+            return httpx.Request(method, url, content=content, headers=headers)
+
+        def parse(response: httpx.Response) -> Any:
+            data = json_body(response)
+            if response.is_success and isinstance(data, dict):
+                try:
+                    return pick(data)
+                except (KeyError, TypeError, ValueError):
+                    pass
+            raise self._error(response, data)
+
+        return exchange(self.name, build, parse, self.retry, Attempts())
+
+    def content_api(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call the Content API (``/v1/Content…``) and return its JSON object (templates use it)."""
+        result: dict[str, Any] = self._run(self._content_request(method, path, body, lambda d: d))
+        return result
 
     def _parse_send(self, response: httpx.Response) -> Accepted:
         data = json_body(response)

@@ -1,0 +1,1 @@
+"""Templates managed from code (filled in below)."""
