@@ -127,6 +127,8 @@ class Pricing:
     type: str | None = None
     conversation_id: str | None = None
     conversation_origin: str | None = None
+    #: When the conversation's window ends (Meta ``conversation.expiration_timestamp``).
+    conversation_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,63 @@ class Referral:
     body: str | None = None
     media_type: str | None = None
     ctwa_clid: str | None = None
+    #: The ad's media: Meta ``image_url``/``video_url``/``thumbnail_url``; Twilio
+    #: ``ReferralMediaUrl`` (as ``image_url`` or ``video_url`` by its content type).
+    image_url: str | None = None
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    #: Twilio ``ReferralMediaId`` (a media id of the ad's media).
+    media_id: str | None = None
+    #: The ad's pre-filled welcome message (Meta ``welcome_message.text``).
+    welcome_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowReply:
+    """A WhatsApp Flow's answer (Meta ``interactive.nfm_reply``).
+
+    Attributes:
+        name: ``flow`` (or ``address_message`` for an address form).
+        body: the text WhatsApp shows in the chat (``"Sent"``).
+        response: ``response_json`` parsed: the fields the user filled in, and ``flow_token``.
+        response_json: the JSON text as received (``None`` when absent).
+    """
+
+    name: str | None
+    body: str | None
+    response: Mapping[str, Any] = dc_field(default_factory=dict, repr=False)
+    response_json: str | None = dc_field(default=None, repr=False)
+
+    @property
+    def flow_token(self) -> str | None:
+        """The token sent with the Flow (:attr:`eki_whatsapp.messages.Flow.token`)."""
+        token = self.response.get("flow_token")
+        return str(token) if token is not None else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallPermissionReply:
+    """The user's answer to a call-permission request (Meta ``call_permission_reply``).
+
+    Attributes:
+        response: ``accept`` or ``reject``.
+        permanent: whether the permission does not expire.
+        expires_at: when a temporary permission ends.
+        source: ``user_action`` or ``automatic``, as given.
+    """
+
+    response: str | None
+    permanent: bool = False
+    expires_at: datetime | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReferredProduct:
+    """The catalog product a user asks about (Meta ``context.referred_product``)."""
+
+    catalog_id: str | None
+    product_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +255,19 @@ class InboundMessage:
     errors: tuple[ErrorInfo, ...] = ()
     #: The provider-specific kind when ``type`` is ``"unsupported"`` (e.g. ``"poll"``).
     unsupported_type: str | None = None
+    #: The description of the tapped list row (``list_reply.description``).
+    reply_description: str | None = None
+    #: A WhatsApp Flow's answer (``interactive_type="nfm_reply"``).
+    flow_reply: FlowReply | None = None
+    #: The answer to a call-permission request (``interactive_type="call_permission_reply"``).
+    call_permission: CallPermissionReply | None = None
+    #: The product a user asks about from a catalog message (an enquiry).
+    referred_product: ReferredProduct | None = None
+    #: For ``type="edit"`` and ``"revoke"``: the id of the message edited or deleted. An edit
+    #: carries the new text (or caption) in ``text`` and the new media in ``media``.
+    original_id: str | None = None
+    #: The user's WhatsApp username (``contacts[].profile.username``), when given.
+    username: str | None = None
 
     @property
     def kind(self) -> Literal["message"]:
@@ -236,6 +308,10 @@ class StatusUpdate:
     pricing: Pricing | None = None
     #: ``biz_opaque_callback_data`` (Meta) echoed back, when set when sending.
     callback_data: str | None = None
+    #: ``individual`` or ``group`` (Meta ``recipient_type``), when given.
+    recipient_type: str | None = None
+    #: In a group: the participant this status is about (Meta ``recipient_participant_id``).
+    group_participant: str | None = None
 
     @property
     def kind(self) -> Literal["status"]:

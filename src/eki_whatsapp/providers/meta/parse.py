@@ -16,14 +16,17 @@ from typing import Any
 from ...addresses import normalize
 from ...events import (
     MESSAGE_TYPES,
+    CallPermissionReply,
     ChangeEvent,
     ErrorInfo,
     Event,
+    FlowReply,
     InboundMessage,
     Location,
     MediaRef,
     Pricing,
     Reaction,
+    ReferredProduct,
     Referral,
     StatusUpdate,
 )
@@ -111,6 +114,7 @@ def _message(
         user_id = user_id or _str(contact.get("user_id"))
     profile = contact.get("profile") if contact is not None else None
     profile_name = _str(profile.get("name")) if isinstance(profile, dict) else None
+    username = _str(profile.get("username")) if isinstance(profile, dict) else None
     message_id = _str(m.get("id")) or _synthetic_id(m)
     base: dict[str, Any] = {
         "provider": "meta",
@@ -124,11 +128,19 @@ def _message(
         "sender_user_id": user_id,
         "business_number": display,
     }
+    if username is not None:
+        base["username"] = username
     context = m.get("context")
     if isinstance(context, dict):
         base["reply_to"] = _str(context.get("id"))
         base["forwarded"] = bool(context.get("forwarded")) or bool(context.get("frequently_forwarded"))
         base["frequently_forwarded"] = bool(context.get("frequently_forwarded"))
+        product = context.get("referred_product")
+        if isinstance(product, dict):
+            base["referred_product"] = ReferredProduct(
+                catalog_id=_str(product.get("catalog_id")),
+                product_id=_str(product.get("product_retailer_id")),
+            )
     if "errors" in m:
         base["errors"] = _errors(m.get("errors"))
     referral = m.get("referral")
@@ -141,6 +153,10 @@ def _message(
             body=_str(referral.get("body")),
             media_type=_str(referral.get("media_type")),
             ctwa_clid=_str(referral.get("ctwa_clid")),
+            image_url=_str(referral.get("image_url")),
+            video_url=_str(referral.get("video_url")),
+            thumbnail_url=_str(referral.get("thumbnail_url")),
+            welcome_message=_str(_get(referral.get("welcome_message"), "text")),
         )
     kind = _str(m.get("type")) or "unsupported"
     try:
@@ -202,9 +218,20 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
             if itype in ("button_reply", "list_reply"):
                 out["text"] = _str(reply.get("title"))
                 out["payload"] = _str(reply.get("id"))
+                if itype == "list_reply":
+                    out["reply_description"] = _str(reply.get("description"))
             elif itype == "nfm_reply":
                 out["text"] = _str(reply.get("body"))
                 out["payload"] = _str(reply.get("response_json"))
+                out["flow_reply"] = _flow_reply(reply)
+            elif itype == "call_permission_reply":
+                out["text"] = _str(reply.get("response"))
+                out["call_permission"] = CallPermissionReply(
+                    response=_str(reply.get("response")),
+                    permanent=reply.get("is_permanent") is True,
+                    expires_at=_ts_or_none(reply.get("expiration_timestamp")),
+                    source=_str(reply.get("response_source")),
+                )
         return out
     if kind == "button":
         return {"text": _str(_get(obj, "text")), "payload": _str(_get(obj, "payload"))}
@@ -220,10 +247,19 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
         return {"system": dict(obj) if isinstance(obj, dict) else None, "text": _str(_get(obj, "body"))}
     if kind == "edit":
         inner = _get(obj, "message")
-        text = _str(_get(_get(inner, "text"), "body")) if isinstance(inner, dict) else None
-        return {"text": text, "payload": _str(_get(obj, "original_message_id"))}
+        original = _str(_get(obj, "original_message_id"))
+        out = {"text": None, "payload": original, "original_id": original}
+        if isinstance(inner, dict):
+            inner_kind = _str(inner.get("type")) or ("text" if "text" in inner else None)
+            if inner_kind in _MEDIA:  # an edited caption comes with the media it belongs to
+                edited = _content(inner_kind, inner)
+                out["text"], out["media"] = edited.get("text"), edited.get("media", ())
+            else:
+                out["text"] = _str(_get(_get(inner, "text"), "body"))
+        return out
     if kind == "revoke":
-        return {"payload": _str(_get(obj, "original_message_id"))}
+        original = _str(_get(obj, "original_message_id"))
+        return {"payload": original, "original_id": original}
     if kind in ("request_welcome",):
         return {}
     # "unsupported", older "unknown", or a kind newer than this library
@@ -250,6 +286,34 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
             _str(origin.get("type")) if isinstance(origin, dict) else None,
         )
     user_id = _str(s.get("recipient_user_id"))
+    if pricing is not None and isinstance(conv, dict) and conv.get("expiration_timestamp") is not None:
+        pricing = Pricing(
+            pricing.category,
+            pricing.pricing_model,
+            pricing.billable,
+            pricing.type,
+            pricing.conversation_id,
+            pricing.conversation_origin,
+            _ts_or_none(conv.get("expiration_timestamp")),
+        )
+    if "recipient_type" in s or "recipient_participant_id" in s:
+        return StatusUpdate(
+            "meta",
+            str(s["id"]),
+            (_str(s.get("status")) or "unknown").lower(),
+            _ts(s.get("timestamp"), now),
+            s,
+            _digits(s.get("recipient_id"))
+            if s.get("recipient_type") != "group"
+            else _str(s.get("recipient_id")),
+            user_id,
+            business,
+            _errors(s["errors"]) if "errors" in s else (),
+            pricing,
+            _str(s.get("biz_opaque_callback_data")),
+            _str(s.get("recipient_type")),
+            _digits(s.get("recipient_participant_id")),
+        )
     # positional, in field order: the hot path of every status webhook
     return StatusUpdate(
         "meta",
@@ -266,7 +330,29 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
     )
 
 
+def _flow_reply(reply: Mapping[str, Any]) -> FlowReply:
+    text = _str(reply.get("response_json"))
+    response: dict[str, Any] = {}
+    if text is not None:
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            response = decoded
+    return FlowReply(
+        name=_str(reply.get("name")), body=_str(reply.get("body")), response=response, response_json=text
+    )
+
+
 # --- small helpers -----------------------------------------------------------------------------
+def _ts_or_none(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
 def _errors(value: Any) -> tuple[ErrorInfo, ...]:
     out = []
     for e in _list(value):

@@ -92,8 +92,22 @@ def _message(sid: str, p: Mapping[str, str], now: datetime) -> InboundMessage:
         text = button_text or p.get("ListTitle") or body
     profile = p.get("ProfileName") or _channel_profile(p.get("ChannelMetadata"))
     referral = None
-    if any(p.get(k) for k in ("ReferralSourceId", "ReferralCtwaClid", "ReferralBody", "ReferralSourceUrl")):
+    if any(
+        p.get(k)
+        for k in (
+            "ReferralSourceId",
+            "ReferralCtwaClid",
+            "ReferralBody",
+            "ReferralSourceUrl",
+            "ReferralMediaUrl",
+        )
+    ):
+        media_type = p.get("ReferralMediaContentType") or ""
+        media_url = p.get("ReferralMediaUrl") or None
         referral = Referral(
+            image_url=media_url if media_url and not media_type.startswith("video/") else None,
+            video_url=media_url if media_url and media_type.startswith("video/") else None,
+            media_id=p.get("ReferralMediaId") or None,
             source_url=p.get("ReferralSourceUrl") or None,
             source_id=p.get("ReferralSourceId") or None,
             source_type=p.get("ReferralSourceType") or None,
