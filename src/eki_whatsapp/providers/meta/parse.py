@@ -26,8 +26,8 @@ from ...events import (
     MediaRef,
     Pricing,
     Reaction,
-    ReferredProduct,
     Referral,
+    ReferredProduct,
     StatusUpdate,
 )
 from ..base import PayloadError as BasePayloadError
