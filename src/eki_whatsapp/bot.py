@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .messages import Message
     from .providers.base import Provider, SendReceipt
     from .routing import Router
+    from .templates import Templates
 
 logger = logging.getLogger("eki_whatsapp")
 
@@ -245,6 +246,7 @@ class Bot:
         self._pending: set[Future[Any] | asyncio.Task[Any]] = set()
         self._pending_lock = threading.Lock()
         self._router = router
+        self._templates: Templates | None = None
         #: Users who wrote STOP/BAJA (or were blocked): sends to them are refused.
         self.optouts = OptOuts(self.store, self.settings)
         #: Who answers each user, the bot or staff (take over, hand back, ask for a person).
@@ -263,6 +265,15 @@ class Bot:
     @router.setter
     def router(self, router: Router) -> None:
         self._router = router
+
+    @property
+    def templates(self) -> Templates:
+        """The templates managed from code (:mod:`eki_whatsapp.templates`): push, status, get."""
+        if self._templates is None:
+            from .templates import Templates
+
+            self._templates = Templates(self.store, self.providers)
+        return self._templates
 
     def on_message(
         self,
@@ -346,7 +357,7 @@ class Bot:
             return self.optouts.enabled and self.optouts.classify(event) is not None
         if isinstance(event, StatusUpdate):
             return True  # the router watches statuses for late failures
-        return bool(self._change_handlers)
+        return bool(self._change_handlers) or _about_templates(event)
 
     def _handlers_for(self, event: Event) -> list[_Registered]:
         if isinstance(event, InboundMessage):
@@ -358,12 +369,17 @@ class Bot:
         return [h for h in handlers if h.filter is None or h.filter(event)]
 
     def _before_handlers(self, event: Event) -> None:
-        """Internal reactions to an event (the router's late-failure handling)."""
+        """Internal reactions to an event (the router's late-failure handling, template states)."""
         if isinstance(event, StatusUpdate):
             try:
                 (self._router or self.router).on_status(event)
             except Exception:
                 logger.exception("router failed on status %s of %s", event.status, event.message_id)
+        elif isinstance(event, ChangeEvent) and _about_templates(event):
+            try:
+                self.templates.on_change(event)
+            except Exception:
+                logger.exception("template webhook %s could not be applied", getattr(event, "field", "?"))
 
     def _bot_answers(self, event: Event) -> bool:
         """Opt-out keywords and handoff: whether the bot's handlers may answer this event.
@@ -542,6 +558,12 @@ class Bot:
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("background handler work failed", exc_info=task.exception())
+
+
+def _about_templates(event: Event) -> bool:
+    from .providers import template_change
+
+    return isinstance(event, ChangeEvent) and template_change(event) is not None
 
 
 def _event_id(event: Event) -> str:

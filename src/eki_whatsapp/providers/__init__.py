@@ -34,8 +34,9 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..events import MediaRef
+    from ..events import ChangeEvent, MediaRef
     from ..settings import Settings
+    from ..templates.registry import TemplateChange
     from ._http import RetryPolicy
     from .meta import MetaCloud
     from .twilio import Twilio
@@ -100,6 +101,15 @@ def media_refs(provider: str, kind: str, raw: Mapping[str, Any]) -> tuple[MediaR
 
         return twilio_media(raw)
     return ()
+
+
+def template_change(event: ChangeEvent) -> TemplateChange | None:
+    """What a webhook says about a template, read by its provider (``None``: not about one)."""
+    if event.provider == "meta":
+        from .meta.templates import template_change as meta_change
+
+        return meta_change(event)
+    return None
 
 
 def doctor_checks(name: str) -> ModuleType:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NAMESPACE",
     "ProviderState",
+    "TemplateChange",
     "TemplateRecord",
     "content_sid_for",
     "load_record",
@@ -35,6 +36,19 @@ NAMESPACE = "templates"
 _INDEX = "_index"
 #: Statuses in which a template can be sent.
 APPROVED = "approved"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplateChange:
+    """A provider's news about a template (from a webhook): any field may be missing."""
+
+    provider: str
+    name: str | None = None
+    language: str | None = None
+    id: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

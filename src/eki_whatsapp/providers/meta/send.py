@@ -24,7 +24,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -60,6 +60,8 @@ from .errors import PAIR_LIMIT
 
 if TYPE_CHECKING:
     from ...settings import Settings
+    from ...store.base import Store
+    from ...templates.definition import RemoteTemplate, TemplateDefinition
 
 __all__ = ["MetaCloud"]
 
@@ -96,6 +98,8 @@ class MetaCloud(HttpProvider):
         phone_number_id: the Graph id of the sending number (``META_PHONE_NUMBER_ID``).
         graph_version: Graph API version, e.g. ``"v26.0"`` (``META_GRAPH_VERSION``).
         base_url: Graph API root (``META_GRAPH_BASE_URL``); point it at a fake server to test.
+        business_account_id: the WhatsApp Business Account id (``META_BUSINESS_ACCOUNT_ID``);
+            needed to manage templates.
         retry: the :class:`~eki_whatsapp.providers.RetryPolicy` (default: 4 attempts, 30 s).
         timeout: an ``httpx.Timeout`` or seconds (default: connect 5 s, read/write 30 s).
         limits: the connection pool size (``httpx.Limits``).
@@ -113,6 +117,7 @@ class MetaCloud(HttpProvider):
         *,
         graph_version: str = "v26.0",
         base_url: str = "https://graph.facebook.com",
+        business_account_id: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | float | None = None,
         limits: httpx.Limits | None = None,
@@ -142,6 +147,8 @@ class MetaCloud(HttpProvider):
         self._api = f"{self.base_url}/{graph_version}"
         self._messages_url = f"{self._api}/{self.phone_number_id}/messages"
         self._base_host = urlsplit(self.base_url).hostname or ""
+        self.business_account_id = business_account_id
+        self.store: Store | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> MetaCloud:
@@ -156,6 +163,7 @@ class MetaCloud(HttpProvider):
             settings.meta_phone_number_id,
             graph_version=settings.meta_graph_version,
             base_url=settings.meta_graph_base_url,
+            business_account_id=settings.meta_business_account_id,
             **options,
         )
 
@@ -164,9 +172,93 @@ class MetaCloud(HttpProvider):
         """The phone-number id (equals ``InboundMessage.recipient`` of messages to it)."""
         return self.phone_number_id
 
+    def attach_store(self, store: Store) -> None:
+        """Share ``store``: the states of pushed templates live there."""
+        self.store = store
+
     def supports(self, message: Any) -> bool:
-        """Whether Meta can carry ``message``: every model in :mod:`eki_whatsapp.messages`."""
-        return isinstance(coerce(message), _MODELS)
+        """Whether Meta can carry ``message``: every model in :mod:`eki_whatsapp.messages`, but
+        not a template pushed with :mod:`eki_whatsapp.templates` that Meta has not approved."""
+        message = coerce(message)
+        if isinstance(message, Template):
+            from ...templates.registry import ready_on
+
+            return ready_on(self.store, self.name, message.name, message.language) is not False
+        return isinstance(message, _MODELS)
+
+    # --- templates (docs/wire.md §4.10) ---------------------------------------------------------
+    def _waba(self) -> str:
+        if not self.business_account_id:
+            raise ConfigError(
+                "managing templates on Meta needs the WhatsApp Business Account id: set "
+                "META_BUSINESS_ACCOUNT_ID (WhatsApp Manager > Account tools)"
+            )
+        return self.business_account_id
+
+    def _template_plan(
+        self, method: str, url: str, payload: Mapping[str, Any] | None, pick: Callable[[Any], Any]
+    ) -> Plan[Any]:
+        build = (
+            self._post_json(url, payload)
+            if payload is not None
+            else (lambda: httpx.Request(method, url, headers=self._auth()))
+        )
+
+        def parse(response: httpx.Response) -> Any:
+            data = json_body(response)
+            if response.is_success and isinstance(data, dict):
+                return pick(data)
+            raise self._error(response, data)
+
+        return exchange(self.name, build, parse, self.retry, Attempts())
+
+    def create_template(self, definition: TemplateDefinition) -> RemoteTemplate:
+        """Submit a template for review (``POST /{WABA-ID}/message_templates``)."""
+        from .templates import creation_body, remote
+
+        url = f"{self._api}/{self._waba()}/message_templates"
+        result: RemoteTemplate = self._run(
+            self._template_plan("POST", url, creation_body(definition), remote)
+        )
+        return result
+
+    def update_template(self, remote_id: str, definition: TemplateDefinition) -> RemoteTemplate:
+        """Edit a template (``POST /{template-id}``): it goes back to review."""
+        from ...templates.definition import RemoteTemplate
+        from .templates import creation_body
+
+        url = f"{self._api}/{remote_id}"
+        body = creation_body(definition, with_name=False)
+
+        def pick(data: Any) -> RemoteTemplate:
+            return RemoteTemplate(id=remote_id, status="pending", category=definition.category)
+
+        result: RemoteTemplate = self._run(self._template_plan("POST", url, body, pick))
+        return result
+
+    def fetch_template(
+        self, definition: TemplateDefinition, remote_id: str | None = None
+    ) -> RemoteTemplate | None:
+        """The template's status as Meta reports it now (``None``: Meta has no such template)."""
+        from .templates import remote
+
+        query = urlencode(
+            {"name": definition.name, "fields": "id,name,language,status,category,rejected_reason"}
+        )
+        url = f"{self._api}/{self._waba()}/message_templates?{query}"
+
+        def pick(data: Any) -> RemoteTemplate | None:
+            for item in data.get("data") or ():
+                if not isinstance(item, dict):
+                    continue
+                if (remote_id and str(item.get("id")) == remote_id) or (
+                    item.get("name") == definition.name and item.get("language") == definition.language
+                ):
+                    return remote(item)
+            return None
+
+        result: RemoteTemplate | None = self._run(self._template_plan("GET", url, None, pick))
+        return result
 
     def __repr__(self) -> str:
         return f"MetaCloud(phone_number_id={self.phone_number_id!r}, graph_version={self.graph_version!r})"

@@ -93,6 +93,7 @@ from .content import (
 if TYPE_CHECKING:
     from ...settings import Settings
     from ...store.base import Store
+    from ...templates.definition import RemoteTemplate, TemplateDefinition
 
 __all__ = ["Twilio"]
 
@@ -409,9 +410,45 @@ class Twilio(HttpProvider):
 
         return exchange(self.name, build, parse, self.retry, Attempts())
 
-    def content_api(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Call the Content API (``/v1/Content…``) and return its JSON object (templates use it)."""
-        result: dict[str, Any] = self._run(self._content_request(method, path, body, lambda d: d))
+    # --- templates (docs/wire.md §9.1) -----------------------------------------------------------
+    def _create_template_plan(self, definition: TemplateDefinition) -> Plan[RemoteTemplate]:
+        from .templates import approval_body, content_body, remote
+
+        sid: str = yield from self._content_request(
+            "POST", "/v1/Content", content_body(definition), lambda data: str(data["sid"])
+        )
+        approval: dict[str, Any] = yield from self._content_request(
+            "POST", f"/v1/Content/{sid}/ApprovalRequests/whatsapp", approval_body(definition), lambda d: d
+        )
+        return remote(sid, approval)
+
+    def create_template(self, definition: TemplateDefinition) -> RemoteTemplate:
+        """Create the content of ``definition`` and submit it for WhatsApp approval."""
+        result: RemoteTemplate = self._run(self._create_template_plan(definition))
+        return result
+
+    def update_template(self, remote_id: str, definition: TemplateDefinition) -> RemoteTemplate:
+        """Content cannot be edited: a changed definition is new content, submitted again (the
+        old content stays in the account, unused)."""
+        return self.create_template(definition)
+
+    def fetch_template(
+        self, definition: TemplateDefinition, remote_id: str | None = None
+    ) -> RemoteTemplate | None:
+        """The approval status of content ``remote_id`` (``None`` without an id)."""
+        from .templates import remote
+
+        if not remote_id:
+            return None
+        sid = remote_id
+
+        def pick(data: dict[str, Any]) -> RemoteTemplate:
+            approval = data.get("whatsapp")
+            return remote(sid, approval if isinstance(approval, dict) else {})
+
+        result: RemoteTemplate = self._run(
+            self._content_request("GET", f"/v1/Content/{sid}/ApprovalRequests", None, pick)
+        )
         return result
 
     def _parse_send(self, response: httpx.Response) -> Accepted:
