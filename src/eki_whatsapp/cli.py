@@ -2,7 +2,8 @@
 
 Commands: ``demo`` (offline, end to end), ``chat`` (talk to the bot in the terminal), ``serve``
 (run the webhook on a local port), ``doctor`` (check settings and credentials), ``send``,
-``simulate`` (post a signed fake inbound message to any webhook URL) and ``costs``.
+``simulate`` (post a signed fake inbound message to any webhook URL), ``templates push|list|status``
+(templates managed from code) and ``costs``.
 
 Exit codes: 0 success, 1 a check, a send or a request failed, 2 bad usage or configuration.
 """
@@ -440,6 +441,62 @@ def cmd_simulate(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+# --- templates -----------------------------------------------------------------------------------
+def cmd_templates(args: argparse.Namespace, out: _Out) -> int:
+    """``templates push FILE`` / ``list`` / ``status``: templates managed from code."""
+    from .templates import load
+
+    with _config_errors(out):
+        settings = _load_settings(args)
+        definitions = load(args.file) if args.action == "push" else []
+        bot = Bot(settings, check_settings=False)
+    try:
+        if args.action == "push":
+            with _config_errors(out):
+                results = bot.templates.push(definitions)
+            failed = False
+            for result in results:
+                state = result.state
+                detail = f"{state.status} ({state.id})" if state is not None and state.id else ""
+                if result.action == "failed":
+                    failed = True
+                    detail = str(result.error)
+                style = {"created": "green", "updated": "yellow", "failed": "red"}.get(result.action, "")
+                out(
+                    f"{result.name}:{result.language}  {result.provider:<7} {result.action:<9} {detail}",
+                    style,
+                )
+            if args.json:
+                out(json.dumps([_push_json(r) for r in results], indent=2))
+            return EXIT_FAILED if failed else EXIT_OK
+        records = bot.templates.status() if args.action == "status" else bot.templates.list()
+        if args.json:
+            out(json.dumps([r.to_json() for r in records], indent=2, ensure_ascii=False))
+            return EXIT_OK
+        if not records:
+            out("no templates pushed yet: eki-whatsapp templates push templates.yaml")
+        for record in records:
+            out(f"{record.name}:{record.language}  {record.category}", "bold")
+            for provider, state in sorted(record.providers.items()):
+                reason = f" — {state.reason}" if state.reason else ""
+                style = "green" if state.status == "approved" else "red" if state.status == "rejected" else ""
+                out(f"  {provider:<7} {state.status:<9} {state.id or ''}{reason}", style)
+        return EXIT_OK
+    finally:
+        bot.close()
+
+
+def _push_json(result: Any) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "language": result.language,
+        "provider": result.provider,
+        "action": result.action,
+        "state": result.state.to_json() if result.state is not None else None,
+        "error": result.error,
+    }
+
+
 # --- costs ---------------------------------------------------------------------------------------
 def cmd_costs(args: argparse.Namespace, out: _Out) -> int:
     from .costs import Costs
@@ -560,6 +617,22 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--secret", help="App Secret (Meta) / Auth Token (Twilio); default: from .env")
     simulate.add_argument("--signed-url", help="the URL to sign when it differs (Twilio behind a proxy)")
     simulate.add_argument("--env-file", help="settings file (default: .env)")
+
+    templates = add(
+        "templates",
+        cmd_templates,
+        "message templates managed from code: push, list, status (docs/templates.md)",
+    )
+    actions = templates.add_subparsers(dest="action", required=True, metavar="ACTION")
+    push = actions.add_parser(
+        "push", help="create or update the templates of a JSON/YAML file on Meta and Twilio (idempotent)"
+    )
+    push.add_argument("file", help="templates file (.json, or .yaml with eki-whatsapp[yaml])")
+    actions.add_parser("list", help="the managed templates as last known (no request)")
+    actions.add_parser("status", help="ask Meta and Twilio for each template's approval status now")
+    for action in actions.choices.values():
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+        action.add_argument("--env-file", help="settings file (default: .env)")
 
     costs = add("costs", cmd_costs, "the cost report of a month from the store")
     costs.add_argument("--month", help="YYYY-MM (default: this month)")

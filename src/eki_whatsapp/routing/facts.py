@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..costs import Costs
 from ..events import InboundMessage
-from ..providers.base import ProviderError
+from ..providers.base import ProviderError, UnsupportedMessage, can_send
 from .kinds import is_template
 from .plan import Pending
 from .policy import Price, Situation
@@ -94,7 +94,7 @@ class Facts:
         tried = {name for name, _ in req.tried}
         windows: _Facts[str, bool] = _Facts(lambda p: self.window_open(p, req.user, inbound=req.inbound))
         return Situation(
-            candidates=[p for p in self.policy_providers() if p not in tried],
+            candidates=self.capable([p for p in self.policy_providers() if p not in tried], req, cause),
             windows=windows,
             available=_Facts(lambda p: router.breakers[p].available(now)),
             template=is_template(req.message),
@@ -110,6 +110,25 @@ class Facts:
             weights=router.settings.whatsapp_weights,
             draw=router.rng.random,
         )
+
+    def capable(self, names: list[str], req: Pending, cause: ProviderError | None) -> list[str]:
+        """The providers among ``names`` that can carry the message (each provider's
+        ``supports``), decided before any request so a failover never picks one that would
+        refuse it. None of them on a first choice: :class:`UnsupportedMessage` naming why."""
+        able = [p for p in names if can_send(self.router.providers[p], req.message)]
+        if able or not names or cause is not None or req.explicit is not None:
+            return able
+        reasons = []
+        for name in names:
+            explain = getattr(self.router.providers[name], "unsupported_reason", None)
+            reason = explain(req.message) if explain is not None else None
+            reasons.append(f"{name}: {reason or 'cannot send this kind of message'}")
+        error = UnsupportedMessage(
+            f"no configured provider can carry a {type(req.message).__name__} ({'; '.join(reasons)})",
+            provider=names[0],
+        )
+        error.attempts = 0
+        raise error
 
     def _price(self, req: Pending, provider: str, category: str | None, in_window: bool) -> Price:
         router = self.router

@@ -44,6 +44,8 @@ class OutboundLog:
         ids = receipt.message_ids or (receipt.message_id,)
         for index, message_id in enumerate(ids):
             row_extra = dict(extra or {})
+            if receipt.rendering is not None:  # e.g. Twilio buttons: real ones or numbered text
+                row_extra["rendering"] = receipt.rendering
             if len(ids) > 1:
                 row_extra.update(part=index + 1, parts=len(ids))
             self.store.log_outbound(

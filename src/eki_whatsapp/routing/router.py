@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..events import InboundMessage, StatusUpdate
 from ..messages import Message, Template
 from ..optout import OptOuts
-from ..providers.base import Provider, ProviderError, SendReceipt, WindowClosed
+from ..providers.base import Provider, ProviderError, SendReceipt, UnsupportedMessage, WindowClosed
 from ..store.base import Store
 from .breaker import Breakers
 from .facts import Facts
@@ -203,10 +203,9 @@ class Router:
         (or raises the last provider error when nothing worked)."""
         try:
             decision = self.next_decision(req)
-        except WindowClosed as exc:
-            self.log.failure(
-                exc.provider, req.to, req.message, "window-closed", exc, req.category, extra=req.extra
-            )
+        except (WindowClosed, UnsupportedMessage) as exc:
+            reason = "window-closed" if isinstance(exc, WindowClosed) else "unsupported"
+            self.log.failure(exc.provider, req.to, req.message, reason, exc, req.category, extra=req.extra)
             raise
         assert decision is not None
         while True:
