@@ -176,6 +176,8 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
                 sb.settle()
                 _print_replies(sb, seen, out)
 
+            _demo_real_buttons(sb, tw_user, tw_name, seen, out)
+
             out("\n▶ Meta outage: the Graph API stops answering; a reminder goes out anyway", "yellow")
             sb.graph.outage()
             reminder = Template(
@@ -208,6 +210,47 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
                 "bold",
             )
     return EXIT_OK
+
+
+def _demo_real_buttons(sb: Any, user: str, name: str, seen: dict[str, int], out: _Out) -> None:
+    """Real WhatsApp buttons on Twilio: quick-reply content made on demand, then the user's tap
+    coming back through the webhook as a typed reply."""
+    from .messages import Buttons
+
+    out(f"\n▶ Eki asks {name} with real buttons on Twilio (twilio/quick-reply content)", "yellow")
+    question = Buttons(
+        "¿Qué hacemos ahora?", [("quiz_python", "Quiz de Python"), ("ver_cursos", "Ver cursos")]
+    )
+    receipt = sb.bot.send(user, question)
+    sent = sb.twilio.message(receipt.message_id)
+    out(
+        f"  sent through {receipt.provider} as {receipt.rendering}: ContentSid {sent.body.get('ContentSid')}",
+        "green",
+    )
+    sb.settle()
+    _print_replies(sb, seen, out)
+    delivery = sb.twilio.tap(receipt.message_id, "quiz_python")
+    tap = next(
+        (e for e in _events(sb.bot.webhook_readers, delivery.payload) if isinstance(e, InboundMessage)),
+        None,
+    )
+    if tap is not None:
+        out(
+            f"\n▶ twilio user {name}: [taps button] {tap.text} → {tap.type}/{tap.interactive_type}, "
+            f"payload {tap.payload!r}",
+            "cyan",
+        )
+    out(f"  webhook answered {delivery.http_status}", "dim")
+    sb.settle()
+    _print_replies(sb, seen, out)
+
+
+def _events(readers: Sequence[WebhookReader], payload: Any) -> list[Any]:
+    from .pipeline import detect
+
+    request = payload.request()
+    reader = detect(readers, request)
+    return list(reader.parse(request)) if reader is not None else []
 
 
 def _payload_text(readers: Sequence[WebhookReader], payload: Any) -> str:

@@ -57,7 +57,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     inbound = [r for r in rows if r.direction == "in"]
     outbound = [r for r in rows if r.direction == "out"]
     assert {r.provider for r in inbound} == {"meta", "twilio"}
-    assert len(inbound) == 6
+    assert len(inbound) == 7
+    # real buttons on Twilio (quick-reply content), and the tap came back as a typed reply
+    (buttons,) = [r for r in outbound if r.type == "buttons"]
+    assert buttons.provider == "twilio" and buttons.extra.get("rendering") == "content:created"
+    tap = inbound[-1]
+    assert (tap.provider, tap.type) == ("twilio", "interactive") and "[taps button] Quiz de Python" in text
     assert {r.type for r in inbound} >= {"text", "interactive", "image"}
     # every user message got an answer on its own channel
     for message in inbound:
