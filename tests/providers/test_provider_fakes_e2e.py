@@ -8,7 +8,25 @@ import pytest
 
 from eki_whatsapp import Settings
 from eki_whatsapp.events import MediaRef
-from eki_whatsapp.messages import Buttons, ListMenu, Location, Media, Reaction, Row, Template, Text
+from eki_whatsapp.messages import (
+    Buttons,
+    Catalog,
+    Contact,
+    Contacts,
+    CtaUrl,
+    Flow,
+    ListMenu,
+    Location,
+    LocationRequest,
+    Media,
+    Product,
+    ProductList,
+    ProductSection,
+    Reaction,
+    Row,
+    Template,
+    Text,
+)
 from eki_whatsapp.providers import AuthError, MetaCloud, RetryPolicy, Twilio
 from eki_whatsapp.testing.fake_graph import FakeGraphAPI
 from eki_whatsapp.testing.fake_twilio import FakeTwilioAPI
@@ -20,6 +38,17 @@ MESSAGES = [
     Buttons("Confirm?", ["Yes", "No"]),
     ListMenu("Pick", "Open", [Row("1", "One")]),
     Location(-23.5, -46.6, name="Paulista"),
+    CtaUrl("Track it", "Track", "https://example.com/t/1"),
+    Media.audio("https://cdn.example.com/note.ogg", voice=True),
+]
+#: Kinds only Meta carries (without a Twilio Content Template made beforehand).
+META_ONLY = [
+    Contacts([Contact("Eki support", phones=["+34910000000"])]),
+    LocationRequest("Where are you?"),
+    Flow("Book", cta="Book", flow_id="1197715005513101", screen="BOOKING", token="t-1"),
+    Product("194910842419823", "sku-1"),
+    ProductList("194910842419823", "Picks", "For you", [ProductSection("Shoes", ["sku-1", "sku-2"])]),
+    Catalog("All of it", thumbnail_product_id="sku-1"),
 ]
 
 
@@ -41,12 +70,38 @@ def test_every_kind_is_accepted_by_both_fakes(
 ) -> None:
     graph, twilio, meta, tw = fakes
     meta_ids = [
-        meta.send("+16505551234", m).message_id for m in [*MESSAGES, Reaction("wamid.X", "\U0001f44d")]
+        meta.send("+16505551234", m).message_id
+        for m in [*MESSAGES, *META_ONLY, Reaction("wamid.X", "\U0001f44d")]
     ]
     twilio_ids = [tw.send("+16505551234", m).message_id for m in MESSAGES]
     assert [s.id for s in graph.sent] == meta_ids
     assert [s.id for s in twilio.sent] == twilio_ids
-    assert graph.sent[0].text == "hi" and twilio.sent[3].text == "Confirm?\n\n1. Yes\n2. No"
+    assert [
+        graph.sent[i].body["interactive"]["type"] for i in range(len(MESSAGES) + 1, len(MESSAGES) + 6)
+    ] == [
+        "location_request_message",
+        "flow",
+        "product",
+        "product_list",
+        "catalog_message",
+    ]
+    # Buttons, the list and the URL button went to Twilio as real content made on demand.
+    assert graph.sent[0].text == "hi" and twilio.sent[3].text == "Confirm?"
+    assert [twilio.sent[i].type for i in (3, 4, 6)] == ["interactive"] * 3
+    assert {next(iter(c["types"])) for c in twilio.contents.values()} == {
+        "twilio/quick-reply",
+        "twilio/list-picker",
+        "twilio/call-to-action",
+    }
+
+
+def test_buttons_fall_back_to_numbered_text_when_the_fake_content_api_refuses(
+    fakes: tuple[FakeGraphAPI, FakeTwilioAPI, MetaCloud, Twilio],
+) -> None:
+    _, twilio, _, tw = fakes
+    twilio.refuse_content = True
+    receipt = tw.send("+16505551234", Buttons("Confirm?", ["Yes", "No"]))
+    assert receipt.rendering == "numbered-text" and twilio.sent[-1].text == "Confirm?\n\n1. Yes\n2. No"
 
 
 def test_media_round_trips(fakes: tuple[FakeGraphAPI, FakeTwilioAPI, MetaCloud, Twilio]) -> None:
@@ -75,5 +130,7 @@ async def test_async_face_against_the_fake(
     receipt = await meta.send_async("+16505551234", "async hi")
     treceipt = await tw.send_async("+16505551234", "async hi")
     assert graph.sent[-1].id == receipt.message_id and twilio.sent[-1].id == treceipt.message_id
+    buttons = await tw.send_async("+16505551234", Buttons("Async?", ["Yes"]))
+    assert buttons.rendering == "content:created" and twilio.sent[-1].body["ContentSid"].startswith("HX")
     await meta.aclose()
     await tw.aclose()

@@ -544,11 +544,35 @@ def _validate(kind: str, obj: Any) -> str | None:
             title = reply.get("title") if isinstance(reply, dict) else None
             if not isinstance(title, str) or not 1 <= len(title) <= 20:
                 return "Param interactive['action']['buttons'][]['reply']['title'] must be 1-20 characters."
+    elif kind == "interactive" and isinstance(obj, dict) and obj.get("type") == "cta_url":
+        parameters = _get(_get(obj, "action"), "parameters")
+        text = _get(parameters, "display_text")
+        if not isinstance(text, str) or not 1 <= len(text) <= 20 or not _get(parameters, "url"):
+            return "Param interactive['action']['parameters'] needs display_text (1-20) and url."
+    elif kind == "interactive" and isinstance(obj, dict) and obj.get("type") == "flow":
+        parameters = _get(_get(obj, "action"), "parameters")
+        if not _get(parameters, "flow_cta") or not (
+            _get(parameters, "flow_id") or _get(parameters, "flow_name")
+        ):
+            return "Param interactive['action']['parameters'] needs flow_cta and flow_id or flow_name."
+    elif kind == "interactive" and isinstance(obj, dict) and obj.get("type") == "product_list":
+        sections = _get(_get(obj, "action"), "sections")
+        items = (
+            sum(len(_get(s, "product_items") or ()) for s in sections) if isinstance(sections, list) else 0
+        )
+        if not isinstance(sections, list) or not 1 <= len(sections) <= 10 or not 1 <= items <= 30:
+            return "Param interactive['action']['sections'] must have 1-10 sections and 1-30 products."
+    elif kind == "contacts" and (not isinstance(obj, list) or not obj):
+        return "Param contacts must be a non-empty array."
     elif kind == "template" and (
         not isinstance(obj, dict) or not obj.get("name") or not isinstance(obj.get("language"), dict)
     ):
         return "The parameters template['name'] and template['language'] are required."
     return None
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def _multipart(request: RawRequest) -> dict[str, tuple[bytes, str | None, str | None]] | None:
