@@ -31,6 +31,7 @@ REFERENCE_PAGE = "reference.md"
 MODULES: tuple[tuple[str, str], ...] = (
     ("eki_whatsapp", "The application object, settings, events, webhook types and stores."),
     ("eki_whatsapp.messages", "Outbound messages: text, media, templates, buttons, lists, ..."),
+    ("eki_whatsapp.templates", "Templates managed from code: definitions, push, status, send by name."),
     ("eki_whatsapp.providers", "Meta Cloud API and Twilio clients and the provider error hierarchy."),
     ("eki_whatsapp.providers.base", "What a provider offers: the webhook reader and sender protocols."),
     ("eki_whatsapp.providers.meta", "Meta's Cloud API package: webhook reader, parser, sender."),

@@ -451,8 +451,9 @@ def _match_choice(text: str, options: Sequence[tuple[str, str]]) -> str | None:
 class Buttons:
     """Up to three reply buttons under a body text (session message: needs an open window).
 
-    On Twilio, without a ``content_sid`` (a ``twilio/quick-reply`` Content Template) the buttons
-    are rendered as numbered text (``1. Yes``); :meth:`match` maps the user's answer (``"1"``,
+    On Twilio these are real buttons too: ``twilio/quick-reply`` content created on demand (its
+    ``ContentSid`` cached in the store), or ``content_sid`` when given. Only when the Content API
+    refuses are they numbered text (``1. Yes``); :meth:`match` maps a typed answer (``"1"``,
     ``"yes"``) back to the button id.
 
     Example::
@@ -467,7 +468,7 @@ class Buttons:
     header: InteractiveHeader = None
     footer: str | None = None
     reply_to: str | None = None
-    #: Twilio Content Template (``HX…``) that renders these buttons natively on Twilio.
+    #: A Twilio Content Template (``HX…``) to send instead of the content made on demand.
     content_sid: str | None = None
     content_variables: Mapping[str, str] | None = None
 
@@ -535,9 +536,9 @@ class Section:
 class ListMenu:
     """A list menu: a button (``button``) that opens up to 10 rows in up to 10 sections.
 
-    ``sections`` may also be a plain list of :class:`Row` (one untitled section). On Twilio,
-    without a ``content_sid`` (a ``twilio/list-picker`` Content Template) the rows are rendered
-    as numbered text; :meth:`match` maps the answer back to a row id.
+    ``sections`` may also be a plain list of :class:`Row` (one untitled section). On Twilio it is
+    a real list: ``twilio/list-picker`` content created on demand (or ``content_sid``); numbered
+    text only when the Content API refuses, and :meth:`match` maps a typed answer to a row id.
 
     Example::
 
