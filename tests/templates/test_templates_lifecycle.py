@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from eki_whatsapp.messages import Template
+from eki_whatsapp.providers import UnsupportedMessage
 from eki_whatsapp.sandbox import Sandbox
 from eki_whatsapp.templates import HeaderMedia, QuickReply, TemplateDefinition, UrlButton
 
@@ -118,9 +119,13 @@ def test_lifecycle_pending_then_approved_then_sent_by_name_on_both_providers(sb:
     templates.push([SHIPPED])
     message = templates.get("order_shipped").message("Ana", "8127", url_suffix="8127")
 
-    # Pending: neither provider can carry it yet.
+    # Pending: neither provider can carry it yet, and the router refuses before any request.
     assert not sb.bot.providers["meta"].supports(message)  # type: ignore[attr-defined]
     assert not sb.bot.providers["twilio"].supports(message)  # type: ignore[attr-defined]
+    sends = len(sb.graph.sent) + len(sb.twilio.sent)
+    with pytest.raises(UnsupportedMessage, match="not approved on Meta yet"):
+        sb.bot.send(USER, message)
+    assert len(sb.graph.sent) + len(sb.twilio.sent) == sends
 
     # Meta approves: the status webhook updates the record.
     delivery = sb.graph.set_template_status("order_shipped", "APPROVED")

@@ -176,15 +176,27 @@ class MetaCloud(HttpProvider):
         """Share ``store``: the states of pushed templates live there."""
         self.store = store
 
-    def supports(self, message: Any) -> bool:
-        """Whether Meta can carry ``message``: every model in :mod:`eki_whatsapp.messages`, but
-        not a template pushed with :mod:`eki_whatsapp.templates` that Meta has not approved."""
+    def unsupported_reason(self, message: Any) -> str | None:
+        """Why Meta cannot send ``message`` now (``None``: it can): a template pushed with
+        :mod:`eki_whatsapp.templates` that Meta has not approved, or an unknown type."""
         message = coerce(message)
         if isinstance(message, Template):
             from ...templates.registry import ready_on
 
-            return ready_on(self.store, self.name, message.name, message.language) is not False
-        return isinstance(message, _MODELS)
+            if ready_on(self.store, self.name, message.name, message.language) is False:
+                return (
+                    f"template {message.name!r} ({message.language}) is not approved on Meta yet: "
+                    "see `eki-whatsapp templates status`"
+                )
+            return None
+        if not isinstance(message, _MODELS):
+            return f"cannot send {type(message).__name__}: pass a str or a model from eki_whatsapp.messages"
+        return None
+
+    def supports(self, message: Any) -> bool:
+        """Whether Meta can carry ``message``: every model in :mod:`eki_whatsapp.messages`, but
+        not a template pushed with :mod:`eki_whatsapp.templates` that Meta has not approved."""
+        return self.unsupported_reason(message) is None
 
     # --- templates (docs/wire.md §4.10) ---------------------------------------------------------
     def _waba(self) -> str:
