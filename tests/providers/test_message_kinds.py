@@ -335,24 +335,32 @@ def test_twilio_buttons_are_quick_reply_content_created_once_and_cached_in_the_s
     )
     receipt = twilio(store=store).send(TO, buttons)
     sent_content = json.loads(content.calls[0].request.content)
+    # The text is a variable, so buttons with personalised bodies share one content.
     assert sent_content["types"]["twilio/quick-reply"] == {
-        "body": "*Booking*\n\nConfirm the booking?\n\n_Thanks_",
+        "body": "{{1}}",
         "actions": [{"title": "Yes", "id": "yes"}, {"title": "No", "id": "no"}],
     }
-    assert sent_content["types"]["twilio/text"] == {
-        "body": "*Booking*\n\nConfirm the booking?\n\n1. Yes\n2. No\n\n_Thanks_"
-    }
+    assert sent_content["types"]["twilio/text"] == {"body": "{{1}}\n\n1. Yes\n2. No"}
     assert sent_content["language"] == "en" and sent_content["friendly_name"].startswith("eki_")
+    assert sent_content["variables"] == {"1": "text"}
     assert form(messages.calls[-1].request) == [
         ("To", "whatsapp:" + TO),
         ("From", TWILIO_FROM),
         ("ContentSid", "HXquick1"),
+        (
+            "ContentVariables",
+            json.dumps({"1": "*Booking*\n\nConfirm the booking?\n\n_Thanks_"}, separators=(",", ":")),
+        ),
     ]
     assert receipt.rendering == "content:created"
-    # Another process (a new provider on the same store) reuses the SID: no second create.
-    again = twilio(store=store).send(TO, buttons)
+    # Another process (a new provider on the same store) reuses the SID: no second create, even
+    # for another text with the same buttons.
+    again = twilio(store=store).send(TO, Buttons("Ana, confirm?", [("yes", "Yes"), ("no", "No")]))
     assert content.call_count == 1 and again.rendering == "content:cached"
-    assert form(messages.calls[-1].request)[-1] == ("ContentSid", "HXquick1")
+    assert form(messages.calls[-1].request)[-2:] == [
+        ("ContentSid", "HXquick1"),
+        ("ContentVariables", '{"1":"Ana, confirm?"}'),
+    ]
 
 
 @respx.mock
@@ -365,7 +373,7 @@ def test_twilio_list_menu_is_list_picker_content() -> None:
     )
     twilio().send(TO, menu)
     assert json.loads(content.calls[0].request.content)["types"]["twilio/list-picker"] == {
-        "body": "Pick a delivery option",
+        "body": "{{1}}",
         "button": "Options",
         "items": [
             {"item": "Next day", "id": "exp_1d", "description": "€9.90"},
@@ -382,7 +390,7 @@ def test_twilio_cta_url_is_call_to_action_content_or_the_link_as_text() -> None:
     message = CtaUrl("Track your parcel", "Track", "https://example.com/t/8127")
     twilio().send(TO, message)
     assert json.loads(content.calls[0].request.content)["types"]["twilio/call-to-action"] == {
-        "body": "Track your parcel",
+        "body": "{{1}}",
         "actions": [{"type": "URL", "title": "Track", "url": "https://example.com/t/8127"}],
     }
     content.mock(return_value=content_refused())

@@ -402,6 +402,7 @@ class FakeTwilioAPI(FakeProviderAPI):
             return self._error_reply(21602, 400, None)
         if params.get("ContentVariables") and not content_sid:
             return self._error_reply(21654, 400, None)
+        variables: Any = None
         if content_sid and params.get("ContentVariables"):
             try:
                 variables = json.loads(params["ContentVariables"])
@@ -428,9 +429,9 @@ class FakeTwilioAPI(FakeProviderAPI):
         with self._state:
             content = self.contents.get(content_sid) if content_sid else None
         if content is not None and content.get("approval") is None:
-            # session content (buttons, a list, a URL button): the text is its body
+            # session content (buttons, a list, a URL button): the text is its body, filled in
             rich = next(iter(content["types"].values()))
-            body = body or str(rich.get("body") or rich.get("title") or "")
+            body = body or _fill(str(rich.get("body") or rich.get("title") or ""), variables or {})
         kind = (
             "interactive"
             if content is not None and content.get("approval") is None
@@ -522,6 +523,11 @@ class FakeTwilioAPI(FakeProviderAPI):
             assert match is not None
             return self._media_redirect(match.group(3))
         return super()._serve(request)
+
+
+def _fill(text: str, variables: Mapping[str, Any]) -> str:
+    """``{{n}}`` placeholders of content replaced by ``ContentVariables``."""
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: str(variables.get(m.group(1), m.group(0))), text)
 
 
 def _rfc2822() -> str:

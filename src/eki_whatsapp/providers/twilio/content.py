@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from ...messages import CONTENT_VARIABLE_MAX, Buttons, CtaUrl, ListMenu, Media, MessageError, Template
 
 __all__ = [
+    "SessionContent",
     "content_form",
     "content_key",
     "content_variables_json",
@@ -128,7 +130,22 @@ def _framed_body(message: Buttons | ListMenu | CtaUrl) -> str:
     return "\n\n".join(parts)
 
 
-def session_content(message: Any) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class SessionContent:
+    """On-demand content for one message: ``content`` is the Content API body, the same for
+    every message with these buttons (the text is the variable ``{{1}}``, so personalised bodies
+    share one content); ``variables`` fill it for this message (``ContentVariables``)."""
+
+    content: dict[str, Any]
+    variables: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        """The cache key: a hash of :attr:`content`."""
+        return content_key(self.content)
+
+
+def session_content(message: Any) -> SessionContent | None:
     """The Content API body that renders ``message`` as real WhatsApp buttons, a list or a URL
     button — or ``None`` when it has no on-demand form (a ``content_sid`` given, a media header).
 
@@ -138,12 +155,12 @@ def session_content(message: Any) -> dict[str, Any] | None:
         return None
     if isinstance(message.header, Media):
         return None  # a media header needs an approved twilio/card; numbered text carries it
-    body = _framed_body(message)
     rich: dict[str, Any]
+    lines: list[str] = []
     if isinstance(message, Buttons):
         kind = QUICK_REPLY
-        rich = {"body": body, "actions": [{"title": b.title, "id": b.id} for b in message.items]}
-        fallback = numbered_text(message)
+        rich = {"body": "{{1}}", "actions": [{"title": b.title, "id": b.id} for b in message.items]}
+        _numbered(lines, [(b.title, None) for b in message.items], 1)
     elif isinstance(message, ListMenu):
         kind = LIST_PICKER
         items = []
@@ -152,13 +169,22 @@ def session_content(message: Any) -> dict[str, Any] | None:
             if row.description:
                 item["description"] = row.description
             items.append(item)
-        rich = {"body": body, "button": message.button, "items": items}
-        fallback = numbered_text(message)
+        rich = {"body": "{{1}}", "button": message.button, "items": items}
+        _numbered(lines, [(r.title, r.description) for r in message.rows], 1)
     else:
         kind = CALL_TO_ACTION
-        rich = {"body": body, "actions": [{"type": "URL", "title": message.display_text, "url": message.url}]}
-        fallback = cta_text(message)
-    return {"language": "en", "types": {kind: rich, "twilio/text": {"body": fallback}}}
+        rich = {
+            "body": "{{1}}",
+            "actions": [{"type": "URL", "title": message.display_text, "url": message.url}],
+        }
+        lines.append(f"{message.display_text}: {message.url}")
+    twin = "{{1}}\n\n" + "\n".join(lines)
+    content = {
+        "language": "en",
+        "variables": {"1": "text"},  # a sample: the Content API wants one per variable
+        "types": {kind: rich, "twilio/text": {"body": twin}},
+    }
+    return SessionContent(content, {"1": _framed_body(message)})
 
 
 def content_key(content: Mapping[str, Any]) -> str:

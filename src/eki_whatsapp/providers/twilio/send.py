@@ -81,7 +81,6 @@ from .cache import ContentCache
 from .content import (
     Form,
     content_form,
-    content_key,
     content_variables_json,
     cta_text,
     geo_uri,
@@ -352,18 +351,18 @@ class Twilio(HttpProvider):
 
     def _send_plan(self, to: str, message: Any) -> Plan[SendReceipt]:
         kind = str(getattr(message, "kind", ""))
-        content = session_content(message)
-        if content is None:
+        session = session_content(message)
+        if session is None:
             builds = [self._post_form(form) for form in self.forms(to, message)]
             return (yield from self._send_all(to, kind, builds, self._parse_send))
         # Real buttons: the content's SID (cached, or created now), else numbered text.
         recipient = parse_recipient(self.name, to)
-        key = content_key(content)
+        key = session.key
         sid = self.content_cache.get(key)
         rendering = "content:cached"
         if sid is None:
             try:
-                sid = yield from self._create_content_plan(key, content)
+                sid = yield from self._create_content_plan(key, session.content)
             except ProviderError as exc:
                 logger.warning(
                     "twilio: the Content API refused %s content (%s: %s); sending numbered text",
@@ -378,7 +377,8 @@ class Twilio(HttpProvider):
         if sid is None:
             builds = [self._post_form(form) for form in self.forms(to, message)]
         else:
-            builds = [self._post_form([*self._base(recipient), ("ContentSid", sid)])]
+            variables = content_variables_json(session.variables)
+            builds = [self._post_form([*self._base(recipient), *content_form(sid, variables)])]
         logger.info("twilio: %s sent as %s%s", kind, rendering, f" ({sid})" if sid else "")
         receipt = yield from self._send_all(to, kind, builds, self._parse_send)
         return dataclasses.replace(receipt, rendering=rendering)
