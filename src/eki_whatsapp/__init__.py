@@ -9,7 +9,7 @@ The public surface::
 from __future__ import annotations
 
 from .bot import Bot, Context
-from .errors import ConfigError, EkiWhatsAppError, StoreError
+from .errors import ConfigError, EkiWhatsAppError, SettingProblem, SettingsError, StoreError
 from .events import (
     ChangeEvent,
     ErrorInfo,
@@ -51,7 +51,9 @@ __all__ = [
     "Reaction",
     "Referral",
     "SQLiteStore",
+    "SettingProblem",
     "Settings",
+    "SettingsError",
     "StatusUpdate",
     "Store",
     "StoreError",

@@ -24,12 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
-
 from . import __version__
 from .bot import Bot
-from .errors import ConfigError, EkiWhatsAppError
+from .errors import ConfigError, EkiWhatsAppError, SettingsError
 from .events import InboundMessage
+from .i18n import gettext
 from .providers.base import WebhookReader
 from .settings import Settings
 
@@ -73,7 +72,7 @@ def _load_bot_factory(spec: str | None) -> Callable[[Settings], Bot]:
         from .examples.eki import register
 
         def build_eki(settings: Settings) -> Bot:
-            bot = Bot(settings)
+            bot = Bot(settings, name="Eki")
             register(bot)
             return bot
 
@@ -92,16 +91,17 @@ def _load_bot_factory(spec: str | None) -> Callable[[Settings], Bot]:
 def _config_errors(out: _Out) -> Iterator[None]:
     try:
         yield
-    except (ConfigError, ValidationError) as exc:
-        out(f"configuration error: {exc}", "red")
+    except SettingsError as exc:
+        out(gettext("configuration error: {error}").format(error=exc.render(gettext)), "red")
+        raise SystemExit(EXIT_USAGE) from None
+    except ConfigError as exc:
+        out(gettext("configuration error: {error}").format(error=exc), "red")
         raise SystemExit(EXIT_USAGE) from None
 
 
-def _short(text: str | None, width: int = 200) -> str:
-    if text is None:
-        return ""
-    text = text.replace("\n", "\n      ")
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _indented(text: str | None) -> str:
+    """The whole text (never cut: the point is to read the answer), lines aligned under the first."""
+    return (text or "").replace("\n", "\n      ")
 
 
 # --- demo ----------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
         store_path = Path(args.store).resolve() if args.store else Path(tmp) / "demo.sqlite3"
 
         def build(settings: Settings) -> Bot:
-            bot = Bot(settings)
+            bot = Bot(settings, name="Eki")
             model = None if args.openai else offline_model()
             bot.on_message(build_eki_agent(settings, store=bot.store, model=model))
             return bot
@@ -279,9 +279,8 @@ def _print_replies(sb: Any, seen: dict[str, int], out: _Out) -> None:
                 continue
             statuses = " → ".join(message.statuses) or message.status
             label = message.type if message.type != "text" else ""
-            out(
-                f"  ◀ Eki via {provider} {label}: {_short(message.text) or '(' + message.type + ')'}", "green"
-            )
+            shown = _indented(message.text) or f"({message.type})"
+            out(f"  ◀ {sb.bot.name} via {provider} {label}: {shown}", "green")
             out(f"      statuses: {statuses}", "dim")
         seen[provider] = len(fake.sent)
 
@@ -308,11 +307,12 @@ def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
         factory = _load_bot_factory(args.bot)
     provider = args.provider
     user = args.user
-    out(
-        f"Chatting with the bot as {args.name} ({user}) on {provider}. /meta, /twilio switch; /quit ends.",
-        "bold",
-    )
     with Sandbox(factory) as sb:
+        who = f"{args.name} ({user})" if args.name else user
+        out(
+            f"Chatting with {sb.bot.name} as {who} on {provider}. /meta, /twilio switch; /quit ends.",
+            "bold",
+        )
         seen = {"meta": len(sb.graph.sent), "twilio": len(sb.twilio.sent)}
         stream = sys.stdin
         while True:
@@ -613,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider", choices=("meta", "twilio"), default="meta", help="which user to impersonate"
     )
     chat.add_argument("--user", default="5215512345678", help="the user's number (digits)")
-    chat.add_argument("--name", default="Tú", help="the user's profile name")
+    chat.add_argument("--name", help="the user's WhatsApp profile name (default: none)")
     chat.add_argument(
         "--bot", help="your bot: 'package.module:attribute' (a Bot or a settings -> Bot factory)"
     )

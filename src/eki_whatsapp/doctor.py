@@ -68,6 +68,15 @@ def offline_checks(s: Settings) -> list[Check]:
     checks = [
         Check("policy", "ok", f"WHATSAPP_PROVIDER={s.whatsapp_provider}: {', '.join(s.enabled_providers)}")
     ]
+    for variable in s.trimmed_variables:
+        checks.append(
+            Check(
+                variable,
+                "warn",
+                "its value has spaces around it (often inside quotes in .env); they are ignored",
+                "remove them from the value so that every tool reads the same thing",
+            )
+        )
     for provider in s.enabled_providers:
         missing = s.missing_for(provider)
         if missing:

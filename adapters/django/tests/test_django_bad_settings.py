@@ -1,0 +1,22 @@
+"""A bad WhatsApp setting in a Django project is explained the way the core explains it, naming
+Django settings as a place to fix it (issue 16, item 4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from eki_whatsapp import ConfigError, SettingsError
+from eki_whatsapp_django import load_settings
+
+
+def test_a_misspelt_provider_in_django_settings_is_explained(settings: Any) -> None:
+    settings.WHATSAPP_PROVIDER = "dul"
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert isinstance(info.value, ConfigError)
+    message = str(info.value)
+    assert "WHATSAPP_PROVIDER is 'dul': not an allowed value (allowed: dual, meta, twilio)." in message
+    assert "Did you mean 'dual'?" in message
+    assert "Django settings" in message

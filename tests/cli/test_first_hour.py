@@ -1,0 +1,88 @@
+"""What a newcomer meets in the first hour with the command line (issue 16): clear messages for bad
+settings, and ``chat`` showing their own bot by its name with whole answers."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from eki_whatsapp.cli import main
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), stdout=out)
+    return code, out.getvalue()
+
+
+# --- item 4: a bad value is explained, not pydantic's report -----------------------------------------------
+@pytest.mark.parametrize("command", [("doctor",), ("send", "--to", "1", "--text", "x"), ("costs",)])
+def test_a_misspelt_provider_is_explained_by_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("LANGUAGE", "en")
+    env = tmp_path / ".env"
+    env.write_text("WHATSAPP_PROVIDER=dul\n")
+    code, text = run(*command, "--env-file", str(env))
+    assert code == 2
+    assert "WHATSAPP_PROVIDER is 'dul': not an allowed value (allowed: dual, meta, twilio)." in text
+    assert "Did you mean 'dual'?" in text
+    assert "validation error" not in text and "errors.pydantic.dev" not in text
+
+
+# --- item 7: chat -----------------------------------------------------------------------------------------
+MY_BOT = """
+from eki_whatsapp import Bot
+
+
+def create_bot(settings):
+    bot = Bot(settings, name="Profe")
+
+    @bot.on_message
+    def answer(message, ctx):
+        ctx.reply("Respuesta larga: " + " ".join(f"palabra{i}" for i in range(80)) + " FIN")
+
+    return bot
+"""
+
+
+def test_chat_labels_your_own_bot_by_its_name_and_shows_whole_replies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mibot_first_hour.py").write_text(MY_BOT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO("hola\n/quit\n"))
+    try:
+        code, text = run("chat", "--bot", "mibot_first_hour:create_bot")
+    finally:
+        sys.modules.pop("mibot_first_hour", None)
+    assert code == 0, text
+    assert "Profe via meta" in text and "Eki" not in text
+    assert "palabra79 FIN" in text and "…" not in text
+
+
+def test_chat_greets_the_default_user_without_a_made_up_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("hola\n/quit\n"))
+    code, text = run("chat")
+    assert code == 0, text
+    assert "Eki via meta" in text
+    assert "¡Hola!" in text and "Tú" not in text
+
+
+# --- item 3: a token with spaces around it ------------------------------------------------------------------
+def test_offline_doctor_points_at_spaces_around_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANGUAGE", "en")
+    env = tmp_path / ".env"
+    env.write_text(
+        'WHATSAPP_PROVIDER=meta\nMETA_WHATSAPP_TOKEN="fake-meta-token "\nMETA_PHONE_NUMBER_ID=1065\n'
+    )
+    code, text = run("doctor", "--env-file", str(env))
+    assert "! META_WHATSAPP_TOKEN: its value has spaces around it" in text
+    assert "fake-meta-token" not in text
