@@ -83,6 +83,6 @@ def test_offline_doctor_points_at_spaces_around_a_token(
     env.write_text(
         'WHATSAPP_PROVIDER=meta\nMETA_WHATSAPP_TOKEN="fake-meta-token "\nMETA_PHONE_NUMBER_ID=1065\n'
     )
-    code, text = run("doctor", "--env-file", str(env))
+    _code, text = run("doctor", "--env-file", str(env))
     assert "! META_WHATSAPP_TOKEN: its value has spaces around it" in text
     assert "fake-meta-token" not in text

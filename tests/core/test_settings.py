@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from eki_whatsapp import Bot, ConfigError, MemoryStore, Settings, SettingsError
 
 SEED_ENV = """\
@@ -65,9 +66,11 @@ def test_twilio_number_accepts_both_forms(number: str) -> None:
 
 
 def test_bad_values_name_the_variable() -> None:
-    with pytest.raises(SettingsError, match="TWILIO_WHATSAPP_NUMBER is 'not a number': it must be an E.164"):
+    with pytest.raises(
+        SettingsError, match=r"TWILIO_WHATSAPP_NUMBER is 'not a number': it must be an E\.164"
+    ):
         Settings(_env_file=None, twilio_whatsapp_number="not a number")  # type: ignore[call-arg]
-    with pytest.raises(SettingsError, match="META_GRAPH_VERSION is '26': it must look like 'v26.0'"):
+    with pytest.raises(SettingsError, match=r"META_GRAPH_VERSION is '26': it must look like 'v26\.0'"):
         Settings(_env_file=None, meta_graph_version="26")  # type: ignore[call-arg]
     with pytest.raises(SettingsError, match="WHATSAPP_PROVIDER is 'telegram'"):
         Settings(_env_file=None, whatsapp_provider="telegram")  # type: ignore[call-arg]
