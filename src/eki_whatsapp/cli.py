@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+import httpx
 
 from . import __version__
 from .bot import Bot
@@ -31,6 +33,9 @@ from .events import InboundMessage
 from .i18n import gettext
 from .providers.base import WebhookReader
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .sandbox import FakeProviders
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -344,6 +349,108 @@ def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+# --- sandbox -------------------------------------------------------------------------------------
+def cmd_sandbox(args: argparse.Namespace, out: _Out) -> int:
+    """Fake Meta and Twilio APIs for your own app: print its environment, send it signed messages."""
+    from .sandbox import FakeProviders
+
+    fakes = FakeProviders(
+        args.webhook, host=args.host, graph_port=args.graph_port, twilio_port=args.twilio_port
+    )
+    try:
+        fakes.start()
+    except OSError as exc:
+        out(
+            f"cannot start the fake providers: {exc} (choose other ports with --graph-port/--twilio-port)",
+            "red",
+        )
+        return EXIT_FAILED
+    try:
+        return _talk_to_app(args, fakes, out)
+    finally:
+        fakes.close()
+
+
+def _talk_to_app(args: argparse.Namespace, fakes: FakeProviders, out: _Out) -> int:
+    from .testing import meta_text, twilio_text
+
+    env = "".join(f"{name}={value}\n" for name, value in fakes.env().items())
+    out(
+        f"Fake Meta Graph API on {fakes.graph.base_url}, fake Twilio API on {fakes.twilio.base_url}",
+        "bold",
+    )
+    if args.write_env:
+        Path(args.write_env).write_text(env, encoding="utf-8")
+        out(f"environment written to {args.write_env}", "dim")
+    out("Start (or restart) your app with this environment, e.g. in its .env:", "dim")
+    out(env.rstrip())
+    if not args.webhook:
+        out("Give --webhook URL to send messages to your app.", "dim")
+        return _wait(args.duration, out)
+    provider = args.provider
+    texts = list(args.send or ())
+    interactive = not texts
+    if interactive:
+        out(f"Type a message to send to {args.webhook} as a {provider} user; /meta, /twilio switch;"
+            " /quit ends.", "bold")  # fmt: skip
+    failed = False
+    while True:
+        if texts:
+            text = texts.pop(0)
+        elif interactive:
+            if sys.stdin.isatty():
+                print("> ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            text = line.strip()
+        else:
+            break
+        if text in ("/quit", "/exit"):
+            break
+        if text in ("/meta", "/twilio"):
+            provider = text[1:]
+            continue
+        if not text:
+            continue
+        build = meta_text if provider == "meta" else twilio_text
+        payload = build(text, sender=args.user, profile_name=args.name)
+        out(f"▶ {provider} user {args.user}: {text}", "cyan")
+        try:
+            response = fakes.post(payload)
+        except httpx.HTTPError as exc:
+            out(f"cannot reach {args.webhook}: {type(exc).__name__}: {exc} (is the app running?)", "red")
+            failed = True
+            continue
+        if response.status_code >= 400:
+            out(f"  webhook answered {response.status_code}: {response.text[:200]}", "red")
+            failed = True
+            continue
+        out(f"  webhook answered {response.status_code}", "dim")
+        replies = fakes.wait_for_replies(timeout=args.wait)
+        if not replies:
+            out(f"  no reply within {args.wait:g} s", "yellow")
+        for message in replies:
+            out(
+                f"  ◀ via {message.provider}: {_indented(message.text) or '(' + message.type + ')'}",
+                "green",
+            )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _wait(duration: float | None, out: _Out) -> int:
+    out("Ctrl-C stops the fakes.", "dim")
+    try:
+        if duration is not None:
+            time.sleep(duration)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
 # --- serve ---------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, out: _Out) -> int:
     """Run the webhook on a local port (expose it with ngrok/cloudflared for Meta and Twilio)."""
@@ -628,6 +735,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--env-file", help="settings file (default: .env)")
     serve.add_argument("--duration", type=float, help=argparse.SUPPRESS)
+
+    sandbox = add(
+        "sandbox",
+        cmd_sandbox,
+        "fake Meta and Twilio APIs for your own app: prints the environment to use, sends signed messages",
+    )
+    sandbox.add_argument(
+        "--webhook", help="your app's webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/"
+    )
+    sandbox.add_argument("--send", action="append", help="send this text and exit (repeat for more)")
+    sandbox.add_argument("--provider", choices=("meta", "twilio"), default="meta", help="who writes first")
+    sandbox.add_argument("--user", default="5215512345678", help="the user's number (digits)")
+    sandbox.add_argument("--name", help="the user's WhatsApp profile name (default: none)")
+    sandbox.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the app's reply")
+    sandbox.add_argument("--host", default="127.0.0.1", help="where the fakes listen")
+    sandbox.add_argument("--graph-port", type=int, default=8701, help="fake Graph API port (0: any free one)")
+    sandbox.add_argument(
+        "--twilio-port", type=int, default=8702, help="fake Twilio API port (0: any free one)"
+    )
+    sandbox.add_argument("--write-env", help="also write the environment to this file (e.g. .env.sandbox)")
+    sandbox.add_argument("--duration", type=float, help=argparse.SUPPRESS)
 
     doctor = add("doctor", cmd_doctor, "check the settings and, with --online, the credentials")
     doctor.add_argument("--online", action="store_true", help="call Meta and Twilio once each (read-only)")

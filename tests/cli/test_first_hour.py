@@ -86,3 +86,70 @@ def test_offline_doctor_points_at_spaces_around_a_token(
     _code, text = run("doctor", "--env-file", str(env))
     assert "! META_WHATSAPP_TOKEN: its value has spaces around it" in text
     assert "fake-meta-token" not in text
+
+
+# --- item 5: your own app on the fake providers ------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_sandbox_points_your_own_app_at_the_fakes_and_talks_to_it(tmp_path: Path) -> None:
+    from eki_whatsapp import Bot, Settings
+    from eki_whatsapp.testing import serve_bot
+
+    ports = ["--graph-port", str(_free_port()), "--twilio-port", str(_free_port())]
+    env_file = tmp_path / ".env.sandbox"
+    # 1. the environment, as a newcomer copies it into the app's .env
+    code, text = run("sandbox", *ports, "--write-env", str(env_file), "--duration", "0")
+    assert code == 0, text
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert env["META_GRAPH_BASE_URL"].startswith("http://127.0.0.1:")
+    assert env["TWILIO_API_BASE_URL"].startswith("http://127.0.0.1:")
+    assert env["WHATSAPP_PROVIDER"] == "dual" and env["META_APP_SECRET"] and env["TWILIO_AUTH_TOKEN"]
+    assert "META_GRAPH_BASE_URL=" + env["META_GRAPH_BASE_URL"] in text
+
+    # 2. the app (any framework; here the core's HTTP server) runs with that environment
+    settings = Settings(_env_file=env_file, whatsapp_store_url="memory://")  # type: ignore[call-arg]
+    bot = Bot(settings, name="Mi app")
+
+    @bot.on_message
+    def answer(message, ctx):  # type: ignore[no-untyped-def]
+        ctx.reply(f"Dijiste: {message.text}")
+
+    with serve_bot(bot, path="/webhook/whatsapp/") as server:
+        # 3. the fakes start again on the same ports and send signed messages to the app
+        code, text = run(
+            "sandbox",
+            *ports,
+            "--webhook",
+            server.url,
+            "--send",
+            "Hola",
+            "--send",
+            "/twilio",
+            "--send",
+            "Adiós",
+        )
+    bot.close()
+    assert code == 0, text
+    assert "◀ via meta: Dijiste: Hola" in text
+    assert "◀ via twilio: Dijiste: Adiós" in text
+
+
+def test_sandbox_says_when_the_app_is_not_running() -> None:
+    code, text = run(
+        "sandbox",
+        "--graph-port",
+        "0",
+        "--twilio-port",
+        "0",
+        "--webhook",
+        "http://127.0.0.1:9/webhook/",
+        "--send",
+        "x",
+    )
+    assert code == 1 and "is the app running?" in text

@@ -32,6 +32,8 @@ def test_core_and_adapter_install_from_a_git_url_with_subdirectory(tmp_path: Pat
     run("git", "clone", "--quiet", "--no-local", ROOT, repo)
     url = f"git+file://{repo}"
     bin_dir = fresh_venv(tmp_path / "venv")
+    # The pip bundled with older Pythons refuses host-less URLs such as git+file:///...
+    run(bin_dir / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(
         bin_dir / "python", "-m", "pip", "install", "--quiet",
         f"eki-whatsapp @ {url}",
