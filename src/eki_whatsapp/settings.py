@@ -241,14 +241,14 @@ class Settings(BaseSettings):
     def _trim(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
         """Every text value is read the same way, wherever it comes from (environment, ``.env``,
         Django settings, keyword arguments): spaces around it are removed and remembered (the
-        doctor reports them), and an empty value counts as not set."""
+        doctor reports them), and an empty value counts as not set (an empty list stays empty)."""
         trimmed: list[str] = []
         if isinstance(data, dict):
             cleaned: dict[str, Any] = {}
             for key, value in data.items():
                 text = value.get_secret_value() if isinstance(value, SecretStr) else value
                 if isinstance(text, str):
-                    if not text.strip():
+                    if not text.strip() and not _empty_is_a_value(cls, str(key)):
                         continue  # unset: the default applies
                     if text != text.strip():
                         trimmed.append(str(key).upper())
@@ -367,6 +367,17 @@ def _choices(field: str) -> tuple[str, ...]:
         if get_origin(candidate) is Literal:
             return tuple(str(choice) for choice in get_args(candidate))
     return ()
+
+
+def _empty_is_a_value(model: type[BaseSettings], field: str) -> bool:
+    """A list or mapping setting given as an empty string means "none" (e.g. no keywords)."""
+    info = model.model_fields.get(field.lower())
+    if info is None:
+        return False
+    return any(
+        get_origin(candidate) in (tuple, dict) or candidate in (tuple, dict)
+        for candidate in (info.annotation, *get_args(info.annotation))
+    )
 
 
 def _closest(value: object, allowed: tuple[str, ...]) -> str | None:
