@@ -31,6 +31,7 @@ from .bot import Bot
 from .errors import ConfigError, EkiWhatsAppError, SettingsError
 from .events import InboundMessage
 from .i18n import gettext
+from .i18n import gettext as _
 from .providers.base import WebhookReader
 from .settings import Settings
 
@@ -82,9 +83,9 @@ def _load_bot_factory(spec: str | None) -> Callable[[Settings], Bot]:
             return bot
 
         return build_eki
-    module_name, _, attr = spec.partition(":")
+    module_name, _sep, attr = spec.partition(":")
     if not attr:
-        raise ConfigError(f"--bot {spec!r}: use 'package.module:attribute'")
+        raise ConfigError(_("--bot {spec!r}: use 'package.module:attribute'").format(spec=spec))
     sys.path.insert(0, os.getcwd())
     target = getattr(importlib.import_module(module_name), attr)
     if isinstance(target, Bot):
@@ -132,9 +133,16 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
             "whatsapp_fallback_template_content_sid": "HX" + "d" * 32,
         }
         with Sandbox(build, store_url=f"sqlite:///{store_path}", settings=extra) as sb:
-            out("eki-whatsapp demo — offline: fake Meta and Twilio APIs, SQLite, the Eki assistant", "bold")
-            out(f"webhook {sb.url} · Graph API {sb.graph.base_url} · Twilio API {sb.twilio.base_url}", "dim")
-            out(f"store {store_path}", "dim")
+            out(
+                _("eki-whatsapp demo — offline: fake Meta and Twilio APIs, SQLite, the Eki assistant"), "bold"
+            )
+            out(
+                _("webhook {url} · Graph API {graph} · Twilio API {twilio}").format(
+                    url=sb.url, graph=sb.graph.base_url, twilio=sb.twilio.base_url
+                ),
+                "dim",
+            )
+            out(_("store {path}").format(path=store_path), "dim")
             meta_user, meta_name = DEMO_META_USER
             tw_user, tw_name = DEMO_TWILIO_USER
             media_id = sb.graph.add_media(b"\x89PNG\r\n\x1a\n demo picture", "image/png")
@@ -171,19 +179,21 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
             seen = {"meta": 0, "twilio": 0}
             for provider, payload in steps:
                 text = _payload_text(sb.bot.webhook_readers, payload)
-                who = f"{provider} user {meta_name if provider == 'meta' else tw_name}"
+                who = _("{provider} user {name}").format(
+                    provider=provider, name=meta_name if provider == "meta" else tw_name
+                )
                 out(f"\n▶ {who}: {text}", "cyan")
                 response = sb.post(payload)
-                out(
-                    f"  webhook answered {response.status_code} {response.headers.get('content-type', '')}",
-                    "dim",
-                )
+                answered = _("webhook answered {status}").format(status=response.status_code)
+                out(f"  {answered} {response.headers.get('content-type', '')}", "dim")
                 sb.settle()
                 _print_replies(sb, seen, out)
 
             _demo_real_buttons(sb, tw_user, tw_name, seen, out)
 
-            out("\n▶ Meta outage: the Graph API stops answering; a reminder goes out anyway", "yellow")
+            out(
+                "\n▶ " + _("Meta outage: the Graph API stops answering; a reminder goes out anyway"), "yellow"
+            )
             sb.graph.outage()
             reminder = Template(
                 "eki_recordatorio",
@@ -195,23 +205,26 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
                 receipt = sb.bot.send(meta_user, reminder, category="utility")
                 row = sb.bot.store.get_message(receipt.provider, receipt.message_id)
                 reason = row.reason if row else "?"
-                out(f"  sent through {receipt.provider} ({reason}), id {receipt.message_id}", "green")
+                sent = _("sent through {provider} ({reason}), id {id}").format(
+                    provider=receipt.provider, reason=reason, id=receipt.message_id
+                )
+                out(f"  {sent}", "green")
             except EkiWhatsAppError as exc:
-                out(f"  not sent: {exc}", "red")
+                out("  " + _("not sent: {error}").format(error=exc), "red")
             sb.graph.restore()
             sb.settle()
             _print_replies(sb, seen, out)
 
             _print_log(sb.bot, out)
-            out("\nCost report", "bold")
+            out("\n" + _("Cost report"), "bold")
             out(str(sb.bot.costs.report()))
             delivered = sum(1 for m in sb.graph.sent + sb.twilio.sent if m.status in ("delivered", "read"))
+            totals = _("{meta} messages via Meta, {twilio} via Twilio, {delivered} delivered/read.")
             out(
-                f"\n{len(sb.graph.sent)} messages via Meta, {len(sb.twilio.sent)} via Twilio, "
-                f"{delivered} delivered/read."
+                "\n" + totals.format(meta=len(sb.graph.sent), twilio=len(sb.twilio.sent), delivered=delivered)
             )
             out(
-                "Next: put real credentials in .env (docs/getting-started.md) and run `eki-whatsapp doctor`.",
+                _("Next: put real credentials in .env (docs/getting-started.md); run `eki-whatsapp doctor`."),
                 "bold",
             )
     return EXIT_OK
@@ -267,9 +280,9 @@ def _payload_text(readers: Sequence[WebhookReader], payload: Any) -> str:
     events = reader.parse(request) if reader is not None else []
     message = next((e for e in events if isinstance(e, InboundMessage)), None)
     if message is None:
-        return "(no message)"
+        return _("(no message)")
     if message.type in ("button", "interactive"):
-        return f"[taps button] {message.text}"
+        return "[" + _("taps button") + f"] {message.text}"
     if message.media:
         return f"[{message.media[0].mime_type or message.type}] {message.text or ''}"
     if message.type == "text":
@@ -285,13 +298,14 @@ def _print_replies(sb: Any, seen: dict[str, int], out: _Out) -> None:
             statuses = " → ".join(message.statuses) or message.status
             label = message.type if message.type != "text" else ""
             shown = _indented(message.text) or f"({message.type})"
-            out(f"  ◀ {sb.bot.name} via {provider} {label}: {shown}", "green")
-            out(f"      statuses: {statuses}", "dim")
+            via = _("{bot} via {provider}").format(bot=sb.bot.name, provider=provider)
+            out(f"  ◀ {via} {label}: {shown}", "green")
+            out("      " + _("statuses: {statuses}").format(statuses=statuses), "dim")
         seen[provider] = len(fake.sent)
 
 
 def _print_log(bot: Bot, out: _Out) -> None:
-    out("\nMessage log (store)", "bold")
+    out("\n" + _("Message log (store)"), "bold")
     rows = list(reversed(bot.store.list_log(limit=200)))
     for row in rows:
         text = (row.text or "").replace("\n", " ")
@@ -315,7 +329,9 @@ def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
     with Sandbox(factory) as sb:
         who = f"{args.name} ({user})" if args.name else user
         out(
-            f"Chatting with {sb.bot.name} as {who} on {provider}. /meta, /twilio switch; /quit ends.",
+            _("Chatting with {bot} as {user} on {provider}. /meta, /twilio switch; /quit ends.").format(
+                bot=sb.bot.name, user=who, provider=provider
+            ),
             "bold",
         )
         seen = {"meta": len(sb.graph.sent), "twilio": len(sb.twilio.sent)}
@@ -333,7 +349,7 @@ def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
                 break
             if text in ("/meta", "/twilio"):
                 provider = text[1:]
-                out(f"(now writing on {provider})", "dim")
+                out(_("(now writing on {provider})").format(provider=provider), "dim")
                 continue
             payload = (
                 meta_text(text, sender=user, profile_name=args.name)
@@ -342,7 +358,8 @@ def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
             )
             response = sb.post(payload)
             if response.status_code >= 400:
-                out(f"webhook answered {response.status_code}: {response.text}", "red")
+                answered = _("webhook answered {status}").format(status=response.status_code)
+                out(f"{answered}: {response.text}", "red")
                 return EXIT_FAILED
             sb.settle()
             _print_replies(sb, seen, out)
@@ -361,7 +378,9 @@ def cmd_sandbox(args: argparse.Namespace, out: _Out) -> int:
         fakes.start()
     except OSError as exc:
         out(
-            f"cannot start the fake providers: {exc} (choose other ports with --graph-port/--twilio-port)",
+            _("cannot start the fakes: {error} (choose other ports with --graph-port/--twilio-port)").format(
+                error=exc
+            ),
             "red",
         )
         return EXIT_FAILED
@@ -376,23 +395,29 @@ def _talk_to_app(args: argparse.Namespace, fakes: FakeProviders, out: _Out) -> i
 
     env = "".join(f"{name}={value}\n" for name, value in fakes.env().items())
     out(
-        f"Fake Meta Graph API on {fakes.graph.base_url}, fake Twilio API on {fakes.twilio.base_url}",
+        _("Fake Meta Graph API on {graph}, fake Twilio API on {twilio}").format(
+            graph=fakes.graph.base_url, twilio=fakes.twilio.base_url
+        ),
         "bold",
     )
     if args.write_env:
         Path(args.write_env).write_text(env, encoding="utf-8")
-        out(f"environment written to {args.write_env}", "dim")
-    out("Start (or restart) your app with this environment, e.g. in its .env:", "dim")
+        out(_("environment written to {path}").format(path=args.write_env), "dim")
+    out(_("Start (or restart) your app with this environment, e.g. in its .env:"), "dim")
     out(env.rstrip())
     if not args.webhook:
-        out("Give --webhook URL to send messages to your app.", "dim")
+        out(_("Give --webhook URL to send messages to your app."), "dim")
         return _wait(args.duration, out)
     provider = args.provider
     texts = list(args.send or ())
     interactive = not texts
     if interactive:
-        out(f"Type a message to send to {args.webhook} as a {provider} user; /meta, /twilio switch;"
-            " /quit ends.", "bold")  # fmt: skip
+        out(
+            _(
+                "Type a message to send to {url} as a {provider} user; /meta, /twilio switch; /quit ends."
+            ).format(url=args.webhook, provider=provider),
+            "bold",
+        )
     failed = False
     while True:
         if texts:
@@ -415,31 +440,36 @@ def _talk_to_app(args: argparse.Namespace, fakes: FakeProviders, out: _Out) -> i
             continue
         build = meta_text if provider == "meta" else twilio_text
         payload = build(text, sender=args.user, profile_name=args.name)
-        out(f"▶ {provider} user {args.user}: {text}", "cyan")
+        who = _("{provider} user {name}").format(provider=provider, name=args.user)
+        out(f"▶ {who}: {text}", "cyan")
         try:
             response = fakes.post(payload)
         except httpx.HTTPError as exc:
-            out(f"cannot reach {args.webhook}: {type(exc).__name__}: {exc} (is the app running?)", "red")
+            out(
+                _("cannot reach {url}: {error} (is the app running?)").format(
+                    url=args.webhook, error=f"{type(exc).__name__}: {exc}"
+                ),
+                "red",
+            )
             failed = True
             continue
         if response.status_code >= 400:
-            out(f"  webhook answered {response.status_code}: {response.text[:200]}", "red")
+            answered = _("webhook answered {status}").format(status=response.status_code)
+            out(f"  {answered}: {response.text[:200]}", "red")
             failed = True
             continue
-        out(f"  webhook answered {response.status_code}", "dim")
+        out("  " + _("webhook answered {status}").format(status=response.status_code), "dim")
         replies = fakes.wait_for_replies(timeout=args.wait)
         if not replies:
-            out(f"  no reply within {args.wait:g} s", "yellow")
+            out("  " + _("no reply within {seconds:g} s").format(seconds=args.wait), "yellow")
         for message in replies:
-            out(
-                f"  ◀ via {message.provider}: {_indented(message.text) or '(' + message.type + ')'}",
-                "green",
-            )
+            via = _("via {provider}").format(provider=message.provider)
+            out(f"  ◀ {via}: {_indented(message.text) or '(' + message.type + ')'}", "green")
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def _wait(duration: float | None, out: _Out) -> int:
-    out("Ctrl-C stops the fakes.", "dim")
+    out(_("Ctrl-C stops the fakes."), "dim")
     try:
         if duration is not None:
             time.sleep(duration)
@@ -463,18 +493,25 @@ def cmd_serve(args: argparse.Namespace, out: _Out) -> int:
 
             sb = Sandbox(factory, host=args.host, port=args.port).start()
             server = sb.server
-            out(f"sandbox: Graph API {sb.graph.base_url}, Twilio API {sb.twilio.base_url}", "dim")
             out(
-                f"sandbox secrets (fake, for `eki-whatsapp simulate --secret`): Meta app secret "
-                f"{SANDBOX_APP_SECRET}, Twilio auth token {sb.twilio.auth_token}",
+                _("sandbox: Graph API {graph}, Twilio API {twilio}").format(
+                    graph=sb.graph.base_url, twilio=sb.twilio.base_url
+                ),
+                "dim",
+            )
+            out(
+                _(
+                    "sandbox secrets (fake, for `eki-whatsapp simulate --secret`): Meta app secret "
+                    "{meta}, Twilio auth token {twilio}"
+                ).format(meta=SANDBOX_APP_SECRET, twilio=sb.twilio.auth_token),
                 "dim",
             )
         else:
             settings = _load_settings(args)
             server = serve_bot(factory(settings), args.host, args.port, path=args.path)
-    out(f"Webhook listening on {server.url} (GET and POST) — Ctrl-C to stop", "bold")
-    out("Expose it over HTTPS (e.g. `ngrok http PORT`), then configure that URL at Meta and Twilio", "dim")
-    out("and set WHATSAPP_WEBHOOK_URL to it.", "dim")
+    out(_("Webhook listening on {url} (GET and POST) — Ctrl-C to stop").format(url=server.url), "bold")
+    out(_("Expose it over HTTPS (e.g. `ngrok http PORT`), then configure that URL at Meta and Twilio"), "dim")
+    out(_("and set WHATSAPP_WEBHOOK_URL to it."), "dim")
     try:
         if args.duration is not None:
             time.sleep(args.duration)
@@ -521,21 +558,26 @@ def cmd_send(args: argparse.Namespace, out: _Out) -> int:
         elif args.text:
             message = Text(args.text)
         else:
-            out("give --text or --template/--content-sid", "red")
+            out(_("give --text or --template/--content-sid"), "red")
             return EXIT_USAGE
         receipt = bot.send(args.to, message, category=args.category, provider=args.provider)
         row = bot.store.get_message(receipt.provider, receipt.message_id)
         out(
-            f"sent via {receipt.provider}: {receipt.message_id} ({receipt.status}, "
-            f"reason {row.reason if row else '-'}, attempts {receipt.attempts})",
+            _("sent via {provider}: {id} ({status}, reason {reason}, attempts {attempts})").format(
+                provider=receipt.provider,
+                id=receipt.message_id,
+                status=receipt.status,
+                reason=row.reason if row and row.reason else "-",
+                attempts=receipt.attempts,
+            ),
             "green",
         )
         return EXIT_OK
     except ProviderError as exc:
-        out(f"not sent: {exc}", "red")
+        out(_("not sent: {error}").format(error=exc), "red")
         return EXIT_FAILED
     except (ValueError, ConfigError) as exc:
-        out(f"not sent: {exc}", "red")
+        out(_("not sent: {error}").format(error=exc), "red")
         return EXIT_USAGE
     finally:
         bot.close()
@@ -578,12 +620,17 @@ def cmd_simulate(args: argparse.Namespace, out: _Out) -> int:
             settings.twilio_auth_token.get_secret_value() if settings and settings.twilio_auth_token else None
         )
     if secret is None:
-        out("warning: no secret (--secret, META_APP_SECRET / TWILIO_AUTH_TOKEN): posting unsigned", "yellow")
+        out(
+            _("warning: no secret (--secret, META_APP_SECRET / TWILIO_AUTH_TOKEN): posting unsigned"),
+            "yellow",
+        )
     payload = builders[args.kind]()
     try:
         response = payload.post(args.url, secret=secret, signed_url=args.signed_url)
     except httpx.HTTPError as exc:
-        out(f"cannot reach {args.url}: {type(exc).__name__}: {exc}", "red")
+        out(
+            _("cannot reach {url}: {error}").format(url=args.url, error=f"{type(exc).__name__}: {exc}"), "red"
+        )
         return EXIT_FAILED
     ok = 200 <= response.status_code < 300
     out(f"{args.provider} {args.kind} {payload.message_id} → {response.status_code} {response.text[:200]}",
@@ -694,8 +741,8 @@ def _report_json(report: Any) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eki-whatsapp",
-        description="WhatsApp bots on Meta Cloud API and Twilio at once.",
-        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage or configuration.",
+        description=_("WhatsApp bots on Meta Cloud API and Twilio at once."),
+        epilog=_("Exit codes: 0 ok, 1 failed, 2 bad usage or configuration."),
     )
     parser.add_argument("--version", action="version", version=f"eki-whatsapp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -708,86 +755,92 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     demo = add(
-        "demo", cmd_demo, "offline end-to-end demo: Eki on fake Meta and Twilio APIs (no accounts needed)"
+        "demo", cmd_demo, _("offline end-to-end demo: Eki on fake Meta and Twilio APIs (no accounts needed)")
     )
-    demo.add_argument("--store", help="SQLite file for the demo's log (default: a temporary file)")
+    demo.add_argument("--store", help=_("SQLite file for the demo's log (default: a temporary file)"))
     demo.add_argument(
-        "--openai", action="store_true", help="use OpenAI (OPENAI_API_KEY) instead of the offline model"
+        "--openai", action="store_true", help=_("use OpenAI (OPENAI_API_KEY) instead of the offline model")
     )
 
-    chat = add("chat", cmd_chat, "talk to the bot in the terminal (on the offline sandbox)")
+    chat = add("chat", cmd_chat, _("talk to the bot in the terminal (on the offline sandbox)"))
     chat.add_argument(
-        "--provider", choices=("meta", "twilio"), default="meta", help="which user to impersonate"
+        "--provider", choices=("meta", "twilio"), default="meta", help=_("which user to impersonate")
     )
-    chat.add_argument("--user", default="5215512345678", help="the user's number (digits)")
-    chat.add_argument("--name", help="the user's WhatsApp profile name (default: none)")
+    chat.add_argument("--user", default="5215512345678", help=_("the user's number (digits)"))
+    chat.add_argument("--name", help=_("the user's WhatsApp profile name (default: none)"))
     chat.add_argument(
-        "--bot", help="your bot: 'package.module:attribute' (a Bot or a settings -> Bot factory)"
+        "--bot", help=_("your bot: 'package.module:attribute' (a Bot or a settings -> Bot factory)")
     )
 
-    serve = add("serve", cmd_serve, "run the webhook on a local port")
+    serve = add("serve", cmd_serve, _("run the webhook on a local port"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--path", default="/webhook/whatsapp/")
-    serve.add_argument("--bot", help="your bot: 'package.module:attribute' (default: the Eki example)")
+    serve.add_argument("--bot", help=_("your bot: 'package.module:attribute' (default: the Eki example)"))
     serve.add_argument(
-        "--sandbox", action="store_true", help="use the fake providers instead of .env credentials"
+        "--sandbox", action="store_true", help=_("use the fake providers instead of .env credentials")
     )
-    serve.add_argument("--env-file", help="settings file (default: .env)")
+    serve.add_argument("--env-file", help=_("settings file (default: .env)"))
     serve.add_argument("--duration", type=float, help=argparse.SUPPRESS)
 
     sandbox = add(
         "sandbox",
         cmd_sandbox,
-        "fake Meta and Twilio APIs for your own app: prints the environment to use, sends signed messages",
+        _("fake Meta and Twilio APIs for your own app: prints the environment to use, sends signed messages"),
     )
     sandbox.add_argument(
-        "--webhook", help="your app's webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/"
+        "--webhook", help=_("your app's webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/")
     )
-    sandbox.add_argument("--send", action="append", help="send this text and exit (repeat for more)")
-    sandbox.add_argument("--provider", choices=("meta", "twilio"), default="meta", help="who writes first")
-    sandbox.add_argument("--user", default="5215512345678", help="the user's number (digits)")
-    sandbox.add_argument("--name", help="the user's WhatsApp profile name (default: none)")
-    sandbox.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the app's reply")
-    sandbox.add_argument("--host", default="127.0.0.1", help="where the fakes listen")
-    sandbox.add_argument("--graph-port", type=int, default=8701, help="fake Graph API port (0: any free one)")
+    sandbox.add_argument("--send", action="append", help=_("send this text and exit (repeat for more)"))
+    sandbox.add_argument("--provider", choices=("meta", "twilio"), default="meta", help=_("who writes first"))
+    sandbox.add_argument("--user", default="5215512345678", help=_("the user's number (digits)"))
+    sandbox.add_argument("--name", help=_("the user's WhatsApp profile name (default: none)"))
+    sandbox.add_argument("--wait", type=float, default=10.0, help=_("seconds to wait for the app's reply"))
+    sandbox.add_argument("--host", default="127.0.0.1", help=_("where the fakes listen"))
     sandbox.add_argument(
-        "--twilio-port", type=int, default=8702, help="fake Twilio API port (0: any free one)"
+        "--graph-port", type=int, default=8701, help=_("fake Graph API port (0: any free one)")
     )
-    sandbox.add_argument("--write-env", help="also write the environment to this file (e.g. .env.sandbox)")
+    sandbox.add_argument(
+        "--twilio-port", type=int, default=8702, help=_("fake Twilio API port (0: any free one)")
+    )
+    sandbox.add_argument("--write-env", help=_("also write the environment to this file (e.g. .env.sandbox)"))
     sandbox.add_argument("--duration", type=float, help=argparse.SUPPRESS)
 
-    doctor = add("doctor", cmd_doctor, "check the settings and, with --online, the credentials")
-    doctor.add_argument("--online", action="store_true", help="call Meta and Twilio once each (read-only)")
+    doctor = add("doctor", cmd_doctor, _("check the settings and, with --online, the credentials"))
+    doctor.add_argument("--online", action="store_true", help=_("call Meta and Twilio once each (read-only)"))
     doctor.add_argument(
-        "--webhook", action="store_true", help="ask WHATSAPP_WEBHOOK_URL for Meta's challenge"
+        "--webhook", action="store_true", help=_("ask WHATSAPP_WEBHOOK_URL for Meta's challenge")
     )
-    doctor.add_argument("--env-file", help="settings file (default: .env)")
+    doctor.add_argument("--env-file", help=_("settings file (default: .env)"))
 
-    send = add("send", cmd_send, "send a message (business-initiated; the routing policy picks the provider)")
-    send.add_argument("--to", required=True, help="recipient: +5511..., 5511... or whatsapp:+5511...")
-    send.add_argument("--text", help="a text message (inside the 24-hour window)")
-    send.add_argument("--template", help="Meta template name")
-    send.add_argument("--language", default="es", help="template language (default: es)")
-    send.add_argument("--content-sid", help="Twilio Content Template SID (HX...)")
-    send.add_argument("--var", action="append", help="template body parameter (repeat, in order)")
+    send = add(
+        "send", cmd_send, _("send a message (business-initiated; the routing policy picks the provider)")
+    )
+    send.add_argument("--to", required=True, help=_("recipient: +5511..., 5511... or whatsapp:+5511..."))
+    send.add_argument("--text", help=_("a text message (inside the 24-hour window)"))
+    send.add_argument("--template", help=_("Meta template name"))
+    send.add_argument("--language", default="es", help=_("template language (default: es)"))
+    send.add_argument("--content-sid", help=_("Twilio Content Template SID (HX...)"))
+    send.add_argument("--var", action="append", help=_("template body parameter (repeat, in order)"))
     send.add_argument("--category", choices=("marketing", "utility", "authentication", "service"))
-    send.add_argument("--provider", choices=("meta", "twilio"), help="force a provider")
-    send.add_argument("--env-file", help="settings file (default: .env)")
+    send.add_argument("--provider", choices=("meta", "twilio"), help=_("force a provider"))
+    send.add_argument("--env-file", help=_("settings file (default: .env)"))
 
-    simulate = add("simulate", cmd_simulate, "post a signed fake inbound message or status to a webhook URL")
-    simulate.add_argument("url", help="webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/")
+    simulate = add(
+        "simulate", cmd_simulate, _("post a signed fake inbound message or status to a webhook URL")
+    )
+    simulate.add_argument("url", help=_("webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/"))
     simulate.add_argument("--provider", choices=("meta", "twilio"), default="meta")
     simulate.add_argument("--kind", choices=("text", "button", "location", "image", "status"), default="text")
-    simulate.add_argument("--text", default="Hola", help="message text, caption or button title")
-    simulate.add_argument("--payload", help="button id / payload")
-    simulate.add_argument("--sender", default="5215512345678", help="the user's number")
-    simulate.add_argument("--name", default="Tester", help="the user's profile name")
-    simulate.add_argument("--status", default="delivered", help="status for --kind status")
-    simulate.add_argument("--message-id", help="message id for --kind status")
-    simulate.add_argument("--secret", help="App Secret (Meta) / Auth Token (Twilio); default: from .env")
-    simulate.add_argument("--signed-url", help="the URL to sign when it differs (Twilio behind a proxy)")
-    simulate.add_argument("--env-file", help="settings file (default: .env)")
+    simulate.add_argument("--text", default="Hola", help=_("message text, caption or button title"))
+    simulate.add_argument("--payload", help=_("button id / payload"))
+    simulate.add_argument("--sender", default="5215512345678", help=_("the user's number"))
+    simulate.add_argument("--name", default="Tester", help=_("the user's profile name"))
+    simulate.add_argument("--status", default="delivered", help=_("status for --kind status"))
+    simulate.add_argument("--message-id", help=_("message id for --kind status"))
+    simulate.add_argument("--secret", help=_("App Secret (Meta) / Auth Token (Twilio); default: from .env"))
+    simulate.add_argument("--signed-url", help=_("the URL to sign when it differs (Twilio behind a proxy)"))
+    simulate.add_argument("--env-file", help=_("settings file (default: .env)"))
 
     templates = add(
         "templates",
@@ -805,11 +858,11 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--json", action="store_true", help="machine-readable output")
         action.add_argument("--env-file", help="settings file (default: .env)")
 
-    costs = add("costs", cmd_costs, "the cost report of a month from the store")
-    costs.add_argument("--month", help="YYYY-MM (default: this month)")
-    costs.add_argument("--store", help="store URL (default: WHATSAPP_STORE_URL)")
-    costs.add_argument("--json", action="store_true", help="machine-readable output")
-    costs.add_argument("--env-file", help="settings file (default: .env)")
+    costs = add("costs", cmd_costs, _("the cost report of a month from the store"))
+    costs.add_argument("--month", help=_("YYYY-MM (default: this month)"))
+    costs.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
+    costs.add_argument("--json", action="store_true", help=_("machine-readable output"))
+    costs.add_argument("--env-file", help=_("settings file (default: .env)"))
     return parser
 
 

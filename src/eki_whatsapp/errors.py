@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .i18n import N_
+
 
 class EkiWhatsAppError(Exception):
     """Base class of every exception raised by eki_whatsapp."""
@@ -62,7 +64,7 @@ class SettingsError(ConfigError):
     def __init__(
         self,
         problems: Sequence[SettingProblem],
-        hint: str = "Fix it in the environment or in .env (see docs/configuration.md).",
+        hint: str = N_("Fix it in the environment or in .env (see docs/configuration.md)."),
     ) -> None:
         self.problems = tuple(problems)
         self.hint = hint

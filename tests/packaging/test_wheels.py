@@ -23,6 +23,8 @@ from eki_whatsapp import OptedOut, Handoff
 import importlib.resources, pathlib
 assert (pathlib.Path(eki_whatsapp.__file__).parent / "py.typed").exists()
 PriceBook.default()
+from eki_whatsapp import i18n  # the Spanish catalogue ships in the wheel and is read from there
+assert i18n.catalogue("es")["Cost report"] == "Informe de costes"
 print("ok", eki_whatsapp.__version__)
 """
 
