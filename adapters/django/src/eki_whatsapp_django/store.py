@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings as django_settings
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, models, transaction
 from django.db.models import Q
 
 from eki_whatsapp.errors import StoreError
@@ -63,15 +65,40 @@ def _in_event_loop() -> bool:
     return True
 
 
+#: How long an operation waits out a database that another process is writing (SQLite) before it
+#: fails. SQLite refuses a second writer at once when a transaction that has read must start
+#: writing, whatever the connection's ``timeout``, so the whole operation is tried again.
+LOCKED_RETRY_SECONDS = 10.0
+
+
+def _is_locked(exc: DatabaseError) -> bool:
+    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
+
+
 def _db(method: Callable[Concatenate[DjangoStore, P], R]) -> Callable[Concatenate[DjangoStore, P], R]:
-    """Run ``method`` in a worker thread when called from an event loop; database failures become
-    :class:`~eki_whatsapp.StoreError` (the webhook then answers 503 and the provider retries)."""
+    """Run ``method`` in a worker thread when called from an event loop, again while the database
+    is locked by another writer (for up to :data:`LOCKED_RETRY_SECONDS`); other database failures
+    become :class:`~eki_whatsapp.StoreError` (the webhook then answers 503 and the provider retries)."""
+
+    def attempt(self: DjangoStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+        delay = 0.02
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except OperationalError as exc:
+                # Inside the caller's own transaction a retry cannot help: that transaction is broken.
+                outer = transaction.get_connection(self.using).in_atomic_block
+                if not _is_locked(exc) or outer or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))  # jitter: waiting writers do not collide again
+            delay = min(delay * 2, 0.5)
 
     def wrapper(self: DjangoStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             if _in_event_loop():
-                return self._offload().submit(method, self, *args, **kwargs).result()
-            return method(self, *args, **kwargs)
+                return self._offload().submit(attempt, self, *args, **kwargs).result()
+            return attempt(self, *args, **kwargs)
         except DatabaseError as exc:
             raise StoreError(f"DjangoStore.{method.__name__} failed: {exc}") from exc
 
