@@ -153,3 +153,99 @@ def test_sandbox_says_when_the_app_is_not_running() -> None:
         "x",
     )
     assert code == 1 and "is the app running?" in text
+
+
+# --- item 3: the doctor online reads the token as send does, and blames the token, not the network ---------
+def _graph_env(tmp_path: Path, graph: object, token_line: str, extra: str = "") -> Path:
+    env = tmp_path / ".env"
+    lines = [f"{k}={v}" for k, v in graph.env().items() if k != "META_WHATSAPP_TOKEN"]  # type: ignore[attr-defined]
+    env.write_text(
+        "WHATSAPP_PROVIDER=meta\nMETA_VERIFY_TOKEN=v\n" + "\n".join(lines) + f"\n{token_line}\n{extra}"
+    )
+    return env
+
+
+def test_doctor_online_accepts_a_quoted_token_with_a_space_as_send_does(tmp_path: Path) -> None:
+    from eki_whatsapp.testing import FakeGraphAPI
+
+    with FakeGraphAPI(app_secret="s", auto_status=()) as graph:
+        env = _graph_env(tmp_path, graph, 'META_WHATSAPP_TOKEN="fake-meta-token "')
+        _code, text = run("doctor", "--online", "--env-file", str(env))
+    assert "✔ Meta phone number" in text, text
+    assert "! META_WHATSAPP_TOKEN: its value has spaces around it" in text
+    assert "cannot reach" not in text and "network" not in text
+
+
+def test_doctor_online_reports_a_wrong_token_as_a_refused_token(tmp_path: Path) -> None:
+    from eki_whatsapp.testing import FakeGraphAPI
+
+    with FakeGraphAPI(app_secret="s", auto_status=()) as graph:
+        env = _graph_env(tmp_path, graph, "META_WHATSAPP_TOKEN=not-the-token")
+        code, text = run("doctor", "--online", "--env-file", str(env))
+    assert code == 1
+    assert "✖ Meta phone number: META_WHATSAPP_TOKEN was refused (error 190)" in text
+    assert "cannot reach" not in text
+
+
+@pytest.mark.parametrize("token", ["fake-meta-token ", "fake\ntoken", "fake-tokén"])
+def test_doctor_tells_a_credential_that_cannot_be_sent_from_a_network_error(token: str) -> None:
+    import httpx
+    from pydantic import SecretStr
+
+    from eki_whatsapp import Settings
+    from eki_whatsapp.providers.meta.doctor import online_checks
+    from eki_whatsapp.testing import FakeGraphAPI
+
+    # Settings refuses or cleans such a token; a hand-built one shows the doctor still says what is wrong.
+    with FakeGraphAPI(auto_status=()) as graph, httpx.Client(timeout=5) as client:
+        unsendable = Settings.model_construct(
+            meta_whatsapp_token=SecretStr(token), meta_phone_number_id=graph.phone_number_id,
+            meta_graph_base_url=graph.base_url, meta_graph_version="v26.0", meta_business_account_id=None,
+        )  # fmt: skip
+        check = online_checks(unsendable, client)[0]
+        assert check.status == "fail"
+        assert check.detail.startswith("the request could not be built from META_WHATSAPP_TOKEN")
+        assert "network" not in check.detail + check.fix
+        down = unsendable.model_copy(
+            update={
+                "meta_graph_base_url": "http://127.0.0.1:9",
+                "meta_whatsapp_token": SecretStr("fake-token"),
+            }
+        )
+        check = online_checks(down, client)[0]
+    assert check.detail.startswith("cannot reach http://127.0.0.1:9: ConnectError")
+    assert "network" in check.fix
+
+
+# --- item 5: a sandbox leftover in production ---------------------------------------------------------------
+def test_doctor_fails_when_production_talks_to_a_loopback_api(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(
+        "WHATSAPP_ENV=production\nWHATSAPP_PROVIDER=dual\nMETA_GRAPH_BASE_URL=http://127.0.0.1:8701\n"
+        "TWILIO_API_BASE_URL=http://localhost:8702\n"
+    )
+    code, text = run("doctor", "--env-file", str(env))
+    assert code == 1
+    assert (
+        "✖ META_GRAPH_BASE_URL: http://127.0.0.1:8701 is a loopback address while WHATSAPP_ENV=production"
+        in text
+    )
+    assert "✖ TWILIO_API_BASE_URL: http://localhost:8702 is a loopback address" in text
+    env.write_text(env.read_text().replace("production", "development"))
+    _code, text = run("doctor", "--env-file", str(env))
+    assert "✔ META_GRAPH_BASE_URL: http://127.0.0.1:8701: a local fake provider (development)" in text
+
+
+# --- item 9: the doctor in Spanish --------------------------------------------------------------------------
+def test_doctor_speaks_spanish_when_the_locale_is_spanish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EKI_WHATSAPP_LANGUAGE", raising=False)
+    monkeypatch.setenv("LANG", "es_ES.UTF-8")
+    env = tmp_path / ".env"
+    env.write_text('WHATSAPP_PROVIDER=meta\nMETA_WHATSAPP_TOKEN="fake-meta-token "\n')
+    code, text = run("doctor", "--env-file", str(env))
+    assert code == 1
+    assert "! META_WHATSAPP_TOKEN: su valor tiene espacios alrededor" in text
+    assert "✖ credenciales de meta: faltan META_PHONE_NUMBER_ID" in text
+    assert "problema(s)" in text and "aviso(s)" in text
