@@ -235,14 +235,21 @@ def _demo_real_buttons(sb: Any, user: str, name: str, seen: dict[str, int], out:
     coming back through the webhook as a typed reply."""
     from .messages import Buttons
 
-    out(f"\n▶ Eki asks {name} with real buttons on Twilio (twilio/quick-reply content)", "yellow")
+    out(
+        "\n▶ "
+        + _("Eki asks {name} with real buttons on Twilio (twilio/quick-reply content)").format(name=name),
+        "yellow",
+    )
     question = Buttons(
         "¿Qué hacemos ahora?", [("quiz_python", "Quiz de Python"), ("ver_cursos", "Ver cursos")]
     )
     receipt = sb.bot.send(user, question)
     sent = sb.twilio.message(receipt.message_id)
     out(
-        f"  sent through {receipt.provider} as {receipt.rendering}: ContentSid {sent.body.get('ContentSid')}",
+        "  "
+        + _("sent through {provider} as {rendering}: ContentSid {sid}").format(
+            provider=receipt.provider, rendering=receipt.rendering, sid=sent.body.get("ContentSid")
+        ),
         "green",
     )
     sb.settle()
@@ -253,12 +260,13 @@ def _demo_real_buttons(sb: Any, user: str, name: str, seen: dict[str, int], out:
         None,
     )
     if tap is not None:
+        who = _("{provider} user {name}").format(provider="twilio", name=name)
+        taps = _("taps button")
         out(
-            f"\n▶ twilio user {name}: [taps button] {tap.text} → {tap.type}/{tap.interactive_type}, "
-            f"payload {tap.payload!r}",
+            f"\n▶ {who}: [{taps}] {tap.text} → {tap.type}/{tap.interactive_type}, {tap.payload!r}",
             "cyan",
         )
-    out(f"  webhook answered {delivery.http_status}", "dim")
+    out("  " + _("webhook answered {status}").format(status=delivery.http_status), "dim")
     sb.settle()
     _print_replies(sb, seen, out)
 
@@ -671,7 +679,7 @@ def cmd_templates(args: argparse.Namespace, out: _Out) -> int:
             out(json.dumps([r.to_json() for r in records], indent=2, ensure_ascii=False))
             return EXIT_OK
         if not records:
-            out("no templates pushed yet: eki-whatsapp templates push templates.yaml")
+            out(_("no templates pushed yet: eki-whatsapp templates push templates.yaml"))
         for record in records:
             out(f"{record.name}:{record.language}  {record.category}", "bold")
             for provider, state in sorted(record.providers.items()):
@@ -845,18 +853,18 @@ def build_parser() -> argparse.ArgumentParser:
     templates = add(
         "templates",
         cmd_templates,
-        "message templates managed from code: push, list, status (docs/templates.md)",
+        _("message templates managed from code: push, list, status (docs/templates.md)"),
     )
     actions = templates.add_subparsers(dest="action", required=True, metavar="ACTION")
     push = actions.add_parser(
-        "push", help="create or update the templates of a JSON/YAML file on Meta and Twilio (idempotent)"
+        "push", help=_("create or update the templates of a JSON/YAML file on Meta and Twilio (idempotent)")
     )
-    push.add_argument("file", help="templates file (.json, or .yaml with eki-whatsapp[yaml])")
-    actions.add_parser("list", help="the managed templates as last known (no request)")
-    actions.add_parser("status", help="ask Meta and Twilio for each template's approval status now")
+    push.add_argument("file", help=_("templates file (.json, or .yaml with eki-whatsapp[yaml])"))
+    actions.add_parser("list", help=_("the managed templates as last known (no request)"))
+    actions.add_parser("status", help=_("ask Meta and Twilio for each template's approval status now"))
     for action in actions.choices.values():
-        action.add_argument("--json", action="store_true", help="machine-readable output")
-        action.add_argument("--env-file", help="settings file (default: .env)")
+        action.add_argument("--json", action="store_true", help=_("machine-readable output"))
+        action.add_argument("--env-file", help=_("settings file (default: .env)"))
 
     costs = add("costs", cmd_costs, _("the cost report of a month from the store"))
     costs.add_argument("--month", help=_("YYYY-MM (default: this month)"))
