@@ -8,6 +8,7 @@ Subprocesses (e.g. pip in the packaging test) are not affected.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from typing import Any
 
@@ -50,3 +51,7 @@ def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
 socket.socket.connect = _connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
 socket.getaddrinfo = _getaddrinfo
+
+# The command line and the doctor follow the locale (eki_whatsapp.i18n); tests assert their English
+# texts unless they choose a language themselves, whatever the machine's LANG is.
+os.environ["EKI_WHATSAPP_LANGUAGE"] = "en"

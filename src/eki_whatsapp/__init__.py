@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .bot import Bot, Context
-from .errors import ConfigError, EkiWhatsAppError, StoreError
+from .errors import ConfigError, EkiWhatsAppError, SettingProblem, SettingsError, StoreError
 from .events import (
     ChangeEvent,
     ErrorInfo,
@@ -66,7 +66,9 @@ __all__ = [
     "Pricing",
     "Referral",
     "SQLiteStore",
+    "SettingProblem",
     "Settings",
+    "SettingsError",
     "StatusUpdate",
     "Store",
     "StoreError",

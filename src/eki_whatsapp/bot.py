@@ -206,6 +206,7 @@ class Bot:
         inline: run handlers before answering the webhook (default: after, on an executor).
         router: the routing policy; built from the settings when omitted.
         check_settings: fail at start-up when the policy names a provider without credentials.
+        name: what the bot is called where a person reads about it (``eki-whatsapp chat``).
     """
 
     def __init__(
@@ -218,7 +219,9 @@ class Bot:
         router: Router | None = None,
         executor: ThreadPoolExecutor | None = None,
         check_settings: bool = True,
+        name: str = "bot",
     ) -> None:
+        self.name = name
         self.settings = settings if settings is not None else Settings()
         if check_settings and providers is None:
             self.settings.check()

@@ -22,16 +22,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+import httpx
 
 from . import __version__
 from .bot import Bot
-from .errors import ConfigError, EkiWhatsAppError
+from .errors import ConfigError, EkiWhatsAppError, SettingsError
 from .events import InboundMessage
+from .i18n import gettext
+from .i18n import gettext as _
 from .providers.base import WebhookReader
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .sandbox import FakeProviders
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -73,14 +78,14 @@ def _load_bot_factory(spec: str | None) -> Callable[[Settings], Bot]:
         from .examples.eki import register
 
         def build_eki(settings: Settings) -> Bot:
-            bot = Bot(settings)
+            bot = Bot(settings, name="Eki")
             register(bot)
             return bot
 
         return build_eki
-    module_name, _, attr = spec.partition(":")
+    module_name, _sep, attr = spec.partition(":")
     if not attr:
-        raise ConfigError(f"--bot {spec!r}: use 'package.module:attribute'")
+        raise ConfigError(_("--bot {spec!r}: use 'package.module:attribute'").format(spec=spec))
     sys.path.insert(0, os.getcwd())
     target = getattr(importlib.import_module(module_name), attr)
     if isinstance(target, Bot):
@@ -92,16 +97,17 @@ def _load_bot_factory(spec: str | None) -> Callable[[Settings], Bot]:
 def _config_errors(out: _Out) -> Iterator[None]:
     try:
         yield
-    except (ConfigError, ValidationError) as exc:
-        out(f"configuration error: {exc}", "red")
+    except SettingsError as exc:
+        out(gettext("configuration error: {error}").format(error=exc.render(gettext)), "red")
+        raise SystemExit(EXIT_USAGE) from None
+    except ConfigError as exc:
+        out(gettext("configuration error: {error}").format(error=exc), "red")
         raise SystemExit(EXIT_USAGE) from None
 
 
-def _short(text: str | None, width: int = 200) -> str:
-    if text is None:
-        return ""
-    text = text.replace("\n", "\n      ")
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _indented(text: str | None) -> str:
+    """The whole text (never cut: the point is to read the answer), lines aligned under the first."""
+    return (text or "").replace("\n", "\n      ")
 
 
 # --- demo ----------------------------------------------------------------------------------------
@@ -116,7 +122,7 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
         store_path = Path(args.store).resolve() if args.store else Path(tmp) / "demo.sqlite3"
 
         def build(settings: Settings) -> Bot:
-            bot = Bot(settings)
+            bot = Bot(settings, name="Eki")
             model = None if args.openai else offline_model()
             bot.on_message(build_eki_agent(settings, store=bot.store, model=model))
             return bot
@@ -127,9 +133,16 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
             "whatsapp_fallback_template_content_sid": "HX" + "d" * 32,
         }
         with Sandbox(build, store_url=f"sqlite:///{store_path}", settings=extra) as sb:
-            out("eki-whatsapp demo — offline: fake Meta and Twilio APIs, SQLite, the Eki assistant", "bold")
-            out(f"webhook {sb.url} · Graph API {sb.graph.base_url} · Twilio API {sb.twilio.base_url}", "dim")
-            out(f"store {store_path}", "dim")
+            out(
+                _("eki-whatsapp demo — offline: fake Meta and Twilio APIs, SQLite, the Eki assistant"), "bold"
+            )
+            out(
+                _("webhook {url} · Graph API {graph} · Twilio API {twilio}").format(
+                    url=sb.url, graph=sb.graph.base_url, twilio=sb.twilio.base_url
+                ),
+                "dim",
+            )
+            out(_("store {path}").format(path=store_path), "dim")
             meta_user, meta_name = DEMO_META_USER
             tw_user, tw_name = DEMO_TWILIO_USER
             media_id = sb.graph.add_media(b"\x89PNG\r\n\x1a\n demo picture", "image/png")
@@ -166,19 +179,21 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
             seen = {"meta": 0, "twilio": 0}
             for provider, payload in steps:
                 text = _payload_text(sb.bot.webhook_readers, payload)
-                who = f"{provider} user {meta_name if provider == 'meta' else tw_name}"
+                who = _("{provider} user {name}").format(
+                    provider=provider, name=meta_name if provider == "meta" else tw_name
+                )
                 out(f"\n▶ {who}: {text}", "cyan")
                 response = sb.post(payload)
-                out(
-                    f"  webhook answered {response.status_code} {response.headers.get('content-type', '')}",
-                    "dim",
-                )
+                answered = _("webhook answered {status}").format(status=response.status_code)
+                out(f"  {answered} {response.headers.get('content-type', '')}", "dim")
                 sb.settle()
                 _print_replies(sb, seen, out)
 
             _demo_real_buttons(sb, tw_user, tw_name, seen, out)
 
-            out("\n▶ Meta outage: the Graph API stops answering; a reminder goes out anyway", "yellow")
+            out(
+                "\n▶ " + _("Meta outage: the Graph API stops answering; a reminder goes out anyway"), "yellow"
+            )
             sb.graph.outage()
             reminder = Template(
                 "eki_recordatorio",
@@ -190,23 +205,26 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
                 receipt = sb.bot.send(meta_user, reminder, category="utility")
                 row = sb.bot.store.get_message(receipt.provider, receipt.message_id)
                 reason = row.reason if row else "?"
-                out(f"  sent through {receipt.provider} ({reason}), id {receipt.message_id}", "green")
+                sent = _("sent through {provider} ({reason}), id {id}").format(
+                    provider=receipt.provider, reason=reason, id=receipt.message_id
+                )
+                out(f"  {sent}", "green")
             except EkiWhatsAppError as exc:
-                out(f"  not sent: {exc}", "red")
+                out("  " + _("not sent: {error}").format(error=exc), "red")
             sb.graph.restore()
             sb.settle()
             _print_replies(sb, seen, out)
 
             _print_log(sb.bot, out)
-            out("\nCost report", "bold")
+            out("\n" + _("Cost report"), "bold")
             out(str(sb.bot.costs.report()))
             delivered = sum(1 for m in sb.graph.sent + sb.twilio.sent if m.status in ("delivered", "read"))
+            totals = _("{meta} messages via Meta, {twilio} via Twilio, {delivered} delivered/read.")
             out(
-                f"\n{len(sb.graph.sent)} messages via Meta, {len(sb.twilio.sent)} via Twilio, "
-                f"{delivered} delivered/read."
+                "\n" + totals.format(meta=len(sb.graph.sent), twilio=len(sb.twilio.sent), delivered=delivered)
             )
             out(
-                "Next: put real credentials in .env (docs/getting-started.md) and run `eki-whatsapp doctor`.",
+                _("Next: put real credentials in .env (docs/getting-started.md); run `eki-whatsapp doctor`."),
                 "bold",
             )
     return EXIT_OK
@@ -217,14 +235,21 @@ def _demo_real_buttons(sb: Any, user: str, name: str, seen: dict[str, int], out:
     coming back through the webhook as a typed reply."""
     from .messages import Buttons
 
-    out(f"\n▶ Eki asks {name} with real buttons on Twilio (twilio/quick-reply content)", "yellow")
+    out(
+        "\n▶ "
+        + _("Eki asks {name} with real buttons on Twilio (twilio/quick-reply content)").format(name=name),
+        "yellow",
+    )
     question = Buttons(
         "¿Qué hacemos ahora?", [("quiz_python", "Quiz de Python"), ("ver_cursos", "Ver cursos")]
     )
     receipt = sb.bot.send(user, question)
     sent = sb.twilio.message(receipt.message_id)
     out(
-        f"  sent through {receipt.provider} as {receipt.rendering}: ContentSid {sent.body.get('ContentSid')}",
+        "  "
+        + _("sent through {provider} as {rendering}: ContentSid {sid}").format(
+            provider=receipt.provider, rendering=receipt.rendering, sid=sent.body.get("ContentSid")
+        ),
         "green",
     )
     sb.settle()
@@ -235,12 +260,13 @@ def _demo_real_buttons(sb: Any, user: str, name: str, seen: dict[str, int], out:
         None,
     )
     if tap is not None:
+        who = _("{provider} user {name}").format(provider="twilio", name=name)
+        taps = _("taps button")
         out(
-            f"\n▶ twilio user {name}: [taps button] {tap.text} → {tap.type}/{tap.interactive_type}, "
-            f"payload {tap.payload!r}",
+            f"\n▶ {who}: [{taps}] {tap.text} → {tap.type}/{tap.interactive_type}, {tap.payload!r}",
             "cyan",
         )
-    out(f"  webhook answered {delivery.http_status}", "dim")
+    out("  " + _("webhook answered {status}").format(status=delivery.http_status), "dim")
     sb.settle()
     _print_replies(sb, seen, out)
 
@@ -262,9 +288,9 @@ def _payload_text(readers: Sequence[WebhookReader], payload: Any) -> str:
     events = reader.parse(request) if reader is not None else []
     message = next((e for e in events if isinstance(e, InboundMessage)), None)
     if message is None:
-        return "(no message)"
+        return _("(no message)")
     if message.type in ("button", "interactive"):
-        return f"[taps button] {message.text}"
+        return "[" + _("taps button") + f"] {message.text}"
     if message.media:
         return f"[{message.media[0].mime_type or message.type}] {message.text or ''}"
     if message.type == "text":
@@ -279,15 +305,15 @@ def _print_replies(sb: Any, seen: dict[str, int], out: _Out) -> None:
                 continue
             statuses = " → ".join(message.statuses) or message.status
             label = message.type if message.type != "text" else ""
-            out(
-                f"  ◀ Eki via {provider} {label}: {_short(message.text) or '(' + message.type + ')'}", "green"
-            )
-            out(f"      statuses: {statuses}", "dim")
+            shown = _indented(message.text) or f"({message.type})"
+            via = _("{bot} via {provider}").format(bot=sb.bot.name, provider=provider)
+            out(f"  ◀ {via} {label}: {shown}", "green")
+            out("      " + _("statuses: {statuses}").format(statuses=statuses), "dim")
         seen[provider] = len(fake.sent)
 
 
 def _print_log(bot: Bot, out: _Out) -> None:
-    out("\nMessage log (store)", "bold")
+    out("\n" + _("Message log (store)"), "bold")
     rows = list(reversed(bot.store.list_log(limit=200)))
     for row in rows:
         text = (row.text or "").replace("\n", " ")
@@ -308,11 +334,14 @@ def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
         factory = _load_bot_factory(args.bot)
     provider = args.provider
     user = args.user
-    out(
-        f"Chatting with the bot as {args.name} ({user}) on {provider}. /meta, /twilio switch; /quit ends.",
-        "bold",
-    )
     with Sandbox(factory) as sb:
+        who = f"{args.name} ({user})" if args.name else user
+        out(
+            _("Chatting with {bot} as {user} on {provider}. /meta, /twilio switch; /quit ends.").format(
+                bot=sb.bot.name, user=who, provider=provider
+            ),
+            "bold",
+        )
         seen = {"meta": len(sb.graph.sent), "twilio": len(sb.twilio.sent)}
         stream = sys.stdin
         while True:
@@ -328,7 +357,7 @@ def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
                 break
             if text in ("/meta", "/twilio"):
                 provider = text[1:]
-                out(f"(now writing on {provider})", "dim")
+                out(_("(now writing on {provider})").format(provider=provider), "dim")
                 continue
             payload = (
                 meta_text(text, sender=user, profile_name=args.name)
@@ -337,10 +366,126 @@ def cmd_chat(args: argparse.Namespace, out: _Out) -> int:
             )
             response = sb.post(payload)
             if response.status_code >= 400:
-                out(f"webhook answered {response.status_code}: {response.text}", "red")
+                answered = _("webhook answered {status}").format(status=response.status_code)
+                out(f"{answered}: {response.text}", "red")
                 return EXIT_FAILED
             sb.settle()
             _print_replies(sb, seen, out)
+    return EXIT_OK
+
+
+# --- sandbox -------------------------------------------------------------------------------------
+def cmd_sandbox(args: argparse.Namespace, out: _Out) -> int:
+    """Fake Meta and Twilio APIs for your own app: print its environment, send it signed messages."""
+    from .sandbox import FakeProviders
+
+    fakes = FakeProviders(
+        args.webhook, host=args.host, graph_port=args.graph_port, twilio_port=args.twilio_port
+    )
+    try:
+        fakes.start()
+    except OSError as exc:
+        out(
+            _("cannot start the fakes: {error} (choose other ports with --graph-port/--twilio-port)").format(
+                error=exc
+            ),
+            "red",
+        )
+        return EXIT_FAILED
+    try:
+        return _talk_to_app(args, fakes, out)
+    finally:
+        fakes.close()
+
+
+def _talk_to_app(args: argparse.Namespace, fakes: FakeProviders, out: _Out) -> int:
+    from .testing import meta_text, twilio_text
+
+    env = "".join(f"{name}={value}\n" for name, value in fakes.env().items())
+    out(
+        _("Fake Meta Graph API on {graph}, fake Twilio API on {twilio}").format(
+            graph=fakes.graph.base_url, twilio=fakes.twilio.base_url
+        ),
+        "bold",
+    )
+    if args.write_env:
+        Path(args.write_env).write_text(env, encoding="utf-8")
+        out(_("environment written to {path}").format(path=args.write_env), "dim")
+    out(_("Start (or restart) your app with this environment, e.g. in its .env:"), "dim")
+    out(env.rstrip())
+    if not args.webhook:
+        out(_("Give --webhook URL to send messages to your app."), "dim")
+        return _wait(args.duration, out)
+    provider = args.provider
+    texts = list(args.send or ())
+    interactive = not texts
+    if interactive:
+        out(
+            _(
+                "Type a message to send to {url} as a {provider} user; /meta, /twilio switch; /quit ends."
+            ).format(url=args.webhook, provider=provider),
+            "bold",
+        )
+    failed = False
+    while True:
+        if texts:
+            text = texts.pop(0)
+        elif interactive:
+            if sys.stdin.isatty():
+                print("> ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            text = line.strip()
+        else:
+            break
+        if text in ("/quit", "/exit"):
+            break
+        if text in ("/meta", "/twilio"):
+            provider = text[1:]
+            continue
+        if not text:
+            continue
+        build = meta_text if provider == "meta" else twilio_text
+        payload = build(text, sender=args.user, profile_name=args.name)
+        who = _("{provider} user {name}").format(provider=provider, name=args.user)
+        out(f"▶ {who}: {text}", "cyan")
+        try:
+            response = fakes.post(payload)
+        except httpx.HTTPError as exc:
+            out(
+                _("cannot reach {url}: {error} (is the app running?)").format(
+                    url=args.webhook, error=f"{type(exc).__name__}: {exc}"
+                ),
+                "red",
+            )
+            failed = True
+            continue
+        if response.status_code >= 400:
+            answered = _("webhook answered {status}").format(status=response.status_code)
+            out(f"  {answered}: {response.text[:200]}", "red")
+            failed = True
+            continue
+        out("  " + _("webhook answered {status}").format(status=response.status_code), "dim")
+        replies = fakes.wait_for_replies(timeout=args.wait)
+        if not replies:
+            out("  " + _("no reply within {seconds:g} s").format(seconds=args.wait), "yellow")
+        for message in replies:
+            via = _("via {provider}").format(provider=message.provider)
+            out(f"  ◀ {via}: {_indented(message.text) or '(' + message.type + ')'}", "green")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _wait(duration: float | None, out: _Out) -> int:
+    out(_("Ctrl-C stops the fakes."), "dim")
+    try:
+        if duration is not None:
+            time.sleep(duration)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
     return EXIT_OK
 
 
@@ -356,18 +501,25 @@ def cmd_serve(args: argparse.Namespace, out: _Out) -> int:
 
             sb = Sandbox(factory, host=args.host, port=args.port).start()
             server = sb.server
-            out(f"sandbox: Graph API {sb.graph.base_url}, Twilio API {sb.twilio.base_url}", "dim")
             out(
-                f"sandbox secrets (fake, for `eki-whatsapp simulate --secret`): Meta app secret "
-                f"{SANDBOX_APP_SECRET}, Twilio auth token {sb.twilio.auth_token}",
+                _("sandbox: Graph API {graph}, Twilio API {twilio}").format(
+                    graph=sb.graph.base_url, twilio=sb.twilio.base_url
+                ),
+                "dim",
+            )
+            out(
+                _(
+                    "sandbox secrets (fake, for `eki-whatsapp simulate --secret`): Meta app secret "
+                    "{meta}, Twilio auth token {twilio}"
+                ).format(meta=SANDBOX_APP_SECRET, twilio=sb.twilio.auth_token),
                 "dim",
             )
         else:
             settings = _load_settings(args)
             server = serve_bot(factory(settings), args.host, args.port, path=args.path)
-    out(f"Webhook listening on {server.url} (GET and POST) — Ctrl-C to stop", "bold")
-    out("Expose it over HTTPS (e.g. `ngrok http PORT`), then configure that URL at Meta and Twilio", "dim")
-    out("and set WHATSAPP_WEBHOOK_URL to it.", "dim")
+    out(_("Webhook listening on {url} (GET and POST) — Ctrl-C to stop").format(url=server.url), "bold")
+    out(_("Expose it over HTTPS (e.g. `ngrok http PORT`), then configure that URL at Meta and Twilio"), "dim")
+    out(_("and set WHATSAPP_WEBHOOK_URL to it."), "dim")
     try:
         if args.duration is not None:
             time.sleep(args.duration)
@@ -414,21 +566,26 @@ def cmd_send(args: argparse.Namespace, out: _Out) -> int:
         elif args.text:
             message = Text(args.text)
         else:
-            out("give --text or --template/--content-sid", "red")
+            out(_("give --text or --template/--content-sid"), "red")
             return EXIT_USAGE
         receipt = bot.send(args.to, message, category=args.category, provider=args.provider)
         row = bot.store.get_message(receipt.provider, receipt.message_id)
         out(
-            f"sent via {receipt.provider}: {receipt.message_id} ({receipt.status}, "
-            f"reason {row.reason if row else '-'}, attempts {receipt.attempts})",
+            _("sent via {provider}: {id} ({status}, reason {reason}, attempts {attempts})").format(
+                provider=receipt.provider,
+                id=receipt.message_id,
+                status=receipt.status,
+                reason=row.reason if row and row.reason else "-",
+                attempts=receipt.attempts,
+            ),
             "green",
         )
         return EXIT_OK
     except ProviderError as exc:
-        out(f"not sent: {exc}", "red")
+        out(_("not sent: {error}").format(error=exc), "red")
         return EXIT_FAILED
     except (ValueError, ConfigError) as exc:
-        out(f"not sent: {exc}", "red")
+        out(_("not sent: {error}").format(error=exc), "red")
         return EXIT_USAGE
     finally:
         bot.close()
@@ -471,12 +628,17 @@ def cmd_simulate(args: argparse.Namespace, out: _Out) -> int:
             settings.twilio_auth_token.get_secret_value() if settings and settings.twilio_auth_token else None
         )
     if secret is None:
-        out("warning: no secret (--secret, META_APP_SECRET / TWILIO_AUTH_TOKEN): posting unsigned", "yellow")
+        out(
+            _("warning: no secret (--secret, META_APP_SECRET / TWILIO_AUTH_TOKEN): posting unsigned"),
+            "yellow",
+        )
     payload = builders[args.kind]()
     try:
         response = payload.post(args.url, secret=secret, signed_url=args.signed_url)
     except httpx.HTTPError as exc:
-        out(f"cannot reach {args.url}: {type(exc).__name__}: {exc}", "red")
+        out(
+            _("cannot reach {url}: {error}").format(url=args.url, error=f"{type(exc).__name__}: {exc}"), "red"
+        )
         return EXIT_FAILED
     ok = 200 <= response.status_code < 300
     out(f"{args.provider} {args.kind} {payload.message_id} → {response.status_code} {response.text[:200]}",
@@ -517,7 +679,7 @@ def cmd_templates(args: argparse.Namespace, out: _Out) -> int:
             out(json.dumps([r.to_json() for r in records], indent=2, ensure_ascii=False))
             return EXIT_OK
         if not records:
-            out("no templates pushed yet: eki-whatsapp templates push templates.yaml")
+            out(_("no templates pushed yet: eki-whatsapp templates push templates.yaml"))
         for record in records:
             out(f"{record.name}:{record.language}  {record.category}", "bold")
             for provider, state in sorted(record.providers.items()):
@@ -587,8 +749,8 @@ def _report_json(report: Any) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eki-whatsapp",
-        description="WhatsApp bots on Meta Cloud API and Twilio at once.",
-        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage or configuration.",
+        description=_("WhatsApp bots on Meta Cloud API and Twilio at once."),
+        epilog=_("Exit codes: 0 ok, 1 failed, 2 bad usage or configuration."),
     )
     parser.add_argument("--version", action="version", version=f"eki-whatsapp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -601,87 +763,114 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     demo = add(
-        "demo", cmd_demo, "offline end-to-end demo: Eki on fake Meta and Twilio APIs (no accounts needed)"
+        "demo", cmd_demo, _("offline end-to-end demo: Eki on fake Meta and Twilio APIs (no accounts needed)")
     )
-    demo.add_argument("--store", help="SQLite file for the demo's log (default: a temporary file)")
+    demo.add_argument("--store", help=_("SQLite file for the demo's log (default: a temporary file)"))
     demo.add_argument(
-        "--openai", action="store_true", help="use OpenAI (OPENAI_API_KEY) instead of the offline model"
+        "--openai", action="store_true", help=_("use OpenAI (OPENAI_API_KEY) instead of the offline model")
     )
 
-    chat = add("chat", cmd_chat, "talk to the bot in the terminal (on the offline sandbox)")
+    chat = add("chat", cmd_chat, _("talk to the bot in the terminal (on the offline sandbox)"))
     chat.add_argument(
-        "--provider", choices=("meta", "twilio"), default="meta", help="which user to impersonate"
+        "--provider", choices=("meta", "twilio"), default="meta", help=_("which user to impersonate")
     )
-    chat.add_argument("--user", default="5215512345678", help="the user's number (digits)")
-    chat.add_argument("--name", default="Tú", help="the user's profile name")
+    chat.add_argument("--user", default="5215512345678", help=_("the user's number (digits)"))
+    chat.add_argument("--name", help=_("the user's WhatsApp profile name (default: none)"))
     chat.add_argument(
-        "--bot", help="your bot: 'package.module:attribute' (a Bot or a settings -> Bot factory)"
+        "--bot", help=_("your bot: 'package.module:attribute' (a Bot or a settings -> Bot factory)")
     )
 
-    serve = add("serve", cmd_serve, "run the webhook on a local port")
+    serve = add("serve", cmd_serve, _("run the webhook on a local port"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--path", default="/webhook/whatsapp/")
-    serve.add_argument("--bot", help="your bot: 'package.module:attribute' (default: the Eki example)")
+    serve.add_argument("--bot", help=_("your bot: 'package.module:attribute' (default: the Eki example)"))
     serve.add_argument(
-        "--sandbox", action="store_true", help="use the fake providers instead of .env credentials"
+        "--sandbox", action="store_true", help=_("use the fake providers instead of .env credentials")
     )
-    serve.add_argument("--env-file", help="settings file (default: .env)")
+    serve.add_argument("--env-file", help=_("settings file (default: .env)"))
     serve.add_argument("--duration", type=float, help=argparse.SUPPRESS)
 
-    doctor = add("doctor", cmd_doctor, "check the settings and, with --online, the credentials")
-    doctor.add_argument("--online", action="store_true", help="call Meta and Twilio once each (read-only)")
-    doctor.add_argument(
-        "--webhook", action="store_true", help="ask WHATSAPP_WEBHOOK_URL for Meta's challenge"
+    sandbox = add(
+        "sandbox",
+        cmd_sandbox,
+        _("fake Meta and Twilio APIs for your own app: prints the environment to use, sends signed messages"),
     )
-    doctor.add_argument("--env-file", help="settings file (default: .env)")
+    sandbox.add_argument(
+        "--webhook", help=_("your app's webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/")
+    )
+    sandbox.add_argument("--send", action="append", help=_("send this text and exit (repeat for more)"))
+    sandbox.add_argument("--provider", choices=("meta", "twilio"), default="meta", help=_("who writes first"))
+    sandbox.add_argument("--user", default="5215512345678", help=_("the user's number (digits)"))
+    sandbox.add_argument("--name", help=_("the user's WhatsApp profile name (default: none)"))
+    sandbox.add_argument("--wait", type=float, default=10.0, help=_("seconds to wait for the app's reply"))
+    sandbox.add_argument("--host", default="127.0.0.1", help=_("where the fakes listen"))
+    sandbox.add_argument(
+        "--graph-port", type=int, default=8701, help=_("fake Graph API port (0: any free one)")
+    )
+    sandbox.add_argument(
+        "--twilio-port", type=int, default=8702, help=_("fake Twilio API port (0: any free one)")
+    )
+    sandbox.add_argument("--write-env", help=_("also write the environment to this file (e.g. .env.sandbox)"))
+    sandbox.add_argument("--duration", type=float, help=argparse.SUPPRESS)
 
-    send = add("send", cmd_send, "send a message (business-initiated; the routing policy picks the provider)")
-    send.add_argument("--to", required=True, help="recipient: +5511..., 5511... or whatsapp:+5511...")
-    send.add_argument("--text", help="a text message (inside the 24-hour window)")
-    send.add_argument("--template", help="Meta template name")
-    send.add_argument("--language", default="es", help="template language (default: es)")
-    send.add_argument("--content-sid", help="Twilio Content Template SID (HX...)")
-    send.add_argument("--var", action="append", help="template body parameter (repeat, in order)")
+    doctor = add("doctor", cmd_doctor, _("check the settings and, with --online, the credentials"))
+    doctor.add_argument("--online", action="store_true", help=_("call Meta and Twilio once each (read-only)"))
+    doctor.add_argument(
+        "--webhook", action="store_true", help=_("ask WHATSAPP_WEBHOOK_URL for Meta's challenge")
+    )
+    doctor.add_argument("--env-file", help=_("settings file (default: .env)"))
+
+    send = add(
+        "send", cmd_send, _("send a message (business-initiated; the routing policy picks the provider)")
+    )
+    send.add_argument("--to", required=True, help=_("recipient: +5511..., 5511... or whatsapp:+5511..."))
+    send.add_argument("--text", help=_("a text message (inside the 24-hour window)"))
+    send.add_argument("--template", help=_("Meta template name"))
+    send.add_argument("--language", default="es", help=_("template language (default: es)"))
+    send.add_argument("--content-sid", help=_("Twilio Content Template SID (HX...)"))
+    send.add_argument("--var", action="append", help=_("template body parameter (repeat, in order)"))
     send.add_argument("--category", choices=("marketing", "utility", "authentication", "service"))
-    send.add_argument("--provider", choices=("meta", "twilio"), help="force a provider")
-    send.add_argument("--env-file", help="settings file (default: .env)")
+    send.add_argument("--provider", choices=("meta", "twilio"), help=_("force a provider"))
+    send.add_argument("--env-file", help=_("settings file (default: .env)"))
 
-    simulate = add("simulate", cmd_simulate, "post a signed fake inbound message or status to a webhook URL")
-    simulate.add_argument("url", help="webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/")
+    simulate = add(
+        "simulate", cmd_simulate, _("post a signed fake inbound message or status to a webhook URL")
+    )
+    simulate.add_argument("url", help=_("webhook URL, e.g. http://127.0.0.1:8000/webhook/whatsapp/"))
     simulate.add_argument("--provider", choices=("meta", "twilio"), default="meta")
     simulate.add_argument("--kind", choices=("text", "button", "location", "image", "status"), default="text")
-    simulate.add_argument("--text", default="Hola", help="message text, caption or button title")
-    simulate.add_argument("--payload", help="button id / payload")
-    simulate.add_argument("--sender", default="5215512345678", help="the user's number")
-    simulate.add_argument("--name", default="Tester", help="the user's profile name")
-    simulate.add_argument("--status", default="delivered", help="status for --kind status")
-    simulate.add_argument("--message-id", help="message id for --kind status")
-    simulate.add_argument("--secret", help="App Secret (Meta) / Auth Token (Twilio); default: from .env")
-    simulate.add_argument("--signed-url", help="the URL to sign when it differs (Twilio behind a proxy)")
-    simulate.add_argument("--env-file", help="settings file (default: .env)")
+    simulate.add_argument("--text", default="Hola", help=_("message text, caption or button title"))
+    simulate.add_argument("--payload", help=_("button id / payload"))
+    simulate.add_argument("--sender", default="5215512345678", help=_("the user's number"))
+    simulate.add_argument("--name", default="Tester", help=_("the user's profile name"))
+    simulate.add_argument("--status", default="delivered", help=_("status for --kind status"))
+    simulate.add_argument("--message-id", help=_("message id for --kind status"))
+    simulate.add_argument("--secret", help=_("App Secret (Meta) / Auth Token (Twilio); default: from .env"))
+    simulate.add_argument("--signed-url", help=_("the URL to sign when it differs (Twilio behind a proxy)"))
+    simulate.add_argument("--env-file", help=_("settings file (default: .env)"))
 
     templates = add(
         "templates",
         cmd_templates,
-        "message templates managed from code: push, list, status (docs/templates.md)",
+        _("message templates managed from code: push, list, status (docs/templates.md)"),
     )
     actions = templates.add_subparsers(dest="action", required=True, metavar="ACTION")
     push = actions.add_parser(
-        "push", help="create or update the templates of a JSON/YAML file on Meta and Twilio (idempotent)"
+        "push", help=_("create or update the templates of a JSON/YAML file on Meta and Twilio (idempotent)")
     )
-    push.add_argument("file", help="templates file (.json, or .yaml with eki-whatsapp[yaml])")
-    actions.add_parser("list", help="the managed templates as last known (no request)")
-    actions.add_parser("status", help="ask Meta and Twilio for each template's approval status now")
+    push.add_argument("file", help=_("templates file (.json, or .yaml with eki-whatsapp[yaml])"))
+    actions.add_parser("list", help=_("the managed templates as last known (no request)"))
+    actions.add_parser("status", help=_("ask Meta and Twilio for each template's approval status now"))
     for action in actions.choices.values():
-        action.add_argument("--json", action="store_true", help="machine-readable output")
-        action.add_argument("--env-file", help="settings file (default: .env)")
+        action.add_argument("--json", action="store_true", help=_("machine-readable output"))
+        action.add_argument("--env-file", help=_("settings file (default: .env)"))
 
-    costs = add("costs", cmd_costs, "the cost report of a month from the store")
-    costs.add_argument("--month", help="YYYY-MM (default: this month)")
-    costs.add_argument("--store", help="store URL (default: WHATSAPP_STORE_URL)")
-    costs.add_argument("--json", action="store_true", help="machine-readable output")
-    costs.add_argument("--env-file", help="settings file (default: .env)")
+    costs = add("costs", cmd_costs, _("the cost report of a month from the store"))
+    costs.add_argument("--month", help=_("YYYY-MM (default: this month)"))
+    costs.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
+    costs.add_argument("--json", action="store_true", help=_("machine-readable output"))
+    costs.add_argument("--env-file", help=_("settings file (default: .env)"))
     return parser
 
 

@@ -10,6 +10,10 @@ The demo, ``eki-whatsapp chat`` and ``eki-whatsapp serve --sandbox`` run on it::
         sb.post(meta_text("Hola", sender="5215512345678"))
         sb.settle()
         print(sb.graph.sent[-1].text)        # the bot's reply, as the fake Graph API received it
+
+:class:`FakeProviders` is the same without the bot, for an app you run yourself (Django, Flask):
+``eki-whatsapp sandbox --webhook URL`` starts it, prints the environment that points the app at
+it, and sends signed messages to the app's webhook.
 """
 
 from __future__ import annotations
@@ -22,13 +26,121 @@ import httpx
 
 from .bot import Bot
 from .settings import Settings
-from .testing import FakeGraphAPI, FakeTwilioAPI, Payload, serve_bot
+from .testing import FakeGraphAPI, FakeTwilioAPI, Payload, SentMessage, serve_bot
 from .testing.server import BotServer
 
 SANDBOX_APP_SECRET = "sandbox-meta-app-secret"
 SANDBOX_VERIFY_TOKEN = "sandbox-verify-token"
 WEBHOOK_PATH = "/webhook/whatsapp/"
 _NO_STATUS = ("read", "typing")  # mark-as-read and typing requests have no statuses
+
+
+def _replies(fakes: tuple[FakeGraphAPI, FakeTwilioAPI], seen: dict[str, int]) -> list[SentMessage]:
+    """Messages the fakes accepted since ``seen`` (mark-as-read and typing left out); moves ``seen``."""
+    new: list[SentMessage] = []
+    for fake in fakes:
+        sent = fake.sent
+        new += [m for m in sent[seen.get(fake.provider, 0) :] if m.type not in _NO_STATUS]
+        seen[fake.provider] = len(sent)
+    return new
+
+
+class FakeProviders:
+    """Both fake provider APIs for an app that runs on its own (Django, Flask, ``serve``).
+
+    Args:
+        webhook_url: the app's webhook; status webhooks go there, and :meth:`post` sends there.
+        host, graph_port, twilio_port: where the fakes listen (``0``: any free port). Fixed ports
+            keep the printed environment valid from one run to the next.
+
+    Example::
+
+        with FakeProviders("http://127.0.0.1:8000/webhook/whatsapp/") as fakes:
+            print(fakes.env())                       # put these in the app's environment
+            fakes.post(meta_text("Hola"))            # signed as Meta would sign it
+            print([m.text for m in fakes.wait_for_replies()])
+    """
+
+    def __init__(
+        self,
+        webhook_url: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        graph_port: int = 0,
+        twilio_port: int = 0,
+    ) -> None:
+        self.webhook_url = webhook_url
+        self._host = host
+        self._ports = (graph_port, twilio_port)
+        self.graph: FakeGraphAPI
+        self.twilio: FakeTwilioAPI
+        self._seen: dict[str, int] = {}
+        self._client: httpx.Client | None = None
+
+    def start(self) -> FakeProviders:
+        self.graph = FakeGraphAPI(
+            app_secret=SANDBOX_APP_SECRET, webhook_url=self.webhook_url, host=self._host, port=self._ports[0]
+        )
+        try:
+            self.twilio = FakeTwilioAPI(webhook_url=self.webhook_url, host=self._host, port=self._ports[1])
+        except BaseException:
+            self.graph.close()
+            raise
+        self._client = httpx.Client(timeout=30.0)
+        return self
+
+    def env(self) -> dict[str, str]:
+        """The environment that points an app at these fakes (a development configuration)."""
+        values = {
+            "WHATSAPP_ENV": "development",
+            "WHATSAPP_PROVIDER": "dual",
+            "META_VERIFY_TOKEN": SANDBOX_VERIFY_TOKEN,
+            **self.graph.env(),
+            **self.twilio.env(),
+        }
+        if self.webhook_url:
+            # Twilio signs the URL it calls; the app must check against the same one.
+            values["WHATSAPP_WEBHOOK_URL"] = self.webhook_url
+        return values
+
+    def post(self, payload: Payload, url: str | None = None) -> httpx.Response:
+        """POST ``payload`` to the app's webhook, signed with the fakes' secrets."""
+        target = url or self.webhook_url
+        if target is None:
+            raise ValueError("no webhook URL: give FakeProviders(webhook_url) or post(payload, url)")
+        secret = SANDBOX_APP_SECRET if payload.provider == "meta" else self.twilio.auth_token
+        return payload.post(target, secret=secret, client=self._client)
+
+    def wait_for_replies(self, timeout: float = 10.0, quiet: float = 0.5) -> list[SentMessage]:
+        """Messages the app sent through the fakes since the last call: waits up to ``timeout``
+        for the first, then until none came for ``quiet`` seconds."""
+        fakes = (self.graph, self.twilio)
+        replies = _replies(fakes, self._seen)
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            # The app answers from its own process: nothing to join, so poll briefly.
+            time.sleep(0.05)
+            more = _replies(fakes, self._seen)
+            if more:
+                replies += more
+                last = time.monotonic()
+            elif replies and time.monotonic() - last >= quiet:
+                break
+        return replies
+
+    def close(self) -> None:
+        for fake in (getattr(self, "graph", None), getattr(self, "twilio", None)):
+            if fake is not None:
+                fake.close()
+        if self._client is not None:
+            self._client.close()
+
+    def __enter__(self) -> FakeProviders:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Sandbox:

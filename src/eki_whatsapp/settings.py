@@ -16,14 +16,24 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .addresses import strip_channel
-from .errors import ConfigError
+from .errors import ConfigError, SettingProblem, SettingsError
+from .i18n import N_
 
 ProviderName = Literal["meta", "twilio"]
 Policy = Literal["dual", "meta", "twilio"]
@@ -36,6 +46,20 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "twilio": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_NUMBER"),
 }
 
+#: Tokens, secrets and ids: a space, a quote or a non-ASCII character inside one is always a
+#: copy-paste accident (and cannot be sent in an HTTP header), so such a value is refused.
+CREDENTIALS = (
+    "meta_whatsapp_token",
+    "meta_phone_number_id",
+    "meta_business_account_id",
+    "meta_app_secret",
+    "twilio_account_sid",
+    "twilio_auth_token",
+    "twilio_auth_token_secondary",
+    "twilio_messaging_service_sid",
+    "openai_api_key",
+)
+
 
 class Settings(BaseSettings):
     """All settings of a bot. See ``docs/configuration.md`` for every variable."""
@@ -47,6 +71,17 @@ class Settings(BaseSettings):
         case_sensitive=False,
         validate_default=True,
     )
+
+    #: Variables whose value had spaces around it, removed when the settings were read.
+    _trimmed: tuple[str, ...] = PrivateAttr(default=())
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            # One place turns pydantic's report into one that names the variable, what it holds,
+            # what is allowed and the closest valid value, for every entry point.
+            raise SettingsError([_problem(type(self), error) for error in exc.errors()]) from None
 
     # --- policy -------------------------------------------------------------------------
     whatsapp_provider: Policy = Field("dual", description="dual | meta | twilio")
@@ -140,8 +175,7 @@ class Settings(BaseSettings):
         number = strip_channel(value).replace(" ", "").replace("-", "")
         if not _E164.match(number):
             raise ValueError(
-                "TWILIO_WHATSAPP_NUMBER must be an E.164 number such as 'whatsapp:+14155238886' "
-                "or '+14155238886'"
+                N_("it must be an E.164 number such as 'whatsapp:+14155238886' or '+14155238886'")
             )
         return "+" + number.lstrip("+")
 
@@ -160,7 +194,7 @@ class Settings(BaseSettings):
             for part in text.split(","):
                 name, sep, weight = part.replace(":", "=").partition("=")
                 if not sep or not name.strip():
-                    raise ValueError("WHATSAPP_WEIGHTS must look like 'meta=3,twilio=1'")
+                    raise ValueError(N_("it must look like 'meta=3,twilio=1'"))
                 weights[name.strip().lower()] = weight.strip()
             return weights
         return value
@@ -170,9 +204,9 @@ class Settings(BaseSettings):
     def _check_weights(cls, value: dict[str, float]) -> dict[str, float]:
         for name, weight in value.items():
             if name not in ("meta", "twilio"):
-                raise ValueError(f"WHATSAPP_WEIGHTS names {name!r}; use meta and/or twilio")
+                raise ValueError(N_("it may only name meta and twilio, e.g. 'meta=3,twilio=1'"))
             if weight < 0:
-                raise ValueError("WHATSAPP_WEIGHTS must not be negative")
+                raise ValueError(N_("a weight must not be negative"))
         return value
 
     @field_validator("whatsapp_free_allowance_categories", mode="before")
@@ -194,7 +228,7 @@ class Settings(BaseSettings):
     def _check_graph_version(cls, value: str) -> str:
         value = value.strip()
         if not re.fullmatch(r"v\d+\.\d+", value):
-            raise ValueError("META_GRAPH_VERSION must look like 'v26.0'")
+            raise ValueError(N_("it must look like 'v26.0'"))
         return value
 
     @field_validator("meta_graph_base_url", "twilio_api_base_url")
@@ -202,20 +236,52 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator(
-        "meta_whatsapp_token",
-        "meta_verify_token",
-        "meta_app_secret",
-        "twilio_auth_token",
-        "twilio_auth_token_secondary",
-        "openai_api_key",
-        mode="before",
-    )
+    @model_validator(mode="wrap")
     @classmethod
-    def _blank_secret_is_none(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
+    def _trim(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        """Every text value is read the same way, wherever it comes from (environment, ``.env``,
+        Django settings, keyword arguments): spaces around it are removed and remembered (the
+        doctor reports them), and an empty value counts as not set (an empty list stays empty)."""
+        trimmed: list[str] = []
+        if isinstance(data, dict):
+            cleaned: dict[str, Any] = {}
+            for key, value in data.items():
+                text = value.get_secret_value() if isinstance(value, SecretStr) else value
+                if isinstance(text, str):
+                    if not text.strip() and not _empty_is_a_value(cls, str(key)):
+                        continue  # unset: the default applies
+                    if text != text.strip():
+                        trimmed.append(str(key).upper())
+                    value = text.strip()
+                cleaned[key] = value
+            data = cleaned
+        settings = handler(data)
+        settings._trimmed = tuple(trimmed)
+        return settings
+
+    @field_validator(*CREDENTIALS)
+    @classmethod
+    def _check_credential(cls, value: str | SecretStr | None) -> str | SecretStr | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is None:
+            return value
+        if any(c.isspace() for c in text):
+            raise ValueError(N_("it has a space or a line break inside; copy the value again"))
+        if any(c in "\"'" for c in text):
+            raise ValueError(N_("it contains quotes; write the value without them"))
+        if not text.isascii() or not text.isprintable():
+            raise ValueError(N_("it contains a character that is not plain ASCII; copy the value again"))
         return value
+
+    @field_validator("whatsapp_provider", "whatsapp_env", mode="before")
+    @classmethod
+    def _lower_case_choice(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def trimmed_variables(self) -> tuple[str, ...]:
+        """Variables whose value had spaces around it (removed), e.g. a quoted ``.env`` value."""
+        return self._trimmed
 
     # --- derived -----------------------------------------------------------------------
     @property
@@ -264,3 +330,87 @@ class Settings(BaseSettings):
                 "; ".join(problems) + ". Set them in the environment or in .env (see docs/configuration.md), "
                 "or choose another WHATSAPP_PROVIDER."
             )
+
+
+# --- pydantic's report → SettingProblem ----------------------------------------------------------------
+#: What each kind of pydantic error means, in words a user reads (``{...}`` from the error's context).
+_PROBLEMS = {
+    "literal_error": N_("not an allowed value"),
+    "bool_parsing": N_("not true or false"),
+    "bool_type": N_("not true or false"),
+    "int_parsing": N_("not a whole number"),
+    "int_from_float": N_("not a whole number"),
+    "float_parsing": N_("not a number"),
+    "greater_than": N_("it must be greater than {gt}"),
+    "greater_than_equal": N_("it must be {ge} or more"),
+    "json_invalid": N_("not valid JSON"),
+    "dict_type": N_("not a list of name=weight pairs"),
+}
+
+
+def _shown(field: str, value: object) -> str:
+    """The value as the message may show it: secrets only by their length."""
+    if field in Settings.model_fields and _is_secret(field):
+        return f"<secret, {len(str(value))} characters>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
+
+
+def _is_secret(field: str) -> bool:
+    annotation = Settings.model_fields[field].annotation
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _choices(field: str) -> tuple[str, ...]:
+    annotation = Settings.model_fields[field].annotation
+    for candidate in (annotation, *get_args(annotation)):
+        if get_origin(candidate) is Literal:
+            return tuple(str(choice) for choice in get_args(candidate))
+    return ()
+
+
+def _empty_is_a_value(model: type[BaseSettings], field: str) -> bool:
+    """A list or mapping setting given as an empty string means "none" (e.g. no keywords)."""
+    info = model.model_fields.get(field.lower())
+    if info is None:
+        return False
+    return any(
+        get_origin(candidate) in (tuple, dict) or candidate in (tuple, dict)
+        for candidate in (info.annotation, *get_args(info.annotation))
+    )
+
+
+def _closest(value: object, allowed: tuple[str, ...]) -> str | None:
+    text = str(value).strip().lower()
+    prefixed = [choice for choice in allowed if text and choice.startswith(text)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(text, allowed, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
+def _problem(model: type[BaseSettings], error: Any) -> SettingProblem:
+    loc = [str(part) for part in error.get("loc", ())]
+    field = loc[0] if loc else ""
+    variable = field.upper() or "SETTINGS"
+    value = error.get("input")
+    if field not in model.model_fields:
+        return SettingProblem(variable, repr(value), str(error.get("msg", "")))
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    allowed: tuple[str, ...] = ()
+    suggestion = None
+    if kind == "literal_error":
+        allowed = _choices(field)
+        suggestion = _closest(value, allowed)
+    elif kind in ("bool_parsing", "bool_type"):
+        allowed = ("true", "false")
+        suggestion = _closest(value, allowed)
+    if kind == "value_error" and ctx.get("error") is not None:
+        problem = str(ctx["error"])
+    else:
+        problem = _PROBLEMS.get(kind, str(error.get("msg", "")))
+    if len(loc) > 1 and field == "whatsapp_weights":
+        value = f"{loc[1]}={value}"
+    params = tuple((key, str(val)) for key, val in ctx.items() if key in ("gt", "ge"))
+    return SettingProblem(variable, _shown(field, value), problem, params, allowed, suggestion)

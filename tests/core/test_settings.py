@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from eki_whatsapp import Bot, ConfigError, MemoryStore, Settings
+from eki_whatsapp import Bot, ConfigError, MemoryStore, Settings, SettingsError
 
 SEED_ENV = """\
 WHATSAPP_PROVIDER=dual
@@ -67,11 +66,13 @@ def test_twilio_number_accepts_both_forms(number: str) -> None:
 
 
 def test_bad_values_name_the_variable() -> None:
-    with pytest.raises(ValidationError, match="TWILIO_WHATSAPP_NUMBER"):
+    with pytest.raises(
+        SettingsError, match=r"TWILIO_WHATSAPP_NUMBER is 'not a number': it must be an E\.164"
+    ):
         Settings(_env_file=None, twilio_whatsapp_number="not a number")  # type: ignore[call-arg]
-    with pytest.raises(ValidationError, match="META_GRAPH_VERSION"):
+    with pytest.raises(SettingsError, match=r"META_GRAPH_VERSION is '26': it must look like 'v26\.0'"):
         Settings(_env_file=None, meta_graph_version="26")  # type: ignore[call-arg]
-    with pytest.raises(ValidationError, match="whatsapp_provider"):
+    with pytest.raises(SettingsError, match="WHATSAPP_PROVIDER is 'telegram'"):
         Settings(_env_file=None, whatsapp_provider="telegram")  # type: ignore[call-arg]
 
 
@@ -135,3 +136,100 @@ def test_production_requires_meta_app_secret() -> None:
 def test_blank_secret_counts_as_missing() -> None:
     s = Settings(_env_file=None, whatsapp_provider="meta", meta_whatsapp_token="  ", meta_phone_number_id="1")  # type: ignore[call-arg]
     assert s.missing_for("meta") == ["META_WHATSAPP_TOKEN"]
+
+
+# --- invalid values: one clear message, wherever the settings are read (issue 16, item 4) -----------------
+def test_a_misspelt_choice_names_the_variable_the_value_the_choices_and_the_closest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WHATSAPP_PROVIDER", "dul")
+    with pytest.raises(SettingsError) as info:
+        Settings()
+    message = str(info.value)
+    assert message.startswith(
+        "WHATSAPP_PROVIDER is 'dul': not an allowed value (allowed: dual, meta, twilio)."
+    )
+    assert "Did you mean 'dual'?" in message
+    assert "pydantic" not in message and "validation error" not in message
+    (problem,) = info.value.problems
+    assert (problem.variable, problem.suggestion, problem.allowed) == (
+        "WHATSAPP_PROVIDER",
+        "dual",
+        ("dual", "meta", "twilio"),
+    )
+
+
+def test_bot_raises_the_same_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHATSAPP_ENV", "prod")
+    with pytest.raises(ConfigError, match=r"WHATSAPP_ENV is 'prod'.*Did you mean 'production'\?"):
+        Bot(store=MemoryStore())
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("WHATSAPP_HANDLER_WORKERS", "ocho", "WHATSAPP_HANDLER_WORKERS is 'ocho': not a whole number."),
+        ("WHATSAPP_HANDLER_WORKERS", "0", "WHATSAPP_HANDLER_WORKERS is '0': it must be greater than 0."),
+        ("WHATSAPP_INLINE_HANDLERS", "treu", "(allowed: true, false). Did you mean 'true'?"),
+        ("WHATSAPP_WEIGHTS", "meta=tres", "WHATSAPP_WEIGHTS is 'meta=tres': not a number."),
+        ("WHATSAPP_WEIGHTS", "telegram=1", "it may only name meta and twilio"),
+    ],
+)
+def test_every_kind_of_bad_value_is_explained(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        Settings()
+    assert expected in str(info.value)
+
+
+def test_choices_are_read_in_any_case() -> None:
+    s = Settings(_env_file=None, whatsapp_provider="Meta ", whatsapp_env="PRODUCTION")  # type: ignore[call-arg]
+    assert (s.whatsapp_provider, s.whatsapp_env) == ("meta", "production")
+
+
+def test_a_bad_secret_is_described_without_showing_it() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings(_env_file=None, meta_app_secret="abc 123")  # type: ignore[call-arg]
+    assert "abc" not in str(info.value)
+    assert "META_APP_SECRET is <secret, 7 characters>: it has a space or a line break inside" in str(
+        info.value
+    )
+
+
+# --- whitespace: the same value everywhere (issue 16, item 3) ------------------------------------------
+def test_spaces_around_a_quoted_dotenv_token_are_removed_and_remembered(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text('META_WHATSAPP_TOKEN="fake-meta-token "\nMETA_PHONE_NUMBER_ID=" 1065 "\n')
+    s = Settings()
+    assert s.meta_whatsapp_token is not None
+    assert s.meta_whatsapp_token.get_secret_value() == "fake-meta-token"
+    assert s.meta_phone_number_id == "1065"
+    assert s.trimmed_variables == ("META_WHATSAPP_TOKEN", "META_PHONE_NUMBER_ID")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("fake meta token", "it has a space or a line break inside"),
+        ("fake-meta\ntoken", "it has a space or a line break inside"),
+        ('"fake-meta-token"', "it contains quotes"),
+        ("fake-meta-tokén", "it contains a character that is not plain ASCII"),
+    ],
+)
+def test_a_token_that_cannot_be_right_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    monkeypatch.setenv("META_WHATSAPP_TOKEN", value)
+    with pytest.raises(
+        SettingsError, match=f"META_WHATSAPP_TOKEN is <secret, {len(value)} characters>: {problem}"
+    ):
+        Settings()
+
+
+def test_an_empty_or_blank_value_counts_as_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("META_PHONE_NUMBER_ID", "")
+    monkeypatch.setenv("META_GRAPH_VERSION", "  ")
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.meta_phone_number_id is None and s.meta_graph_version == "v26.0"
+    assert s.trimmed_variables == ()

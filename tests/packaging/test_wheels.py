@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import venv
 import zipfile
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-PROJECTS = [ROOT, ROOT / "adapters" / "django", ROOT / "adapters" / "flask"]
+from pkghelpers import fresh_venv, run
 
 pytestmark = pytest.mark.slow
 
@@ -29,21 +23,13 @@ from eki_whatsapp import OptedOut, Handoff
 import importlib.resources, pathlib
 assert (pathlib.Path(eki_whatsapp.__file__).parent / "py.typed").exists()
 PriceBook.default()
+from eki_whatsapp import i18n  # the Spanish catalogue ships in the wheel and is read from there
+assert i18n.catalogue("es")["Cost report"] == "Informe de costes"
 print("ok", eki_whatsapp.__version__)
 """
 
 
-def run(*cmd: str | Path, cwd: Path | None = None) -> str:
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def test_build_and_install_into_a_fresh_venv(tmp_path: Path) -> None:
-    pytest.importorskip("build")
-    dist = tmp_path / "dist"
-    for project in PROJECTS:
-        run(sys.executable, "-m", "build", "--outdir", dist, project)
+def test_build_and_install_into_a_fresh_venv(dist: Path, tmp_path: Path) -> None:
     wheels = sorted(p.name for p in dist.glob("*.whl"))
     sdists = sorted(p.name for p in dist.glob("*.tar.gz"))
     assert [w.split("-")[0] for w in wheels] == ["eki_whatsapp", "eki_whatsapp_django", "eki_whatsapp_flask"]
@@ -60,11 +46,8 @@ def test_build_and_install_into_a_fresh_venv(tmp_path: Path) -> None:
         assert name in django_files, name
     flask_files = zipfile.ZipFile(next(dist.glob("eki_whatsapp_flask-*.whl"))).namelist()
     assert "eki_whatsapp_flask/templates/eki_console/chat.html" in flask_files
-    env_dir = tmp_path / "fresh"
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    py = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
-    run(py, "-m", "pip", "install", "--quiet", *sorted(dist.glob("*.whl")))
-    assert "ok 0.1.0" in run(py, "-c", IMPORTS, cwd=tmp_path)
+    bin_dir = fresh_venv(tmp_path / "fresh")
+    run(bin_dir / "python", "-m", "pip", "install", "--quiet", *sorted(dist.glob("*.whl")))
+    assert "ok 0.1.0" in run(bin_dir / "python", "-c", IMPORTS, cwd=tmp_path)
     # the console script is installed and runs
-    cli = env_dir / "bin" / "eki-whatsapp"
-    assert "eki-whatsapp 0.1.0" in run(cli, "--version", cwd=tmp_path)
+    assert "eki-whatsapp 0.1.0" in run(bin_dir / "eki-whatsapp", "--version", cwd=tmp_path)

@@ -67,6 +67,7 @@ def test_send_goes_through_the_bot_and_is_logged(
     )
     output = run("whatsapp_send", to="+5511987654321", text="Your order shipped", provider="twilio")
     assert output.startswith("sent with twilio: SMout")
+    assert "reason explicit" in output  # why this provider: --provider asked for it
     assert [to for to, _ in providers["twilio"].sent] == ["+5511987654321"]
     row = WhatsAppLog.objects.get(direction="out")
     assert (row.provider, row.recipient, row.text) == ("twilio", "5511987654321", "Your order shipped")

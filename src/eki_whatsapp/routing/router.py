@@ -275,14 +275,23 @@ class Router:
             )
         except Exception:
             logger.exception("pricing message %s failed; the send itself succeeded", receipt.message_id)
-        self.log.success(
-            receipt,
-            req.to,
-            decision.message,
-            decision.reason,
-            decision.category,
-            {**decision.extra, **req.extra},
-        )
+        try:
+            self.log.success(
+                receipt,
+                req.to,
+                decision.message,
+                decision.reason,
+                decision.category,
+                {**decision.extra, **req.extra},
+            )
+        except Exception:
+            # The provider accepted the message: it is on its way, so the caller (ctx.reply) must
+            # not see a failure and send it again. The row is missing; say so loudly.
+            logger.exception(
+                "%s accepted message %s but writing its log row failed; the message was sent",
+                receipt.provider,
+                receipt.message_id,
+            )
         return receipt
 
     # --- the two faces ---------------------------------------------------------------------------

@@ -34,9 +34,8 @@ from django.apps import apps
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
-from pydantic import ValidationError
 
-from eki_whatsapp import Bot, ConfigError, Settings, Store
+from eki_whatsapp import Bot, Settings, SettingsError, Store
 from eki_whatsapp.store import open_store
 
 from .threads import DjangoExecutor
@@ -75,12 +74,9 @@ def load_settings(**overrides: Any) -> Settings:
     values.update(overrides)
     try:
         return Settings(_env_file=_env_file(), **values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(
-            f"invalid WhatsApp settings: {problems}. Fix them in Django settings, the environment or .env."
+    except SettingsError as exc:
+        raise SettingsError(
+            exc.problems, "Fix it in Django settings, the environment or .env (see docs/configuration.md)."
         ) from None
 
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings as django_settings
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, models, transaction
 from django.db.models import Q
 
 from eki_whatsapp.errors import StoreError
@@ -63,20 +65,64 @@ def _in_event_loop() -> bool:
     return True
 
 
-def _db(method: Callable[Concatenate[DjangoStore, P], R]) -> Callable[Concatenate[DjangoStore, P], R]:
-    """Run ``method`` in a worker thread when called from an event loop; database failures become
-    :class:`~eki_whatsapp.StoreError` (the webhook then answers 503 and the provider retries)."""
+#: How long an operation waits out a database that another process is writing (SQLite) before it
+#: fails. SQLite refuses a second writer at once when a transaction that has read must start
+#: writing, whatever the connection's ``timeout``, so the whole operation is tried again.
+LOCKED_RETRY_SECONDS = 10.0
 
+
+def _is_locked(exc: DatabaseError) -> bool:
+    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
+
+
+def _retry_locked(using: str | None, operation: Callable[[], R]) -> R:
+    """Run ``operation`` (one transaction) again while another writer holds the database, for up
+    to :data:`LOCKED_RETRY_SECONDS`, with jittered backoff so that waiting writers do not collide."""
+    deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+    delay = 0.02
+    while True:
+        try:
+            return operation()
+        except OperationalError as exc:
+            # Inside the caller's own transaction a retry cannot help: that transaction is broken.
+            outer = transaction.get_connection(using).in_atomic_block
+            if not _is_locked(exc) or outer or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.5)
+
+
+def _offloaded(
+    method: Callable[Concatenate[DjangoStore, P], R], retry: bool
+) -> Callable[Concatenate[DjangoStore, P], R]:
     def wrapper(self: DjangoStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        def run() -> R:
+            if retry:
+                return _retry_locked(self.using, lambda: method(self, *args, **kwargs))
+            return method(self, *args, **kwargs)
+
         try:
             if _in_event_loop():
-                return self._offload().submit(method, self, *args, **kwargs).result()
-            return method(self, *args, **kwargs)
+                return self._offload().submit(run).result()
+            return run()
         except DatabaseError as exc:
             raise StoreError(f"DjangoStore.{method.__name__} failed: {exc}") from exc
 
     functools.update_wrapper(wrapper, method)
     return wrapper
+
+
+def _db(method: Callable[Concatenate[DjangoStore, P], R]) -> Callable[Concatenate[DjangoStore, P], R]:
+    """Run ``method`` in a worker thread when called from an event loop, again while the database
+    is locked by another writer (it must be one transaction); other database failures become
+    :class:`~eki_whatsapp.StoreError` (the webhook then answers 503 and the provider retries)."""
+    return _offloaded(method, retry=True)
+
+
+def _db_steps(method: Callable[Concatenate[DjangoStore, P], R]) -> Callable[Concatenate[DjangoStore, P], R]:
+    """:func:`_db` for a method of several transactions: each step retries on its own (running the
+    whole method again would repeat the steps that were already committed)."""
+    return _offloaded(method, retry=False)
 
 
 def _to_db(value: datetime | None) -> datetime | None:
@@ -191,21 +237,25 @@ class DjangoStore:
             return False
         return True
 
-    @_db
+    @_db_steps
     def record_status(self, status: StatusUpdate) -> bool:
         """Keep the status (``False`` if already received) and merge it into the log row."""
         record = rules.status_record(status)
-        if not self._create_once(
-            WhatsAppStatus,
-            provider=record.provider,
-            message_id=record.message_id,
-            status=record.status,
-            timestamp=_to_db(record.timestamp),
-            error_code=record.error_code,
-            error_message=record.error_message,
-            category=record.category,
-            raw=rules.json_copy(record.raw),
-        ):
+        inserted = _retry_locked(
+            self.using,
+            lambda: self._create_once(
+                WhatsAppStatus,
+                provider=record.provider,
+                message_id=record.message_id,
+                status=record.status,
+                timestamp=_to_db(record.timestamp),
+                error_code=record.error_code,
+                error_message=record.error_message,
+                category=record.category,
+                raw=rules.json_copy(record.raw),
+            ),
+        )
+        if not inserted:
             return False
         self._reconcile(status.provider, status.message_id)
         return True
@@ -216,7 +266,7 @@ class DjangoStore:
         Re-applying after the commit closes the race between a status and its outbound row
         written at the same moment: whichever commits last sees both.
         """
-        self._apply_statuses(provider, message_id)
+        _retry_locked(self.using, lambda: self._apply_statuses(provider, message_id))
         if transaction.get_connection(self.using).in_atomic_block:
             transaction.on_commit(lambda: self._apply_statuses(provider, message_id), using=self.using)
 
@@ -247,11 +297,15 @@ class DjangoStore:
         """Log another webhook notification (template status, account update, ...)."""
         self._create_log(rules.change_entry(event))
 
-    @_db
+    @_db_steps
     def log_outbound(self, entry: LogEntry) -> int:
         """Log a message the bot sent (or failed to send); earlier statuses are applied to it."""
-        with self._atomic():
-            row = self._create_log(entry)
+
+        def create() -> WhatsAppLog:
+            with self._atomic():
+                return self._create_log(entry)
+
+        row = _retry_locked(self.using, create)
         if entry.message_id is not None:
             self._reconcile(entry.provider, entry.message_id)
         return int(row.pk)

@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from ...doctor import Check
+from ...doctor import Check, unreachable
+from ...i18n import gettext as _
 from ...settings import Settings
 
 __all__ = ["GRAPH_SUNSET", "offline_checks", "online_checks", "webhook_check"]
@@ -30,26 +31,28 @@ def offline_checks(s: Settings) -> list[Check]:
             Check(
                 "META_VERIFY_TOKEN",
                 "fail",
-                "not set: Meta's webhook verification will be refused",
-                "choose any string, put it in .env and type the same string in App Dashboard > "
-                "WhatsApp > Configuration > Verify token",
+                _("not set: Meta's webhook verification will be refused"),
+                _(
+                    "choose any string, put it in .env and type the same string in App Dashboard > "
+                    "WhatsApp > Configuration > Verify token"
+                ),
             )
         )
     else:
-        checks.append(Check("META_VERIFY_TOKEN", "ok", "set"))
+        checks.append(Check("META_VERIFY_TOKEN", "ok", _("set")))
     if s.meta_app_secret is None:
         checks.append(
             Check(
                 "META_APP_SECRET",
                 "fail" if s.whatsapp_env == "production" else "warn",
-                "not set: X-Hub-Signature-256 is not checked, anyone can post fake messages",
-                "copy App Dashboard > App settings > Basic > App secret into META_APP_SECRET",
+                _("not set: X-Hub-Signature-256 is not checked, anyone can post fake messages"),
+                _("copy App Dashboard > App settings > Basic > App secret into META_APP_SECRET"),
             )
         )
     else:
-        checks.append(Check("META_APP_SECRET", "ok", "signatures are checked"))
+        checks.append(Check("META_APP_SECRET", "ok", _("signatures are checked")))
     sunset = GRAPH_SUNSET.get(s.meta_graph_version)
-    detail = f"{s.meta_graph_version}" + (f" (sunset {sunset})" if sunset else "")
+    detail = s.meta_graph_version + (" " + _("(sunset {date})").format(date=sunset) if sunset else "")
     checks.append(Check("META_GRAPH_VERSION", "ok", detail))
     return checks
 
@@ -73,32 +76,45 @@ def _explain_meta(title: str, response: httpx.Response, s: Settings) -> Check:
             return Check(
                 title,
                 "fail",
-                "META_WHATSAPP_TOKEN has expired (the token from the API Setup page lasts 24 hours)",
-                "create a permanent System User token: Business Settings > Users > System users > "
-                "Generate token with whatsapp_business_messaging and whatsapp_business_management",
+                _("META_WHATSAPP_TOKEN has expired (the token from the API Setup page lasts 24 hours)"),
+                _(
+                    "create a permanent System User token: Business Settings > Users > System users > "
+                    "Generate token with whatsapp_business_messaging and whatsapp_business_management"
+                ),
             )
         return Check(
             title,
             "fail",
-            f"META_WHATSAPP_TOKEN was refused (error {code}): {message}",
-            "copy the token again; use a System User token for anything but a quick test",
+            _("META_WHATSAPP_TOKEN was refused (error {code}): {message}").format(code=code, message=message),
+            _("copy the token again; use a System User token for anything but a quick test"),
         )
     if code in (100, 803) or response.status_code == 404:
         return Check(
             title,
             "fail",
-            f"Meta does not know this id or the token cannot see it (error {code}): {message}",
-            "check META_PHONE_NUMBER_ID / META_BUSINESS_ACCOUNT_ID in WhatsApp > API Setup, and that the "
-            "token's System User has the WhatsApp account assigned",
+            _("Meta does not know this id or the token cannot see it (error {code}): {message}").format(
+                code=code, message=message
+            ),
+            _(
+                "check META_PHONE_NUMBER_ID / META_BUSINESS_ACCOUNT_ID in WhatsApp > API Setup, and that the "
+                "token's System User has the WhatsApp account assigned"
+            ),
         )
     if code in (10, 200) or response.status_code == 403:
         return Check(
             title,
             "fail",
-            f"permission missing (error {code}): {message}",
-            "give the token whatsapp_business_messaging and whatsapp_business_management permissions",
+            _("permission missing (error {code}): {message}").format(code=code, message=message),
+            _("give the token whatsapp_business_messaging and whatsapp_business_management permissions"),
         )
-    return Check(title, "fail", f"HTTP {response.status_code} (error {code}): {message}", "retry later")
+    return Check(
+        title,
+        "fail",
+        _("HTTP {status} (error {code}): {message}").format(
+            status=response.status_code, code=code, message=message
+        ),
+        _("retry later"),
+    )
 
 
 def online_checks(s: Settings, client: httpx.Client) -> list[Check]:
@@ -109,20 +125,13 @@ def online_checks(s: Settings, client: httpx.Client) -> list[Check]:
     fields = (
         "display_phone_number,verified_name,code_verification_status,quality_rating,platform_type,name_status"
     )
-    title = "Meta phone number"
+    title = _("Meta phone number")
     try:
         response = client.get(
             _graph(s, str(s.meta_phone_number_id)), params={"fields": fields}, headers=headers
         )
-    except httpx.HTTPError as exc:
-        return [
-            Check(
-                title,
-                "fail",
-                f"cannot reach {s.meta_graph_base_url}: {type(exc).__name__}",
-                "check the network",
-            )
-        ]
+    except (httpx.HTTPError, UnicodeError) as exc:  # a header value that cannot be encoded
+        return [unreachable(title, s.meta_graph_base_url, exc, "META_WHATSAPP_TOKEN / META_PHONE_NUMBER_ID")]
     if response.status_code != 200:
         checks.append(_explain_meta(title, response, s))
     else:
@@ -135,8 +144,10 @@ def online_checks(s: Settings, client: httpx.Client) -> list[Check]:
                 Check(
                     title,
                     "fail",
-                    f"{number} ({name}) is not verified (code_verification_status={status})",
-                    "verify the number in WhatsApp Manager > Phone numbers (SMS or voice code)",
+                    _("{number} ({name}) is not verified (code_verification_status={status})").format(
+                        number=number, name=name, status=status
+                    ),
+                    _("verify the number in WhatsApp Manager > Phone numbers (SMS or voice code)"),
                 )
             )
         elif data.get("platform_type") not in (None, "CLOUD_API"):
@@ -144,60 +155,75 @@ def online_checks(s: Settings, client: httpx.Client) -> list[Check]:
                 Check(
                     title,
                     "fail",
-                    f"{number} is not registered with the Cloud API "
-                    f"(platform_type={data.get('platform_type')})",
-                    f"register it: POST /{s.meta_graph_version}/{s.meta_phone_number_id}/register "
-                    "with a 6-digit pin",
+                    _("{number} is not registered with the Cloud API (platform_type={platform})").format(
+                        number=number, platform=data.get("platform_type")
+                    ),
+                    _("register it: POST /{version}/{id}/register with a 6-digit pin").format(
+                        version=s.meta_graph_version, id=s.meta_phone_number_id
+                    ),
                 )
             )
         else:
             quality = data.get("quality_rating") or "-"
-            checks.append(Check(title, "ok", f"{number} ({name}), quality {quality}"))
+            checks.append(
+                Check(
+                    title,
+                    "ok",
+                    _("{number} ({name}), quality {quality}").format(
+                        number=number, name=name, quality=quality
+                    ),
+                )
+            )
     if s.meta_business_account_id:
         checks.append(_subscription_check(s, client, headers))
     else:
         checks.append(
             Check(
-                "Meta webhook subscription",
+                _("Meta webhook subscription"),
                 "warn",
-                "META_BUSINESS_ACCOUNT_ID is not set, so the subscription cannot be checked",
-                "set META_BUSINESS_ACCOUNT_ID (WhatsApp > API Setup) to check it",
+                _("META_BUSINESS_ACCOUNT_ID is not set, so the subscription cannot be checked"),
+                _("set META_BUSINESS_ACCOUNT_ID (WhatsApp > API Setup) to check it"),
             )
         )
     return checks
 
 
 def _subscription_check(s: Settings, client: httpx.Client, headers: dict[str, str]) -> Check:
-    title = "Meta webhook subscription"
-    fix = (
-        f"subscribe your app to the WhatsApp account: POST /{s.meta_graph_version}/"
-        f"{s.meta_business_account_id}/subscribed_apps with the token, and tick the 'messages' field in "
-        "App Dashboard > WhatsApp > Configuration > Webhook fields"
-    )
+    title = _("Meta webhook subscription")
+    fix = _(
+        "subscribe your app to the WhatsApp account: POST /{version}/{waba}/subscribed_apps with the token, "
+        "and tick the 'messages' field in App Dashboard > WhatsApp > Configuration > Webhook fields"
+    ).format(version=s.meta_graph_version, waba=s.meta_business_account_id)
     try:
         response = client.get(_graph(s, f"{s.meta_business_account_id}/subscribed_apps"), headers=headers)
-    except httpx.HTTPError as exc:
-        return Check(title, "fail", f"cannot reach Meta: {type(exc).__name__}", "check the network")
+    except (httpx.HTTPError, UnicodeError) as exc:  # a header value that cannot be encoded
+        return unreachable(
+            title, s.meta_graph_base_url, exc, "META_WHATSAPP_TOKEN / META_BUSINESS_ACCOUNT_ID"
+        )
     if response.status_code != 200:
         return _explain_meta(title, response, s)
     apps = [a.get("whatsapp_business_api_data", {}).get("name", "?") for a in response.json().get("data", [])]
     if not apps:
-        return Check(title, "fail", "no app is subscribed to this WhatsApp account's webhooks", fix)
+        return Check(title, "fail", _("no app is subscribed to this WhatsApp account's webhooks"), fix)
     return Check(
         title,
         "ok",
-        f"subscribed apps: {', '.join(apps)} (make sure the 'messages' field is ticked in the App Dashboard)",
+        _("subscribed apps: {apps} (make sure the 'messages' field is ticked in the App Dashboard)").format(
+            apps=", ".join(apps)
+        ),
     )
 
 
 def webhook_check(s: Settings, client: httpx.Client) -> Check:
     """Ask the running webhook for Meta's challenge, as the App Dashboard does."""
-    title = "webhook verification"
+    title = _("webhook verification")
     url = s.whatsapp_webhook_url
     if not url:
-        return Check(title, "warn", "WHATSAPP_WEBHOOK_URL is not set; nothing to call", "set it to check")
+        return Check(
+            title, "warn", _("WHATSAPP_WEBHOOK_URL is not set; nothing to call"), _("set it to check")
+        )
     if s.meta_verify_token is None:
-        return Check(title, "warn", "META_VERIFY_TOKEN is not set; nothing to check", "set it")
+        return Check(title, "warn", _("META_VERIFY_TOKEN is not set; nothing to check"), _("set it"))
     challenge = secrets.token_hex(8)
     query = urlencode(
         {
@@ -208,26 +234,35 @@ def webhook_check(s: Settings, client: httpx.Client) -> Check:
     )
     try:
         response = client.get(f"{url}{'&' if '?' in url else '?'}{query}")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, UnicodeError) as exc:  # a header value that cannot be encoded
         return Check(
             title,
             "fail",
-            f"cannot reach {url}: {type(exc).__name__}",
-            "start the app (eki-whatsapp serve, or your Django/Flask server) and the tunnel; "
-            "Meta needs HTTPS",
+            _("cannot reach {url}: {error}").format(url=url, error=type(exc).__name__),
+            _(
+                "start the app (eki-whatsapp serve, or your Django/Flask server) and the tunnel; "
+                "Meta needs HTTPS"
+            ),
         )
     if response.status_code == 200 and response.text == challenge:
-        return Check(title, "ok", f"{url} answers Meta's challenge with this verify token")
+        return Check(title, "ok", _("{url} answers Meta's challenge with this verify token").format(url=url))
     if response.status_code == 403:
         return Check(
             title,
             "fail",
-            f"{url} refused the verify token (403): the running app has another META_VERIFY_TOKEN",
-            "use the same META_VERIFY_TOKEN in the app's environment, in this .env and in the App Dashboard",
+            _("{url} refused the verify token (403): the running app has another META_VERIFY_TOKEN").format(
+                url=url
+            ),
+            _(
+                "use the same META_VERIFY_TOKEN in the app's environment, in this .env and in the "
+                "App Dashboard"
+            ),
         )
     return Check(
         title,
         "fail",
-        f"{url} answered {response.status_code} instead of echoing the challenge",
-        "make sure this URL is routed to the bot's webhook (GET and POST)",
+        _("{url} answered {status} instead of echoing the challenge").format(
+            url=url, status=response.status_code
+        ),
+        _("make sure this URL is routed to the bot's webhook (GET and POST)"),
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from ...doctor import Check
+from ...doctor import Check, unreachable
+from ...i18n import gettext as _
 from ...settings import Settings
 
 __all__ = ["SANDBOX_NUMBER", "offline_checks", "online_checks"]
@@ -21,8 +22,8 @@ def offline_checks(s: Settings) -> list[Check]:
         Check(
             "TWILIO_WHATSAPP_NUMBER",
             "warn",
-            "this is Twilio's shared sandbox number: users must first send 'join <code>' to it",
-            "request your own WhatsApp sender in the Twilio Console for production",
+            _("this is Twilio's shared sandbox number: users must first send 'join <code>' to it"),
+            _("request your own WhatsApp sender in the Twilio Console for production"),
         )
     ]
 
@@ -30,35 +31,50 @@ def offline_checks(s: Settings) -> list[Check]:
 def online_checks(s: Settings, client: httpx.Client) -> list[Check]:
     """The account exists, is active and accepts the credentials (read-only)."""
     assert s.twilio_auth_token is not None and s.twilio_account_sid is not None
-    title = "Twilio account"
+    title = _("Twilio account")
     url = f"{s.twilio_api_base_url}/2010-04-01/Accounts/{s.twilio_account_sid}.json"
     try:
         response = client.get(url, auth=(s.twilio_account_sid, s.twilio_auth_token.get_secret_value()))
-    except httpx.HTTPError as exc:
-        return [
-            Check(
-                title,
-                "fail",
-                f"cannot reach {s.twilio_api_base_url}: {type(exc).__name__}",
-                "check the network",
-            )
-        ]
+    except (httpx.HTTPError, UnicodeError) as exc:  # a header value that cannot be encoded
+        return [unreachable(title, s.twilio_api_base_url, exc, "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN")]
     if response.status_code == 401:
         return [
             Check(
                 title,
                 "fail",
-                "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN were refused (error 20003)",
-                "copy both from the Twilio Console home page (Account Info); after rotating the token use "
-                "the new primary",
+                _("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN were refused (error 20003)"),
+                _(
+                    "copy both from the Twilio Console home page (Account Info); after rotating the token "
+                    "use the new primary"
+                ),
             )
         ]
     if response.status_code == 404:
-        return [Check(title, "fail", "TWILIO_ACCOUNT_SID does not exist (error 20404)", "it starts with AC…")]
+        return [
+            Check(
+                title, "fail", _("TWILIO_ACCOUNT_SID does not exist (error 20404)"), _("it starts with AC…")
+            )
+        ]
     if response.status_code != 200:
-        return [Check(title, "fail", f"HTTP {response.status_code}: {response.text[:200]}", "retry later")]
+        return [
+            Check(
+                title,
+                "fail",
+                _("HTTP {status}: {body}").format(status=response.status_code, body=response.text[:200]),
+                _("retry later"),
+            )
+        ]
     data = response.json()
     status = data.get("status")
     if status not in (None, "active"):
-        return [Check(title, "fail", f"the account is {status}", "reactivate it in the Twilio Console")]
-    return [Check(title, "ok", f"{data.get('friendly_name', s.twilio_account_sid)} is active")]
+        return [
+            Check(
+                title,
+                "fail",
+                _("the account is {status}").format(status=status),
+                _("reactivate it in the Twilio Console"),
+            )
+        ]
+    return [
+        Check(title, "ok", _("{name} is active").format(name=data.get("friendly_name", s.twilio_account_sid)))
+    ]

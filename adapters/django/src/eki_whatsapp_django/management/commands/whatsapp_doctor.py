@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import django
 from django.apps import apps
 from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -49,6 +50,9 @@ def django_checks(settings: Settings) -> list[Check]:
                 )
             else:
                 checks.append(Check("migrations", "ok", "applied"))
+    sqlite = sqlite_check()
+    if sqlite is not None:
+        checks.append(sqlite)
     try:
         path = reverse("eki_whatsapp:webhook")
     except NoReverseMatch:
@@ -82,6 +86,30 @@ def django_checks(settings: Settings) -> list[Check]:
     else:
         checks.append(Check(BOT_SETTING, "ok", f"{bot!r} with {type(bot.store).__name__}"))
     return checks
+
+
+def sqlite_check(alias: str = "default", databases: dict[str, Any] | None = None) -> Check | None:
+    """On SQLite, the ``OPTIONS`` that let concurrent writers wait for each other (webhooks arrive
+    in bursts and handlers write from threads); ``None`` on other databases."""
+    database = (django_settings.DATABASES if databases is None else databases).get(alias, {})
+    if "sqlite3" not in str(database.get("ENGINE", "")):
+        return None
+    options = database.get("OPTIONS", {})
+    missing = []
+    if "timeout" not in options:
+        missing.append('"timeout": 20')
+    if django.VERSION >= (5, 1) and str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+        missing.append('"transaction_mode": "IMMEDIATE"')
+    if not missing:
+        return Check("SQLite", "ok", f"DATABASES[{alias!r}] lets concurrent writers wait ({options})")
+    return Check(
+        "SQLite",
+        "warn",
+        f"DATABASES[{alias!r}] is SQLite without {', '.join(missing)} in OPTIONS: writers that meet "
+        "fail sooner than they need to (the store retries them for a few seconds)",
+        f'add "OPTIONS": {{{", ".join(missing)}}} to DATABASES[{alias!r}] (docs/django.md, Install); '
+        "for more than a few messages a second use PostgreSQL",
+    )
 
 
 class Command(BaseCommand):

@@ -1,7 +1,8 @@
 """``python manage.py whatsapp_send --to 5511987654321 --text "Hello" [--provider meta|twilio]``.
 
 Sends through the project's bot, so the routing policy, the 24-hour window and the log apply as
-for any other message. Outside the window a free-form text fails with the reason.
+for any other message. Outside the window a free-form text fails with the reason. The output says
+which provider sent it and why (the routing reason recorded in the log, as ``eki-whatsapp send``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        bot = get_bot()
         try:
-            receipt = get_bot().send(options["to"], options["text"], provider=options["provider"])
+            receipt = bot.send(options["to"], options["text"], provider=options["provider"])
         except EkiWhatsAppError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"sent with {receipt.provider}: {receipt.message_id} ({receipt.status})")
+        row = bot.store.get_message(receipt.provider, receipt.message_id)
+        self.stdout.write(
+            f"sent with {receipt.provider}: {receipt.message_id} ({receipt.status}, "
+            f"reason {row.reason if row and row.reason else '-'}, attempts {receipt.attempts})"
+        )
