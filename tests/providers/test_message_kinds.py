@@ -460,3 +460,15 @@ def test_plain_kinds_are_carried_by_both() -> None:
     for message in (Text("hi"), Media.image("https://cdn.example.com/a.jpg"), Location(1.0, 2.0)):
         assert twilio().supports(message) and meta().supports(message)
     assert not twilio().supports(Media.image(media_id="123"))
+
+
+def test_the_content_api_is_on_content_twilio_com_for_every_twilio_host() -> None:
+    # https://www.twilio.com/docs/content/content-api-resources (https://content.twilio.com/v1/...)
+    assert twilio().content_base_url == "https://content.twilio.com"
+    assert (
+        twilio(base_url="https://api.dublin.ie1.twilio.com").content_base_url == "https://content.twilio.com"
+    )
+    assert twilio(base_url="http://127.0.0.1:8080/").content_base_url == "http://127.0.0.1:8080"
+    assert (
+        twilio(content_base_url="https://proxy.example.com").content_base_url == "https://proxy.example.com"
+    )

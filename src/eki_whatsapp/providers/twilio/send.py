@@ -117,8 +117,8 @@ class Twilio(HttpProvider):
         messaging_service_sid: ``MG…`` to send from a Messaging Service's sender pool.
         status_callback: URL Twilio posts delivery statuses to (``TWILIO_STATUS_CALLBACK_URL``).
         base_url: API root (``TWILIO_API_BASE_URL``); point it at a fake server to test.
-        content_base_url: Content API root; ``https://content.twilio.com`` with the default
-            ``base_url``, else ``base_url`` itself (the fake serves both).
+        content_base_url: Content API root; ``https://content.twilio.com`` when ``base_url`` is a
+            Twilio host, else ``base_url`` itself (the fake serves both).
         store: where ContentSids of on-demand content are cached and pushed templates are found
             (the bot attaches its store; see :meth:`attach_store`).
         retry, timeout, limits, client, async_client, transport, async_transport: as for
@@ -176,7 +176,10 @@ class Twilio(HttpProvider):
         self._messages_url = f"{self._account_url}/Messages.json"
         self._base_host = (urlsplit(self.base_url).hostname or "").lower()
         if content_base_url is None:
-            content_base_url = _DEFAULT_CONTENT_API if self.base_url == _DEFAULT_API else self.base_url
+            # Twilio's own hosts (regional edges included) serve no Content API: that lives on
+            # content.twilio.com. Any other base URL is a fake or a proxy that serves both.
+            twilio_host = self._base_host == "twilio.com" or self._base_host.endswith(".twilio.com")
+            content_base_url = _DEFAULT_CONTENT_API if twilio_host else self.base_url
         self.content_base_url = content_base_url.rstrip("/")
         #: ContentSids of on-demand session content, by content hash (shared through the store).
         self.content_cache = ContentCache(store)
