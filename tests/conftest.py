@@ -1,4 +1,4 @@
-"""PostgreSQL test set-up: the local server (127.0.0.1:5432, trust auth, database ``test``).
+"""Shared test fixtures. PostgreSQL: the local server (127.0.0.1:5432, trust auth, database ``test``).
 
 Every test run gets schemas of its own (named after the process), dropped at the end, so that
 parallel runs and other engineers on the same server never see each other's rows. Without a
