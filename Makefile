@@ -18,8 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/eki-whatsapp demo
 
+# The Django adapter's tests run twice: on SQLite (with everything) and on PostgreSQL (without the
+# slow gunicorn end-to-end test, which reads the SQLite file).
 test: $(STAMP)
 	$(PY) -m pytest -q
+	EKI_DJANGO_DB=postgres $(PY) -m pytest -q -m "not slow" adapters/django/tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     whatsapp_handler_workers: int = Field(8, gt=0)
 
     # --- storage -----------------------------------------------------------------------
-    #: ``sqlite:///path/to/file.sqlite3`` (default: a file in the working directory) or ``memory://``.
-    whatsapp_store_url: str = "sqlite:///eki_whatsapp.sqlite3"
+    #: ``sqlite:///path/to/file.sqlite3`` (default: a file in the working directory), ``memory://``
+    #: or ``postgresql://user:password@host:5432/db``. Left out of ``repr()``: it can hold a password.
+    whatsapp_store_url: str = Field("sqlite:///eki_whatsapp.sqlite3", repr=False)
 
     # --- routing and costs (docs/routing.md, docs/costs.md) ------------------------------------
     #: Load balancing between providers for business-initiated messages in ``dual`` mode:

@@ -82,4 +82,4 @@ def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(absolute, SQLiteStore) and (tmp_path / "abs.sqlite3").exists()
     absolute.close()
     with pytest.raises(ConfigError, match="WHATSAPP_STORE_URL"):
-        open_store("postgres://x")
+        open_store("redis://x")

@@ -26,6 +26,29 @@ from eki_whatsapp_django import create_bot, reset_bot  # noqa: E402
 from eki_whatsapp_django.conf import close_bot  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _database_server(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On PostgreSQL (``EKI_DJANGO_DB=postgres``) the server must answer (skip, or fail in CI);
+    at the end, connections left by test threads are closed so the test database can be dropped."""
+    if os.environ.get("EKI_DJANGO_DB") != "postgres":
+        yield
+        return
+    from eki_whatsapp.testing.services import require_service
+
+    require_service(
+        "PostgreSQL", "127.0.0.1", 5432, hint="EKI_DJANGO_DB=postgres runs the Django tests on it"
+    )
+    request.getfixturevalue("django_db_setup")  # so this teardown runs before the database's
+    yield
+    from django.db import connection
+
+    with request.getfixturevalue("django_db_blocker").unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def providers() -> dict[str, RecordingProvider]:
     return {

@@ -210,6 +210,19 @@ class Store(Protocol):
 
     def set_value(self, namespace: str, key: str, value: Any) -> None: ...
 
+    # --- counters and compare-and-set, atomic across processes (rules.counter_after) -----------
+    def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
+        """Add ``amount`` to the integer at ``(namespace, key)`` (absent: 0) in one atomic step and
+        return the new value; with ``limit``, a step that would pass it changes nothing and
+        returns ``None``. ``get_value`` reads the counter. N processes sharing a store count as one.
+        """
+        ...
+
+    def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
+        """Store ``value`` at ``(namespace, key)`` only if the stored value equals ``expected``
+        (``None``: absent), atomically; ``True`` when it was stored."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -223,5 +223,20 @@ class MemoryStore:
         with self._lock:
             self._kv[(namespace, key)] = copied
 
+    def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
+        with self._lock:
+            after = rules.counter_after(self._kv.get((namespace, key)), amount, limit)
+            if after is not None:
+                self._kv[(namespace, key)] = after
+            return after
+
+    def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
+        copied = rules.json_copy(value)
+        with self._lock:
+            if not rules.same_value(self._kv.get((namespace, key)), expected):
+                return False
+            self._kv[(namespace, key)] = copied
+            return True
+
     def close(self) -> None:
         return None

@@ -27,6 +27,11 @@ The rules:
 * **Windows move forward only** (:func:`window_key`, :func:`window_moves`): the window of
   ``(provider, business number, user)`` is the provider timestamp of the user's latest message;
   a late delivery of an older message, or a duplicate, does not move it.
+* **Counters and compare-and-set** (:func:`counter_after`, :func:`same_value`): a counter is an
+  integer key-value entry (absent is 0) moved by ``increment`` in one atomic step; with a limit,
+  a step that would pass it changes nothing (so N processes sharing an allowance of 1000 count
+  exactly 1000). ``compare_and_set`` writes only when the stored value equals, as JSON, the one
+  expected (``None``: absent) — how shared breaker state changes without lost updates.
 * **Stored values are JSON** (:func:`json_copy`): raw payloads, ``extra``, memory items and
   key-value values come back as JSON would give them (tuples as lists, datetimes as text),
   whichever store holds them; times come back aware, in UTC (:func:`as_utc`).
@@ -47,11 +52,13 @@ __all__ = [
     "advances",
     "as_utc",
     "change_entry",
+    "counter_after",
     "dumps",
     "first_error",
     "inbound_entry",
     "json_copy",
     "ledger_key",
+    "same_value",
     "status_changes",
     "status_facts",
     "status_rank",
@@ -206,6 +213,23 @@ def window_key(message: InboundMessage) -> tuple[str, str, str]:
 def window_moves(previous: datetime | None, at: datetime) -> bool:
     """Whether a message at ``at`` moves a window last refreshed at ``previous`` (forward only)."""
     return previous is None or at > previous
+
+
+# --- counters and compare-and-set --------------------------------------------------------------
+def counter_after(current: Any, amount: int, limit: int | None = None) -> int | None:
+    """The counter after adding ``amount`` to ``current`` (absent: 0), or ``None`` when the result
+    would pass ``limit`` — then the counter does not change."""
+    if current is not None and (isinstance(current, bool) or not isinstance(current, int)):
+        raise TypeError(f"the stored value {current!r} is not a counter (an integer)")
+    after = (current or 0) + int(amount)
+    if limit is not None and after > limit:
+        return None
+    return after
+
+
+def same_value(current: Any, expected: Any) -> bool:
+    """Whether a stored value is the one a compare-and-set expects (compared as JSON)."""
+    return bool(json_copy(current) == json_copy(expected))
 
 
 # --- stored values -----------------------------------------------------------------------------

@@ -18,7 +18,8 @@ key-value), asserted through the protocol only; the rules behind them are writte
 :mod:`eki_whatsapp.store.rules`.
 
 The contract is made of sections (:class:`LogContract`, :class:`StatusContract`,
-:class:`WindowContract`, :class:`ValuesContract`); :class:`StoreContract` is all of them. A store
+:class:`WindowContract`, :class:`ValuesContract`, :class:`CounterContract`); :class:`StoreContract`
+is all of them. A store
 that implements only part of the protocol can subclass the sections it has, and new parts of the
 protocol come with a new section added to :class:`StoreContract`.
 
@@ -44,6 +45,7 @@ __all__ = [
     "BUSINESS",
     "T0",
     "USER",
+    "CounterContract",
     "LogContract",
     "StatusContract",
     "StoreContract",
@@ -490,5 +492,76 @@ class ValuesContract(_Contract):
         assert store.get_value("other", "breaker") is None
 
 
-class StoreContract(LogContract, StatusContract, WindowContract, ValuesContract):
+class CounterContract(_Contract):
+    """Counters and compare-and-set: what shared allowance, rate and breaker state stand on."""
+
+    def test_a_counter_starts_at_zero_and_adds_up(self, store: Store) -> None:
+        assert store.increment("router", "allowance:meta:2026-11") == 1
+        assert store.increment("router", "allowance:meta:2026-11", 2) == 3
+        assert store.get_value("router", "allowance:meta:2026-11") == 3
+        assert store.increment("router", "allowance:meta:2026-12") == 1
+
+    def test_a_step_past_the_limit_changes_nothing(self, store: Store) -> None:
+        assert store.increment("router", "free", limit=2) == 1
+        assert store.increment("router", "free", limit=2) == 2
+        assert store.increment("router", "free", limit=2) is None
+        assert store.increment("router", "free", 5, limit=6) is None
+        assert store.get_value("router", "free") == 2
+        assert store.increment("router", "none", limit=0) is None
+        assert store.get_value("router", "none") is None
+
+    def test_concurrent_increments_under_a_limit_are_exact(self, store: Store) -> None:
+        granted: list[int | None] = []
+        barrier = threading.Barrier(6)
+
+        def spend() -> None:
+            barrier.wait()
+            for _ in range(20):
+                granted.append(store.increment("router", "race", limit=50))
+
+        threads = [threading.Thread(target=spend) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(g for g in granted if g is not None) == list(range(1, 51))
+        assert granted.count(None) == 70
+        assert store.get_value("router", "race") == 50
+
+    def test_a_value_that_is_not_a_counter_is_refused(self, store: Store) -> None:
+        store.set_value("router", "text", "three")
+        with pytest.raises(TypeError):
+            store.increment("router", "text")
+        assert store.get_value("router", "text") == "three"
+
+    def test_compare_and_set_writes_only_over_the_expected_value(self, store: Store) -> None:
+        opened = {"state": "open", "until": "2026-11-20T12:01:00+00:00"}
+        assert store.compare_and_set("breaker", "meta", None, opened) is True
+        assert store.compare_and_set("breaker", "meta", None, {"state": "closed"}) is False
+        assert store.get_value("breaker", "meta") == opened
+        assert store.compare_and_set("breaker", "meta", {"state": "closed"}, {"state": "x"}) is False
+        # Compared as JSON: key order and tuples do not matter.
+        same = {"until": "2026-11-20T12:01:00+00:00", "state": "open"}
+        assert store.compare_and_set("breaker", "meta", same, {"state": "closed", "n": (1,)}) is True
+        assert store.get_value("breaker", "meta") == {"state": "closed", "n": [1]}
+
+    def test_one_concurrent_compare_and_set_wins(self, store: Store) -> None:
+        won: list[int] = []
+        barrier = threading.Barrier(6)
+
+        def claim(n: int) -> None:
+            barrier.wait()
+            if store.compare_and_set("breaker", "probe", None, n):
+                won.append(n)
+
+        threads = [threading.Thread(target=claim, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(won) == 1
+        assert store.get_value("breaker", "probe") == won[0]
+
+
+class StoreContract(LogContract, StatusContract, WindowContract, ValuesContract, CounterContract):
     """The whole contract: subclass it with a ``store`` fixture (see the module's docstring)."""

@@ -54,6 +54,7 @@ from .models import (
 from .threads import DjangoExecutor
 
 P = ParamSpec("P")
+_KEEP: Any = object()
 R = TypeVar("R")
 
 
@@ -490,6 +491,48 @@ class DjangoStore:
         """Store a JSON value under ``(namespace, key)``."""
         WhatsAppValue.objects.using(self.using).update_or_create(
             namespace=namespace, key=key, defaults={"value": rules.json_copy(value)}
+        )
+
+    def _update_value(self, namespace: str, key: str, change: Callable[[Any], Any]) -> Any:
+        """Replace the value with ``change(current)`` while its row is locked (``_KEEP``: leave it);
+        returns what ``change`` returned. An absent row is created, or, when another process just
+        created it, locked and read again."""
+        values = WhatsAppValue.objects.using(self.using)
+        while True:
+            with self._atomic():
+                row = values.select_for_update().filter(namespace=namespace, key=key).first()
+                new = change(None if row is None else row.value)
+                if new is _KEEP:
+                    return new
+                if row is not None:
+                    values.filter(pk=row.pk).update(value=rules.json_copy(new))
+                    return new
+                try:
+                    with self._atomic():
+                        values.create(namespace=namespace, key=key, value=rules.json_copy(new))
+                except IntegrityError:
+                    continue
+                return new
+
+    @_db
+    def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
+        """Add ``amount`` to the counter (``None`` and no change when that would pass ``limit``)."""
+
+        def change(current: Any) -> Any:
+            after = rules.counter_after(current, amount, limit)
+            return _KEEP if after is None else after
+
+        result = self._update_value(namespace, key, change)
+        return None if result is _KEEP else int(result)
+
+    @_db
+    def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
+        """Store ``value`` only if the stored value is ``expected`` (``None``: absent)."""
+        return (
+            self._update_value(
+                namespace, key, lambda current: value if rules.same_value(current, expected) else _KEEP
+            )
+            is not _KEEP
         )
 
     def close(self) -> None:

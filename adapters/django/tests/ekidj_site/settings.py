@@ -54,6 +54,19 @@ DATABASES = {
         "OPTIONS": {"timeout": 20, **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {})},
     }
 }
+if os.environ.get("EKI_DJANGO_DB") == "postgres":
+    # The adapter's tests on PostgreSQL (`make test` runs them a second time so): the local server,
+    # and a test database of this run's own, so parallel runs never meet.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("EKIDJ_PG_NAME", "test"),
+            "HOST": os.environ.get("EKIDJ_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("EKIDJ_PG_PORT", "5432"),
+            "USER": os.environ.get("EKIDJ_PG_USER", "postgres"),
+            "TEST": {"NAME": f"ekidj_test_{os.getpid()}"},
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATIC_URL = "/static/"

@@ -1,0 +1,767 @@
+"""A :class:`~eki_whatsapp.store.base.Store` on PostgreSQL, for bots that run in several processes
+on several hosts.
+
+``WHATSAPP_STORE_URL=postgresql://user:password@host:5432/db`` (or ``postgres://``) selects it.
+Needs the ``postgres`` extra (``pip install "eki-whatsapp[postgres]"``: psycopg 3 and
+psycopg_pool).
+
+* **Its own schema.** The tables live in one PostgreSQL schema (``eki_whatsapp`` unless the URL
+  says ``?schema=name``), created on first use. The schema records its version: a newer library
+  upgrades an older schema in place (the steps in :data:`MIGRATIONS`, under an advisory lock so
+  processes starting together migrate once); an older library refuses a newer schema.
+* **A connection pool** per process (``?pool_min=``, ``?pool_max=``, ``?pool_timeout=`` in the
+  URL). A pool inherited through ``fork`` (gunicorn ``--preload``, Celery prefork) is left to the
+  parent and a new one is opened. A connection the server dropped is replaced; a request that
+  loses its connection half-way raises :class:`~eki_whatsapp.StoreError` (the webhook answers 503,
+  the provider retries).
+* **The same rules** as every store (:mod:`eki_whatsapp.store.rules`), in the statements of the
+  SQLite store where they fit: dedup is ``INSERT ... ON CONFLICT DO NOTHING``; a window moves
+  forward in one upsert; a status and its outbound row written at the same moment are serialised
+  by a transaction-scoped advisory lock on the message, so whichever comes second merges both.
+* The password never appears in a repr, a log line or an error: the URL is shown masked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from ..errors import StoreError
+from ..events import ChangeEvent, InboundMessage, StatusUpdate
+from . import rules
+from .base import Direction, LedgerEntry, LogEntry, StatusRecord, UsageRecord, as_utc, utcnow
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore", "mask_url", "migrate"]
+
+#: The schema, one step per version: step ``n`` brings a schema at version ``n - 1`` to ``n``.
+#: Steps are only ever appended (a released step never changes).
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the tables of the Store protocol.
+    """
+    CREATE TABLE message_log (
+        id bigserial PRIMARY KEY,
+        direction text NOT NULL,
+        provider text NOT NULL,
+        message_id text,
+        sender text,
+        recipient text,
+        type text NOT NULL,
+        text text,
+        status text,
+        error_code bigint,
+        error_message text,
+        raw jsonb,
+        timestamp timestamptz,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        reason text,
+        category text,
+        extra jsonb,
+        UNIQUE (provider, message_id)
+    );
+    CREATE INDEX message_log_created ON message_log (created_at);
+    CREATE TABLE status_log (
+        seq bigserial,
+        provider text NOT NULL,
+        message_id text NOT NULL,
+        status text NOT NULL,
+        timestamp timestamptz NOT NULL,
+        error_code bigint,
+        error_message text,
+        raw jsonb,
+        category text,
+        PRIMARY KEY (provider, message_id, status)
+    );
+    CREATE TABLE windows (
+        provider text NOT NULL,
+        business text NOT NULL,
+        "user" text NOT NULL,
+        last_inbound_at timestamptz NOT NULL,
+        PRIMARY KEY (provider, business, "user")
+    );
+    CREATE TABLE memory (
+        key text PRIMARY KEY,
+        items jsonb NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    CREATE TABLE usage (
+        id bigserial PRIMARY KEY,
+        "user" text NOT NULL,
+        model text NOT NULL,
+        prompt_tokens bigint NOT NULL,
+        completion_tokens bigint NOT NULL,
+        cached_tokens bigint NOT NULL,
+        cost numeric,
+        at timestamptz NOT NULL,
+        turn_id text,
+        provider text
+    );
+    CREATE TABLE ledger (
+        id bigserial,
+        provider text NOT NULL,
+        message_id text NOT NULL,
+        source text NOT NULL,
+        category text,
+        at timestamptz NOT NULL,
+        month text NOT NULL,
+        "user" text,
+        market text,
+        pricing_model text,
+        billable boolean,
+        amount numeric,
+        currency text NOT NULL,
+        note text,
+        PRIMARY KEY (provider, message_id, source)
+    );
+    CREATE INDEX ledger_month ON ledger (month);
+    CREATE TABLE kv (
+        namespace text NOT NULL,
+        key text NOT NULL,
+        value jsonb NOT NULL,
+        PRIMARY KEY (namespace, key)
+    );
+    """,
+    # 2: a user's conversation is read by sender (inbound) or recipient (outbound).
+    """
+    CREATE INDEX message_log_sender ON message_log (sender) WHERE direction = 'in';
+    CREATE INDEX message_log_recipient ON message_log (recipient) WHERE direction = 'out';
+    """,
+)
+#: The schema version this library writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+DEFAULT_SCHEMA = "eki_whatsapp"
+# First key of every advisory lock taken here, so they never meet another application's.
+_LOCK_SPACE = 0x0E0CA7
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Settings of ours in the URL's query; the rest goes to libpq.
+_OWN_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout")
+
+_LOG_COLUMNS = (
+    "direction, provider, message_id, sender, recipient, type, text, status, error_code, "
+    "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra"
+)
+
+
+class _Url(NamedTuple):
+    conninfo: str
+    shown: str
+    password: str | None
+    schema: str
+    pool_min: int
+    pool_max: int
+    pool_timeout: float
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password replaced by ``***`` (safe for logs and errors)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{hostport}"))
+
+
+def _parse_url(url: str, schema: str | None) -> _Url:
+    """Split ``url`` into what libpq gets and our own settings; the shown URL hides the password."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise StoreError(
+            f"WHATSAPP_STORE_URL must start with postgresql:// for the PostgreSQL store, not {parts.scheme}://"
+        )
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    own = {k: v for k, v in query if k in _OWN_PARAMS}
+    rest = [(k, v) for k, v in query if k not in _OWN_PARAMS]
+    password = parts.password
+    shown = mask_url(url)
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest, quote_via=quote), ""))
+    name = schema or own.get("schema") or DEFAULT_SCHEMA
+    if not _IDENTIFIER.fullmatch(name):
+        raise StoreError(
+            f"schema={name!r} in WHATSAPP_STORE_URL is not a plain PostgreSQL name: use lower-case "
+            "letters, digits and underscores"
+        )
+
+    def number(key: str, default: float) -> float:
+        try:
+            return float(own.get(key, default))
+        except ValueError:
+            raise StoreError(f"{key}={own[key]!r} in WHATSAPP_STORE_URL is not a number") from None
+
+    return _Url(
+        conninfo,
+        shown,
+        None if password is None else unquote(password),
+        name,
+        int(number("pool_min", 1)),
+        int(number("pool_max", 10)),
+        number("pool_timeout", 5.0),
+    )
+
+
+def migrate(conn: psycopg.Connection[Any], schema: str, target: int = SCHEMA_VERSION) -> int:
+    """Bring ``schema`` to version ``target`` (creating it when missing); returns the version found.
+
+    Runs in the caller's transaction, under an advisory lock, so that processes starting at once
+    migrate one after the other. Refuses a schema newer than this library knows.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_SPACE, schema))
+    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    conn.execute(
+        f'CREATE TABLE IF NOT EXISTS "{schema}".schema_version ('
+        "version integer NOT NULL, upgraded_at timestamptz NOT NULL DEFAULT now())"
+    )
+    # The schema name is checked to be a plain identifier (_IDENTIFIER) before it gets here.
+    row = conn.execute(f'SELECT max(version) FROM "{schema}".schema_version').fetchone()  # noqa: S608
+    found = int(row[0]) if row and row[0] is not None else 0
+    if found > SCHEMA_VERSION:
+        from .. import __version__
+
+        raise StoreError(
+            f"the PostgreSQL store's schema {schema!r} is at version {found}, newer than this "
+            f"eki-whatsapp {__version__} knows (up to version {SCHEMA_VERSION}): a newer eki-whatsapp "
+            "wrote it. Upgrade eki-whatsapp in this process too (pip install -U eki-whatsapp), or "
+            "point WHATSAPP_STORE_URL at another schema (?schema=name) or database"
+        )
+    conn.execute(f'SET LOCAL search_path TO "{schema}"')
+    for version in range(found + 1, target + 1):
+        conn.execute(MIGRATIONS[version - 1].encode())
+        conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    return found
+
+
+def _log_values(entry: LogEntry) -> tuple[Any, ...]:
+    """The values of a log row, in the order of ``_LOG_COLUMNS``."""
+    now = utcnow()
+    return (
+        entry.direction,
+        entry.provider,
+        entry.message_id,
+        entry.sender,
+        entry.recipient,
+        entry.type,
+        entry.text,
+        entry.status,
+        entry.error_code,
+        entry.error_message,
+        _json(entry.raw),
+        entry.timestamp and as_utc(entry.timestamp),
+        now,
+        now,
+        entry.attempts,
+        entry.reason,
+        entry.category,
+        _json(dict(entry.extra)) if entry.extra else None,
+    )
+
+
+def _dt(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _json(value: Any) -> Any:
+    """A JSON value for a ``jsonb`` column (``None`` is SQL ``NULL``)."""
+    return None if value is None else _jsonb(value)
+
+
+def _jsonb(value: Any) -> Any:
+    """A JSON value for a ``jsonb`` column (``None`` is JSON ``null``)."""
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(rules.json_copy(value))
+
+
+class PostgresStore:
+    """The :class:`~eki_whatsapp.store.base.Store` protocol on PostgreSQL (see the module's text).
+
+    ``PostgresStore("postgresql://bot:secret@db:5432/app")``; ``schema`` overrides the URL's
+    ``?schema=`` (default ``eki_whatsapp``).
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError as exc:
+            raise StoreError(
+                "WHATSAPP_STORE_URL points at PostgreSQL but psycopg is not installed: "
+                'pip install "eki-whatsapp[postgres]"'
+            ) from exc
+        self._url = _parse_url(url, schema)
+        self.schema = self._url.schema
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._pool = self._open_pool()
+        try:
+            # Not pipelined: a migration step is a script of several statements.
+            with self._conn() as conn, conn.transaction():
+                migrate(conn, self.schema)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._url.shown!r})"
+
+    @property
+    def url(self) -> str:
+        """The store's URL with the password masked (safe to log)."""
+        return self._url.shown
+
+    # --- connections ---------------------------------------------------------------------------
+    def _open_pool(self) -> ConnectionPool[Any]:
+        from psycopg_pool import ConnectionPool
+
+        options = f"-c search_path={self.schema} -c timezone=UTC"
+        return ConnectionPool(
+            self._url.conninfo,
+            min_size=self._url.pool_min,
+            max_size=max(self._url.pool_min, self._url.pool_max),
+            timeout=self._url.pool_timeout,
+            kwargs={
+                "options": options,
+                "application_name": "eki-whatsapp",
+                "connect_timeout": 5,
+                "autocommit": True,
+            }
+            | self._libpq_overrides(),
+            # A connection the server dropped (restart, failover, pg_terminate_backend) is found
+            # when it is taken from the pool and replaced, instead of failing a request.
+            check=ConnectionPool.check_connection,
+            name=f"eki-whatsapp-{self.schema}",
+            open=True,
+        )
+
+    def _libpq_overrides(self) -> dict[str, Any]:
+        """``application_name`` given in the URL wins over ours."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        given = conninfo_to_dict(self._url.conninfo)
+        return {k: given[k] for k in ("application_name", "connect_timeout") if k in given}
+
+    def _pool_here(self) -> ConnectionPool[Any]:
+        """This process's pool: a child of ``fork`` opens its own (the parent's sockets and pool
+        threads are not its to use)."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._pool = self._open_pool()
+                    self._pid = os.getpid()
+        return self._pool
+
+    def _scrub(self, text: str) -> str:
+        password = self._url.password
+        return text.replace(password, "***") if password else text
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in autocommit mode (one statement is one transaction); database
+        failures become :class:`StoreError` with the password masked."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool_here().connection() as conn:
+                yield conn
+        except StoreError:
+            raise
+        except PoolTimeout as exc:
+            raise StoreError(
+                f"PostgreSQL store {self._url.shown}: no connection within {self._url.pool_timeout:g} s "
+                f"({self._scrub(str(exc))}); is the server up, and pool_max large enough?"
+            ) from None
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store {self._url.shown}: {self._scrub(str(exc))}") from None
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction of several statements, pipelined: statements whose result is not read
+        travel together, so a transaction costs few round trips."""
+        with self._conn() as conn, conn.pipeline(), conn.transaction():
+            yield conn
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._conn() as conn:
+            return conn.execute(sql.encode(), params).fetchall()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """One statement (its own transaction); the first row it returns, if any."""
+        with self._conn() as conn:
+            cur = conn.execute(sql.encode(), params)
+            return cur.fetchone() if cur.description else None
+
+    @staticmethod
+    def _lock_message(conn: psycopg.Connection[Any], provider: str, message_id: str) -> None:
+        """Serialise the writers of one message (its statuses and its outbound row) until commit."""
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_SPACE + 1, f"{provider}\x1f{message_id}")
+        )
+
+    # --- log -------------------------------------------------------------------------------------
+    @staticmethod
+    def _insert_log(conn: psycopg.Connection[Any], entry: LogEntry) -> int:
+        """Insert a row; 0 when its message id is already logged (ids of ``NULL`` never collide)."""
+        row = conn.execute(
+            f"INSERT INTO message_log ({_LOG_COLUMNS}) "  # noqa: S608
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id",
+            _log_values(entry),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def record_inbound(self, message: InboundMessage) -> bool:
+        entry = rules.inbound_entry(message)
+        # One statement, so one round trip and atomic: the row, and the window only when the row
+        # is new (rules.window_moves: the window only moves forward).
+        row = self._execute(
+            f"WITH logged AS (INSERT INTO message_log ({_LOG_COLUMNS}) "  # noqa: S608
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id), "
+            'opened AS (INSERT INTO windows (provider, business, "user", last_inbound_at) '
+            "SELECT %s, %s, %s, %s FROM logged "
+            'ON CONFLICT (provider, business, "user") DO UPDATE SET '
+            "last_inbound_at=excluded.last_inbound_at "
+            "WHERE excluded.last_inbound_at > windows.last_inbound_at) "
+            "SELECT id FROM logged",
+            (*_log_values(entry), *rules.window_key(message), as_utc(message.timestamp)),
+        )
+        return row is not None
+
+    def record_status(self, status: StatusUpdate) -> bool:
+        record = rules.status_record(status)
+        with self._tx() as conn:
+            self._lock_message(conn, record.provider, record.message_id)
+            inserted = conn.execute(
+                "INSERT INTO status_log (provider, message_id, status, timestamp, error_code, "
+                "error_message, raw, category) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT DO NOTHING RETURNING seq",
+                (
+                    record.provider,
+                    record.message_id,
+                    record.status,
+                    as_utc(record.timestamp),
+                    record.error_code,
+                    record.error_message,
+                    _json(record.raw),
+                    record.category,
+                ),
+            ).fetchone()
+            if inserted is None:
+                return False
+            row = conn.execute(
+                "SELECT id, status, category FROM message_log WHERE provider=%s AND message_id=%s FOR UPDATE",
+                (record.provider, record.message_id),
+            ).fetchone()
+            if row is not None:
+                changes = rules.status_changes(row[1], row[2], (rules.status_facts(status),))
+                if changes:
+                    changes["updated_at"] = utcnow()
+                    # Column names come from rules.status_changes, never from input.
+                    columns = ", ".join(f"{c}=%s" for c in changes)
+                    conn.execute(
+                        f"UPDATE message_log SET {columns} WHERE id=%s".encode(),  # noqa: S608
+                        (*changes.values(), row[0]),
+                    )
+            return True
+
+    def record_change(self, event: ChangeEvent) -> None:
+        with self._conn() as conn:
+            self._insert_log(conn, rules.change_entry(event))
+
+    def log_outbound(self, entry: LogEntry) -> int:
+        with self._tx() as conn:
+            if entry.message_id is not None:
+                self._lock_message(conn, entry.provider, entry.message_id)
+                early = conn.execute(
+                    "SELECT status, error_code, error_message, category FROM status_log "
+                    "WHERE provider=%s AND message_id=%s ORDER BY seq",
+                    (entry.provider, entry.message_id),
+                ).fetchall()
+                if early:
+                    changes = rules.status_changes(
+                        entry.status, entry.category, [rules.StatusFacts(*r) for r in early]
+                    )
+                    entry = replace(entry, **changes)
+            row_id = self._insert_log(conn, entry)
+            if not row_id:
+                raise StoreError(
+                    f"message {entry.provider}:{entry.message_id} is already in the log; a message id is "
+                    "logged once"
+                )
+            return row_id
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> LogEntry:
+        return LogEntry(
+            id=row[0],
+            direction=row[1],
+            provider=row[2],
+            message_id=row[3],
+            sender=row[4],
+            recipient=row[5],
+            type=row[6],
+            text=row[7],
+            status=row[8],
+            error_code=row[9],
+            error_message=row[10],
+            raw=row[11],
+            timestamp=_dt(row[12]),
+            created_at=_dt(row[13]),
+            updated_at=_dt(row[14]),
+            attempts=row[15],
+            reason=row[16],
+            category=row[17],
+            extra=row[18] or {},
+        )
+
+    def get_message(self, provider: str, message_id: str) -> LogEntry | None:
+        rows = self._query(
+            f"SELECT id, {_LOG_COLUMNS} FROM message_log WHERE provider=%s AND message_id=%s",  # noqa: S608
+            (provider, message_id),
+        )
+        return self._row(rows[0]) if rows else None
+
+    def list_log(
+        self,
+        *,
+        provider: str | None = None,
+        direction: Direction | None = None,
+        user: str | None = None,
+        limit: int = 100,
+    ) -> list[LogEntry]:
+        where: list[str] = []
+        params: list[Any] = []
+        if provider is not None:
+            where.append("provider=%s")
+            params.append(provider)
+        if direction is not None:
+            where.append("direction=%s")
+            params.append(direction)
+        if user is not None:
+            where.append("((direction='in' AND sender=%s) OR (direction='out' AND recipient=%s))")
+            params.extend([user, user])
+        sql = f"SELECT id, {_LOG_COLUMNS} FROM message_log"  # noqa: S608
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT %s"
+        params.append(int(limit))
+        return [self._row(r) for r in self._query(sql, params)]
+
+    def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
+        rows = self._query(
+            "SELECT provider, message_id, status, timestamp, error_code, error_message, raw, category "
+            "FROM status_log WHERE provider=%s AND message_id=%s ORDER BY timestamp, seq",
+            (provider, message_id),
+        )
+        return [
+            StatusRecord(
+                provider=r[0],
+                message_id=r[1],
+                status=r[2],
+                timestamp=as_utc(r[3]),
+                error_code=r[4],
+                error_message=r[5],
+                raw=r[6],
+                category=r[7],
+            )
+            for r in rows
+        ]
+
+    # --- window ----------------------------------------------------------------------------------
+    def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
+        if business is None:
+            rows = self._query(
+                'SELECT max(last_inbound_at) FROM windows WHERE provider=%s AND "user"=%s', (provider, user)
+            )
+        else:
+            rows = self._query(
+                'SELECT last_inbound_at FROM windows WHERE provider=%s AND business=%s AND "user"=%s',
+                (provider, business, user),
+            )
+        return _dt(rows[0][0]) if rows else None
+
+    # --- memory / usage ------------------------------------------------------------------------
+    def load_memory(self, key: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT items FROM memory WHERE key=%s", (key,))
+        return list(rows[0][0]) if rows else []
+
+    def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO memory (key, items, updated_at) VALUES (%s,%s,%s) "
+                "ON CONFLICT (key) DO UPDATE SET items=excluded.items, updated_at=excluded.updated_at",
+                (key, _json(items), utcnow()),
+            )
+
+    def record_usage(self, record: UsageRecord) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                'INSERT INTO usage ("user", model, prompt_tokens, completion_tokens, cached_tokens, '
+                "cost, at, turn_id, provider) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                (
+                    record.user,
+                    record.model,
+                    record.prompt_tokens,
+                    record.completion_tokens,
+                    record.cached_tokens,
+                    record.cost,
+                    as_utc(record.at),
+                    record.turn_id,
+                    record.provider,
+                ),
+            )
+
+    def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
+        sql = (
+            'SELECT "user", model, prompt_tokens, completion_tokens, cached_tokens, cost, at, turn_id, '
+            "provider FROM usage WHERE true"
+        )
+        params: list[Any] = []
+        if user is not None:
+            sql += ' AND "user"=%s'
+            params.append(user)
+        if since is not None:
+            sql += " AND at>=%s"
+            params.append(as_utc(since))
+        sql += " ORDER BY id"
+        return [
+            UsageRecord(
+                user=r[0],
+                model=r[1],
+                prompt_tokens=r[2],
+                completion_tokens=r[3],
+                cached_tokens=r[4],
+                cost=None if r[5] is None else Decimal(r[5]),
+                at=as_utc(r[6]),
+                turn_id=r[7],
+                provider=r[8],
+            )
+            for r in self._query(sql, params)
+        ]
+
+    # --- ledger ----------------------------------------------------------------------------------
+    def add_ledger(self, entry: LedgerEntry) -> bool:
+        with self._conn() as conn:
+            row = conn.execute(
+                'INSERT INTO ledger (provider, message_id, source, category, at, month, "user", '
+                "market, pricing_model, billable, amount, currency, note) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING RETURNING id",
+                (
+                    entry.provider,
+                    entry.message_id,
+                    entry.source,
+                    entry.category,
+                    as_utc(entry.at),
+                    entry.month,
+                    entry.user,
+                    entry.market,
+                    entry.pricing_model,
+                    entry.billable,
+                    entry.amount,
+                    entry.currency,
+                    entry.note,
+                ),
+            ).fetchone()
+            return row is not None
+
+    def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
+        sql = (
+            'SELECT provider, message_id, source, category, at, "user", market, pricing_model, billable, '
+            "amount, currency, note FROM ledger"
+        )
+        params: tuple[Any, ...] = ()
+        if month is not None:
+            sql += " WHERE month=%s"
+            params = (month,)
+        sql += " ORDER BY at, id"
+        return [
+            LedgerEntry(
+                provider=r[0],
+                message_id=r[1],
+                source=r[2],
+                category=r[3],
+                at=as_utc(r[4]),
+                user=r[5],
+                market=r[6],
+                pricing_model=r[7],
+                billable=r[8],
+                amount=None if r[9] is None else Decimal(r[9]),
+                currency=r[10],
+                note=r[11],
+            )
+            for r in self._query(sql, params)
+        ]
+
+    # --- kv and counters -------------------------------------------------------------------------
+    def get_value(self, namespace: str, key: str) -> Any:
+        rows = self._query("SELECT value FROM kv WHERE namespace=%s AND key=%s", (namespace, key))
+        return rows[0][0] if rows else None
+
+    def set_value(self, namespace: str, key: str, value: Any) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO kv (namespace, key, value) VALUES (%s,%s,%s) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET value=excluded.value",
+                (namespace, key, _jsonb(value)),
+            )
+
+    def _update_value(self, namespace: str, key: str, change: Callable[[Any], Any]) -> Any:
+        """Replace the value with ``change(current)`` in one transaction, the row locked meanwhile
+        (``change`` returns ``_KEEP`` to leave it). Returns what ``change`` returned."""
+        with self._tx() as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT value FROM kv WHERE namespace=%s AND key=%s FOR UPDATE", (namespace, key)
+                ).fetchone()
+                new = change(None if row is None else row[0])
+                if new is _KEEP:
+                    return new
+                if row is not None:
+                    conn.execute(
+                        "UPDATE kv SET value=%s WHERE namespace=%s AND key=%s", (_jsonb(new), namespace, key)
+                    )
+                    return new
+                # Absent: insert, unless another process just did (then lock its row and redo).
+                if conn.execute(
+                    "INSERT INTO kv (namespace, key, value) VALUES (%s,%s,%s) ON CONFLICT DO NOTHING "
+                    "RETURNING 1",
+                    (namespace, key, _jsonb(new)),
+                ).fetchone():
+                    return new
+
+    def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
+        def change(current: Any) -> Any:
+            after = rules.counter_after(current, amount, limit)
+            return _KEEP if after is None else after
+
+        result = self._update_value(namespace, key, change)
+        return None if result is _KEEP else int(result)
+
+    def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
+        return (
+            self._update_value(
+                namespace, key, lambda current: value if rules.same_value(current, expected) else _KEEP
+            )
+            is not _KEEP
+        )
+
+    def close(self) -> None:
+        """Close this process's pool."""
+        if self._pid == os.getpid():
+            self._pool.close()
+
+
+_KEEP: Any = object()
