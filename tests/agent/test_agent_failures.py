@@ -100,6 +100,24 @@ async def test_a_huge_stored_history_is_bounded_before_it_is_sent(fake_openai, f
 
 
 @pytest.mark.asyncio
+async def test_a_turn_over_the_request_budget_sends_its_tool_results_shortened(
+    fake_openai, fake_client, api
+) -> None:
+    @tool
+    def report() -> str:
+        """A long report."""
+        return "r" * 12_000
+
+    fake_openai.script(FakeOpenAI.tools(("report", {})), FakeOpenAI.answer("Summary."))
+    agent = make_agent(fake_client, api, [report], context_tokens=1000)
+    reply = await agent.respond(ENGLISH_USER, "the report please")
+
+    assert reply.text == "Summary."
+    (result,) = fake_openai.requests[1].tool_results
+    assert len(result) < 2_300 and "[truncated: the result had 12,000 characters" in result
+
+
+@pytest.mark.asyncio
 async def test_context_length_exceeded_is_retried_without_history_then_answered(
     fake_openai, fake_client, api, caplog
 ) -> None:

@@ -152,6 +152,16 @@ class _Turn:
     compacted: bool = False
     truncated: bool = False
     history_tokens: int = 0
+    counter: TokenCounter = estimate_tokens
+    sizes: dict[int, int] = field(default_factory=dict)
+
+    def count(self, message: Message) -> int:
+        """Tokens of a message, counted once per turn (the history is measured several times)."""
+        key = id(message)
+        size = self.sizes.get(key)
+        if size is None:
+            size = self.sizes[key] = self.counter(message)
+        return size
 
 
 class _Refused(Exception):
@@ -444,9 +454,9 @@ class Agent:
             store=store,
             turn_id=turn_id,
         )
-        history = self._load(store, user_id)
-        turn = _Turn(ctx=ctx, history=history, system=self._system_prompt(ctx))
-        turn.history_tokens = sum(self.token_counter(m) for m in history)
+        turn = _Turn(ctx=ctx, history=[], system=self._system_prompt(ctx), counter=self.token_counter)
+        turn.history = self._load(store, user_id, turn.count)
+        turn.history_tokens = sum(turn.count(m) for m in turn.history)
         turn.items.append({"role": "user", "content": text})
         turn.deadline = time.monotonic() + self.turn_timeout
         fallback: str | None = None
@@ -638,7 +648,7 @@ class Agent:
         if turn.compacted:
             items = [_short_result(m, _COMPACT_RESULT_CHARS) for m in items]
             return [system, *items]
-        count = self.token_counter
+        count = turn.count
         used = count(system) + sum(count(m) for m in items)
         room = self.context_tokens - used
         if turn.history_tokens <= room:
@@ -732,19 +742,16 @@ class Agent:
         """Token and cost totals from the Store (one user, or everyone)."""
         return summarize((store or self._store()).usage(user=user_id, since=since))
 
-    def _load(self, store: Store, user_id: str) -> list[Message]:
+    def _load(self, store: Store, user_id: str, count: TokenCounter) -> list[Message]:
         """The user's history within the memory budget (stored histories may be far larger)."""
         try:
             stored = store.load_memory(self.memory_key(user_id))
         except Exception:
             logger.exception("agent %r could not load the memory of %s", self.name, _mask(user_id))
             return []
-        return trim(
-            sanitize(stored),
-            max_turns=self.memory_turns,
-            max_tokens=self.memory_tokens,
-            count=self.token_counter,
-        )
+        # Repair only what the turn budget keeps (a few whole turns more, as repair may drop some).
+        recent = trim(stored, max_turns=self.memory_turns + 5)
+        return trim(sanitize(recent), max_turns=self.memory_turns, max_tokens=self.memory_tokens, count=count)
 
     def _remember(self, store: Store, user_id: str, turn: _Turn, fallback: str | None) -> None:
         if fallback is None:
@@ -755,12 +762,13 @@ class Agent:
             items = turn.items[:1]  # the tool rounds are what did not fit: keep the question only
         else:
             items = sanitize(turn.items)
-        kept = trim(
-            [*turn.history, *items],
-            max_turns=self.memory_turns,
-            max_tokens=self.memory_tokens,
-            count=self.token_counter,
-        )
+        combined = [*turn.history, *items]
+        if turn.history_tokens + sum(turn.count(m) for m in items) <= self.memory_tokens:
+            kept = trim(combined, max_turns=self.memory_turns)  # within the token budget already
+        else:
+            kept = trim(
+                combined, max_turns=self.memory_turns, max_tokens=self.memory_tokens, count=turn.count
+            )
         try:
             store.save_memory(self.memory_key(user_id), kept)
         except Exception:

@@ -97,7 +97,7 @@ def sanitize(items: Sequence[Message]) -> list[Message]:
 
 def _scrubbed(message: Message) -> Message:
     content = message.get("content")
-    if isinstance(content, str):
+    if content.__class__ is str and not content.isascii():  # ASCII cannot hold a lone surrogate
         clean = scrub(content)
         if clean is not content:
             return {**message, "content": clean}
