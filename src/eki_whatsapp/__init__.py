@@ -4,9 +4,14 @@ The public surface::
 
     from eki_whatsapp import Bot, Settings, WebhookRequest, WebhookResponse
     from eki_whatsapp import InboundMessage, StatusUpdate, ChangeEvent
+
+Inbound parts are ``InboundLocation`` and ``InboundReaction``; what you send (``Location``,
+``Reaction``, ``Text``, ...) is in :mod:`eki_whatsapp.messages`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .bot import Bot, Context
 from .errors import ConfigError, EkiWhatsAppError, StoreError
@@ -14,11 +19,11 @@ from .events import (
     ChangeEvent,
     ErrorInfo,
     Event,
+    InboundLocation,
     InboundMessage,
-    Location,
+    InboundReaction,
     MediaRef,
     Pricing,
-    Reaction,
     Referral,
     StatusUpdate,
 )
@@ -30,6 +35,16 @@ from .webhook import WebhookRequest, WebhookResponse
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    # ``Location``/``Reaction`` were the inbound types; the outbound ones are in ``messages``.
+    if name in ("Location", "Reaction"):
+        from .events import renamed
+
+        return renamed(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Bot",
     "ChangeEvent",
@@ -40,15 +55,15 @@ __all__ = [
     "Event",
     "Handoff",
     "HandoffState",
+    "InboundLocation",
     "InboundMessage",
-    "Location",
+    "InboundReaction",
     "LogEntry",
     "MediaRef",
     "MemoryStore",
     "OptOuts",
     "OptedOut",
     "Pricing",
-    "Reaction",
     "Referral",
     "SQLiteStore",
     "Settings",

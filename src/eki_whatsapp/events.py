@@ -1,7 +1,8 @@
 """Provider-neutral, typed, immutable webhook events.
 
 A Meta JSON body or a Twilio form post becomes a list of these objects; handlers never see
-the wire format (it stays available in ``.raw``).
+the wire format (it stays available in ``.raw``). Events are built with keyword arguments only
+(``StatusUpdate(provider="meta", message_id=..., ...)``): a new field never shifts the others.
 
 * :class:`InboundMessage` — something a user sent (text, media, a button tap, ...).
 * :class:`StatusUpdate` — what happened to a message you sent (sent/delivered/read/failed).
@@ -82,8 +83,11 @@ class MediaRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Location:
-    """A shared location (a pin, or a place with name/address)."""
+class InboundLocation:
+    """A location a user shared (a pin, or a place with name/address).
+
+    To *send* a location use :class:`eki_whatsapp.messages.Location`.
+    """
 
     latitude: float
     longitude: float
@@ -93,8 +97,11 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
-class Reaction:
-    """An emoji reaction; ``emoji`` is ``None`` when the user removed their reaction."""
+class InboundReaction:
+    """An emoji reaction a user made; ``emoji`` is ``None`` when they removed it.
+
+    To *send* a reaction use :class:`eki_whatsapp.messages.Reaction`.
+    """
 
     message_id: str | None
     emoji: str | None
@@ -201,7 +208,7 @@ class ReferredProduct:
     product_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InboundMessage:
     """A message a user sent to the business.
 
@@ -244,9 +251,9 @@ class InboundMessage:
     payload: str | None = None
     #: ``button_reply``, ``list_reply``, ``nfm_reply``, ... for ``type="interactive"``.
     interactive_type: str | None = None
-    location: Location | None = None
+    location: InboundLocation | None = None
     contacts: tuple[Mapping[str, Any], ...] = dc_field(default=(), repr=False)
-    reaction: Reaction | None = None
+    reaction: InboundReaction | None = None
     order: Mapping[str, Any] | None = dc_field(default=None, repr=False)
     system: Mapping[str, Any] | None = dc_field(default=None, repr=False)
     referral: Referral | None = None
@@ -279,7 +286,7 @@ class InboundMessage:
         return self.sender
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatusUpdate:
     """What happened to a message the business sent.
 
@@ -329,7 +336,7 @@ class StatusUpdate:
         return self.errors[0].as_exception(self.provider)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChangeEvent:
     """Any other webhook notification (e.g. Meta ``message_template_status_update``,
     ``account_update``, ``user_preferences``), with its raw ``value``."""
@@ -346,3 +353,26 @@ class ChangeEvent:
 
 
 Event = InboundMessage | StatusUpdate | ChangeEvent
+
+#: Old names of the inbound types: they read like the outbound models of the same name.
+_RENAMED = {"Location": "InboundLocation", "Reaction": "InboundReaction"}
+
+
+def renamed(module: str, name: str) -> Any:
+    """The inbound type behind an old ambiguous name, with a :class:`DeprecationWarning`."""
+    import warnings
+
+    new = _RENAMED[name]
+    warnings.warn(
+        f"{module}.{name} is the *inbound* {name.lower()} type, now named {new}; "
+        f"to send one use eki_whatsapp.messages.{name}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return globals()[new]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        return renamed(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

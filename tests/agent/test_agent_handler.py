@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from eki_whatsapp.agent import Agent, ToolContext, tool
-from eki_whatsapp.events import InboundMessage, Location, Reaction
+from eki_whatsapp.events import InboundLocation, InboundMessage, InboundReaction
 from eki_whatsapp.messages import Buttons, Media
 from eki_whatsapp.providers.base import ProviderDown
 from eki_whatsapp.store import MemoryStore
@@ -92,11 +92,11 @@ async def test_messages_without_text_are_ignored_and_locations_are_described() -
     ctx = FakeContext(MemoryStore())
     agent = Agent("x", model=model)
 
-    reaction = message(None, type="reaction", reaction=Reaction("wamid.X", "👍"))
+    reaction = message(None, type="reaction", reaction=InboundReaction("wamid.X", "👍"))
     assert await agent(reaction, ctx) is None  # type: ignore[arg-type]
     assert model.requests == [] and ctx.sent == []
 
-    pin = message(None, type="location", location=Location(41.39, 2.17, name="Eki HQ"))
+    pin = message(None, type="location", location=InboundLocation(41.39, 2.17, name="Eki HQ"))
     await agent(pin, ctx)  # type: ignore[arg-type]
     assert model.requests[0][-1]["content"] == "[location 41.39,2.17 Eki HQ]"
     assert ctx.sent == ["echo: [location 41.39,2.17 Eki HQ]"]

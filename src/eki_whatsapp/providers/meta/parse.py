@@ -21,11 +21,11 @@ from ...events import (
     ErrorInfo,
     Event,
     FlowReply,
+    InboundLocation,
     InboundMessage,
-    Location,
+    InboundReaction,
     MediaRef,
     Pricing,
-    Reaction,
     Referral,
     ReferredProduct,
     StatusUpdate,
@@ -52,16 +52,16 @@ def parse_body(body: Mapping[str, Any], *, received_at: datetime | None = None) 
     events: list[Event] = []
     for entry in entries:
         if not isinstance(entry, dict):
-            events.append(ChangeEvent("meta", "invalid_entry", _dt(now), {"entry": entry}))
+            events.append(_change("invalid_entry", _dt(now), {"entry": entry}, None))
             continue
         account = _str(entry.get("id"))
         changes = entry.get("changes")
         if not isinstance(changes, list):
-            events.append(ChangeEvent("meta", "invalid_entry", _dt(now), dict(entry), account))
+            events.append(_change("invalid_entry", _dt(now), dict(entry), account))
             continue
         for change in changes:
             if not isinstance(change, dict):
-                events.append(ChangeEvent("meta", "invalid_change", _dt(now), {"change": change}, account))
+                events.append(_change("invalid_change", _dt(now), {"change": change}, account))
                 continue
             field = _str(change.get("field")) or "unknown"
             value = change.get("value")
@@ -69,7 +69,7 @@ def parse_body(body: Mapping[str, Any], *, received_at: datetime | None = None) 
                 events.extend(_parse_messages_value(value, account, now))
             else:
                 raw = dict(value) if isinstance(value, dict) else {"value": value}
-                events.append(ChangeEvent("meta", field, _ts(raw.get("timestamp"), now), raw, account))
+                events.append(_change(field, _ts(raw.get("timestamp"), now), raw, account))
     return events
 
 
@@ -89,13 +89,13 @@ def _parse_messages_value(value: Mapping[str, Any], account: str | None, now: da
             events.append(_message(raw, contacts, phone_number_id, display, now))
     for raw in _list(value.get("statuses")):
         if not isinstance(raw, dict) or not _str(raw.get("id")):
-            events.append(ChangeEvent("meta", "invalid_status", _dt(now), {"status": raw}, account))
+            events.append(_change("invalid_status", _dt(now), {"status": raw}, account))
             continue
         events.append(_status(raw, phone_number_id or display, now))
     errors = _list(value.get("errors"))
     if errors:
         raw = {"errors": errors, "metadata": dict(metadata)}
-        events.append(ChangeEvent("meta", "errors", _dt(now), raw, account))
+        events.append(_change("errors", _dt(now), raw, account))
     return events
 
 
@@ -198,7 +198,7 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "location":
         if not isinstance(obj, dict):
             raise ValueError("location object missing")
-        loc = Location(
+        loc = InboundLocation(
             latitude=float(obj["latitude"]),
             longitude=float(obj["longitude"]),
             name=_str(obj.get("name")),
@@ -237,7 +237,7 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
         return {"text": _str(_get(obj, "text")), "payload": _str(_get(obj, "payload"))}
     if kind == "reaction":
         return {
-            "reaction": Reaction(
+            "reaction": InboundReaction(
                 message_id=_str(_get(obj, "message_id")), emoji=_str(_get(obj, "emoji")) or None
             )
         }
@@ -298,35 +298,34 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
         )
     if "recipient_type" in s or "recipient_participant_id" in s:
         return StatusUpdate(
-            "meta",
-            str(s["id"]),
-            (_str(s.get("status")) or "unknown").lower(),
-            _ts(s.get("timestamp"), now),
-            s,
-            _digits(s.get("recipient_id"))
+            provider="meta",
+            message_id=str(s["id"]),
+            status=(_str(s.get("status")) or "unknown").lower(),
+            timestamp=_ts(s.get("timestamp"), now),
+            raw=s,
+            recipient=_digits(s.get("recipient_id"))
             if s.get("recipient_type") != "group"
             else _str(s.get("recipient_id")),
-            user_id,
-            business,
-            _errors(s["errors"]) if "errors" in s else (),
-            pricing,
-            _str(s.get("biz_opaque_callback_data")),
-            _str(s.get("recipient_type")),
-            _digits(s.get("recipient_participant_id")),
+            recipient_user_id=user_id,
+            business_number=business,
+            errors=_errors(s["errors"]) if "errors" in s else (),
+            pricing=pricing,
+            callback_data=_str(s.get("biz_opaque_callback_data")),
+            recipient_type=_str(s.get("recipient_type")),
+            group_participant=_digits(s.get("recipient_participant_id")),
         )
-    # positional, in field order: the hot path of every status webhook
     return StatusUpdate(
-        "meta",
-        str(s["id"]),
-        (_str(s.get("status")) or "unknown").lower(),
-        _ts(s.get("timestamp"), now),
-        s,  # a fresh dict from json.loads: no copy needed
-        _digits(s.get("recipient_id")) or user_id,
-        user_id,
-        business,
-        _errors(s["errors"]) if "errors" in s else (),
-        pricing,
-        _str(s.get("biz_opaque_callback_data")),
+        provider="meta",
+        message_id=str(s["id"]),
+        status=(_str(s.get("status")) or "unknown").lower(),
+        timestamp=_ts(s.get("timestamp"), now),
+        raw=s,  # a fresh dict from json.loads: no copy needed
+        recipient=_digits(s.get("recipient_id")) or user_id,
+        recipient_user_id=user_id,
+        business_number=business,
+        errors=_errors(s["errors"]) if "errors" in s else (),
+        pricing=pricing,
+        callback_data=_str(s.get("biz_opaque_callback_data")),
     )
 
 
@@ -343,6 +342,10 @@ def _flow_reply(reply: Mapping[str, Any]) -> FlowReply:
     return FlowReply(
         name=_str(reply.get("name")), body=_str(reply.get("body")), response=response, response_json=text
     )
+
+
+def _change(field: str, at: datetime, raw: Mapping[str, Any], account: str | None) -> ChangeEvent:
+    return ChangeEvent(provider="meta", field=field, timestamp=at, raw=raw, account_id=account)
 
 
 # --- small helpers -----------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from ...events import (
     MESSAGE_TYPES,
     ErrorInfo,
     Event,
+    InboundLocation,
     InboundMessage,
-    Location,
     MediaRef,
     Referral,
     StatusUpdate,
@@ -66,7 +66,7 @@ def _message(sid: str, p: Mapping[str, str], now: datetime) -> InboundMessage:
     location = None
     if p.get("Latitude") and p.get("Longitude"):
         try:
-            location = Location(
+            location = InboundLocation(
                 latitude=float(p["Latitude"]),
                 longitude=float(p["Longitude"]),
                 name=p.get("Label") or None,
