@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -13,8 +13,11 @@ from .. import addresses
 from ..addresses import Address
 from ..events import MediaRef
 from ..messages import Text
-from ._http import Attempts, Clients, Plan, RetryPolicy, exchange, run_async, run_sync
-from .base import InvalidRecipient, ProviderError, ProviderName, SendReceipt
+from ._http import Attempts, ClientOptions, Clients, Plan, RetryPolicy, exchange, run_async, run_sync
+from .base import InvalidRecipient, MediaError, ProviderError, ProviderName, SendReceipt, classify_error
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Kept for imports of the old names; addresses are read in :mod:`eki_whatsapp.addresses`.
 BSUID = addresses.BSUID
@@ -62,26 +65,9 @@ class HttpProvider:
     #: Longest text body the provider accepts; longer ``Text`` is split into several messages.
     text_limit: int
 
-    def __init__(
-        self,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: httpx.Timeout | float | None = None,
-        limits: httpx.Limits | None = None,
-        client: httpx.Client | None = None,
-        async_client: httpx.AsyncClient | None = None,
-        transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, *, retry: RetryPolicy | None = None, **options: Unpack[ClientOptions]) -> None:
         self.retry = retry or RetryPolicy()
-        self._clients = Clients(
-            timeout=timeout,
-            limits=limits,
-            client=client,
-            async_client=async_client,
-            transport=transport,
-            async_transport=async_transport,
-        )
+        self._clients = Clients(**options)
 
     # --- to implement -------------------------------------------------------------------------
     @property
@@ -147,6 +133,29 @@ class HttpProvider:
         await self.aclose()
 
     # --- helpers for subclasses -----------------------------------------------------------------
+    def _failure(
+        self,
+        text: str,
+        response: httpx.Response,
+        data: Any,
+        *,
+        code: int | None = None,
+        retry_after: float | None = None,
+        media: bool = False,
+    ) -> ProviderError:
+        """The typed error of a failed response; a plain 4xx to a media request is a MediaError."""
+        status = response.status_code
+        if media and code is None and 400 <= status < 500 and status not in (401, 403, 429):
+            return MediaError(text, provider=self.name, http_status=status, raw=data)
+        return classify_error(
+            self.name,
+            code,
+            text,
+            http_status=status,
+            raw=data if isinstance(data, dict) else None,
+            retry_after=retry_after,
+        )
+
     def _send_all(
         self,
         to: str,

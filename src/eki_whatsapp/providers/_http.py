@@ -20,11 +20,14 @@ import weakref
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import httpx
 
 from .base import ProviderDown, ProviderError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger("eki_whatsapp.providers")
 
@@ -239,6 +242,28 @@ async def run_async(plan: Plan[T], client: httpx.AsyncClient, sleep: Callable[[f
 # --------------------------------------------------------------------------------------------
 # Pooled clients
 # --------------------------------------------------------------------------------------------
+class ClientOptions(TypedDict, total=False):
+    """How a provider's HTTP clients are made; every key is optional.
+
+    Keys: ``timeout`` (an ``httpx.Timeout`` or seconds), ``limits`` (the pool size),
+    ``client``/``async_client`` (ready clients, used as given), ``transport``/``async_transport``
+    (transports for the clients the provider makes, e.g. ``httpx.MockTransport``).
+    """
+
+    timeout: httpx.Timeout | float | None
+    limits: httpx.Limits | None
+    client: httpx.Client | None
+    async_client: httpx.AsyncClient | None
+    transport: httpx.BaseTransport | None
+    async_transport: httpx.AsyncBaseTransport | None
+
+
+class HttpOptions(ClientOptions, total=False):
+    """:class:`ClientOptions` plus the ``retry`` policy: what every HTTP provider takes."""
+
+    retry: RetryPolicy | None
+
+
 class Clients:
     """One pooled ``httpx.Client`` and one ``httpx.AsyncClient`` per provider, made on first use.
 
@@ -248,28 +273,19 @@ class Clients:
     that opened them), so a provider works from several loops, e.g. successive ``asyncio.run``.
     """
 
-    def __init__(
-        self,
-        *,
-        timeout: httpx.Timeout | float | None = None,
-        limits: httpx.Limits | None = None,
-        client: httpx.Client | None = None,
-        async_client: httpx.AsyncClient | None = None,
-        transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
-        user_agent: str = "eki-whatsapp",
-    ) -> None:
+    def __init__(self, *, user_agent: str = "eki-whatsapp", **options: Unpack[ClientOptions]) -> None:
+        timeout = options.get("timeout")
         self.timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
-        self.limits = limits or DEFAULT_LIMITS
-        self._client = client
-        self._own_client = client is None
-        self._async_client = async_client
+        self.limits = options.get("limits") or DEFAULT_LIMITS
+        self._client = options.get("client")
+        self._own_client = self._client is None
+        self._async_client = options.get("async_client")
         # One pooled async client per event loop (connections belong to the loop that made them).
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
-        self._transport = transport
-        self._async_transport = async_transport
+        self._transport = options.get("transport")
+        self._async_transport = options.get("async_transport")
         self._headers = {"User-Agent": user_agent}
         self._lock = threading.Lock()
 

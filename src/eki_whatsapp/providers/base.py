@@ -16,6 +16,7 @@ The error hierarchy lives in :mod:`eki_whatsapp.providers.errors` and is re-expo
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ __all__ = [
     "WindowClosed",
     "can_send",
     "classify_error",
+    "json_object",
     "refuse",
     "register_error_codes",
 ]
@@ -72,6 +74,18 @@ logger = logging.getLogger("eki_whatsapp.webhook")
 
 class PayloadError(ValueError):
     """A verified request whose body is not shaped like the provider's webhooks (answered 400)."""
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A webhook body that must be a JSON object; anything else raises :class:`PayloadError`."""
+    try:
+        # RecursionError: absurdly nested input; UnicodeDecodeError: not UTF-8/16/32
+        decoded = json.loads(body)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise PayloadError("malformed JSON body") from None
+    if not isinstance(decoded, dict):
+        raise PayloadError("JSON body is not an object")
+    return decoded
 
 
 def refuse(status: int, reason: str, **headers: str) -> WebhookResponse:

@@ -21,7 +21,8 @@ does not know fall back on the HTTP status.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ from ..errors import EkiWhatsAppError
 __all__ = [
     "AuthError",
     "CodeClassifier",
+    "CodeTable",
     "InvalidRecipient",
     "MediaError",
     "MessageRejected",
@@ -162,6 +164,27 @@ _BUILTIN_TABLES = {
     "meta": "eki_whatsapp.providers.meta.errors",
     "twilio": "eki_whatsapp.providers.twilio.errors",
 }
+
+
+@dataclass(frozen=True)
+class CodeTable:
+    """A provider's codes as a :data:`CodeClassifier`: exact codes first, then code ranges.
+
+    Args:
+        codes: code → class.
+        ranges: ``(first, end, class)``: codes ``first <= code < end`` not listed in ``codes``.
+        not_retryable: codes that are terminal although their class is usually retryable.
+    """
+
+    codes: Mapping[int, type[ProviderError]]
+    ranges: tuple[tuple[int, int, type[ProviderError]], ...] = ()
+    not_retryable: frozenset[int] = field(default_factory=frozenset)
+
+    def __call__(self, code: int) -> tuple[type[ProviderError] | None, bool | None]:
+        cls = self.codes.get(code)
+        if cls is None:
+            cls = next((c for first, end, c in self.ranges if first <= code < end), None)
+        return cls, (False if code in self.not_retryable else None)
 
 
 def register_error_codes(provider: str, classifier: CodeClassifier) -> None:

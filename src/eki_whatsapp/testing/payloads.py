@@ -24,7 +24,9 @@ from urllib.parse import urlencode
 import httpx
 from typing_extensions import TypedDict, Unpack
 
-from .. import security
+from ..addresses import normalize
+from ..providers.meta.webhook import meta_signature
+from ..providers.twilio.webhook import twilio_signature
 from ..webhook import WebhookRequest
 from ._errors import TWILIO_ERRORS, meta_webhook_error
 
@@ -148,10 +150,10 @@ class Payload:
         and the parameters with the Auth Token (``url`` is required).
         """
         if self.provider == "meta":
-            return security.meta_signature(secret, self.body)
+            return meta_signature(secret, self.body)
         if url is None:
             raise ValueError("a Twilio signature covers the webhook URL: pass url=")
-        return security.twilio_signature(secret, url, self.params)
+        return twilio_signature(secret, url, self.params)
 
     def headers(self, secret: str | None = None, url: str | None = None) -> dict[str, str]:
         """Headers the provider sends with this body, signed when ``secret`` is given."""
@@ -704,7 +706,7 @@ def twilio_message(
     sid = options.get("message_sid") or new_message_sid("MM" if media else "SM")
     sender = options.get("sender", DEFAULT_TWILIO_USER)
     from_address = _address(sender)
-    plain = sender.strip().removeprefix("whatsapp:").removeprefix("+")
+    plain = normalize(sender)
     profile_name = options.get("profile_name", DEFAULT_TWILIO_NAME)
     params: list[tuple[str, str]] = []
     params.extend((f"MediaContentType{n}", ctype) for n, (_, ctype) in enumerate(media))
@@ -850,7 +852,7 @@ def twilio_status(
     if error_code is not None:
         text = error_message or TWILIO_ERRORS.get(error_code, (400, f"Twilio error {error_code}"))[1]
         params += [("ErrorCode", str(error_code)), ("ChannelStatusMessage", text)]
-    plain_to = to.strip().removeprefix("whatsapp:").removeprefix("+")
+    plain_to = normalize(to)
     params.append(("ChannelToAddress", "+" + plain_to if plain_to.isdigit() else plain_to))
     if status in _EVENT_TYPES:
         params.append(("EventType", _EVENT_TYPES[status]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..errors import (
     AuthError,
+    CodeTable,
     InvalidRecipient,
     MediaError,
     MessageRejected,
@@ -48,20 +49,16 @@ CODES: dict[int, type[ProviderError]] = {
     131057: ProviderDown,
     133004: ProviderDown,
 }
-#: Codes that are terminal even though their class is usually retryable.
-NOT_RETRYABLE = frozenset({131048, 133016})
-#: Pair rate limit (131056): Meta advises waiting at least 6 s for that recipient.
+#: Pair rate limit: Meta advises waiting at least 6 s for that recipient.
 PAIR_LIMIT = 131056
 
-
-def classify(code: int) -> tuple[type[ProviderError] | None, bool | None]:
-    """The error class of a Meta code (``None``: unknown) and a retryable override."""
-    cls = CODES.get(code)
-    if cls is None and 132000 <= code < 133000:
-        cls = TemplateError  # the 132xxx family is about templates
-    if cls is None and 200 <= code <= 299:
-        cls = AuthError  # permission errors
-    return cls, (False if code in NOT_RETRYABLE else None)
-
+classify = CodeTable(
+    CODES,
+    ranges=(
+        (132000, 133000, TemplateError),  # the 132xxx family is about templates
+        (200, 300, AuthError),  # permission errors
+    ),
+    not_retryable=frozenset({131048, 133016}),  # spam and registration limits: waiting does not help soon
+)
 
 register_error_codes("meta", classify)

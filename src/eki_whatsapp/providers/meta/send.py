@@ -54,11 +54,13 @@ from ...messages import (
     Text,
 )
 from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient
-from .._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
+from .._http import Attempts, HttpOptions, Plan, exchange, parse_retry_after
 from ..base import MediaError, ProviderError, ProviderName, SendReceipt, UnsupportedMessage, classify_error
 from .errors import PAIR_LIMIT
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ...settings import Settings
     from ...store.base import Store
     from ...templates.definition import RemoteTemplate, TemplateDefinition
@@ -118,28 +120,14 @@ class MetaCloud(HttpProvider):
         graph_version: str = "v26.0",
         base_url: str = "https://graph.facebook.com",
         business_account_id: str | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: httpx.Timeout | float | None = None,
-        limits: httpx.Limits | None = None,
-        client: httpx.Client | None = None,
-        async_client: httpx.AsyncClient | None = None,
-        transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
+        **http: Unpack[HttpOptions],
     ) -> None:
         secret = token.get_secret_value() if isinstance(token, SecretStr) else token
         if not secret or not str(secret).strip():
             raise ConfigError("MetaCloud needs an access token: set META_WHATSAPP_TOKEN")
         if not phone_number_id or not str(phone_number_id).strip():
             raise ConfigError("MetaCloud needs the sender's phone-number id: set META_PHONE_NUMBER_ID")
-        super().__init__(
-            retry=retry,
-            timeout=timeout,
-            limits=limits,
-            client=client,
-            async_client=async_client,
-            transport=transport,
-            async_transport=async_transport,
-        )
+        super().__init__(**http)
         self._token = SecretStr(secret.strip())
         self.phone_number_id = str(phone_number_id).strip()
         self.graph_version = graph_version
@@ -353,17 +341,7 @@ class MetaCloud(HttpProvider):
             text = "the Graph API answered without the expected fields"
         else:
             text = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-        status = response.status_code
-        if media and 400 <= status < 500 and status not in (401, 403, 429):
-            return MediaError(text, provider=self.name, http_status=status, raw=data)
-        return classify_error(
-            self.name,
-            None,
-            text,
-            http_status=status,
-            raw=data if isinstance(data, dict) else None,
-            retry_after=retry_after,
-        )
+        return self._failure(text, response, data, retry_after=retry_after, media=media)
 
     # --- read receipts and typing -------------------------------------------------------------
     def _read_plan(self, message_id: str, typing: bool) -> Plan[bool]:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ...webhook import WebhookRequest, WebhookResponse
-from ..base import PayloadError, refuse
+from ..base import json_object, refuse
 from . import parse as meta_parse
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ logger = logging.getLogger("eki_whatsapp.webhook")
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 _JSON_TYPES = ("application/json", "text/json")
-_BAD_JSON = (ValueError, RecursionError, UnicodeDecodeError)
 # Shared, so its headers are a read-only view.
 _OK = WebhookResponse(200, MappingProxyType({"Content-Type": "text/plain; charset=utf-8"}), b"OK")
 
@@ -120,13 +118,7 @@ class MetaWebhook:
         return WebhookResponse.text(200, challenge)
 
     def parse(self, request: WebhookRequest) -> list[Event]:
-        try:
-            body = json.loads(request.body)
-        except _BAD_JSON:
-            raise PayloadError("malformed JSON body") from None
-        if not isinstance(body, dict):
-            raise PayloadError("JSON body is not an object")
-        return meta_parse.parse_body(body)
+        return meta_parse.parse_body(json_object(request.body))
 
     def __repr__(self) -> str:
         return "MetaWebhook()"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import (
     AuthError,
+    CodeTable,
     InvalidRecipient,
     MediaError,
     MessageRejected,
@@ -65,23 +66,17 @@ CODES: dict[int, type[ProviderError]] = {
     63034: MediaError,  # media exceeds the size limit
     63036: InvalidRecipient,  # the number is not a WhatsApp number
     63037: MediaError,  # media upload to the channel failed (Twilio retries it)
-    63038: RateLimited,  # account daily limit (final, see NOT_RETRYABLE)
+    63038: RateLimited,  # account daily limit (final: not_retryable below)
     63040: TemplateError,  # template rejected
     63041: TemplateError,  # template paused
     63042: TemplateError,  # template disabled
     63049: InvalidRecipient,  # Meta chose not to deliver the marketing message
     63051: AuthError,  # WhatsApp Business Account locked
 }
-#: Codes that are terminal even though their class is usually retryable (daily limit reached).
-NOT_RETRYABLE = frozenset({63038})
-
-
-def classify(code: int) -> tuple[type[ProviderError] | None, bool | None]:
-    """The error class of a Twilio code (``None``: unknown) and a retryable override."""
-    cls = CODES.get(code)
-    if cls is None and 63000 <= code < 64000:
-        cls = MessageRejected  # the WhatsApp channel's own refusals
-    return cls, (False if code in NOT_RETRYABLE else None)
-
+classify = CodeTable(
+    CODES,
+    ranges=((63000, 64000, MessageRejected),),  # the WhatsApp channel's own refusals
+    not_retryable=frozenset({63038}),  # the account's daily limit: retrying today cannot succeed
+)
 
 register_error_codes("twilio", classify)

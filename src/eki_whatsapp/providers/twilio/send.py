@@ -67,7 +67,7 @@ from ...messages import (
     Text,
 )
 from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient
-from .._http import Attempts, Plan, RetryPolicy, exchange, parse_retry_after
+from .._http import Attempts, HttpOptions, Plan, exchange, parse_retry_after
 from ..base import (
     MediaError,
     ProviderError,
@@ -75,7 +75,6 @@ from ..base import (
     SendReceipt,
     TemplateError,
     UnsupportedMessage,
-    classify_error,
 )
 from .cache import ContentCache
 from .content import (
@@ -90,6 +89,8 @@ from .content import (
 )
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ...settings import Settings
     from ...store.base import Store
     from ...templates.definition import RemoteTemplate, TemplateDefinition
@@ -139,13 +140,7 @@ class Twilio(HttpProvider):
         base_url: str = _DEFAULT_API,
         content_base_url: str | None = None,
         store: Store | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: httpx.Timeout | float | None = None,
-        limits: httpx.Limits | None = None,
-        client: httpx.Client | None = None,
-        async_client: httpx.AsyncClient | None = None,
-        transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
+        **http: Unpack[HttpOptions],
     ) -> None:
         token = auth_token.get_secret_value() if isinstance(auth_token, SecretStr) else auth_token
         if not account_sid or not account_sid.strip():
@@ -157,15 +152,7 @@ class Twilio(HttpProvider):
                 "Twilio needs a sender: set TWILIO_WHATSAPP_NUMBER (e.g. whatsapp:+14155238886) "
                 "or TWILIO_MESSAGING_SERVICE_SID"
             )
-        super().__init__(
-            retry=retry,
-            timeout=timeout,
-            limits=limits,
-            client=client,
-            async_client=async_client,
-            transport=transport,
-            async_transport=async_transport,
-        )
+        super().__init__(**http)
         self.account_sid = account_sid.strip()
         self._token = SecretStr(token.strip())
         self.from_ = _whatsapp_address(parse_recipient(self.name, from_)) if from_ else None
@@ -479,16 +466,7 @@ class Twilio(HttpProvider):
                 if response.is_success
                 else f"HTTP {status} {response.reason_phrase}".strip()
             )
-        if media and code is None and 400 <= status < 500 and status not in (401, 403, 429):
-            return MediaError(text, provider=self.name, http_status=status, raw=data)
-        return classify_error(
-            self.name,
-            code,
-            text,
-            http_status=status,
-            raw=data if isinstance(data, dict) else None,
-            retry_after=retry_after,
-        )
+        return self._failure(text, response, data, code=code, retry_after=retry_after, media=media)
 
     # --- media ----------------------------------------------------------------------------------
     def _trusted(self, url: str) -> bool:

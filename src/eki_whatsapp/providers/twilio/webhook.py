@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ...webhook import TWIML_EMPTY, WebhookRequest, WebhookResponse
-from ..base import PayloadError, refuse
+from ..base import PayloadError, json_object, refuse
 from . import parse as twilio_parse
 from .parse import is_twilio
 
@@ -45,9 +45,6 @@ __all__ = [
 SIGNATURE_HEADER = "x-twilio-signature"
 _FORM_TYPE = "application/x-www-form-urlencoded"
 _JSON_TYPES = ("application/json", "text/json")
-_BAD_JSON = (ValueError, RecursionError, UnicodeDecodeError)
-#: The message-naming parameters, as bytes to look for in a raw body.
-_SID_BYTES = tuple(sid.encode() for sid in twilio_parse.SID_PARAMS)
 # Shared, so its headers are a read-only view.
 _TWIML_OK = WebhookResponse(200, MappingProxyType(dict(WebhookResponse.twiml().headers)), TWIML_EMPTY)
 
@@ -141,17 +138,6 @@ def _is_json(content_type: str) -> bool:
     return content_type in _JSON_TYPES or content_type.endswith("+json")
 
 
-def _unsigned_twilio_json(request: WebhookRequest) -> bool:
-    """A Twilio-shaped JSON body without Twilio's signature: claimed, so that it is refused."""
-    if not any(sid in request.body for sid in _SID_BYTES):
-        return False
-    try:
-        body = json.loads(request.body)
-    except _BAD_JSON:
-        return False
-    return isinstance(body, dict) and "object" not in body and is_twilio(body)
-
-
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -182,7 +168,8 @@ class TwilioWebhook:
         if ctype == _FORM_TYPE or (not ctype and signed):  # Twilio always sends a content type
             return True
         if _is_json(ctype):
-            return bool(request.query_param("bodySHA256")) if signed else _unsigned_twilio_json(request)
+            # Twilio signs JSON over the URL alone and adds the body's hash to it
+            return signed and bool(request.query_param("bodySHA256"))
         return False
 
     # --- verify ------------------------------------------------------------------------------
@@ -230,13 +217,7 @@ class TwilioWebhook:
         if request.method != "POST":
             params = _query_params(request)
         elif _is_json(request.content_type):
-            try:
-                body = json.loads(request.body)
-            except _BAD_JSON:
-                raise PayloadError("malformed JSON body") from None
-            if not isinstance(body, dict):
-                raise PayloadError("JSON body is not an object")
-            params = {str(k): _form_value(v) for k, v in body.items()}
+            params = {str(k): _form_value(v) for k, v in json_object(request.body).items()}
         else:
             params = dict(self._form(request))
         return twilio_parse.parse_params(params)
