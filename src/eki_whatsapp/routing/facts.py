@@ -36,8 +36,7 @@ class _Lazy(dict[K, V], Generic[K, V]):
     """A mapping whose values are computed on first read (``compute(key, *args)``): the policy
     pays only for what it reads."""
 
-    def __init__(self, compute: Callable[..., V], *args: Any) -> None:
-        super().__init__()
+    def __init__(self, compute: Callable[..., V], *args: Any) -> None:  # starts empty: no dict args
         self._compute = compute
         self._args = args
 
@@ -49,8 +48,7 @@ class _Lazy(dict[K, V], Generic[K, V]):
 class _Available(dict[str, bool]):
     """Whether each provider's breaker lets a send through at ``now`` (read on demand)."""
 
-    def __init__(self, breakers: Breakers, now: datetime) -> None:
-        super().__init__()
+    def __init__(self, breakers: Breakers, now: datetime) -> None:  # starts empty: no dict args
         self._breakers = breakers
         self._now = now
 
@@ -79,15 +77,20 @@ class Facts:
 
     def __init__(self, router: Router) -> None:
         self.router = router
+        self._order: tuple[tuple[str, ...], list[str]] = ((), [])  # (registered, policy order)
 
     def policy_providers(self) -> list[str]:
         """Registered providers the policy allows, in order of preference: those the policy names
         (``dual``: Meta, then Twilio), then — under ``dual`` — any other registered provider."""
-        enabled: tuple[str, ...] = self.router.settings.enabled_providers
-        names = [name for name in enabled if name in self.router.providers]
-        if self.router.settings.whatsapp_provider == "dual":
-            names += [name for name in self.router.providers if name not in enabled]
-        return names
+        registered = tuple(self.router.providers)  # a bot may register more after start-up
+        if registered != self._order[0]:
+            settings = self.router.settings
+            enabled: tuple[str, ...] = settings.enabled_providers
+            names = [name for name in enabled if name in registered]
+            if settings.whatsapp_provider == "dual":
+                names += [name for name in registered if name not in enabled]
+            self._order = (registered, names)
+        return list(self._order[1])
 
     def window_open(self, provider: str, user: str, inbound: InboundMessage | None = None) -> bool:
         """Whether ``user``'s 24-hour window is open on ``provider``'s business number now."""
@@ -107,16 +110,20 @@ class Facts:
         """The facts of a decision for ``req``; windows, breakers and prices are read on demand."""
         router = self.router
         now = req.at = router.clock()
-        tried = {name for name, _ in req.tried}
         costs = router.costs
+        settings = router.settings
         windows: _Lazy[str, bool] = _Lazy(self.window_open, req.user, req.inbound)
+        candidates = self.policy_providers()
+        if req.tried:
+            tried = {name for name, _ in req.tried}
+            candidates = [p for p in candidates if p not in tried]
         return Situation(
-            candidates=self.capable([p for p in self.policy_providers() if p not in tried], req, cause),
+            candidates=self.capable(candidates, req, cause),
             windows=windows,
             available=_Available(router.breakers, now),
             template=is_template(req.message),
             category=req.category,
-            policy=router.settings.whatsapp_provider,
+            policy=settings.whatsapp_provider,
             fallback_category=router.fallback.category,
             has_fallback=router.fallback.configured,
             inbound=req.inbound.provider if req.inbound is not None else None,
@@ -125,7 +132,7 @@ class Facts:
             prices=_Lazy(self._price, req, windows),
             # Most price books grant no allowance: then there is nothing to ask per provider.
             allowances=_Allowances(costs, now) if costs.may_have_allowance else (),
-            weights=router.settings.whatsapp_weights,
+            weights=settings.whatsapp_weights,
             draw=router.rng.random,
         )
 
