@@ -491,6 +491,16 @@ class ValuesContract(_Contract):
         assert store.get_value("router", "breaker") == 3
         assert store.get_value("other", "breaker") is None
 
+    def test_a_none_value_clears_only_its_key(self, store: Store) -> None:
+        # Opt-outs and handoff keep one key per user and clear it with None (eki.optout, eki.handoff).
+        store.set_value("eki.optout", "5215512345678", {"opted_out": True, "by": "user"})
+        store.set_value("eki.handoff", "5215512345678", {"mode": "human", "staff": "lucía"})
+        assert store.get_value("eki.optout", "5215512345678") == {"opted_out": True, "by": "user"}
+        assert store.get_value("eki.handoff", "5215512345678")["staff"] == "lucía"
+        store.set_value("eki.optout", "5215512345678", None)
+        assert store.get_value("eki.optout", "5215512345678") is None
+        assert store.get_value("eki.handoff", "5215512345678") == {"mode": "human", "staff": "lucía"}
+
 
 class CounterContract(_Contract):
     """Counters and compare-and-set: what shared allowance, rate and breaker state stand on."""
