@@ -74,6 +74,7 @@ def test_list_and_page_show_the_conversation(console: Flask, bot: Bot) -> None:
     assert "+16505551234" in listing and "Lucía" in listing
     page = client.get(f"/console/c/{USER}/15550783881/").get_data(as_text=True)
     assert "Hola" in page and "echo: Hola" in page and "+15550783881" in page
+    assert "Tomar la conversación" in page and 'lang="es"' in page
 
 
 def test_forms_without_the_csrf_token_are_refused(console: Flask, bot: Bot) -> None:
@@ -103,7 +104,9 @@ def test_take_over_reply_block_and_hand_back(console: Flask, bot: Bot, graph: Fa
     assert bot.store.list_log(direction="out", limit=1)[0].extra["staff"] == "lucia"
     client.post(url + "block", data={"csrf_token": csrf})
     page = client.post(url + "reply", data={"csrf_token": csrf, "text": "¿sigues?"}, follow_redirects=True)
-    assert "Not sent" in page.get_data(as_text=True) and graph.sent[-1].text == "Soy Lucía"
+    # In Spanish by default: the staff of the first users speak it.
+    assert "No se envió: el usuario pidió no recibir más mensajes" in page.get_data(as_text=True)
+    assert graph.sent[-1].text == "Soy Lucía"
     client.post(url + "unblock", data={"csrf_token": csrf})
     client.post(url + "release", data={"csrf_token": csrf})
     assert bot.handoff.state(USER).mode == "bot"
@@ -121,3 +124,14 @@ def test_media_is_served_through_the_console(console: Flask, bot: Bot, graph: Fa
     assert src is not None
     response = client.get(src.group(1))
     assert response.data == b"\x89PNG fake" and response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_pages_speak_the_configured_language(app: Flask, bot: Bot) -> None:
+    app.secret_key = "x"
+    app.register_blueprint(console_blueprint(bot, auth=staff(), language="pt"), url_prefix="/console")
+    english = console_blueprint(bot, auth=staff(), language="en", name="console_en")
+    app.register_blueprint(english, url_prefix="/console-en")
+    say(app, "Olá")
+    page = app.test_client().get(f"/console/c/{USER}/15550783881/").get_data(as_text=True)
+    assert "Assumir a conversa" in page and "Bloquear" in page
+    assert "Take over" in app.test_client().get(f"/console-en/c/{USER}/15550783881/").get_data(as_text=True)

@@ -61,7 +61,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, B
         app = Flask(__name__)
         app.secret_key = "test-only-flask-secret"
         app.register_blueprint(whatsapp_blueprint(bot), url_prefix="/webhook/whatsapp")
-        app.register_blueprint(console_blueprint(bot, auth=staff_only), url_prefix="/console")
+        # A Brazilian team: the console speaks Portuguese.
+        app.register_blueprint(console_blueprint(bot, auth=staff_only, language="pt"), url_prefix="/console")
         server = make_server("127.0.0.1", port, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -106,11 +107,11 @@ def test_staff_take_over_reply_and_hand_back_in_the_flask_console(
         chat.get_by_text("Escrevo por aqui também", exact=True).wait_for()
 
         page.click("#eki-take")
-        page.locator("#eki-state").get_by_text("human").wait_for()
+        page.locator("#eki-state").get_by_text("pessoa").wait_for()
         before = len(graph.sent) + len(twilio.sent)
         page.fill("#eki-text", "Olá João, sou o Bruno. Temos sim!")
         page.click("#eki-send")
-        page.get_by_text("Sent.", exact=True).wait_for()
+        page.get_by_text("Enviado.", exact=True).wait_for()
         wait_for(lambda: len(graph.sent) + len(twilio.sent) == before + 1, "the staff reply to leave")
         reply = twilio.sent[-1]
         assert reply.text == "Olá João, sou o Bruno. Temos sim!"

@@ -83,6 +83,116 @@ _TICKS = {
 }
 
 
+#: The console's words in Spanish and Portuguese (English is the key). Small enough to keep here
+#: rather than add a gettext toolchain to a four-page blueprint.
+TEXTS: dict[str, dict[str, str]] = {
+    "es": {
+        "WhatsApp console": "Consola de WhatsApp",
+        "conversations": "conversaciones",
+        "Name": "Nombre",
+        "Number": "Número",
+        "Provider": "Proveedor",
+        "Last message": "Último mensaje",
+        "Time": "Hora",
+        "24-hour window": "Ventana de 24 horas",
+        "Unanswered": "Sin responder",
+        "State": "Estado",
+        "Search": "Buscar",
+        "Number (with or without +), name or text": "Número (con o sin +), nombre o texto",
+        "No conversations.": "No hay conversaciones.",
+        "open until": "abierta hasta",
+        "closed": "cerrada",
+        "opted out": "dado de baja",
+        "human": "persona",
+        "needs a person": "pide una persona",
+        "bot": "bot",
+        "to": "a",
+        "24-hour window open until": "Ventana de 24 horas abierta hasta",
+        "24-hour window closed: only a template can be sent": (
+            "Ventana de 24 horas cerrada: solo se puede enviar una plantilla"
+        ),
+        "Asked for a person:": "Pidió una persona:",
+        "Download": "Descargar",
+        "raw log row": "fila del registro en bruto",
+        "No messages yet.": "Aún no hay mensajes.",
+        "Take over": "Tomar la conversación",
+        "Hand back to the bot": "Devolver al bot",
+        "Block": "Bloquear",
+        "Unblock": "Desbloquear",
+        "Write a reply": "Escribe una respuesta",
+        "Send": "Enviar",
+        "Send template": "Enviar plantilla",
+        "No template configured": "No hay plantillas configuradas",
+        "You have the conversation: the bot will not answer.": (
+            "Tienes la conversación: el bot no responderá."
+        ),
+        "The bot answers this conversation again.": "El bot vuelve a responder esta conversación.",
+        "Blocked: no message will be sent to this user.": (
+            "Bloqueado: no se enviará ningún mensaje a este usuario."
+        ),
+        "Unblocked.": "Desbloqueado.",
+        "Unknown template.": "Plantilla desconocida.",
+        "Write a message first.": "Escribe un mensaje primero.",
+        "Not sent:": "No se envió:",
+        "Sent.": "Enviado.",
+    },
+    "pt": {
+        "WhatsApp console": "Console do WhatsApp",
+        "conversations": "conversas",
+        "Name": "Nome",
+        "Number": "Número",
+        "Provider": "Provedor",
+        "Last message": "Última mensagem",
+        "Time": "Hora",
+        "24-hour window": "Janela de 24 horas",
+        "Unanswered": "Sem resposta",
+        "State": "Estado",
+        "Search": "Buscar",
+        "Number (with or without +), name or text": "Número (com ou sem +), nome ou texto",
+        "No conversations.": "Nenhuma conversa.",
+        "open until": "aberta até",
+        "closed": "fechada",
+        "opted out": "descadastrado",
+        "human": "pessoa",
+        "needs a person": "pede uma pessoa",
+        "bot": "bot",
+        "to": "para",
+        "24-hour window open until": "Janela de 24 horas aberta até",
+        "24-hour window closed: only a template can be sent": (
+            "Janela de 24 horas fechada: só é possível enviar um modelo"
+        ),
+        "Asked for a person:": "Pediu uma pessoa:",
+        "Download": "Baixar",
+        "raw log row": "linha bruta do registro",
+        "No messages yet.": "Ainda não há mensagens.",
+        "Take over": "Assumir a conversa",
+        "Hand back to the bot": "Devolver ao bot",
+        "Block": "Bloquear",
+        "Unblock": "Desbloquear",
+        "Write a reply": "Escreva uma resposta",
+        "Send": "Enviar",
+        "Send template": "Enviar modelo",
+        "No template configured": "Nenhum modelo configurado",
+        "You have the conversation: the bot will not answer.": "A conversa é sua: o bot não vai responder.",
+        "The bot answers this conversation again.": "O bot volta a responder esta conversa.",
+        "Blocked: no message will be sent to this user.": (
+            "Bloqueado: nenhuma mensagem será enviada a este usuário."
+        ),
+        "Unblocked.": "Desbloqueado.",
+        "Unknown template.": "Modelo desconhecido.",
+        "Write a message first.": "Escreva uma mensagem primeiro.",
+        "Not sent:": "Não enviado:",
+        "Sent.": "Enviado.",
+    },
+}
+
+
+def translator(language: str) -> Callable[[str], str]:
+    """``t(text)`` in ``language`` (``es``, ``pt``; anything else: English)."""
+    table = TEXTS.get(language.split("-")[0].lower(), {})
+    return lambda text: table.get(text, text)
+
+
 def csrf_token() -> str:
     """The session's CSRF token (made on first use)."""
     token = session.get(_SESSION_KEY)
@@ -123,7 +233,7 @@ def console_blueprint(
         name: the blueprint name.
         templates: templates offered when the 24-hour window is closed (the fallback template
             ``WHATSAPP_FALLBACK_TEMPLATE`` is added).
-        language: language of the error explanations (``es``, ``en``, ``pt``).
+        language: language of the pages and error explanations (``es``, ``en``, ``pt``).
 
     Raises:
         TypeError: ``auth`` is missing: a console without authentication would let anyone read
@@ -136,6 +246,7 @@ def console_blueprint(
             "minimal HTTP Basic example in the eki_whatsapp_flask.console docstring / docs/flask.md"
         )
     guard: Auth = auth
+    t = translator(language)
     blueprint = Blueprint(name, __name__, template_folder="templates")
     offered = list(templates)
     fallback = bot.router.fallback_for("", None)
@@ -158,7 +269,14 @@ def console_blueprint(
 
     @blueprint.context_processor
     def _context() -> dict[str, Any]:
-        return {"csrf_field": CSRF_FIELD, "csrf_token": csrf_token, "e164": e164, "when": _when}
+        return {
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": csrf_token,
+            "e164": e164,
+            "when": _when,
+            "t": t,
+            "language": language,
+        }
 
     def find(user: str, business: str) -> ConversationSummary:
         for conversation in list_conversations(bot):
@@ -204,18 +322,18 @@ def console_blueprint(
         staff = g.eki_staff
         if action == "take":
             bot.handoff.take_over(user, staff=staff)
-            flash("You have the conversation: the bot will not answer.", "success")
+            flash(t("You have the conversation: the bot will not answer."), "success")
         elif action == "release":
             bot.handoff.hand_back(user, staff=staff)
-            flash("The bot answers this conversation again.", "success")
+            flash(t("The bot answers this conversation again."), "success")
         elif action == "block":
             bot.optouts.block(user, by=f"staff:{staff}")
-            flash("Blocked: no message will be sent to this user.", "success")
+            flash(t("Blocked: no message will be sent to this user."), "success")
         elif action == "unblock":
             bot.optouts.unblock(user)
-            flash("Unblocked.", "success")
+            flash(t("Unblocked."), "success")
         elif action == "reply":
-            _reply(bot, conv, staff, offered, language)
+            _reply(bot, conv, staff, offered, language, t)
         else:
             abort(404)
         return redirect(url_for(f"{name}.conversation", user=user, business=business))
@@ -299,7 +417,12 @@ def _bubble(row: LogEntry, conv: ConversationSummary, bp: str, language: str) ->
 
 
 def _reply(
-    bot: Bot, conv: ConversationSummary, staff: str, offered: Sequence[Template], language: str
+    bot: Bot,
+    conv: ConversationSummary,
+    staff: str,
+    offered: Sequence[Template],
+    language: str,
+    t: Callable[[str], str],
 ) -> None:
     text = (request.form.get("text") or "").strip()
     template_name = (request.form.get("template") or "").strip()
@@ -307,13 +430,13 @@ def _reply(
     if template_name:
         chosen = [t for t in offered if t.name == template_name]
         if not chosen:
-            flash("Unknown template.", "error")
+            flash(t("Unknown template."), "error")
             return
         message = chosen[0]
     elif text:
         message = Text(text)
     else:
-        flash("Write a message first.", "error")
+        flash(t("Write a message first."), "error")
         return
     provider = conv.last_inbound_provider if conv.last_inbound_provider in bot.providers else None
     try:
@@ -322,6 +445,6 @@ def _reply(
         why = explain_error(
             getattr(exc, "code", None), error=type(exc).__name__, language=language, status="failed"
         )
-        flash(f"Not sent: {why or type(exc).__name__}", "error")
+        flash(f"{t('Not sent:')} {why or type(exc).__name__}", "error")
     else:
-        flash("Sent.", "success")
+        flash(t("Sent."), "success")
