@@ -555,7 +555,7 @@ def cmd_send(args: argparse.Namespace, out: _Out) -> int:
         settings = _load_settings(args)
         bot = Bot(settings)
     try:
-        message: Any
+        message: Template | Text
         if args.template or args.content_sid:
             message = Template(
                 args.template or "template",

@@ -33,6 +33,7 @@ from .optout import user_key
 
 if TYPE_CHECKING:
     from .bot import Bot
+    from .messages import Message
     from .providers.base import SendReceipt
     from .store import Store
 
@@ -200,7 +201,9 @@ class Handoff:
         return self._save(replace(current, staff=staff, last_activity=self.clock()))
 
     # --- staff replies -------------------------------------------------------------------------------
-    def reply(self, user: str, message: Any, *, staff: str, provider: str | None = None) -> SendReceipt:
+    def reply(
+        self, user: str, message: Message | str, *, staff: str, provider: str | None = None
+    ) -> SendReceipt:
         """Send ``message`` from ``staff`` through the router (opt-outs, window and failover apply)
         and log it with the staff member's name. Taking over happens on the way.
 

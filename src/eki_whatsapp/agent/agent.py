@@ -43,6 +43,7 @@ from .usage import PriceTable, UsageSummary, summarize
 if TYPE_CHECKING:
     from ..bot import Context
     from ..events import InboundMessage
+    from ..messages import Message as OutboundMessage
     from ..settings import Settings
     from ..store import Store
 
@@ -100,7 +101,7 @@ class AgentReply:
     turn_id: str
     model: str
     locale: str
-    outbound: tuple[Any, ...] = ()
+    outbound: tuple[OutboundMessage, ...] = ()
     tool_calls: tuple[ToolCallRecord, ...] = ()
     usage: ModelUsage = field(default_factory=ModelUsage)
     cost: Decimal | None = None
@@ -358,7 +359,7 @@ class Agent:
         """Send a reply on the inbound channel: the formatted text, then attachments."""
         from ..formatting import to_whatsapp
 
-        outgoing: list[Any] = []
+        outgoing: list[OutboundMessage | str] = []
         body = to_whatsapp(reply.text).strip() if reply.text else ""
         if body:
             outgoing.append(body)

@@ -43,6 +43,7 @@ from .schema import ToolSchemaWarning, nulls_to_defaults, strict_schema
 
 if TYPE_CHECKING:
     from ..events import InboundMessage
+    from ..messages import Message
     from ..store import Store
 
 __all__ = [
@@ -98,9 +99,9 @@ class ToolContext:
     store: Store | None = field(default=None, repr=False)
     turn_id: str | None = None
     #: Messages (``eki_whatsapp.messages`` models) tools asked to send with the answer.
-    outbound: list[Any] = field(default_factory=list, repr=False)
+    outbound: list[Message] = field(default_factory=list, repr=False)
 
-    def attach(self, message: Any) -> None:
+    def attach(self, message: Message) -> None:
         """Send ``message`` (a :mod:`eki_whatsapp.messages` model) to the user with the answer.
 
         Attachments go out after the answer text, on the same channel, e.g. a lesson video or

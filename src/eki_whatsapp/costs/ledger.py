@@ -108,6 +108,11 @@ class Costs:
             return found
         return Allowance(found.per_month, self.allowance_categories)
 
+    @property
+    def may_have_allowance(self) -> bool:
+        """Whether any provider may have a free allowance (configured, or in a price table)."""
+        return bool(self.free_allowance) or self.prices.has_allowances
+
     def has_allowance(self, provider: str, at: datetime | date) -> bool:
         """Whether ``provider`` has a monthly free allowance at all on that day."""
         return self.allowance(provider, at) is not None
@@ -149,7 +154,12 @@ class Costs:
         quote = self.prices.quote(
             provider, category, market, at=at, in_window=in_window, conversation_open=conv_open
         )
-        if quote.amount is not None and quote.amount > 0 and self._allowance_covers(provider, category, at):
+        if (
+            quote.amount is not None
+            and quote.amount > 0
+            and self.may_have_allowance
+            and self._allowance_covers(provider, category, at)
+        ):
             return Quote(
                 provider,
                 category,

@@ -12,7 +12,7 @@ import httpx
 from .. import addresses
 from ..addresses import Address
 from ..events import MediaRef
-from ..messages import Text
+from ..messages import Message, Text
 from ._http import Attempts, ClientOptions, Clients, Plan, RetryPolicy, exchange, run_async, run_sync
 from .base import InvalidRecipient, MediaError, ProviderError, ProviderName, SendReceipt, classify_error
 
@@ -49,7 +49,7 @@ class Accepted:
     raw: Mapping[str, Any]
 
 
-def coerce(message: Any) -> Any:
+def coerce(message: Message | str) -> Message:
     """A plain ``str`` is a :class:`~eki_whatsapp.messages.Text`."""
     return Text(message) if isinstance(message, str) else message
 
@@ -75,7 +75,7 @@ class HttpProvider:
         """Identifier of the sending number."""
         raise NotImplementedError
 
-    def _send_plan(self, to: str, message: Any) -> Plan[SendReceipt]:
+    def _send_plan(self, to: str, message: Message) -> Plan[SendReceipt]:
         raise NotImplementedError
 
     def _download_plan(self, ref: MediaRef) -> Plan[bytes]:
@@ -88,7 +88,7 @@ class HttpProvider:
     async def _run_async(self, plan: Plan[Any]) -> Any:
         return await run_async(plan, self._clients.async_(), self.retry.async_sleep)
 
-    def send(self, to: str, message: Any) -> SendReceipt:
+    def send(self, to: str, message: Message | str) -> SendReceipt:
         """Send ``message`` (a model from :mod:`eki_whatsapp.messages`, or a ``str``) to ``to``.
 
         Raises a :class:`~eki_whatsapp.providers.ProviderError` subclass when the provider
@@ -97,7 +97,7 @@ class HttpProvider:
         result: SendReceipt = self._run(self._send_plan(to, coerce(message)))
         return result
 
-    async def send_async(self, to: str, message: Any) -> SendReceipt:
+    async def send_async(self, to: str, message: Message | str) -> SendReceipt:
         """Async face of :meth:`send`."""
         result: SendReceipt = await self._run_async(self._send_plan(to, coerce(message)))
         return result

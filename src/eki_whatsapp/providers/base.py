@@ -41,6 +41,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ..events import Event, MediaRef
+    from ..messages import Message
     from ..webhook import WebhookRequest
 
 __all__ = [
@@ -170,9 +171,9 @@ class Provider(Protocol):
         """Identifier of the sending number (Meta phone-number id / Twilio number digits)."""
         ...
 
-    def send(self, to: str, message: Any) -> SendReceipt: ...
+    def send(self, to: str, message: Message) -> SendReceipt: ...
 
-    async def send_async(self, to: str, message: Any) -> SendReceipt: ...
+    async def send_async(self, to: str, message: Message) -> SendReceipt: ...
 
     def download_media(self, ref: MediaRef) -> bytes: ...
 

@@ -8,13 +8,14 @@ quote, and a reply on its own channel reads one window.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..costs import Costs
 from ..events import InboundMessage
 from ..providers.base import ProviderError, UnsupportedMessage, can_send
+from .breaker import Breakers
 from .kinds import is_template
 from .plan import Pending
 from .policy import Price, Situation
@@ -31,15 +32,28 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class _Facts(dict[K, V], Generic[K, V]):
-    """A mapping whose values are computed on first read: the policy pays only for what it reads."""
+class _Lazy(dict[K, V], Generic[K, V]):
+    """A mapping whose values are computed on first read (``compute(key, *args)``): the policy
+    pays only for what it reads."""
 
-    def __init__(self, compute: Callable[[K], V]) -> None:
-        super().__init__()
+    def __init__(self, compute: Callable[..., V], *args: Any) -> None:  # starts empty: no dict args
         self._compute = compute
+        self._args = args
 
     def __missing__(self, key: K) -> V:
-        value = self[key] = self._compute(key)
+        value = self[key] = self._compute(key, *self._args)
+        return value
+
+
+class _Available(dict[str, bool]):
+    """Whether each provider's breaker lets a send through at ``now`` (read on demand)."""
+
+    def __init__(self, breakers: Breakers, now: datetime) -> None:  # starts empty: no dict args
+        self._breakers = breakers
+        self._now = now
+
+    def __missing__(self, provider: str) -> bool:
+        value = self[provider] = self._breakers[provider].available(self._now)
         return value
 
 
@@ -63,17 +77,22 @@ class Facts:
 
     def __init__(self, router: Router) -> None:
         self.router = router
+        self._order: tuple[tuple[str, ...], list[str]] = ((), [])  # (registered, policy order)
 
     def policy_providers(self) -> list[str]:
         """Registered providers the policy allows, in order of preference: those the policy names
         (``dual``: Meta, then Twilio), then — under ``dual`` — any other registered provider."""
-        enabled: tuple[str, ...] = self.router.settings.enabled_providers
-        names = [name for name in enabled if name in self.router.providers]
-        if self.router.settings.whatsapp_provider == "dual":
-            names += [name for name in self.router.providers if name not in enabled]
-        return names
+        registered = tuple(self.router.providers)  # a bot may register more after start-up
+        if registered != self._order[0]:
+            settings = self.router.settings
+            enabled: tuple[str, ...] = settings.enabled_providers
+            names = [name for name in enabled if name in registered]
+            if settings.whatsapp_provider == "dual":
+                names += [name for name in registered if name not in enabled]
+            self._order = (registered, names)
+        return list(self._order[1])
 
-    def window_open(self, provider: str, user: str, *, inbound: InboundMessage | None = None) -> bool:
+    def window_open(self, provider: str, user: str, inbound: InboundMessage | None = None) -> bool:
         """Whether ``user``'s 24-hour window is open on ``provider``'s business number now."""
         if provider not in self.router.providers:
             return False
@@ -91,23 +110,29 @@ class Facts:
         """The facts of a decision for ``req``; windows, breakers and prices are read on demand."""
         router = self.router
         now = req.at = router.clock()
-        tried = {name for name, _ in req.tried}
-        windows: _Facts[str, bool] = _Facts(lambda p: self.window_open(p, req.user, inbound=req.inbound))
+        costs = router.costs
+        settings = router.settings
+        windows: _Lazy[str, bool] = _Lazy(self.window_open, req.user, req.inbound)
+        candidates = self.policy_providers()
+        if req.tried:
+            tried = {name for name, _ in req.tried}
+            candidates = [p for p in candidates if p not in tried]
         return Situation(
-            candidates=self.capable([p for p in self.policy_providers() if p not in tried], req, cause),
+            candidates=self.capable(candidates, req, cause),
             windows=windows,
-            available=_Facts(lambda p: router.breakers[p].available(now)),
+            available=_Available(router.breakers, now),
             template=is_template(req.message),
             category=req.category,
-            policy=router.settings.whatsapp_provider,
+            policy=settings.whatsapp_provider,
             fallback_category=router.fallback.category,
             has_fallback=router.fallback.configured,
             inbound=req.inbound.provider if req.inbound is not None else None,
             explicit=req.explicit,
             cause=type(cause).__name__ if cause is not None else None,
-            prices=_Facts(lambda key: self._price(req, key[0], key[1], windows[key[0]])),
-            allowances=_Allowances(router.costs, now),
-            weights=router.settings.whatsapp_weights,
+            prices=_Lazy(self._price, req, windows),
+            # Most price books grant no allowance: then there is nothing to ask per provider.
+            allowances=_Allowances(costs, now) if costs.may_have_allowance else (),
+            weights=settings.whatsapp_weights,
             draw=router.rng.random,
         )
 
@@ -130,14 +155,15 @@ class Facts:
         error.attempts = 0
         raise error
 
-    def _price(self, req: Pending, provider: str, category: str | None, in_window: bool) -> Price:
+    def _price(self, key: tuple[str, str | None], req: Pending, windows: Mapping[str, bool]) -> Price:
+        provider, category = key
         router = self.router
         quote = router.costs.quote(
             provider,
             req.user,
             category,
             business=router.providers[provider].business_number,
-            in_window=in_window,
+            in_window=windows[provider],
             at=req.at,
         )
         return Price(quote.amount, free_allowance=quote.note == "free-allowance")

@@ -58,9 +58,12 @@ class Price:
     free_allowance: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Situation:
     """The facts one routing decision is made from (plain values; mappings are only indexed).
+
+    The policy only reads it. (Not frozen: one is built for every message, and a frozen
+    dataclass pays a ``object.__setattr__`` call per field.)
 
     Attributes:
         candidates: providers that may still send, in the policy's order of preference
