@@ -32,10 +32,12 @@ from .base import (
     classify_error,
     register_error_codes,
 )
+from .base import PayloadError as BasePayloadError
 
 if TYPE_CHECKING:
-    from ..events import ChangeEvent, MediaRef
+    from ..events import ChangeEvent, Event, MediaRef
     from ..settings import Settings
+    from ..store.base import LogEntry, StatusRecord
     from ..templates.registry import TemplateChange
     from ._http import RetryPolicy
     from .meta import MetaCloud
@@ -109,6 +111,43 @@ def template_change(event: ChangeEvent) -> TemplateChange | None:
         from .meta.templates import template_change as meta_change
 
         return meta_change(event)
+    return None
+
+
+def reread(entry: LogEntry | None, status: StatusRecord | None) -> Event | None:
+    """The event a logged row was made from, read again by its provider's parser (the event a
+    handler got the first time, for handling it again after a crash); ``None`` for a provider
+    that is not built in, or data that no longer parses."""
+    if status is not None:
+        provider, raw = status.provider, status.raw
+    elif entry is not None:
+        provider, raw = entry.provider, entry.raw
+    else:
+        return None
+    if not isinstance(raw, Mapping):
+        return None
+    if provider == "meta":
+        from .meta.parse import reread as meta_reread
+
+        if entry is None:
+            return meta_reread(raw, status=True)
+        extra = entry.extra or {}
+        return meta_reread(
+            raw,
+            status=False,
+            recipient=entry.recipient,
+            sender=entry.sender,
+            profile_name=extra.get("profile_name"),
+            business_number=extra.get("business_number"),
+        )
+    if provider == "twilio":
+        from .twilio.parse import parse_params
+
+        try:
+            events = parse_params(raw)
+        except BasePayloadError:
+            return None
+        return events[0] if events else None
     return None
 
 

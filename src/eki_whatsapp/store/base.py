@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..events import ChangeEvent, InboundMessage, StatusUpdate
+from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 
 Direction = Literal["in", "out"]
 
@@ -63,6 +63,9 @@ class LogEntry:
     category: str | None = None
     extra: Mapping[str, Any] = dc_field(default_factory=dict, compare=False)
     id: int | None = None
+    #: Whether the bot handled this event (``pending``, ``failed`` (retry due), ``handled``,
+    #: ``dead``); ``None`` for rows that carry no work (outbound messages, unhandled kinds).
+    handling: str | None = None
 
     @property
     def user(self) -> str | None:
@@ -126,6 +129,40 @@ class LedgerEntry:
         return as_utc(self.at).strftime("%Y-%m")
 
 
+HandlingState = Literal["pending", "failed", "handled", "dead"]
+WorkKind = Literal["message", "status", "change"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a piece of work, and until when (after that, any worker may take it over)."""
+
+    owner: str
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """An event the bot must handle, as the store keeps it (docs/store.md, "Durable handling").
+
+    ``id`` is the store's name for it (``m<n>`` for a log row, ``s<n>`` for a status row): the
+    id ``eki-whatsapp retry`` takes. ``entry`` (messages, changes) or ``status`` (statuses) is
+    the stored row the event is read back from.
+    """
+
+    id: str
+    kind: WorkKind
+    state: HandlingState
+    attempts: int
+    created_at: datetime
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    entry: LogEntry | None = dc_field(default=None, repr=False, compare=False)
+    status: StatusRecord | None = dc_field(default=None, repr=False, compare=False)
+
+
 @runtime_checkable
 class Store(Protocol):
     """Persistence for everything the bot must remember."""
@@ -177,6 +214,55 @@ class Store(Protocol):
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         """Every status received for a message, oldest first."""
+        ...
+
+    # --- durable handling (rules: :mod:`.rules`, "Durable handling") ----------------------
+    def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
+        """Record an event exactly as ``record_inbound``/``record_status``/``record_change``
+        would, and, in the same write, that it must be handled (``pending``); with a ``lease``,
+        already claimed by ``lease.owner`` (its first attempt).
+
+        Returns the work id, or ``None`` when the event is a duplicate (nothing changed).
+        """
+        ...
+
+    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
+        """Claim one piece of work (compare-and-set): it must be ``pending`` or ``failed``, its
+        retry due, and its lease absent, expired or already ``lease.owner``'s. Counts an
+        attempt. ``None`` when someone else holds it, or it is handled, dead or unknown."""
+        ...
+
+    def claim_due(
+        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
+    ) -> list[WorkItem]:
+        """The sweeper's claim: every piece of work that is due (never leased, lease expired,
+        retry time reached), oldest first, claimed for ``lease.owner``. Work whose expired lease
+        was already its ``max_attempts``-th attempt is marked ``dead`` instead (its worker died
+        every time)."""
+        ...
+
+    def finish_work(
+        self,
+        work_id: str,
+        owner: str,
+        *,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """End an attempt of ``owner``'s: ``handled`` when ``error`` is ``None``; else ``failed``
+        (retried at ``retry_at``) or, without ``retry_at``, ``dead``. ``False`` (nothing changed)
+        when ``owner`` no longer holds the lease (it expired and another worker took it)."""
+        ...
+
+    def get_work(self, work_id: str) -> WorkItem | None: ...
+
+    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
+        """Work not handled yet (``pending``, ``failed``, ``dead``), oldest first."""
+        ...
+
+    def retry_work(self, work_id: str | None = None) -> int:
+        """Make ``dead`` or ``failed`` work (one, or all with ``None``) ``pending`` again, due
+        now, with its attempts reset. Returns how many were changed."""
         ...
 
     # --- 24-hour window -------------------------------------------------------------------

@@ -8,14 +8,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import StoreError
-from ..events import ChangeEvent, InboundMessage, StatusUpdate
+from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
 from .base import (
     Direction,
+    HandlingState,
+    Lease,
     LedgerEntry,
     LogEntry,
     StatusRecord,
     UsageRecord,
+    WorkItem,
     as_utc,
     utcnow,
 )
@@ -28,6 +31,22 @@ class _Lazy:
         self.message = message
         self.id = id
         self.at = at
+
+
+class _Work:
+    """The handling state of one event (what the SQL stores keep in columns of its row)."""
+
+    __slots__ = ("attempts", "created", "error", "lease_owner", "lease_until", "next_at", "ref", "state")
+
+    def __init__(self, ref: int | StatusUpdate, lease: Lease | None, created: datetime) -> None:
+        self.ref = ref  # the index of its log row, or the status itself
+        self.state: HandlingState = "pending"
+        self.attempts = 0 if lease is None else 1
+        self.lease_owner = None if lease is None else lease.owner
+        self.lease_until = None if lease is None else as_utc(lease.until)
+        self.next_at: datetime | None = None
+        self.error: str | None = None
+        self.created = created
 
 
 def _stored(entry: LogEntry) -> LogEntry:
@@ -57,12 +76,17 @@ class MemoryStore:
         self._usage: list[UsageRecord] = []
         self._ledger: dict[tuple[str, str, str], LedgerEntry] = {}
         self._kv: dict[tuple[str, str], Any] = {}
+        self._work: dict[str, _Work] = {}
+        self._status_rows = 0
 
     # --- log -------------------------------------------------------------------------------
     def _row(self, index: int) -> LogEntry:
         row = self._rows[index]
         if isinstance(row, _Lazy):
             row = _stored(rules.inbound_entry(row.message, id=row.id, now=row.at))
+            work = self._work.get(rules.work_id("message", index + 1))
+            if work is not None:
+                row = dataclasses.replace(row, handling=work.state, attempts=work.attempts)
             self._rows[index] = row
         return row
 
@@ -75,17 +99,20 @@ class MemoryStore:
         return entry.id or 0
 
     def record_inbound(self, message: InboundMessage) -> bool:
+        return self._record_inbound(message) > 0
+
+    def _record_inbound(self, message: InboundMessage) -> int:
         key = (message.provider, message.id)
         with self._lock:
             if key in self._by_id:
-                return False
+                return 0
             # The log row is built when first read: the hot path only files the message.
             self._rows.append(_Lazy(message, len(self._rows) + 1, utcnow()))
             self._by_id[key] = len(self._rows) - 1
             wkey, at = rules.window_key(message), as_utc(message.timestamp)
             if rules.window_moves(self._windows.get(wkey), at):
                 self._windows[wkey] = at
-            return True
+            return len(self._rows)
 
     def record_status(self, status: StatusUpdate) -> bool:
         key = (status.provider, status.message_id)
@@ -109,6 +136,138 @@ class MemoryStore:
     def record_change(self, event: ChangeEvent) -> None:
         with self._lock:
             self._append(rules.change_entry(event))
+
+    # --- durable handling ------------------------------------------------------------------
+    def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
+        kind = rules.work_kind(event)
+        with self._lock:  # one write: nobody sees the event without its work
+            ref: int | StatusUpdate
+            if isinstance(event, InboundMessage):
+                row = self._record_inbound(event)
+                ref = row - 1
+            elif isinstance(event, StatusUpdate):
+                row = self._status_rows + 1 if self.record_status(event) else 0
+                self._status_rows += 1 if row else 0
+                ref = event
+            else:
+                row = self._append(rules.change_entry(event))
+                ref = row - 1
+            if not row:
+                return None
+            work_id = rules.work_id(kind, row)
+            self._work[work_id] = _Work(ref, lease, utcnow())
+            if not isinstance(ref, StatusUpdate) and not isinstance(self._rows[ref], _Lazy):
+                self._show(work_id, self._work[work_id])
+            return work_id
+
+    def _show(self, work_id: str, work: _Work) -> None:
+        """Mirror the handling state on the log row (SQL stores keep it there)."""
+        if isinstance(work.ref, int):
+            row = self._row(work.ref)
+            self._rows[work.ref] = dataclasses.replace(row, handling=work.state, attempts=work.attempts)
+
+    def _item(self, work_id: str, work: _Work) -> WorkItem:
+        if isinstance(work.ref, int):
+            entry: LogEntry | None = self._row(work.ref)
+            status = None
+            kind = rules.entry_work_kind(entry)
+        else:
+            entry = None
+            record = rules.status_record(work.ref)
+            status = dataclasses.replace(
+                record, raw=rules.json_copy(record.raw), timestamp=as_utc(record.timestamp)
+            )
+            kind = "status"
+        return WorkItem(
+            id=work_id,
+            kind=kind,
+            state=work.state,
+            attempts=work.attempts,
+            created_at=work.created,
+            lease_owner=work.lease_owner,
+            lease_until=work.lease_until,
+            next_attempt_at=work.next_at,
+            last_error=work.error,
+            entry=entry,
+            status=status,
+        )
+
+    def _claim(self, work: _Work, lease: Lease) -> None:
+        work.lease_owner, work.lease_until = lease.owner, as_utc(lease.until)
+        work.attempts += 1
+
+    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
+        with self._lock:
+            work = self._work.get(work_id)
+            if work is None or not rules.claimable(work.state, work.lease_until, work.next_at, as_utc(now)):
+                return None
+            self._claim(work, lease)
+            self._show(work_id, work)
+            return self._item(work_id, work)
+
+    def claim_due(
+        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
+    ) -> list[WorkItem]:
+        now = as_utc(now)
+        claimed: list[WorkItem] = []
+        with self._lock:
+            for work_id, work in self._work.items():
+                if len(claimed) >= limit:
+                    break
+                if not rules.claimable(work.state, work.lease_until, work.next_at, now):
+                    continue
+                if rules.dies(work.attempts, max_attempts, work.lease_until, now):
+                    work.state, work.error = "dead", rules.died_error(work.attempts)
+                    work.lease_owner = work.lease_until = None
+                else:
+                    self._claim(work, lease)
+                    claimed.append(self._item(work_id, work))
+                self._show(work_id, work)
+        return claimed
+
+    def finish_work(
+        self,
+        work_id: str,
+        owner: str,
+        *,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        with self._lock:
+            work = self._work.get(work_id)
+            if work is None or work.lease_owner != owner or work.state not in rules.OPEN_STATES:
+                return False
+            work.state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
+            work.lease_owner = work.lease_until = None
+            work.next_at = None if retry_at is None else as_utc(retry_at)
+            work.error = error
+            self._show(work_id, work)
+            return True
+
+    def get_work(self, work_id: str) -> WorkItem | None:
+        with self._lock:
+            work = self._work.get(work_id)
+            return None if work is None else self._item(work_id, work)
+
+    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
+        with self._lock:
+            items = [self._item(i, w) for i, w in self._work.items() if w.state != "handled"]
+        items.sort(key=lambda w: w.created_at)
+        return items[:limit]
+
+    def retry_work(self, work_id: str | None = None) -> int:
+        changed = 0
+        with self._lock:
+            for wid, work in self._work.items():
+                if work_id is None and work.state not in ("failed", "dead"):
+                    continue
+                if work_id is not None and (wid != work_id or work.state == "handled"):
+                    continue
+                work.state, work.attempts, work.next_at = "pending", 0, None
+                work.lease_owner = work.lease_until = None
+                self._show(wid, work)
+                changed += 1
+        return changed
 
     def log_outbound(self, entry: LogEntry) -> int:
         with self._lock:

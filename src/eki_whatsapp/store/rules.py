@@ -32,6 +32,15 @@ The rules:
   a step that would pass it changes nothing (so N processes sharing an allowance of 1000 count
   exactly 1000). ``compare_and_set`` writes only when the stored value equals, as JSON, the one
   expected (``None``: absent) — how shared breaker state changes without lost updates.
+* **Durable handling** (:func:`work_kind`, :func:`claimable`, :func:`retry_at`, :func:`dies`):
+  an event with work is written ``pending`` in the same write as its log row (the row carries
+  the handling state: no second statement); a message's work lives on its ``message_log`` row
+  (id ``m<n>``), a status's on its ``status_log`` row (``s<n>``). A claim is a compare-and-set:
+  ``pending``/``failed`` work whose retry is due and whose lease is absent, expired or the
+  claimer's own; each claim counts an attempt. A failed attempt is retried after an exponential
+  backoff until ``max_attempts``, then ``dead`` with its error; an expired lease on the last
+  attempt (the worker died every time) is ``dead`` too. ``handled`` and ``dead`` are final
+  until someone retries (``eki-whatsapp retry``), which resets the attempts.
 * **Stored values are JSON** (:func:`json_copy`): raw payloads, ``extra``, memory items and
   key-value values come back as JSON would give them (tuples as lists, datetimes as text),
   whichever store holds them; times come back aware, in UTC (:func:`as_utc`).
@@ -41,23 +50,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from ..events import STATUS_RANK, ChangeEvent, InboundMessage, StatusUpdate
-from .base import LedgerEntry, LogEntry, StatusRecord, as_utc
+from ..events import STATUS_RANK, ChangeEvent, Event, InboundMessage, StatusUpdate
+from .base import LedgerEntry, LogEntry, StatusRecord, WorkKind, as_utc
 
 __all__ = [
+    "OPEN_STATES",
     "StatusFacts",
     "advances",
     "as_utc",
     "change_entry",
     "counter_after",
+    "claimable",
+    "died_error",
+    "dies",
     "dumps",
+    "entry_work_kind",
     "first_error",
     "inbound_entry",
     "json_copy",
     "ledger_key",
+    "parse_work_id",
+    "retry_at",
     "same_value",
     "status_changes",
     "status_facts",
@@ -65,6 +81,8 @@ __all__ = [
     "status_record",
     "window_key",
     "window_moves",
+    "work_id",
+    "work_kind",
 ]
 
 
@@ -230,6 +248,71 @@ def counter_after(current: Any, amount: int, limit: int | None = None) -> int | 
 def same_value(current: Any, expected: Any) -> bool:
     """Whether a stored value is the one a compare-and-set expects (compared as JSON)."""
     return bool(json_copy(current) == json_copy(expected))
+
+
+# --- durable handling -------------------------------------------------------------------------
+#: Work that still has to run (a ``failed`` one when its retry is due).
+OPEN_STATES = ("pending", "failed")
+#: The longest wait between two attempts, whatever the backoff says.
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def work_kind(event: Event) -> WorkKind:
+    """What kind of work an event is (which table carries it: statuses have their own)."""
+    if isinstance(event, InboundMessage):
+        return "message"
+    if isinstance(event, StatusUpdate):
+        return "status"
+    return "change"
+
+
+def work_id(kind: WorkKind, row: int) -> str:
+    """The id of the work on a row: ``m<n>`` (a ``message_log`` row), ``s<n>`` (a status row)."""
+    return f"{'s' if kind == 'status' else 'm'}{row}"
+
+
+def parse_work_id(value: str) -> tuple[str, int] | None:
+    """``("m", 12)`` for ``"m12"``; ``None`` when ``value`` is not a work id."""
+    if len(value) < 2 or value[0] not in "ms" or not value[1:].isdigit():
+        return None
+    return value[0], int(value[1:])
+
+
+def entry_work_kind(entry: LogEntry | None) -> WorkKind:
+    """The kind of work a ``message_log`` row carries (a change is logged as ``event:<field>``)."""
+    return "change" if entry is None or entry.type.startswith("event:") else "message"
+
+
+def claimable(
+    state: str | None, lease_until: datetime | None, next_attempt_at: datetime | None, now: datetime
+) -> bool:
+    """Whether work may be claimed at ``now``: open, its retry due, nobody's live lease on it
+    (not even the claimer's: a sweeper must not start again what its own process is running).
+    SQL stores say the same in a ``WHERE``."""
+    if state not in OPEN_STATES:
+        return False
+    if next_attempt_at is not None and next_attempt_at > now:
+        return False
+    return lease_until is None or lease_until <= now
+
+
+def dies(attempts: int, max_attempts: int, lease_until: datetime | None, now: datetime) -> bool:
+    """Whether work whose lease expired is dead rather than due: its last attempt's worker died."""
+    return lease_until is not None and lease_until <= now and attempts >= max_attempts
+
+
+def retry_at(attempts: int, max_attempts: int, now: datetime, backoff: float) -> datetime | None:
+    """When to try again after the ``attempts``-th attempt failed: ``backoff`` seconds doubled
+    per attempt (at most :data:`MAX_BACKOFF`); ``None`` when that was the last (→ ``dead``)."""
+    if attempts >= max_attempts:
+        return None
+    delay = timedelta(seconds=backoff * 2 ** max(attempts - 1, 0))
+    return now + min(delay, MAX_BACKOFF)
+
+
+def died_error(attempts: int) -> str:
+    """The error of work whose worker never finished it."""
+    return f"lease expired on attempt {attempts}: the worker handling it stopped"
 
 
 # --- stored values -----------------------------------------------------------------------------

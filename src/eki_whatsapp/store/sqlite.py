@@ -13,15 +13,26 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..events import ChangeEvent, InboundMessage, StatusUpdate
+from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
-from .base import Direction, LedgerEntry, LogEntry, StatusRecord, UsageRecord, as_utc, utcnow
+from .base import (
+    Direction,
+    Lease,
+    LedgerEntry,
+    LogEntry,
+    StatusRecord,
+    UsageRecord,
+    WorkItem,
+    WorkKind,
+    as_utc,
+    utcnow,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS message_log (
@@ -43,7 +54,12 @@ CREATE TABLE IF NOT EXISTS message_log (
     attempts INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
     category TEXT,
-    extra TEXT
+    extra TEXT,
+    handling TEXT,
+    lease_owner TEXT,
+    lease_until REAL,
+    next_attempt_at REAL,
+    last_error TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS message_log_provider_id ON message_log(provider, message_id)
     WHERE message_id IS NOT NULL;
@@ -57,6 +73,12 @@ CREATE TABLE IF NOT EXISTS status_log (
     error_message TEXT,
     raw TEXT,
     category TEXT,
+    handling TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until REAL,
+    next_attempt_at REAL,
+    last_error TEXT,
     PRIMARY KEY (provider, message_id, status)
 );
 CREATE TABLE IF NOT EXISTS windows (
@@ -110,7 +132,42 @@ CREATE TABLE IF NOT EXISTS kv (
 
 _LOG_COLUMNS = (
     "direction, provider, message_id, sender, recipient, type, text, status, error_code, "
-    "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra"
+    "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra, handling"
+)
+_INSERT_LOG = (
+    f"INTO message_log ({_LOG_COLUMNS}, lease_owner, lease_until) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+#: Columns added since the first release: (table, column, type), added by ``_upgrade``.
+_ADDED = (
+    ("status_log", "category", "TEXT"),
+    ("message_log", "handling", "TEXT"),
+    ("message_log", "lease_owner", "TEXT"),
+    ("message_log", "lease_until", "REAL"),
+    ("message_log", "next_attempt_at", "REAL"),
+    ("message_log", "last_error", "TEXT"),
+    ("status_log", "handling", "TEXT"),
+    ("status_log", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("status_log", "lease_owner", "TEXT"),
+    ("status_log", "lease_until", "REAL"),
+    ("status_log", "next_attempt_at", "REAL"),
+    ("status_log", "last_error", "TEXT"),
+)
+# Only unfinished work is indexed: the sweeper and `pending` read these, the log stays lean.
+_WORK_INDEXES = """
+CREATE INDEX IF NOT EXISTS message_log_work ON message_log(handling)
+    WHERE handling IN ('pending', 'failed', 'dead');
+CREATE INDEX IF NOT EXISTS status_log_work ON status_log(handling)
+    WHERE handling IN ('pending', 'failed', 'dead');
+"""
+#: The work columns read back, the same for both tables (after the row's id and created time).
+_WORK_COLUMNS = "handling, attempts, lease_owner, lease_until, next_attempt_at, last_error"
+_TABLES = {"m": "message_log", "s": "status_log"}
+_KEYS = {"m": "id", "s": "rowid"}
+# rules.claimable, in SQL.
+_CLAIMABLE = (
+    "handling IN ('pending', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+    "AND (lease_until IS NULL OR lease_until <= ?)"
 )
 
 
@@ -124,6 +181,15 @@ def _dt(value: str | None) -> datetime | None:
 
 def _loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    """Lease and retry times as seconds since the epoch: compared in SQL, whatever the format."""
+    return None if value is None else value.timestamp()
+
+
+def _from_epoch(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
 
 
 class SQLiteStore:
@@ -150,13 +216,19 @@ class SQLiteStore:
 
     def _upgrade(self) -> None:
         """Bring a file written by an older version up to this schema (columns added since)."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(status_log)")}
-        if "category" not in columns:
+        columns = {
+            table: {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for table in ("message_log", "status_log")
+        }
+        for table, column, kind in _ADDED:
+            if column in columns[table]:
+                continue
             try:
-                self._db.execute("ALTER TABLE status_log ADD COLUMN category TEXT")
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             except sqlite3.OperationalError as exc:
                 if "duplicate column" not in str(exc):  # another process added it first: fine
                     raise
+        self._db.executescript(_WORK_INDEXES)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -181,11 +253,19 @@ class SQLiteStore:
 
     # --- log -------------------------------------------------------------------------------
     @staticmethod
-    def _insert_log(db: sqlite3.Connection, entry: LogEntry, *, ignore: bool = False) -> int:
+    def _insert_log(
+        db: sqlite3.Connection,
+        entry: LogEntry,
+        *,
+        ignore: bool = False,
+        work: bool = False,
+        lease: Lease | None = None,
+    ) -> int:
+        """Insert a log row (with ``work``: ``pending``, claimed when ``lease`` is given, in the
+        same statement); its id, or 0 when ``ignore`` and it was a duplicate."""
         now = _iso(utcnow())
         cur = db.execute(
-            f"INSERT {'OR IGNORE ' if ignore else ''}INTO message_log ({_LOG_COLUMNS}) "  # noqa: S608
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            ("INSERT OR IGNORE " if ignore else "INSERT ") + _INSERT_LOG,
             (
                 entry.direction,
                 entry.provider,
@@ -201,18 +281,27 @@ class SQLiteStore:
                 _iso(entry.timestamp),
                 now,
                 now,
-                entry.attempts,
+                1 if lease is not None else entry.attempts,
                 entry.reason,
                 entry.category,
                 rules.dumps(dict(entry.extra)) if entry.extra else None,
+                "pending" if work else None,
+                None if lease is None else lease.owner,
+                None if lease is None else lease.until.timestamp(),
             ),
         )
         return cur.rowcount and (cur.lastrowid or 0)
 
     def record_inbound(self, message: InboundMessage) -> bool:
+        return self._record_inbound(message) > 0
+
+    def _record_inbound(
+        self, message: InboundMessage, *, work: bool = False, lease: Lease | None = None
+    ) -> int:
         with self._tx() as db:
-            if not self._insert_log(db, rules.inbound_entry(message), ignore=True):
-                return False
+            row = self._insert_log(db, rules.inbound_entry(message), ignore=True, work=work, lease=lease)
+            if not row:
+                return 0
             # rules.window_moves, atomic in one statement: the window only moves forward.
             db.execute(
                 "INSERT INTO windows (provider, business, user, last_inbound_at) VALUES (?,?,?,?) "
@@ -221,14 +310,18 @@ class SQLiteStore:
                 "WHERE excluded.last_inbound_at > windows.last_inbound_at",
                 (*rules.window_key(message), _iso(message.timestamp)),
             )
-            return True
+            return row
 
     def record_status(self, status: StatusUpdate) -> bool:
+        return self._record_status(status) > 0
+
+    def _record_status(self, status: StatusUpdate, *, work: bool = False, lease: Lease | None = None) -> int:
         facts = rules.status_facts(status)
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO status_log (provider, message_id, status, timestamp, error_code, "
-                "error_message, raw, category) VALUES (?,?,?,?,?,?,?,?)",
+                "error_message, raw, category, handling, attempts, lease_owner, lease_until) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     status.provider,
                     status.message_id,
@@ -238,10 +331,15 @@ class SQLiteStore:
                     facts.error_message,
                     rules.dumps(dict(status.raw)),
                     facts.category,
+                    "pending" if work else None,
+                    0 if lease is None else 1,
+                    None if lease is None else lease.owner,
+                    None if lease is None else lease.until.timestamp(),
                 ),
             )
             if not cur.rowcount:
-                return False
+                return 0
+            status_row: int = cur.lastrowid or 0
             row = db.execute(
                 "SELECT id, status, category FROM message_log WHERE provider=? AND message_id=?",
                 (status.provider, status.message_id),
@@ -255,11 +353,178 @@ class SQLiteStore:
                         f"UPDATE message_log SET {', '.join(f'{c}=?' for c in changes)} WHERE id=?",  # noqa: S608
                         (*changes.values(), row[0]),
                     )
-            return True
+            return status_row
 
     def record_change(self, event: ChangeEvent) -> None:
         with self._tx() as db:
             self._insert_log(db, rules.change_entry(event))
+
+    # --- durable handling ------------------------------------------------------------------
+    def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
+        kind = rules.work_kind(event)
+        if isinstance(event, InboundMessage):
+            row = self._record_inbound(event, work=True, lease=lease)
+        elif isinstance(event, StatusUpdate):
+            row = self._record_status(event, work=True, lease=lease)
+        else:
+            with self._tx() as db:
+                row = self._insert_log(db, rules.change_entry(event), work=True, lease=lease)
+        return rules.work_id(kind, row) if row else None
+
+    def _work_items(self, db: sqlite3.Connection, table: str, keys: list[int]) -> list[WorkItem]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        if table == "m":
+            rows = db.execute(
+                f"SELECT id, {_LOG_COLUMNS}, {_WORK_COLUMNS} FROM message_log "  # noqa: S608
+                f"WHERE id IN ({marks}) ORDER BY id",
+                keys,
+            ).fetchall()
+            return [self._work_item("m", r[0], self._row(r[:20]), None, r[13], r[20:]) for r in rows]
+        rows = db.execute(
+            "SELECT rowid, provider, message_id, status, timestamp, error_code, error_message, raw, "  # noqa: S608
+            f"category, {_WORK_COLUMNS} FROM status_log WHERE rowid IN ({marks}) ORDER BY rowid",
+            keys,
+        ).fetchall()
+        return [self._work_item("s", r[0], None, self._status(r[1:9]), r[4], r[9:]) for r in rows]
+
+    @staticmethod
+    def _work_item(
+        table: str,
+        key: int,
+        entry: LogEntry | None,
+        status: StatusRecord | None,
+        created: str,
+        work: tuple[Any, ...],
+    ) -> WorkItem:
+        kind: WorkKind = "status" if status is not None else rules.entry_work_kind(entry)
+        return WorkItem(
+            id=f"{table}{key}",
+            kind=kind,
+            state=work[0],
+            attempts=work[1],
+            created_at=_dt(created) or utcnow(),
+            lease_owner=work[2],
+            lease_until=_from_epoch(work[3]),
+            next_attempt_at=_from_epoch(work[4]),
+            last_error=work[5],
+            entry=entry,
+            status=status,
+        )
+
+    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        table, key = ref
+        t = now.timestamp()
+        with self._tx() as db:
+            cur = db.execute(
+                f"UPDATE {_TABLES[table]} SET lease_owner=?, lease_until=?, attempts=attempts+1 "  # noqa: S608
+                f"WHERE {_KEYS[table]}=? AND {_CLAIMABLE}",
+                (lease.owner, lease.until.timestamp(), key, t, t),
+            )
+            if not cur.rowcount:
+                return None
+            return self._work_items(db, table, [key])[0]
+
+    def claim_due(
+        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
+    ) -> list[WorkItem]:
+        t = now.timestamp()
+        claimed: list[WorkItem] = []
+        with self._tx() as db:
+            for table in ("m", "s"):
+                name, key = _TABLES[table], _KEYS[table]
+                rows = db.execute(
+                    f"SELECT {key}, attempts, lease_until FROM {name} "  # noqa: S608
+                    f"WHERE handling IN ('pending', 'failed', 'dead') AND {_CLAIMABLE} "
+                    f"ORDER BY {key} LIMIT ?",
+                    (t, t, limit),
+                ).fetchall()
+                dead = [r for r in rows if rules.dies(r[1], max_attempts, _from_epoch(r[2]), now)]
+                for r in dead:
+                    db.execute(
+                        f"UPDATE {name} SET handling='dead', lease_owner=NULL, lease_until=NULL, "  # noqa: S608
+                        f"last_error=? WHERE {key}=?",
+                        (rules.died_error(r[1]), r[0]),
+                    )
+                due = [r[0] for r in rows if r not in dead]
+                if due:
+                    db.execute(
+                        f"UPDATE {name} SET lease_owner=?, lease_until=?, attempts=attempts+1 "  # noqa: S608
+                        f"WHERE {key} IN ({','.join('?' * len(due))})",
+                        (lease.owner, lease.until.timestamp(), *due),
+                    )
+                    claimed.extend(self._work_items(db, table, due))
+        claimed.sort(key=lambda w: w.created_at)
+        return claimed[:limit]
+
+    def finish_work(
+        self,
+        work_id: str,
+        owner: str,
+        *,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return False
+        table, key = ref
+        state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
+        with self._tx() as db:
+            cur = db.execute(
+                f"UPDATE {_TABLES[table]} SET handling=?, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
+                f"next_attempt_at=?, last_error=? WHERE {_KEYS[table]}=? AND lease_owner=? "
+                "AND handling IN ('pending', 'failed')",
+                (state, _epoch(retry_at), error, key, owner),
+            )
+            return bool(cur.rowcount)
+
+    def get_work(self, work_id: str) -> WorkItem | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        with self._lock:
+            items = self._work_items(self._db, ref[0], [ref[1]])
+        return items[0] if items and items[0].state is not None else None
+
+    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
+        items: list[WorkItem] = []
+        with self._lock:
+            for table in ("m", "s"):
+                keys = self._db.execute(
+                    f"SELECT {_KEYS[table]} FROM {_TABLES[table]} "  # noqa: S608
+                    f"WHERE handling IN ('pending', 'failed', 'dead') ORDER BY {_KEYS[table]} LIMIT ?",
+                    (limit,),
+                ).fetchall()
+                items.extend(self._work_items(self._db, table, [k[0] for k in keys]))
+        items.sort(key=lambda w: w.created_at)
+        return items[:limit]
+
+    def retry_work(self, work_id: str | None = None) -> int:
+        refs: list[tuple[str, str]] = []
+        if work_id is None:
+            refs = [(t, "handling IN ('failed', 'dead')") for t in ("m", "s")]
+            params: tuple[Any, ...] = ()
+        else:
+            ref = rules.parse_work_id(work_id)
+            if ref is None:
+                return 0
+            refs = [(ref[0], f"{_KEYS[ref[0]]}=? AND handling IN ('pending', 'failed', 'dead')")]
+            params = (ref[1],)
+        changed = 0
+        with self._tx() as db:
+            for table, where in refs:
+                cur = db.execute(
+                    f"UPDATE {_TABLES[table]} SET handling='pending', attempts=0, lease_owner=NULL, "  # noqa: S608
+                    f"lease_until=NULL, next_attempt_at=NULL WHERE {where}",
+                    params,
+                )
+                changed += cur.rowcount
+        return changed
 
     def log_outbound(self, entry: LogEntry) -> int:
         with self._tx() as db:
@@ -298,6 +563,7 @@ class SQLiteStore:
             reason=row[16],
             category=row[17],
             extra=_loads(row[18]) or {},
+            handling=row[19],
         )
 
     def get_message(self, provider: str, message_id: str) -> LogEntry | None:
@@ -338,19 +604,20 @@ class SQLiteStore:
             "FROM status_log WHERE provider=? AND message_id=? ORDER BY timestamp, rowid",
             (provider, message_id),
         )
-        return [
-            StatusRecord(
-                provider=r[0],
-                message_id=r[1],
-                status=r[2],
-                timestamp=_dt(r[3]) or utcnow(),
-                error_code=r[4],
-                error_message=r[5],
-                raw=_loads(r[6]),
-                category=r[7],
-            )
-            for r in rows
-        ]
+        return [self._status(r) for r in rows]
+
+    @staticmethod
+    def _status(r: tuple[Any, ...]) -> StatusRecord:
+        return StatusRecord(
+            provider=r[0],
+            message_id=r[1],
+            status=r[2],
+            timestamp=_dt(r[3]) or utcnow(),
+            error_code=r[4],
+            error_message=r[5],
+            raw=_loads(r[6]),
+            category=r[7],
+        )
 
     # --- window ----------------------------------------------------------------------------
     def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:

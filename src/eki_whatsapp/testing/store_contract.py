@@ -18,8 +18,8 @@ key-value), asserted through the protocol only; the rules behind them are writte
 :mod:`eki_whatsapp.store.rules`.
 
 The contract is made of sections (:class:`LogContract`, :class:`StatusContract`,
-:class:`WindowContract`, :class:`ValuesContract`, :class:`CounterContract`); :class:`StoreContract`
-is all of them. A store
+:class:`WindowContract`, :class:`ValuesContract`, :class:`CounterContract`,
+:class:`HandlingContract`); :class:`StoreContract` is all of them. A store
 that implements only part of the protocol can subclass the sections it has, and new parts of the
 protocol come with a new section added to :class:`StoreContract`.
 
@@ -39,13 +39,14 @@ import pytest
 
 from ..errors import StoreError
 from ..events import ChangeEvent, ErrorInfo, InboundMessage, Pricing, StatusUpdate
-from ..store.base import LedgerEntry, LogEntry, Store, UsageRecord
+from ..store.base import Lease, LedgerEntry, LogEntry, Store, UsageRecord
 
 __all__ = [
     "BUSINESS",
     "T0",
     "USER",
     "CounterContract",
+    "HandlingContract",
     "LogContract",
     "StatusContract",
     "StoreContract",
@@ -573,5 +574,134 @@ class CounterContract(_Contract):
         assert store.get_value("breaker", "probe") == won[0]
 
 
-class StoreContract(LogContract, StatusContract, WindowContract, ValuesContract, CounterContract):
+class HandlingContract(_Contract):
+    """Durable handling: work written with its event, claims with leases, retries, dead work."""
+
+    LEASE = timedelta(seconds=30)
+
+    def lease(self, owner: str = "worker-1", at: datetime = T0) -> Lease:
+        return Lease(owner, at + self.LEASE)
+
+    def test_work_is_recorded_with_its_event_and_deduped(self, store: Store) -> None:
+        work_id = store.record_work(inbound("wamid.W1"), self.lease())
+        assert work_id is not None
+        row = store.get_message("meta", "wamid.W1")
+        assert row is not None and row.status == "received" and row.handling == "pending"
+        assert store.record_work(inbound("wamid.W1"), self.lease("worker-2")) is None
+        assert store.record_inbound(inbound("wamid.W1")) is False
+        store.record_inbound(inbound("wamid.W2"))
+        assert store.record_work(inbound("wamid.W2")) is None  # logged already: a duplicate
+        assert store.last_inbound_at("meta", BUSINESS, USER) == T0
+
+    def test_a_live_lease_is_not_claimed_an_expired_one_is(self, store: Store) -> None:
+        work_id = store.record_work(inbound(), self.lease("worker-1"))
+        assert work_id is not None
+        assert store.claim_work(work_id, self.lease("worker-2"), now=T0 + timedelta(seconds=1)) is None
+        later = T0 + self.LEASE + timedelta(seconds=1)
+        item = store.claim_work(work_id, self.lease("worker-2", later), now=later)
+        assert item is not None and item.lease_owner == "worker-2" and item.attempts == 2
+        assert item.kind == "message" and item.entry is not None and item.entry.message_id == "wamid.IN1"
+
+    def test_only_one_of_concurrent_claims_wins(self, store: Store) -> None:
+        work_id = store.record_work(inbound())
+        assert work_id is not None
+        wins: list[str] = []
+
+        def claim(owner: str) -> None:
+            if store.claim_work(work_id, self.lease(owner), now=T0) is not None:
+                wins.append(owner)
+
+        threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1
+
+    def test_the_sweeper_claims_unleased_and_expired_work_only(self, store: Store) -> None:
+        free = store.record_work(inbound("wamid.FREE"))
+        live = store.record_work(inbound("wamid.LIVE"), self.lease("busy", T0 + timedelta(minutes=5)))
+        expired = store.record_work(inbound("wamid.GONE"), self.lease("dead-worker"))
+        now = T0 + timedelta(minutes=1)
+        claimed = store.claim_due(self.lease("sweeper", now), now=now, max_attempts=5)
+        assert {w.id for w in claimed} == {free, expired}
+        assert {w.id: w.attempts for w in claimed} == {free: 1, expired: 2}
+        assert all(w.lease_owner == "sweeper" for w in claimed)
+        assert live not in {w.id for w in store.claim_due(self.lease("other", now), now=now, max_attempts=5)}
+
+    def test_handled_work_leaves_the_pending_list_and_shows_on_its_row(self, store: Store) -> None:
+        work_id = store.record_work(inbound(), self.lease())
+        assert work_id is not None
+        assert [w.id for w in store.pending_work()] == [work_id]
+        assert store.finish_work(work_id, "someone-else") is False
+        assert store.finish_work(work_id, "worker-1") is True
+        assert store.pending_work() == []
+        row = store.get_message("meta", "wamid.IN1")
+        assert row is not None and row.handling == "handled"
+        item = store.get_work(work_id)
+        assert item is not None and item.state == "handled" and item.lease_owner is None
+        assert store.finish_work(work_id, "worker-1") is False  # done is done
+
+    def test_a_failed_attempt_is_retried_when_due_then_dead(self, store: Store) -> None:
+        work_id = store.record_work(inbound(), self.lease())
+        assert work_id is not None
+        retry = T0 + timedelta(seconds=10)
+        assert store.finish_work(work_id, "worker-1", error="boom", retry_at=retry)
+        item = store.get_work(work_id)
+        assert item is not None and item.state == "failed" and item.last_error == "boom"
+        assert item.next_attempt_at == retry
+        assert store.claim_due(self.lease("s", T0), now=T0 + timedelta(seconds=5), max_attempts=5) == []
+        [again] = store.claim_due(self.lease("s", retry), now=retry, max_attempts=5)
+        assert again.id == work_id and again.attempts == 2
+        assert store.finish_work(work_id, "s", error="boom again")  # no retry_at: the last
+        [dead] = store.pending_work()
+        assert dead.state == "dead" and dead.last_error == "boom again"
+        row = store.get_message("meta", "wamid.IN1")
+        assert row is not None and row.handling == "dead"
+        assert store.claim_due(self.lease("s", retry), now=retry + self.LEASE, max_attempts=5) == []
+
+    def test_an_expired_lease_on_the_last_attempt_is_dead(self, store: Store) -> None:
+        work_id = store.record_work(inbound(), self.lease("crashing"))
+        assert work_id is not None
+        later = T0 + self.LEASE * 2
+        assert store.claim_due(self.lease("s", later), now=later, max_attempts=1) == []
+        item = store.get_work(work_id)
+        assert item is not None and item.state == "dead" and item.last_error
+
+    def test_retry_makes_dead_work_pending_again(self, store: Store) -> None:
+        first = store.record_work(inbound("wamid.D1"), self.lease())
+        second = store.record_work(inbound("wamid.D2"), self.lease())
+        assert first is not None and second is not None
+        store.finish_work(first, "worker-1", error="x")
+        store.finish_work(second, "worker-1", error="y")
+        assert store.retry_work(first) == 1
+        item = store.get_work(first)
+        assert item is not None and item.state == "pending" and item.attempts == 0
+        assert store.retry_work() == 1  # all dead ones: the second
+        assert store.retry_work("m999999") == 0 and store.retry_work("nonsense") == 0
+        claimed = store.claim_due(self.lease("s"), now=T0, max_attempts=3)
+        assert {w.id for w in claimed} == {first, second}
+
+    def test_statuses_and_changes_carry_work_too(self, store: Store) -> None:
+        store.log_outbound(outbound("wamid.OUT1"))
+        status_work = store.record_work(status("wamid.OUT1", "failed", error=131047), self.lease())
+        assert status_work is not None
+        assert store.record_work(status("wamid.OUT1", "failed"), self.lease()) is None
+        assert store.record_status(status("wamid.OUT1", "failed")) is False
+        assert _row(store, "wamid.OUT1")[0] == "failed"
+        change = ChangeEvent("meta", "account_update", T0, {"event": "VERIFIED"}, "WABA1")
+        change_work = store.record_work(change)
+        assert change_work is not None and change_work != status_work
+        items = {w.id: w for w in store.pending_work()}
+        record, entry = items[status_work].status, items[change_work].entry
+        assert items[status_work].kind == "status" and items[change_work].kind == "change"
+        assert record is not None and record.error_code == 131047
+        assert entry is not None and entry.raw == {"event": "VERIFIED"}
+        assert store.finish_work(status_work, "worker-1")
+        assert [w.id for w in store.pending_work()] == [change_work]
+
+
+class StoreContract(
+    LogContract, StatusContract, WindowContract, ValuesContract, CounterContract, HandlingContract
+):
     """The whole contract: subclass it with a ``store`` fixture (see the module's docstring)."""

@@ -51,6 +51,21 @@ class WhatsAppLog(models.Model):
         max_length=64, null=True, blank=True
     )
     extra: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
+    #: Durable handling (docs/store.md): ``pending`` → ``handled`` / ``failed`` / ``dead``;
+    #: ``None`` when the row carries no work.
+    handling: models.CharField[str | None, str | None] = models.CharField(
+        max_length=16, null=True, blank=True
+    )
+    lease_owner: models.CharField[str | None, str | None] = models.CharField(
+        max_length=128, null=True, blank=True
+    )
+    lease_until: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    next_attempt_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    last_error: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("WhatsApp log entry")
@@ -64,6 +79,7 @@ class WhatsAppLog(models.Model):
             models.Index(fields=("created_at",), name="eki_whatsapp_log_created"),
             models.Index(fields=("sender",), name="eki_whatsapp_log_sender"),
             models.Index(fields=("recipient",), name="eki_whatsapp_log_recipient"),
+            models.Index(fields=("handling",), name="eki_whatsapp_log_handling"),
         )
 
     def __str__(self) -> str:
@@ -89,6 +105,22 @@ class WhatsAppStatus(models.Model):
         max_length=64, null=True, blank=True
     )
     raw: models.JSONField[Any, Any] = models.JSONField(null=True, blank=True)
+    attempts: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    #: Durable handling (docs/store.md): ``pending`` → ``handled`` / ``failed`` / ``dead``;
+    #: ``None`` when the row carries no work.
+    handling: models.CharField[str | None, str | None] = models.CharField(
+        max_length=16, null=True, blank=True
+    )
+    lease_owner: models.CharField[str | None, str | None] = models.CharField(
+        max_length=128, null=True, blank=True
+    )
+    lease_until: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    next_attempt_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    last_error: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("WhatsApp status")
@@ -98,6 +130,7 @@ class WhatsAppStatus(models.Model):
                 fields=("provider", "message_id", "status"), name="eki_whatsapp_status_unique"
             ),
         )
+        indexes = (models.Index(fields=("handling",), name="eki_whatsapp_status_handling"),)
 
     def __str__(self) -> str:
         return f"{self.provider} {self.message_id} {self.status}"

@@ -27,17 +27,19 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings as django_settings
 from django.db import DatabaseError, IntegrityError, OperationalError, models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from eki_whatsapp.errors import StoreError
-from eki_whatsapp.events import ChangeEvent, InboundMessage, StatusUpdate
+from eki_whatsapp.events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from eki_whatsapp.store import rules
 from eki_whatsapp.store.base import (
     Direction,
+    Lease,
     LedgerEntry,
     LogEntry,
     StatusRecord,
     UsageRecord,
+    WorkItem,
     as_utc,
     utcnow,
 )
@@ -151,6 +153,17 @@ def _status(row: WhatsAppStatus) -> StatusRecord:
     )
 
 
+def _work_fields(work: bool, lease: Lease | None) -> dict[str, Any]:
+    """The handling columns of a row written with its work (rules: durable handling)."""
+    if not work:
+        return {}
+    return {
+        "handling": "pending",
+        "lease_owner": None if lease is None else lease.owner,
+        "lease_until": None if lease is None else _to_db(lease.until),
+    }
+
+
 def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
@@ -180,7 +193,7 @@ class DjangoStore:
         return transaction.atomic(using=self.using)
 
     # --- log ---------------------------------------------------------------------------------
-    def _create_log(self, entry: LogEntry) -> WhatsAppLog:
+    def _create_log(self, entry: LogEntry, *, work: bool = False, lease: Lease | None = None) -> WhatsAppLog:
         now = _to_db(utcnow())
         return WhatsAppLog.objects.using(self.using).create(
             direction=entry.direction,
@@ -197,22 +210,28 @@ class DjangoStore:
             timestamp=_to_db(entry.timestamp),
             created_at=now,
             updated_at=now,
-            attempts=entry.attempts,
+            attempts=1 if lease is not None else entry.attempts,
             reason=entry.reason,
             category=entry.category,
             extra=rules.json_copy(dict(entry.extra)) or {},
+            **_work_fields(work, lease),
         )
 
     @_db
     def record_inbound(self, message: InboundMessage) -> bool:
         """Log an inbound message (``False`` if already logged) and refresh the user's window."""
+        return self._record_inbound(message) is not None
+
+    def _record_inbound(
+        self, message: InboundMessage, *, work: bool = False, lease: Lease | None = None
+    ) -> WhatsAppLog | None:
         try:
             with self._atomic():
-                self._create_log(rules.inbound_entry(message))
+                row = self._create_log(rules.inbound_entry(message), work=work, lease=lease)
                 self._touch_window(*rules.window_key(message), message.timestamp)
         except IntegrityError:
-            return False
-        return True
+            return None
+        return row
 
     def _touch_window(self, provider: str, business: str, user: str, at: datetime) -> None:
         """rules.window_moves, atomic in the database: each UPDATE moves the window forward only."""
@@ -241,25 +260,36 @@ class DjangoStore:
     @_db_steps
     def record_status(self, status: StatusUpdate) -> bool:
         """Keep the status (``False`` if already received) and merge it into the log row."""
+        return self._record_status(status) is not None
+
+    def _record_status(
+        self, status: StatusUpdate, *, work: bool = False, lease: Lease | None = None
+    ) -> WhatsAppStatus | None:
         record = rules.status_record(status)
-        inserted = _retry_locked(
-            self.using,
-            lambda: self._create_once(
-                WhatsAppStatus,
-                provider=record.provider,
-                message_id=record.message_id,
-                status=record.status,
-                timestamp=_to_db(record.timestamp),
-                error_code=record.error_code,
-                error_message=record.error_message,
-                category=record.category,
-                raw=rules.json_copy(record.raw),
-            ),
-        )
-        if not inserted:
-            return False
+
+        def create() -> WhatsAppStatus | None:
+            try:
+                with self._atomic():
+                    return WhatsAppStatus.objects.using(self.using).create(
+                        provider=record.provider,
+                        message_id=record.message_id,
+                        status=record.status,
+                        timestamp=_to_db(record.timestamp),
+                        error_code=record.error_code,
+                        error_message=record.error_message,
+                        category=record.category,
+                        raw=rules.json_copy(record.raw),
+                        attempts=0 if lease is None else 1,
+                        **_work_fields(work, lease),
+                    )
+            except IntegrityError:
+                return None
+
+        row = _retry_locked(self.using, create)
+        if row is None:
+            return None
         self._reconcile(status.provider, status.message_id)
-        return True
+        return row
 
     def _reconcile(self, provider: str, message_id: str) -> None:
         """Apply the received statuses to the log row now, and again once the transaction commits.
@@ -298,6 +328,162 @@ class DjangoStore:
         """Log another webhook notification (template status, account update, ...)."""
         self._create_log(rules.change_entry(event))
 
+    # --- durable handling --------------------------------------------------------------------
+    @_db_steps
+    def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
+        """Record an event and that it must be handled, in one insert (rules: durable handling)."""
+        row: models.Model | None
+        if isinstance(event, InboundMessage):
+            row = _retry_locked(self.using, lambda: self._record_inbound(event, work=True, lease=lease))
+        elif isinstance(event, StatusUpdate):
+            row = self._record_status(event, work=True, lease=lease)
+        else:
+            entry = rules.change_entry(event)
+            row = _retry_locked(self.using, lambda: self._create_log(entry, work=True, lease=lease))
+        return None if row is None else rules.work_id(rules.work_kind(event), int(row.pk))
+
+    def _rows(self, work_id: str) -> tuple[models.QuerySet[Any], int] | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        model: type[models.Model] = WhatsAppStatus if ref[0] == "s" else WhatsAppLog
+        return model._default_manager.using(self.using).filter(pk=ref[1]), ref[1]
+
+    def _item(self, row: WhatsAppLog | WhatsAppStatus) -> WorkItem:
+        if isinstance(row, WhatsAppStatus):
+            entry, status, kind = None, _status(row), "status"
+            created = row.timestamp
+        else:
+            entry, status = self._entry(row), None
+            kind = rules.entry_work_kind(entry)
+            created = row.created_at
+        return WorkItem(
+            id=rules.work_id(kind, int(row.pk)),  # type: ignore[arg-type]
+            kind=kind,  # type: ignore[arg-type]
+            state=row.handling,  # type: ignore[arg-type]
+            attempts=row.attempts,
+            created_at=_from_db(created) or utcnow(),
+            lease_owner=row.lease_owner,
+            lease_until=_from_db(row.lease_until),
+            next_attempt_at=_from_db(row.next_attempt_at),
+            last_error=row.last_error,
+            entry=entry,
+            status=status,
+        )
+
+    @staticmethod
+    def _claimable(now: datetime) -> Q:
+        """rules.claimable as a filter."""
+        when = _to_db(now)
+        return (
+            Q(handling__in=rules.OPEN_STATES)
+            & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=when))
+            & (Q(lease_until__isnull=True) | Q(lease_until__lte=when))
+        )
+
+    @_db
+    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
+        """Claim one piece of work: one conditional UPDATE, so two claimers cannot both win."""
+        found = self._rows(work_id)
+        if found is None:
+            return None
+        rows, _ = found
+        claimed = rows.filter(self._claimable(now)).update(
+            lease_owner=lease.owner, lease_until=_to_db(lease.until), attempts=F("attempts") + 1
+        )
+        return self._item(rows.get()) if claimed else None
+
+    @_db
+    def claim_due(
+        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
+    ) -> list[WorkItem]:
+        """Claim what is due, row by row with the same conditional UPDATE as ``claim_work``."""
+        claimed: list[WorkItem] = []
+        for model in (WhatsAppLog, WhatsAppStatus):
+            due = model._default_manager.using(self.using).filter(self._claimable(now)).order_by("pk")
+            for pk, attempts, until in due.values_list("pk", "attempts", "lease_until")[:limit]:
+                rows = model._default_manager.using(self.using).filter(pk=pk).filter(self._claimable(now))
+                if rules.dies(attempts, max_attempts, _from_db(until), now):
+                    rows.update(
+                        handling="dead",
+                        lease_owner=None,
+                        lease_until=None,
+                        last_error=rules.died_error(attempts),
+                    )
+                elif rows.update(
+                    lease_owner=lease.owner, lease_until=_to_db(lease.until), attempts=F("attempts") + 1
+                ):
+                    claimed.append(self._item(rows.model._default_manager.using(self.using).get(pk=pk)))
+        claimed.sort(key=lambda w: w.created_at)
+        return claimed[:limit]
+
+    @_db
+    def finish_work(
+        self,
+        work_id: str,
+        owner: str,
+        *,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """End ``owner``'s attempt (only while it still holds the lease)."""
+        found = self._rows(work_id)
+        if found is None:
+            return False
+        state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
+        return bool(
+            found[0]
+            .filter(lease_owner=owner, handling__in=rules.OPEN_STATES)
+            .update(
+                handling=state,
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=_to_db(retry_at),
+                last_error=error,
+            )
+        )
+
+    @_db
+    def get_work(self, work_id: str) -> WorkItem | None:
+        """One piece of work by id."""
+        found = self._rows(work_id)
+        if found is None:
+            return None
+        row = found[0].exclude(handling__isnull=True).first()
+        return None if row is None else self._item(row)
+
+    @_db
+    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
+        """Work not handled yet, oldest first."""
+        items: list[WorkItem] = []
+        for model in (WhatsAppLog, WhatsAppStatus):
+            rows = model._default_manager.using(self.using).filter(handling__in=("pending", "failed", "dead"))
+            items.extend(self._item(r) for r in rows.order_by("pk")[:limit])
+        items.sort(key=lambda w: w.created_at)
+        return items[:limit]
+
+    @_db
+    def retry_work(self, work_id: str | None = None) -> int:
+        """Make dead or failed work pending again (one, or all)."""
+        reset: dict[str, Any] = {
+            "handling": "pending",
+            "attempts": 0,
+            "lease_owner": None,
+            "lease_until": None,
+            "next_attempt_at": None,
+        }
+        if work_id is None:
+            return sum(
+                model._default_manager.using(self.using)
+                .filter(handling__in=("failed", "dead"))
+                .update(**reset)
+                for model in (WhatsAppLog, WhatsAppStatus)
+            )
+        found = self._rows(work_id)
+        if found is None:
+            return 0
+        return int(found[0].filter(handling__in=("pending", "failed", "dead")).update(**reset))
+
     @_db_steps
     def log_outbound(self, entry: LogEntry) -> int:
         """Log a message the bot sent (or failed to send); earlier statuses are applied to it."""
@@ -333,6 +519,7 @@ class DjangoStore:
             reason=row.reason,
             category=row.category,
             extra=row.extra or {},
+            handling=row.handling,
         )
 
     @_db

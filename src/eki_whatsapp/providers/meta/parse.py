@@ -166,6 +166,35 @@ def _message(
         return InboundMessage(type="unsupported", unsupported_type=kind, **base)
 
 
+def reread(
+    raw: Mapping[str, Any],
+    *,
+    status: bool,
+    recipient: str | None = None,
+    sender: str | None = None,
+    profile_name: str | None = None,
+    business_number: str | None = None,
+) -> Event | None:
+    """An event read again from its logged raw object (a message or a status, as ``raw`` keeps
+    it), with what the log row kept of the envelope (metadata, contact): the event a handler
+    got the first time, for handling again after a crash. ``None`` when it does not parse."""
+    value: dict[str, Any] = {
+        "metadata": {"phone_number_id": recipient, "display_phone_number": business_number}
+    }
+    if status:
+        value["statuses"] = [dict(raw)]
+    else:
+        value["messages"] = [dict(raw)]
+        if sender is not None:
+            value["contacts"] = [{"wa_id": sender, "profile": {"name": profile_name}}]
+    body = {"object": OBJECT, "entry": [{"changes": [{"field": "messages", "value": value}]}]}
+    try:
+        events = parse_body(body)
+    except PayloadError:
+        return None
+    return events[0] if events else None
+
+
 def media_of(kind: str, message: Mapping[str, Any]) -> tuple[MediaRef, ...]:
     """The media of one raw message object (as logged), read again; ``()`` when it has none."""
     try:
