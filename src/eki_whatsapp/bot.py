@@ -19,20 +19,27 @@ import asyncio
 import functools
 import inspect
 import logging
+import os
+import secrets
+import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import StoreError
 from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
+from .handling import Sweeper, event_of, idempotency_base
 from .handoff import Handoff
 from .optout import OptOuts
 from .pipeline import Ingested, ingest
 from .providers import senders, webhook_readers
 from .providers.base import WebhookReader
+from .runners import Runner, Work, make_runner
 from .settings import Settings
-from .store import Store, open_store
+from .store import Store, open_store, rules
+from .store.base import Lease, utcnow
 from .webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
     from .templates import Templates
 
 logger = logging.getLogger("eki_whatsapp")
+_HOST = socket.gethostname()
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -55,11 +63,25 @@ class Context:
     ``ctx.reply(...)`` sends on the channel the message came in on.
     """
 
-    __slots__ = ("bot", "event")
+    __slots__ = ("_key_base", "_sends", "bot", "event", "work_id")
 
-    def __init__(self, bot: Bot, event: Event) -> None:
+    def __init__(self, bot: Bot, event: Event, work_id: str | None = None) -> None:
         self.bot = bot
         self.event = event
+        #: The store's id of this handling (``None`` when the event is handled without a record).
+        self.work_id = work_id
+        self._key_base = idempotency_base(event, work_id)
+        self._sends = 0
+
+    def idempotency_key(self) -> str | None:
+        """The key of this handling's next send: the event and the send's ordinal, so the n-th
+        reply of a handler run again after a crash has the key it had the first time (and the
+        router returns the first receipt instead of sending twice). ``ctx.reply`` takes one
+        for every send; call it yourself to pass one to ``bot.send(..., idempotency_key=)``."""
+        if self._key_base is None:
+            return None
+        self._sends += 1
+        return f"{self._key_base}#{self._sends}"
 
     @property
     def message(self) -> InboundMessage | None:
@@ -89,10 +111,14 @@ class Context:
     def reply(self, message: Message | str, **options: Any) -> SendReceipt:
         """Answer the user on the inbound channel (a ``str`` becomes a ``Text``)."""
         inbound = self._require_message("reply")
+        if "idempotency_key" not in options:
+            options["idempotency_key"] = self.idempotency_key()
         return self.bot.router.send(inbound.sender, message, inbound=inbound, **options)
 
     async def reply_async(self, message: Message | str, **options: Any) -> SendReceipt:
         inbound = self._require_message("reply_async")
+        if "idempotency_key" not in options:
+            options["idempotency_key"] = self.idempotency_key()
         return await self.bot.router.send_async(inbound.sender, message, inbound=inbound, **options)
 
     def mark_as_read(self, *, typing: bool = False) -> bool:
@@ -254,6 +280,13 @@ class Bot:
         self.optouts = OptOuts(self.store, self.settings)
         #: Who answers each user, the bot or staff (take over, hand back, ask for a person).
         self.handoff = Handoff(self)
+        #: Where claimed work runs (``WHATSAPP_RUNNER``; docs/deployment.md).
+        self.runner: Runner = make_runner(self.settings.whatsapp_runner, self)
+        self._owner_token = secrets.token_hex(4)
+        #: Finds work whose worker died (expired leases) and due retries, here and periodically.
+        self.sweeper = Sweeper(self)
+        self.sweeper.start()
+        self._serving_pid: int | None = None  # the process whose first webhook kicked the sweeper
 
     # --- wiring ------------------------------------------------------------------------------
     @property
@@ -319,30 +352,41 @@ class Bot:
 
     # --- webhook -----------------------------------------------------------------------------
     def handle(self, request: WebhookRequest) -> WebhookResponse:
-        """Answer a webhook request (sync face). Handlers run after, or before if ``inline``."""
+        """Answer a webhook request (sync face). Handlers run after, or before if ``inline``.
+
+        Every event with work is recorded as such with its log row before the answer, so work
+        lost with this process is found again (docs/deployment.md, "Durable handling").
+        """
+        self._check_fork()
         result = self._ingest(request)
-        for event in result.events:
-            if type(event) is StatusUpdate and self.inline and not self._status_handlers:
-                self._before_handlers(event)  # only the router's bookkeeping to do
-            elif not self._has_work(event):
-                continue
-            elif self.inline:
-                self._run_sync(event)
+        for work in self._works(result):
+            if self.inline:
+                self.process_work(work)
             else:
-                self._track(self._executor.submit(self._run_sync, event))
+                self.runner.submit(work)
         return result.response
 
     async def handle_async(self, request: WebhookRequest) -> WebhookResponse:
         """Answer a webhook request (async face)."""
+        self._check_fork()
         result = self._ingest(request)
-        for event in result.events:
-            if not self._has_work(event):
-                continue
+        for work in self._works(result):
             if self.inline:
-                await self._run_async(event)
+                await self._process_async(work)
+            elif self.runner.leases_here:  # handlers run on this loop, as async clients expect
+                self._track(asyncio.get_running_loop().create_task(self._process_async(work)))
             else:
-                self._track(asyncio.get_running_loop().create_task(self._run_async(event)))
+                self.runner.submit(work)
         return result.response
+
+    @staticmethod
+    def _works(result: Ingested) -> list[Work]:
+        """The work the pipeline recorded, with the lease it wrote (``None``: to be claimed)."""
+        return [
+            Work(work_id, event, result.lease)
+            for event, work_id in zip(result.events, result.work, strict=True)
+            if work_id is not None
+        ]
 
     def _ingest(self, request: WebhookRequest) -> Ingested:
         try:
@@ -352,8 +396,9 @@ class Bot:
             return Ingested(WebhookResponse.text(503, "store unavailable, retry later"), [])
 
     # --- handler dispatch ----------------------------------------------------------------------
-    def _has_work(self, event: Event) -> bool:
-        """Whether anything reacts to this event (skips dispatch overhead when nothing does)."""
+    def needs_handling(self, event: Event) -> bool:
+        """Whether anything reacts to this event: then it is recorded as work to do (and nothing
+        is written or dispatched for an event nothing reacts to)."""
         if isinstance(event, InboundMessage):
             if self._message_handlers:
                 return True
@@ -371,18 +416,22 @@ class Bot:
             handlers = self._change_handlers
         return [h for h in handlers if h.filter is None or h.filter(event)]
 
-    def _before_handlers(self, event: Event) -> None:
-        """Internal reactions to an event (the router's late-failure handling, template states)."""
+    def _before_handlers(self, event: Event) -> str | None:
+        """Internal reactions to an event (the router's late-failure handling, template states);
+        the error, if any."""
         if isinstance(event, StatusUpdate):
             try:
                 (self._router or self.router).on_status(event)
-            except Exception:
+            except Exception as exc:
                 logger.exception("router failed on status %s of %s", event.status, event.message_id)
+                return f"router: {type(exc).__name__}: {exc}"
         elif isinstance(event, ChangeEvent) and _about_templates(event):
             try:
                 self.templates.on_change(event)
-            except Exception:
+            except Exception as exc:
                 logger.exception("template webhook %s could not be applied", getattr(event, "field", "?"))
+                return f"templates: {type(exc).__name__}: {exc}"
+        return None
 
     def _bot_answers(self, event: Event) -> bool:
         """Opt-out keywords and handoff: whether the bot's handlers may answer this event.
@@ -405,9 +454,14 @@ class Bot:
                 return False  # already out: the confirmation was sent before (answer once)
             else:
                 return not self.handoff.is_human(event.sender)  # START from a subscriber: a message
+            base = idempotency_base(event, None)
             try:
                 self.router.send(
-                    event.sender, optouts.confirmation(action, language), inbound=event, exempt=True
+                    event.sender,
+                    optouts.confirmation(action, language),
+                    inbound=event,
+                    exempt=True,
+                    idempotency_key=None if base is None else f"{base}#{action}",
                 )
             except Exception:
                 logger.exception("the %s confirmation to %s could not be sent", action, event.sender)
@@ -417,34 +471,128 @@ class Bot:
             return False
         return not self.handoff.is_human(event.sender)
 
-    def _run_sync(self, event: Event) -> None:
-        self._before_handlers(event)
+    def _run_sync(self, event: Event, work_id: str | None = None) -> str | None:
+        """Run the reactions and handlers of an event; the first error (``None``: all went well,
+        or the bot does not answer: staff took over, the user opted out)."""
+        error = self._before_handlers(event)
         if not self._bot_answers(event):
-            return
-        ctx = Context(self, event)
+            return error
+        ctx = Context(self, event, work_id)
         for handler in self._handlers_for(event):
             try:
                 if handler.is_async:
                     self._loop_thread.run(handler.call(event, ctx))
                 else:
                     handler.call(event, ctx)
-            except Exception:
+            except Exception as exc:
                 logger.exception("handler %s failed on %s %s", handler.name, event.kind, _event_id(event))
+                error = error or f"{handler.name}: {type(exc).__name__}: {exc}"
+        return error
 
-    async def _run_async(self, event: Event) -> None:
+    async def _run_async(self, event: Event, work_id: str | None = None) -> str | None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._before_handlers, event)
+        error = await loop.run_in_executor(self._executor, self._before_handlers, event)
         if not await loop.run_in_executor(self._executor, self._bot_answers, event):
-            return
-        ctx = Context(self, event)
+            return error
+        ctx = Context(self, event, work_id)
         for handler in self._handlers_for(event):
             try:
                 if handler.is_async:
                     await handler.call(event, ctx)
                 else:
                     await loop.run_in_executor(self._executor, functools.partial(handler.call, event, ctx))
-            except Exception:
+            except Exception as exc:
                 logger.exception("handler %s failed on %s %s", handler.name, event.kind, _event_id(event))
+                error = error or f"{handler.name}: {type(exc).__name__}: {exc}"
+        return error
+
+    # --- durable handling (docs/deployment.md) --------------------------------------------------
+    @property
+    def owner(self) -> str:
+        """Who this process is when it holds a lease (host, process id, a token per bot)."""
+        return f"{_HOST}:{os.getpid()}:{self._owner_token}"
+
+    def new_lease(self) -> Lease:
+        """A lease for this process, ``WHATSAPP_HANDLER_LEASE_SECONDS`` from now."""
+        return Lease(self.owner, utcnow() + timedelta(seconds=self.settings.whatsapp_handler_lease_seconds))
+
+    def _claimed(self, work: Work) -> Work | None:
+        """``work`` with its lease and event: claimed here when it was recorded unclaimed (a
+        runner that runs work elsewhere), read back from the store when not given."""
+        if work.lease is not None and work.event is not None:
+            return work
+        if work.lease is None:
+            item = self.store.claim_work(work.id, self.new_lease(), now=utcnow())
+            if item is None:
+                return None  # handled, dead, or someone else holds it
+            lease: Lease = Lease(item.lease_owner or self.owner, item.lease_until or utcnow())
+        else:
+            item = self.store.get_work(work.id)
+            if item is None:
+                return None
+            lease = work.lease
+        event = work.event or event_of(item)
+        if event is None:
+            self.store.finish_work(work.id, lease.owner, error="the stored event cannot be read back")
+            return None
+        return Work(work.id, event, lease, item.attempts)
+
+    def process_work(self, work: Work) -> None:
+        """Handle one piece of work where it runs, and record the outcome (runners call this).
+
+        A failed attempt is retried after a backoff; after ``WHATSAPP_HANDLER_MAX_ATTEMPTS`` the
+        work is ``dead`` with its error (``eki-whatsapp pending`` shows it).
+        """
+        claimed = self._claimed(work)
+        if claimed is None or claimed.event is None or claimed.lease is None:
+            return
+        try:
+            error = self._run_sync(claimed.event, claimed.id)
+        except Exception as exc:  # the store, opt-outs or handoff failing: try again later
+            logger.exception("handling %s failed", claimed.id)
+            error = f"{type(exc).__name__}: {exc}"
+        self._finish(claimed, error)
+
+    async def _process_async(self, work: Work) -> None:
+        loop = asyncio.get_running_loop()
+        claimed = await loop.run_in_executor(self._executor, self._claimed, work)
+        if claimed is None or claimed.event is None or claimed.lease is None:
+            return
+        try:
+            error = await self._run_async(claimed.event, claimed.id)
+        except Exception as exc:
+            logger.exception("handling %s failed", claimed.id)
+            error = f"{type(exc).__name__}: {exc}"
+        await loop.run_in_executor(self._executor, self._finish, claimed, error)
+
+    def _finish(self, work: Work, error: str | None) -> None:
+        assert work.lease is not None
+        settings = self.settings
+        retry = None
+        if error is not None:
+            retry = rules.retry_at(
+                work.attempts,
+                settings.whatsapp_handler_max_attempts,
+                utcnow(),
+                settings.whatsapp_handler_backoff_seconds,
+            )
+            if retry is None:
+                logger.error("%s is dead after %d attempts: %s", work.id, work.attempts, error)
+        try:
+            if not self.store.finish_work(work.id, work.lease.owner, error=error, retry_at=retry):
+                logger.warning("%s outlived its lease: another worker took it over", work.id)
+        except Exception:
+            logger.exception("recording the outcome of %s failed; it will be handled again", work.id)
+
+    def _check_fork(self) -> None:
+        """At the first webhook of a process, sweep: the bot is serving, its handlers are
+        registered. A forked process (gunicorn --preload) gets a sweeper thread of its own."""
+        if self._serving_pid != os.getpid():
+            if self._serving_pid is not None:
+                self.sweeper = Sweeper(self)
+                self.sweeper.start()
+            self._serving_pid = os.getpid()
+            self.sweeper.kick()
 
     def _track(self, item: Future[Any] | asyncio.Task[Any]) -> None:
         with self._pending_lock:
@@ -536,7 +684,9 @@ class Bot:
 
     # --- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Wait for background handlers, then close providers and the store."""
+        """Stop the sweeper, wait for background handlers, then close providers and the store."""
+        self.sweeper.stop()
+        self.runner.close()
         self.drain(timeout=30.0)
         if self._own_executor:
             self._executor.shutdown(wait=True)

@@ -745,6 +745,95 @@ def _report_json(report: Any) -> dict[str, Any]:
     }
 
 
+# --- pending / retry -----------------------------------------------------------------------------
+def cmd_pending(args: argparse.Namespace, out: _Out) -> int:
+    from .store import open_store
+    from .store.base import utcnow
+
+    with _config_errors(out):
+        settings = _load_settings(args)
+        store = open_store(args.store or settings.whatsapp_store_url)
+    try:
+        items = store.pending_work(limit=args.limit)
+    finally:
+        store.close()
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": item.id,
+            "kind": item.kind,
+            "state": item.state,
+            "attempts": item.attempts,
+            "age_seconds": round((now - item.created_at).total_seconds()),
+            "what": _work_subject(item),
+            "last_error": item.last_error,
+            "next_attempt_at": None if item.next_attempt_at is None else item.next_attempt_at.isoformat(),
+            "leased_by": item.lease_owner,
+        }
+        for item in items
+    ]
+    if args.json:
+        out(json.dumps({"events": rows}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        out("nothing pending: every recorded event was handled", "green")
+        return EXIT_OK
+    out(f"{len(rows)} event(s) not handled (oldest first):")
+    for row in rows:
+        color = "red" if row["state"] == "dead" else "yellow"
+        out(
+            f"  {row['id']:<8} {row['state']:<8} {row['kind']:<8} {_age(row['age_seconds']):>7} "
+            f"attempts={row['attempts']} {row['what']}"
+            + (f"  last error: {row['last_error']}" if row["last_error"] else ""),
+            color,
+        )
+    out("retry one with `eki-whatsapp retry ID`, every failed or dead one with `--all`")
+    return EXIT_OK
+
+
+def _work_subject(item: Any) -> str:
+    """What a piece of work is about, in a few words (never the message text: it may be private)."""
+    if item.status is not None:
+        return f"{item.status.provider} status {item.status.status} of {item.status.message_id}"
+    entry = item.entry
+    if entry is None:
+        return ""
+    who = entry.sender or entry.recipient or "?"
+    return f"{entry.provider} {entry.type} {entry.message_id or ''} from {who}"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{int(seconds)}s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)}m"
+    return f"{int(seconds // 3600)}h"
+
+
+def cmd_retry(args: argparse.Namespace, out: _Out) -> int:
+    from .store import open_store
+
+    if bool(args.id) == bool(args.all):
+        out("give one work id (from `eki-whatsapp pending`) or --all", "red")
+        return EXIT_USAGE
+    with _config_errors(out):
+        settings = _load_settings(args)
+        store = open_store(args.store or settings.whatsapp_store_url)
+    try:
+        changed = store.retry_work(None if args.all else args.id)
+    finally:
+        store.close()
+    if not changed and not args.all:
+        out(f"{args.id}: no such work waiting to be handled (see `eki-whatsapp pending`)", "red")
+        return EXIT_FAILED
+    out(
+        f"{changed} event(s) will be handled again, by the next sweep of a running bot "
+        "(WHATSAPP_SWEEP_INTERVAL_SECONDS)",
+        "green",
+    )
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -871,6 +960,18 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
     costs.add_argument("--json", action="store_true", help=_("machine-readable output"))
     costs.add_argument("--env-file", help=_("settings file (default: .env)"))
+
+    pending = add("pending", cmd_pending, "events recorded but not handled yet (pending, failed, dead)")
+    pending.add_argument("--store", help="store URL (default: WHATSAPP_STORE_URL)")
+    pending.add_argument("--limit", type=int, default=100, help="at most this many (default: 100)")
+    pending.add_argument("--json", action="store_true", help="machine-readable output")
+    pending.add_argument("--env-file", help="settings file (default: .env)")
+
+    retry = add("retry", cmd_retry, "handle again a failed or dead event (or --all of them)")
+    retry.add_argument("id", nargs="?", help="the work id shown by `eki-whatsapp pending` (m12, s7)")
+    retry.add_argument("--all", action="store_true", help="every failed or dead event")
+    retry.add_argument("--store", help="store URL (default: WHATSAPP_STORE_URL)")
+    retry.add_argument("--env-file", help="settings file (default: .env)")
     return parser
 
 

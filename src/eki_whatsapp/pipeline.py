@@ -16,28 +16,33 @@ Anything no reader claims gets a clear 4xx — never a 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
+from .events import Event, InboundMessage, StatusUpdate
 from .providers.base import PayloadError, WebhookReader, refuse
 from .webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
     from .bot import Bot
     from .store import Store
+    from .store.base import Lease
 
 logger = logging.getLogger("eki_whatsapp.webhook")
 
 
 @dataclass(slots=True)
 class Ingested:
-    """The answer to give and the new (not duplicate) events to hand to handlers."""
+    """The answer to give and the new (not duplicate) events to hand to handlers; ``work`` says,
+    for each event, the id of its work in the store (``None``: nothing to handle)."""
 
     response: WebhookResponse
     events: list[Event]
     provider: str | None = None
+    work: list[str | None] = field(default_factory=list)
+    #: The lease the work was recorded with (``None``: recorded unclaimed, for the runner).
+    lease: Lease | None = None
 
 
 def reject(status: int, reason: str, *, provider: str | None = None, **headers: str) -> Ingested:
@@ -60,7 +65,9 @@ def ingest(bot: Bot, request: WebhookRequest) -> Ingested:
         events = reader.parse(request)
     except PayloadError as exc:
         return reject(400, str(exc), provider=reader.name)
-    return Ingested(reader.ack, record(bot.store, events), reader.name)
+    lease = bot.new_lease() if bot.runner.leases_here else None
+    fresh, work = record(bot.store, events, bot.needs_handling, lease)
+    return Ingested(reader.ack, fresh, reader.name, work, lease)
 
 
 def admit(request: WebhookRequest, max_body_bytes: int) -> Ingested | None:
@@ -90,22 +97,38 @@ def unrecognised(readers: Sequence[WebhookReader], request: WebhookRequest) -> I
     return reject(415, f"unsupported content type {ctype}: no registered provider ({names}) reads it")
 
 
-def record(store: Store, events: list[Event]) -> list[Event]:
-    """Log every event before answering; return only the ones not seen before."""
+def record(
+    store: Store,
+    events: list[Event],
+    needs_handling: Callable[[Event], bool] | None = None,
+    lease: Lease | None = None,
+) -> tuple[list[Event], list[str | None]]:
+    """Log every event before answering, and, in the same write, that it must be handled
+    (``needs_handling``; leased with ``lease``). Returns the events not seen before and the id
+    of each one's work (``None`` when it has none)."""
     fresh: list[Event] = []
+    work: list[str | None] = []
     for event in events:
+        if needs_handling is not None and needs_handling(event):
+            work_id = store.record_work(event, lease)
+            if work_id is not None:
+                fresh.append(event)
+                work.append(work_id)
+            elif isinstance(event, InboundMessage):
+                logger.info("duplicate %s message %s ignored", event.provider, event.id)
+            continue
         if type(event) is StatusUpdate:  # the most frequent event first
-            if store.record_status(event):
-                fresh.append(event)
+            new = store.record_status(event)
         elif isinstance(event, InboundMessage):
-            if store.record_inbound(event):
-                fresh.append(event)
-            else:
+            new = store.record_inbound(event)
+            if not new:
                 logger.info("duplicate %s message %s ignored", event.provider, event.id)
         elif isinstance(event, StatusUpdate):
-            if store.record_status(event):
-                fresh.append(event)
-        elif isinstance(event, ChangeEvent):
+            new = store.record_status(event)
+        else:
             store.record_change(event)
+            new = True
+        if new:
             fresh.append(event)
-    return fresh
+            work.append(None)
+    return fresh, work

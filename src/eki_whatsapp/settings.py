@@ -119,6 +119,17 @@ class Settings(BaseSettings):
     #: Run handlers before answering the webhook (tests, serverless) instead of after.
     whatsapp_inline_handlers: bool = False
     whatsapp_handler_workers: int = Field(8, gt=0)
+    #: Durable handling (docs/deployment.md): where claimed work runs (``threads``: this process).
+    whatsapp_runner: str = "threads"
+    #: Attempts at handling an event before it is marked ``dead`` (``eki-whatsapp retry`` revives it).
+    whatsapp_handler_max_attempts: int = Field(5, gt=0)
+    #: How long a worker holds an event it handles; after that another worker may take it over.
+    #: Longer than your slowest handler (an agent turn with tools), or it may run twice.
+    whatsapp_handler_lease_seconds: float = Field(120.0, gt=0)
+    #: Wait before the 2nd attempt after a handler failed; doubled per attempt (at most an hour).
+    whatsapp_handler_backoff_seconds: float = Field(5.0, ge=0)
+    #: How often the sweeper looks for expired leases and due retries (0: only at start).
+    whatsapp_sweep_interval_seconds: float = Field(15.0, ge=0)
 
     # --- storage -----------------------------------------------------------------------
     #: ``sqlite:///path/to/file.sqlite3`` (default: a file in the working directory), ``memory://``

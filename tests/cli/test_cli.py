@@ -314,3 +314,40 @@ def test_doctor_webhook_verify_token_mismatch(
         code, text = run("doctor", "--webhook", "--env-file", str(env))
         assert "✔ webhook verification" in text
     bot.close()
+
+
+def test_pending_lists_unhandled_events_and_retry_revives_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from eki_whatsapp.store.base import Lease, utcnow
+    from eki_whatsapp.testing.store_contract import inbound
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    lease = Lease("w1", utcnow() + timedelta(minutes=1))
+    dead = store.record_work(inbound("wamid.DEAD", text="my card number is 4111"), lease)
+    waiting = store.record_work(inbound("wamid.WAIT"), lease)
+    assert dead is not None and waiting is not None
+    store.finish_work(dead, "w1", error="OrderHandler: TimeoutError: orders API")
+    store.close()
+
+    code, text = run("pending", "--store", url, "--env-file", "/dev/null")
+    assert code == 0
+    assert dead in text and waiting in text and "dead" in text and "orders API" in text
+    assert "4111" not in text  # what users wrote is not printed
+    code, text = run("pending", "--store", url, "--json", "--env-file", "/dev/null")
+    states = {e["id"]: e["state"] for e in json.loads(text)["events"]}
+    assert states == {dead: "dead", waiting: "pending"}
+
+    assert run("retry", "--store", url, "--env-file", "/dev/null")[0] == 2  # an id or --all
+    assert run("retry", "m999", "--store", url, "--env-file", "/dev/null")[0] == 1
+    code, text = run("retry", dead, "--store", url, "--env-file", "/dev/null")
+    assert code == 0 and "1 event(s)" in text
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    item = store.get_work(dead)
+    assert item is not None and item.state == "pending" and item.attempts == 0
+    store.close()
+    assert run("retry", "--all", "--store", url, "--env-file", "/dev/null")[0] == 0

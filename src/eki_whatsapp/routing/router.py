@@ -305,6 +305,7 @@ class Router:
         provider: str | None = None,
         exempt: bool = False,
         extra: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> SendReceipt:
         """Route and send one message (sync). Raises the provider's error when nothing worked.
 
@@ -312,10 +313,18 @@ class Router:
             exempt: send even to a user who opted out (otherwise :class:`OptedOut` is raised
                 before any request).
             extra: added to the message's log rows (the console logs ``{"staff": name}``).
+            idempotency_key: a send already accepted under this key is not made again: its
+                stored receipt is returned (``ctx.reply`` passes one per send of a handling, so a
+                handler run again after a crash does not answer twice).
         """
-        return run_sync(
+        done = self._already_sent(idempotency_key)
+        if done is not None:
+            return done
+        receipt = run_sync(
             self.plan(self._accept(to, message, inbound, category, provider, exempt, extra)), self.providers
         )
+        self._remember_sent(idempotency_key, receipt)
+        return receipt
 
     async def send_async(
         self,
@@ -327,10 +336,58 @@ class Router:
         provider: str | None = None,
         exempt: bool = False,
         extra: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> SendReceipt:
         """Route and send one message (async face of :meth:`send`)."""
+        done = self._already_sent(idempotency_key)
+        if done is not None:
+            return done
         plan = self.plan(self._accept(to, message, inbound, category, provider, exempt, extra))
-        return await run_async(plan, self.providers)
+        receipt = await run_async(plan, self.providers)
+        self._remember_sent(idempotency_key, receipt)
+        return receipt
+
+    # The receipts of keyed sends, in the store's key-value space: the smallest durable record
+    # that lets a re-run handler get its earlier receipt back instead of sending again.
+    _SENT = "sent"
+
+    def _already_sent(self, key: str | None) -> SendReceipt | None:
+        if key is None:
+            return None
+        stored = self.store.get_value(self._SENT, key)
+        if not isinstance(stored, dict):
+            return None
+        return SendReceipt(
+            provider=stored["provider"],
+            message_id=stored["message_id"],
+            status=stored["status"],
+            raw=stored.get("raw") or {},
+            attempts=stored.get("attempts", 1),
+            message_ids=tuple(stored.get("message_ids") or ()),
+            to=stored.get("to"),
+            kind=stored.get("kind"),
+            sent_at=datetime.fromisoformat(stored["sent_at"]) if stored.get("sent_at") else None,
+        )
+
+    def _remember_sent(self, key: str | None, receipt: SendReceipt) -> None:
+        if key is None:
+            return
+        sent_at = receipt.sent_at.isoformat() if receipt.sent_at is not None else None
+        self.store.set_value(
+            self._SENT,
+            key,
+            {
+                "provider": receipt.provider,
+                "message_id": receipt.message_id,
+                "status": receipt.status,
+                "raw": dict(receipt.raw),
+                "attempts": receipt.attempts,
+                "message_ids": list(receipt.message_ids),
+                "to": receipt.to,
+                "kind": receipt.kind,
+                "sent_at": sent_at,
+            },
+        )
 
     def _accept(
         self,

@@ -1,0 +1,32 @@
+"""The default runner: claimed work runs on the bot's handler threads, in this process."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..bot import Bot
+    from . import Work
+
+
+class ThreadRunner:
+    """Runs work on the bot's thread pool (``WHATSAPP_HANDLER_WORKERS`` threads).
+
+    Work is leased to this process when it is recorded, so a process that dies mid-handler
+    leaves leases that expire: another process's sweeper (or this one's, restarted) takes them.
+    """
+
+    leases_here = True
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    def submit(self, work: Work) -> None:
+        bot = self._bot
+        bot._track(bot._executor.submit(bot.process_work, work))
+
+    def close(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "ThreadRunner()"

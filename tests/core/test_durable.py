@@ -1,0 +1,201 @@
+"""Durable handling: acked work survives its process, re-runs never duplicate replies, failures
+are retried with a bound, then dead and revivable (docs/deployment.md, "Durable handling")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eki_whatsapp import Bot, SQLiteStore
+from eki_whatsapp.messages import Text
+from eki_whatsapp.runners import Work
+from eki_whatsapp.testing import DEFAULT_META_USER, meta_status, meta_text
+
+from ..routing.fakes import FakeProvider
+from .helpers import APP_SECRET, make_settings
+
+URL = "https://bot.example.com/webhook/whatsapp/"
+
+
+class LostRunner:
+    """A process killed right after the acks: the work it was given never runs."""
+
+    leases_here = True
+
+    def __init__(self) -> None:
+        self.lost: list[Work] = []
+
+    def submit(self, work: Work) -> None:
+        self.lost.append(work)
+
+    def close(self) -> None:
+        return None
+
+
+class ElsewhereRunner:
+    """A runner that runs work in another place (a Celery worker): it gets ids, and claims."""
+
+    leases_here = False
+
+    def __init__(self) -> None:
+        self.queue: list[Work] = []
+
+    def submit(self, work: Work) -> None:
+        self.queue.append(work)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def meta() -> FakeProvider:
+    return FakeProvider("meta", "106540352242922")
+
+
+def make_bot(store: Any, meta: FakeProvider, *, inline: bool = False, **settings: Any) -> Bot:
+    values: dict[str, Any] = {"whatsapp_webhook_url": URL, "whatsapp_sweep_interval_seconds": 0}
+    values.update(settings)
+    bot = Bot(make_settings(**values), store=store, providers={"meta": meta}, inline=inline)
+
+    @bot.on_message
+    def echo(message: Any, ctx: Any) -> None:
+        ctx.reply(f"echo: {message.text}")
+
+    return bot
+
+
+def says(bot: Bot, text: str, wamid: str) -> None:
+    assert bot.handle(meta_text(text, message_id=wamid).request(URL, secret=APP_SECRET)).status == 200
+
+
+def replies(provider: FakeProvider) -> list[str]:
+    return [m.body for _, m in provider.sent if isinstance(m, Text)]
+
+
+def test_work_acked_by_a_process_that_died_is_handled_once_by_the_next(
+    tmp_path: Path, meta: FakeProvider
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    first = make_bot(SQLiteStore(path), meta, whatsapp_handler_lease_seconds=0.001)
+    first.runner = lost = LostRunner()
+    for n in range(3):
+        says(first, f"m{n}", f"wamid.D{n}")
+    assert len(lost.lost) == 3 and replies(meta) == []
+    row = first.store.get_message("meta", "wamid.D0")
+    assert row is not None and row.status == "received" and row.handling == "pending"
+    # The process is gone; a new one starts on the same file: when it starts serving, its
+    # sweeper finds the work.
+    second = make_bot(SQLiteStore(path), meta)
+    says(second, "m3", "wamid.D3")
+    assert second.drain()
+    assert sorted(replies(meta)) == ["echo: m0", "echo: m1", "echo: m2", "echo: m3"]
+    assert second.store.pending_work() == []
+    row = second.store.get_message("meta", "wamid.D0")
+    assert row is not None and row.handling == "handled" and row.attempts == 2
+    # A redelivery of the same bodies is a duplicate, and nothing is answered again.
+    for n in range(3):
+        says(second, f"m{n}", f"wamid.D{n}")
+    assert second.drain() and len(replies(meta)) == 4
+    second.close()
+
+
+def test_a_handler_run_again_does_not_reply_again(tmp_path: Path, meta: FakeProvider) -> None:
+    bot = make_bot(
+        SQLiteStore(tmp_path / "bot.sqlite3"), meta, inline=True, whatsapp_handler_backoff_seconds=0
+    )
+    runs: list[list[str | None]] = []
+
+    @bot.on_message
+    def fails_once(message: Any, ctx: Any) -> None:
+        ctx.reply("second reply")
+        runs.append([ctx.work_id])
+        if len(runs) == 1:
+            raise RuntimeError("crashed after replying")
+
+    says(bot, "hello", "wamid.R1")
+    [item] = bot.store.pending_work()
+    assert item.state == "failed" and "crashed after replying" in (item.last_error or "")
+    assert bot.sweeper.sweep() == 1 and bot.drain()
+    assert replies(meta) == ["echo: hello", "second reply"]  # both handlers ran twice
+    assert len(runs) == 2 and bot.store.pending_work() == []
+    bot.close()
+
+
+def test_each_send_of_a_handling_has_a_stable_key(meta: FakeProvider) -> None:
+    bot = make_bot(None, meta, inline=True, whatsapp_store_url="memory://")
+    keys: list[list[str | None]] = []
+
+    @bot.on_message
+    def record_keys(message: Any, ctx: Any) -> None:
+        keys.append([ctx.idempotency_key(), ctx.idempotency_key()])
+
+    says(bot, "hi", "wamid.K1")
+    assert keys == [["meta:wamid.K1#2", "meta:wamid.K1#3"]]  # #1 was the echo's reply
+    bot.close()
+
+
+def test_a_handler_failing_every_time_is_dead_after_the_last_attempt_then_retried(
+    tmp_path: Path, meta: FakeProvider
+) -> None:
+    bot = make_bot(
+        SQLiteStore(tmp_path / "bot.sqlite3"),
+        meta,
+        inline=True,
+        whatsapp_handler_backoff_seconds=0,
+        whatsapp_handler_max_attempts=2,
+    )
+    broken = [True]
+
+    @bot.on_message
+    def flaky(message: Any, ctx: Any) -> None:
+        if broken[0]:
+            raise ValueError("the database of orders is down")
+
+    says(bot, "order 7", "wamid.X1")
+    assert bot.sweeper.sweep() == 1 and bot.drain()
+    [dead] = bot.store.pending_work()
+    assert dead.state == "dead" and dead.attempts == 2
+    assert "ValueError: the database of orders is down" in (dead.last_error or "")
+    assert bot.sweeper.sweep() == 0  # dead stays dead
+    broken[0] = False
+    assert bot.store.retry_work(dead.id) == 1
+    assert bot.sweeper.sweep() == 1 and bot.drain()
+    assert bot.store.pending_work() == []
+    assert replies(meta) == ["echo: order 7"]  # the echo's reply went out once, in all three runs
+    bot.close()
+
+
+def test_a_message_staff_took_over_is_a_completed_handling(meta: FakeProvider) -> None:
+    bot = make_bot(None, meta, inline=True, whatsapp_store_url="memory://")
+    bot.handoff.take_over(DEFAULT_META_USER, staff="ana")
+    says(bot, "hello?", "wamid.H1")
+    row = bot.store.get_message("meta", "wamid.H1")
+    assert row is not None and row.handling == "handled"
+    assert replies(meta) == [] and bot.store.pending_work() == []
+    bot.close()
+
+
+def test_statuses_are_handled_durably_too(meta: FakeProvider) -> None:
+    bot = make_bot(None, meta, inline=True, whatsapp_store_url="memory://")
+    seen: list[str] = []
+    bot.on_status(lambda status, ctx: seen.append(status.status))
+    body = meta_status("wamid.OUT9", "delivered").request(URL, secret=APP_SECRET)
+    assert bot.handle(body).status == 200
+    assert seen == ["delivered"] and bot.store.pending_work() == []
+    bot.close()
+
+
+def test_a_runner_elsewhere_gets_unclaimed_work_and_claims_it_where_it_runs(meta: FakeProvider) -> None:
+    bot = make_bot(None, meta, whatsapp_store_url="memory://")
+    bot.runner = elsewhere = ElsewhereRunner()
+    says(bot, "hi", "wamid.C1")
+    [work] = elsewhere.queue
+    item = bot.store.get_work(work.id)
+    assert work.lease is None and item is not None and item.lease_owner is None and item.attempts == 0
+    bot.process_work(Work(work.id))  # the worker got only the id: the event is read back
+    bot.process_work(Work(work.id))  # a task delivered twice: the second finds it handled
+    assert replies(meta) == ["echo: hi"]
+    assert bot.store.pending_work() == []
+    bot.close()
