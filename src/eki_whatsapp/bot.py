@@ -283,6 +283,7 @@ class Bot:
         #: Where claimed work runs (``WHATSAPP_RUNNER``; docs/deployment.md).
         self.runner: Runner = make_runner(self.settings.whatsapp_runner, self)
         self._owner_token = secrets.token_hex(4)
+        self._owner: tuple[int, str] = (0, "")
         #: Finds work whose worker died (expired leases) and due retries, here and periodically.
         self.sweeper = Sweeper(self)
         self.sweeper.start()
@@ -477,8 +478,10 @@ class Bot:
         error = self._before_handlers(event)
         if not self._bot_answers(event):
             return error
-        ctx = Context(self, event, work_id)
-        for handler in self._handlers_for(event):
+        handlers = self._handlers_for(event)
+        ctx = Context(self, event, work_id) if handlers else None
+        for handler in handlers:
+            assert ctx is not None
             try:
                 if handler.is_async:
                     self._loop_thread.run(handler.call(event, ctx))
@@ -510,7 +513,10 @@ class Bot:
     @property
     def owner(self) -> str:
         """Who this process is when it holds a lease (host, process id, a token per bot)."""
-        return f"{_HOST}:{os.getpid()}:{self._owner_token}"
+        pid = os.getpid()
+        if self._owner[0] != pid:  # a fork is another owner
+            self._owner = (pid, f"{_HOST}:{pid}:{self._owner_token}")
+        return self._owner[1]
 
     def new_lease(self) -> Lease:
         """A lease for this process, ``WHATSAPP_HANDLER_LEASE_SECONDS`` from now."""

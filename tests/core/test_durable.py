@@ -199,3 +199,15 @@ def test_a_runner_elsewhere_gets_unclaimed_work_and_claims_it_where_it_runs(meta
     assert replies(meta) == ["echo: hi"]
     assert bot.store.pending_work() == []
     bot.close()
+
+
+@pytest.mark.asyncio
+async def test_the_async_face_records_and_finishes_work_too(meta: FakeProvider) -> None:
+    bot = make_bot(None, meta, whatsapp_store_url="memory://")
+    request = meta_text("hola", message_id="wamid.A1").request(URL, secret=APP_SECRET)
+    assert (await bot.handle_async(request)).status == 200
+    await bot.drain_async()
+    row = bot.store.get_message("meta", "wamid.A1")
+    assert row is not None and row.handling == "handled"
+    assert replies(meta) == ["echo: hola"]
+    bot.close()
