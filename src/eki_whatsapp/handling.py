@@ -35,14 +35,24 @@ def event_of(item: WorkItem) -> Event | None:
         return event
     if item.status is not None:
         s = item.status
-        return StatusUpdate(s.provider, s.message_id, s.status, s.timestamp, dict(s.raw or {}))
+        return StatusUpdate(
+            provider=s.provider,
+            message_id=s.message_id,
+            status=s.status,
+            timestamp=s.timestamp,
+            raw=dict(s.raw or {}),
+        )
     entry = item.entry
     if entry is None or entry.timestamp is None:
         return None
     raw = dict(entry.raw) if isinstance(entry.raw, dict) else {}
     if item.kind == "change":
         return ChangeEvent(
-            entry.provider, entry.type.removeprefix("event:"), entry.timestamp, raw, entry.recipient
+            provider=entry.provider,
+            field=entry.type.removeprefix("event:"),
+            timestamp=entry.timestamp,
+            raw=raw,
+            account_id=entry.recipient,
         )
     if entry.message_id is None or entry.sender is None or entry.recipient is None:
         return None

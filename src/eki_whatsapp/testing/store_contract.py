@@ -689,7 +689,13 @@ class HandlingContract(_Contract):
         assert store.record_work(status("wamid.OUT1", "failed"), self.lease()) is None
         assert store.record_status(status("wamid.OUT1", "failed")) is False
         assert _row(store, "wamid.OUT1")[0] == "failed"
-        change = ChangeEvent("meta", "account_update", T0, {"event": "VERIFIED"}, "WABA1")
+        change = ChangeEvent(
+            provider="meta",
+            field="account_update",
+            timestamp=T0,
+            raw={"event": "VERIFIED"},
+            account_id="WABA1",
+        )
         change_work = store.record_work(change)
         assert change_work is not None and change_work != status_work
         items = {w.id: w for w in store.pending_work()}
