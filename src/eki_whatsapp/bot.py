@@ -280,6 +280,11 @@ class Bot:
         self.optouts = OptOuts(self.store, self.settings)
         #: Who answers each user, the bot or staff (take over, hand back, ask for a person).
         self.handoff = Handoff(self)
+        #: Whether the store records work (a store of your own written before durable handling
+        #: does not: its events are handled as before, in memory, and lost with the process).
+        self.durable = callable(getattr(self.store, "record_work", None))
+        if not self.durable:
+            logger.warning("%r has no record_work: handling is not durable (docs/store.md)", self.store)
         #: Where claimed work runs (``WHATSAPP_RUNNER``; docs/deployment.md).
         self.runner: Runner = make_runner(self.settings.whatsapp_runner, self)
         self._owner_token = secrets.token_hex(4)
@@ -380,9 +385,11 @@ class Bot:
                 self.runner.submit(work)
         return result.response
 
-    @staticmethod
-    def _works(result: Ingested) -> list[Work]:
-        """The work the pipeline recorded, with the lease it wrote (``None``: to be claimed)."""
+    def _works(self, result: Ingested) -> list[Work]:
+        """The work the pipeline recorded, with the lease it wrote (``None``: to be claimed); with
+        a store that records no work, the events to handle (an empty id: nothing to record)."""
+        if not self.durable:
+            return [Work("", event, result.lease) for event in result.events if self.needs_handling(event)]
         return [
             Work(work_id, event, result.lease)
             for event, work_id in zip(result.events, result.work, strict=True)
@@ -549,6 +556,10 @@ class Bot:
         A failed attempt is retried after a backoff; after ``WHATSAPP_HANDLER_MAX_ATTEMPTS`` the
         work is ``dead`` with its error (``eki-whatsapp pending`` shows it).
         """
+        if not work.id:  # a store without durable handling: nothing to claim or record
+            if work.event is not None:
+                self._run_sync(work.event)
+            return
         claimed = self._claimed(work)
         if claimed is None or claimed.event is None or claimed.lease is None:
             return
@@ -560,6 +571,10 @@ class Bot:
         self._finish(claimed, error)
 
     async def _process_async(self, work: Work) -> None:
+        if not work.id:  # a store without durable handling
+            if work.event is not None:
+                await self._run_async(work.event)
+            return
         loop = asyncio.get_running_loop()
         claimed = await loop.run_in_executor(self._executor, self._claimed, work)
         if claimed is None or claimed.event is None or claimed.lease is None:

@@ -776,18 +776,18 @@ def cmd_pending(args: argparse.Namespace, out: _Out) -> int:
         out(json.dumps({"events": rows}, indent=2, ensure_ascii=False))
         return EXIT_OK
     if not rows:
-        out("nothing pending: every recorded event was handled", "green")
+        out(_("nothing pending: every recorded event was handled"), "green")
         return EXIT_OK
-    out(f"{len(rows)} event(s) not handled (oldest first):")
+    out(_("{count} event(s) not handled (oldest first):").format(count=len(rows)))
     for row in rows:
         color = "red" if row["state"] == "dead" else "yellow"
-        out(
-            f"  {row['id']:<8} {row['state']:<8} {row['kind']:<8} {_age(row['age_seconds']):>7} "
-            f"attempts={row['attempts']} {row['what']}"
-            + (f"  last error: {row['last_error']}" if row["last_error"] else ""),
-            color,
-        )
-    out("retry one with `eki-whatsapp retry ID`, every failed or dead one with `--all`")
+        line = "  {:<8} {:<8} {:<8} {:>7} ".format(
+            row["id"], row["state"], row["kind"], _age(row["age_seconds"])
+        ) + _("attempts={attempts} {what}").format(attempts=row["attempts"], what=row["what"])
+        if row["last_error"]:
+            line += "  " + _("last error: {error}").format(error=row["last_error"])
+        out(line, color)
+    out(_("retry one with `eki-whatsapp retry ID`, every failed or dead one with `--all`"))
     return EXIT_OK
 
 
@@ -814,7 +814,7 @@ def cmd_retry(args: argparse.Namespace, out: _Out) -> int:
     from .store import open_store
 
     if bool(args.id) == bool(args.all):
-        out("give one work id (from `eki-whatsapp pending`) or --all", "red")
+        out(_("give one work id (from `eki-whatsapp pending`) or --all"), "red")
         return EXIT_USAGE
     with _config_errors(out):
         settings = _load_settings(args)
@@ -824,11 +824,16 @@ def cmd_retry(args: argparse.Namespace, out: _Out) -> int:
     finally:
         store.close()
     if not changed and not args.all:
-        out(f"{args.id}: no such work waiting to be handled (see `eki-whatsapp pending`)", "red")
+        out(
+            _("{id}: no such work waiting to be handled (see `eki-whatsapp pending`)").format(id=args.id),
+            "red",
+        )
         return EXIT_FAILED
     out(
-        f"{changed} event(s) will be handled again, by the next sweep of a running bot "
-        "(WHATSAPP_SWEEP_INTERVAL_SECONDS)",
+        _(
+            "{count} event(s) will be handled again, by the next sweep of a running bot "
+            "(WHATSAPP_SWEEP_INTERVAL_SECONDS)"
+        ).format(count=changed),
         "green",
     )
     return EXIT_OK
@@ -961,17 +966,17 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--json", action="store_true", help=_("machine-readable output"))
     costs.add_argument("--env-file", help=_("settings file (default: .env)"))
 
-    pending = add("pending", cmd_pending, "events recorded but not handled yet (pending, failed, dead)")
-    pending.add_argument("--store", help="store URL (default: WHATSAPP_STORE_URL)")
-    pending.add_argument("--limit", type=int, default=100, help="at most this many (default: 100)")
-    pending.add_argument("--json", action="store_true", help="machine-readable output")
-    pending.add_argument("--env-file", help="settings file (default: .env)")
+    pending = add("pending", cmd_pending, _("events recorded but not handled yet (pending, failed, dead)"))
+    pending.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
+    pending.add_argument("--limit", type=int, default=100, help=_("at most this many (default: 100)"))
+    pending.add_argument("--json", action="store_true", help=_("machine-readable output"))
+    pending.add_argument("--env-file", help=_("settings file (default: .env)"))
 
-    retry = add("retry", cmd_retry, "handle again a failed or dead event (or --all of them)")
-    retry.add_argument("id", nargs="?", help="the work id shown by `eki-whatsapp pending` (m12, s7)")
-    retry.add_argument("--all", action="store_true", help="every failed or dead event")
-    retry.add_argument("--store", help="store URL (default: WHATSAPP_STORE_URL)")
-    retry.add_argument("--env-file", help="settings file (default: .env)")
+    retry = add("retry", cmd_retry, _("handle again a failed or dead event (or --all of them)"))
+    retry.add_argument("id", nargs="?", help=_("the work id shown by `eki-whatsapp pending` (m12, s7)"))
+    retry.add_argument("--all", action="store_true", help=_("every failed or dead event"))
+    retry.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
+    retry.add_argument("--env-file", help=_("settings file (default: .env)"))
     return parser
 
 

@@ -124,6 +124,8 @@ class Sweeper:
     def sweep(self) -> int:
         """Claim what is due now and submit it; returns how many were submitted."""
         bot = self._bot
+        if not bot.durable:
+            return 0
         settings = bot.settings
         lease = bot.new_lease()
         items = bot.store.claim_due(lease, now=utcnow(), max_attempts=settings.whatsapp_handler_max_attempts)

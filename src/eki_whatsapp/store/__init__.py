@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from .base import LedgerEntry, LogEntry, StatusRecord, Store, UsageRecord
 from .memory import MemoryStore
 from .postgres import PostgresStore, mask_url
@@ -33,7 +35,8 @@ def open_store(url: str) -> Store:
             path = path[1:]  # sqlite:///rel.db → rel.db ; sqlite:////abs.db → /abs.db
         return SQLiteStore(path or "eki_whatsapp.sqlite3")
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        # Durable handling's methods come to PostgresStore next (the Bot checks for them).
+        return cast(Store, PostgresStore(url))
     shown = mask_url(url)
     raise ConfigError(
         f"WHATSAPP_STORE_URL={shown!r} is not understood: use 'memory://', "
