@@ -1,38 +1,47 @@
-"""Counters shared by processes: N processes spending one allowance count it exactly, on a SQLite
-file and on PostgreSQL (real processes, not threads)."""
+"""Counters shared by processes: N processes sending against one free allowance count it
+exactly, on a SQLite file and on PostgreSQL (real processes, not threads)."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eki_whatsapp.costs import Costs
 from eki_whatsapp.store import Store, open_store
 
 PROCESSES, SENDS, ALLOWANCE = 4, 150, 500
+AT = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 
-def _spend(url: str, start: Any, granted: multiprocessing.Queue[int]) -> None:
-    """One process: try SENDS times to take one free message of the allowance."""
+def _send(url: str, start: Any, free: multiprocessing.Queue[int]) -> None:
+    """One process: SENDS marketing messages priced and recorded by the cost ledger."""
     store = open_store(url)
+    costs = Costs(store, free_allowance={"meta": ALLOWANCE})
     start.wait()
-    free = sum(
-        store.increment("costs", "allowance:meta:2026-11", limit=ALLOWANCE) is not None for _ in range(SENDS)
-    )
-    granted.put(free)
+    entries = [
+        entry
+        for n in range(SENDS)
+        for entry in costs.record_send(
+            "meta", [f"wamid.{os.getpid()}.{n}"], "16505551234", "marketing", at=AT
+        )
+    ]
+    free.put(sum(entry.note == "free-allowance" for entry in entries))
     store.close()
 
 
 def _run_processes(url: str) -> list[int]:
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: nothing shared but the store
     start = ctx.Barrier(PROCESSES)
-    granted: multiprocessing.Queue[int] = ctx.Queue()
-    workers = [ctx.Process(target=_spend, args=(url, start, granted)) for _ in range(PROCESSES)]
+    free: multiprocessing.Queue[int] = ctx.Queue()
+    workers = [ctx.Process(target=_send, args=(url, start, free)) for _ in range(PROCESSES)]
     for worker in workers:
         worker.start()
-    counts = [granted.get(timeout=120) for _ in workers]
+    counts = [free.get(timeout=180) for _ in workers]
     for worker in workers:
         worker.join(30)
         assert worker.exitcode == 0
@@ -47,12 +56,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_processes_sharing_an_allowance_count_it_exactly(store_url: str) -> None:
+def test_processes_sharing_a_free_allowance_count_it_exactly(store_url: str) -> None:
     open_store(store_url).close()  # the schema exists before the processes race
     counts = _run_processes(store_url)
-    assert sum(counts) == ALLOWANCE  # 4 × 150 tries, 500 free: none lost, none over
+    assert sum(counts) == ALLOWANCE  # 4 × 150 sends, 500 free: not one more, none lost
     store: Store = open_store(store_url)
     try:
-        assert store.get_value("costs", "allowance:meta:2026-11") == ALLOWANCE
+        ledger = store.ledger(month="2026-11")
+        assert len(ledger) == PROCESSES * SENDS
+        assert sum(e.note == "free-allowance" for e in ledger) == ALLOWANCE
+        assert all(e.billable for e in ledger if e.note != "free-allowance")  # the rest is charged
+        assert Costs(store, free_allowance={"meta": ALLOWANCE}).allowance_left("meta", "2026-11") == 0
     finally:
         store.close()

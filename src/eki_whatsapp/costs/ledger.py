@@ -138,9 +138,10 @@ class Costs:
         business: str | None = None,
         in_window: bool = False,
         at: datetime | None = None,
+        allowance: bool = True,
     ) -> Quote:
-        """What sending one message now would cost, counting open CBP conversations and the
-        free allowance (read-only: nothing is recorded)."""
+        """What sending one message now would cost, counting open CBP conversations and (unless
+        ``allowance=False``) the free allowance (read-only: nothing is recorded)."""
         at = at or self.clock()
         market = self.market_of(user)
         table = self.prices.table(provider, at)
@@ -155,7 +156,8 @@ class Costs:
             provider, category, market, at=at, in_window=in_window, conversation_open=conv_open
         )
         if (
-            quote.amount is not None
+            allowance
+            and quote.amount is not None
             and quote.amount > 0
             and self.may_have_allowance
             and self._allowance_covers(provider, category, at)
@@ -171,6 +173,16 @@ class Costs:
                 note="free-allowance",
             )
         return quote
+
+    def _take_allowance(self, provider: str, at: datetime) -> str | None:
+        """Count one free message of ``provider``'s allowance for ``at``'s month — one atomic
+        step in the Store, so processes sharing it never count one too many; the counter's key,
+        or ``None`` when the allowance is used up."""
+        allowance = self.allowance(provider, at)
+        key = f"allowance:{provider}:{at.strftime('%Y-%m')}"
+        if allowance is None or self.store.increment(_KV, key, limit=allowance.per_month) is None:
+            return None
+        return key
 
     def _allowance_covers(self, provider: str, category: str | None, at: datetime) -> bool:
         """The provider's free allowance covers a message of ``category`` sent at ``at``."""
@@ -199,6 +211,19 @@ class Costs:
         with self._lock:
             for message_id in message_ids:
                 quote = self.quote(provider, user, category, business=business, in_window=in_window, at=at)
+                taken = None
+                if quote.note == "free-allowance":
+                    taken = self._take_allowance(provider, at)
+                    if taken is None:  # another process took the last free message meanwhile
+                        quote = self.quote(
+                            provider,
+                            user,
+                            category,
+                            business=business,
+                            in_window=in_window,
+                            at=at,
+                            allowance=False,
+                        )
                 entry = LedgerEntry(
                     provider=provider,
                     message_id=message_id,
@@ -214,11 +239,10 @@ class Costs:
                     note=quote.note,
                 )
                 if not self.store.add_ledger(entry):
+                    if taken is not None:  # recorded before: give the free message back
+                        self.store.increment(_KV, taken, -1)
                     continue
                 entries.append(entry)
-                if quote.note == "free-allowance":
-                    key = f"allowance:{provider}:{at.strftime('%Y-%m')}"
-                    self.store.set_value(_KV, key, int(self.store.get_value(_KV, key) or 0) + 1)
                 opens = quote.billable or quote.note == "free-allowance"
                 if quote.pricing_model == "CBP" and opens and category is not None:
                     # This message opened a conversation: later ones of the category are free.
