@@ -23,10 +23,15 @@ def test_a_misspelt_provider_in_django_settings_is_explained(settings: Any) -> N
 
 
 def test_whatsapp_doctor_points_at_sqlite_settings_that_let_writers_fail(settings: Any) -> None:
+    from django.db import connection
+
     from eki_whatsapp_django.management.commands.whatsapp_doctor import sqlite_check
 
     check = sqlite_check()
-    assert check is not None and check.status == "ok"  # the test site has them
+    if connection.vendor == "sqlite":
+        assert check is not None and check.status == "ok"  # the test site has them
+    else:
+        assert check is None  # the suite's second run is on PostgreSQL: nothing to say
     as_created = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}}
     check = sqlite_check(databases=as_created)
     assert check is not None and check.status == "warn"
