@@ -134,8 +134,10 @@ def test_one_users_burst_does_not_delay_another_user(graph) -> None:
         finally:
             server.release()
         assert bot.drain(timeout=20)
-        asked = [r.last_user_text for r in server.requests]
-    assert asked[-1] == "\n".join(f"burst {i}" for i in range(1, 8))  # the rest, merged in one turn
     assert answers(graph, "16505550002") == ["echo: just one question"]
-    assert answers(graph, "16505550001") == ["echo: burst 0", "echo: " + asked[-1]]
+    # The rest of the burst is merged into later turns (how many depends on timing): every
+    # message answered once, in order, none lost or repeated.
+    burst = answers(graph, "16505550001")
+    assert burst[0] == "echo: burst 0" and len(burst) < 8
+    assert "\n".join(a.removeprefix("echo: ") for a in burst) == "\n".join(f"burst {i}" for i in range(8))
     bot.close()
