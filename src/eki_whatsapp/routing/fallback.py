@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union, cast
 
 from ..messages import Message, Template
-from .policy import Decision
+from ..providers.base import WindowClosed
+from .kinds import message_kind
+from .policy import Choice, Decision
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -55,6 +57,22 @@ class Fallback:
         if hasattr(template, "kind"):  # a template-like model of one's own
             return cast(Template, template)
         return template(user, message)
+
+    def apply(self, choice: Choice, user: str, message: Message, category: str | None) -> Decision:
+        """The policy's choice with what to send: the message, or the fallback template replacing
+        it when the choice says so (:class:`WindowClosed` when none is configured)."""
+        if not choice.fallback:
+            return Decision(choice.provider, choice.reason, message, category, choice.in_window)
+        template = self.template_for(user, message)
+        if template is None:
+            raise WindowClosed(
+                f"the 24-hour window of {user} on {choice.provider} is closed and no fallback "
+                "template is configured: send a Template, or set WHATSAPP_FALLBACK_TEMPLATE "
+                "(and WHATSAPP_FALLBACK_TEMPLATE_CONTENT_SID for Twilio)",
+                provider=choice.provider,
+            )
+        extra = {"choice": choice.basis, "original_kind": message_kind(message)}
+        return self.decision(choice.provider, choice.reason, template, choice.in_window, extra)
 
     def decision(
         self, provider: str, reason: str, template: Template, in_window: bool, extra: Mapping[str, Any]

@@ -12,13 +12,36 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Union
+from typing import Any, TypedDict, Union
 
 from ..events import InboundMessage
 from ..messages import Message
 from ..providers.base import Provider, ProviderError, SendReceipt
 
-__all__ = ["Attempt", "Outcome", "Pending", "RoutePlan", "run_async", "run_sync"]
+__all__ = ["Attempt", "Outcome", "Pending", "RoutePlan", "SendOptions", "run_async", "run_sync"]
+
+
+class SendOptions(TypedDict, total=False):
+    """The options of :meth:`Router.send` and :meth:`Router.send_async` (all keyword-only).
+
+    Attributes:
+        inbound: the message this answers (a reply goes out on the channel it came in on).
+        category: the pricing category (default: from the message: a template's, else service).
+        provider: send through this provider only (no policy choice, no failover).
+        exempt: send even to a user who opted out (otherwise :class:`OptedOut` is raised before
+            any request).
+        extra: added to the message's log rows (the console logs ``{"staff": name}``).
+        idempotency_key: a send already accepted under this key is not made again: its stored
+            receipt is returned (``ctx.reply`` passes one per send of a handling, so a handler run
+            again after a crash does not answer twice).
+    """
+
+    inbound: InboundMessage | None
+    category: str | None
+    provider: str | None
+    exempt: bool
+    extra: Mapping[str, Any] | None
+    idempotency_key: str | None
 
 
 @dataclass(slots=True)

@@ -26,19 +26,22 @@ from ..store.base import Store
 from .breaker import Breakers
 from .facts import Facts
 from .fallback import Fallback, FallbackTemplate
-from .kinds import coerce_message, is_template, message_category, message_kind
+from .kinds import coerce_message, is_template, message_category
 from .log import OutboundLog, user_key
-from .plan import Attempt, Pending, RoutePlan, run_async, run_sync
-from .policy import Choice, Decision, after_failure, choose
+from .plan import Attempt, Pending, RoutePlan, SendOptions, run_async, run_sync
+from .policy import Decision, after_failure, choose
+from .receipts import Receipts
 from .recovery import Recovery
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..bot import Bot
     from ..settings import Settings
 
 logger = logging.getLogger("eki_whatsapp.routing")
 
-__all__ = ["Router"]
+__all__ = ["Router", "SendOptions"]
 
 
 def _utcnow() -> datetime:
@@ -89,6 +92,8 @@ class Router:
         self.log = OutboundLog(store, providers, lambda: self.clock())
         self.facts = Facts(self)
         self.recovery = Recovery(self)
+        #: The receipts of keyed sends (``idempotency_key``), so a send is never made twice.
+        self.receipts = Receipts(store)
 
     @classmethod
     def from_bot(cls, bot: Bot) -> Router:
@@ -180,22 +185,7 @@ class Router:
     def next_decision(self, req: Pending, cause: ProviderError | None = None) -> Decision | None:
         """The first decision (``cause=None``) or the next one after ``cause`` (``None``: give up)."""
         choice = choose(self.facts.situation(req, cause))
-        return None if choice is None else self._decision(req, choice)
-
-    def _decision(self, req: Pending, choice: Choice) -> Decision:
-        """The choice with what to send: the message, or the fallback template replacing it."""
-        if not choice.fallback:
-            return Decision(choice.provider, choice.reason, req.message, req.category, choice.in_window)
-        template = self.fallback_for(req.user, req.message)
-        if template is None:
-            raise WindowClosed(
-                f"the 24-hour window of {req.user} on {choice.provider} is closed and no fallback "
-                "template is configured: send a Template, or set WHATSAPP_FALLBACK_TEMPLATE "
-                "(and WHATSAPP_FALLBACK_TEMPLATE_CONTENT_SID for Twilio)",
-                provider=choice.provider,
-            )
-        extra = {"choice": choice.basis, "original_kind": message_kind(req.message)}
-        return self.fallback.decision(choice.provider, choice.reason, template, choice.in_window, extra)
+        return None if choice is None else self.fallback.apply(choice, req.user, req.message, req.category)
 
     # --- the plan: decide, attempt, fail over, record ------------------------------------------
     def plan(self, req: Pending) -> RoutePlan:
@@ -295,38 +285,21 @@ class Router:
         return receipt
 
     # --- the two faces ---------------------------------------------------------------------------
-    def send(
-        self,
-        to: str,
-        message: Message | str,
-        *,
-        inbound: InboundMessage | None = None,
-        category: str | None = None,
-        provider: str | None = None,
-        exempt: bool = False,
-        extra: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> SendReceipt:
+    def send(self, to: str, message: Message | str, **options: Unpack[SendOptions]) -> SendReceipt:
         """Route and send one message (sync). Raises the provider's error when nothing worked.
 
-        Args:
-            exempt: send even to a user who opted out (otherwise :class:`OptedOut` is raised
-                before any request).
-            extra: added to the message's log rows (the console logs ``{"staff": name}``).
-            idempotency_key: a send already accepted under this key is not made again: its
-                stored receipt is returned (``ctx.reply`` passes one per send of a handling, so a
-                handler run again after a crash does not answer twice).
+        ``options`` are those of :class:`SendOptions` (``inbound``, ``category``, ``provider``,
+        ``exempt``, ``extra``, ``idempotency_key``).
         """
-        done = self._already_sent(idempotency_key)
-        if done is not None:
-            return done
-        receipt = run_sync(
-            self.plan(self._accept(to, message, inbound, category, provider, exempt, extra)), self.providers
-        )
-        self._remember_sent(idempotency_key, receipt)
-        return receipt
+        return run_sync(self.route(to, message, **options), self.providers)
 
     async def send_async(
+        self, to: str, message: Message | str, **options: Unpack[SendOptions]
+    ) -> SendReceipt:
+        """Route and send one message (async face of :meth:`send`)."""
+        return await run_async(self.route(to, message, **options), self.providers)
+
+    def route(
         self,
         to: str,
         message: Message | str,
@@ -337,73 +310,18 @@ class Router:
         exempt: bool = False,
         extra: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-    ) -> SendReceipt:
-        """Route and send one message (async face of :meth:`send`)."""
-        done = self._already_sent(idempotency_key)
-        if done is not None:
-            return done
-        plan = self.plan(self._accept(to, message, inbound, category, provider, exempt, extra))
-        receipt = await run_async(plan, self.providers)
-        self._remember_sent(idempotency_key, receipt)
-        return receipt
+    ) -> RoutePlan:
+        """The plan of one send, which :meth:`send` and :meth:`send_async` run (see
+        :class:`SendOptions` for the arguments). A user who opted out is refused with
+        :class:`OptedOut` before any request, unless ``exempt``."""
 
-    # The receipts of keyed sends, in the store's key-value space: the smallest durable record
-    # that lets a re-run handler get its earlier receipt back instead of sending again.
-    _SENT = "sent"
+        def fresh() -> RoutePlan:
+            req = self.pending(to, message, inbound, category, provider, extra)
+            if not exempt:
+                self.optouts.check(req.user)
+            return self.plan(req)
 
-    def _already_sent(self, key: str | None) -> SendReceipt | None:
-        if key is None:
-            return None
-        stored = self.store.get_value(self._SENT, key)
-        if not isinstance(stored, dict):
-            return None
-        return SendReceipt(
-            provider=stored["provider"],
-            message_id=stored["message_id"],
-            status=stored["status"],
-            raw=stored.get("raw") or {},
-            attempts=stored.get("attempts", 1),
-            message_ids=tuple(stored.get("message_ids") or ()),
-            to=stored.get("to"),
-            kind=stored.get("kind"),
-            sent_at=datetime.fromisoformat(stored["sent_at"]) if stored.get("sent_at") else None,
-        )
-
-    def _remember_sent(self, key: str | None, receipt: SendReceipt) -> None:
-        if key is None:
-            return
-        sent_at = receipt.sent_at.isoformat() if receipt.sent_at is not None else None
-        self.store.set_value(
-            self._SENT,
-            key,
-            {
-                "provider": receipt.provider,
-                "message_id": receipt.message_id,
-                "status": receipt.status,
-                "raw": dict(receipt.raw),
-                "attempts": receipt.attempts,
-                "message_ids": list(receipt.message_ids),
-                "to": receipt.to,
-                "kind": receipt.kind,
-                "sent_at": sent_at,
-            },
-        )
-
-    def _accept(
-        self,
-        to: str,
-        message: Message | str,
-        inbound: InboundMessage | None,
-        category: str | None,
-        provider: str | None,
-        exempt: bool,
-        extra: Mapping[str, Any] | None,
-    ) -> Pending:
-        """A message to send, refused with :class:`OptedOut` when the user opted out."""
-        req = self.pending(to, message, inbound, category, provider, extra)
-        if not exempt:
-            self.optouts.check(req.user)
-        return req
+        return self.receipts.once(idempotency_key, fresh)
 
     def on_status(self, status: StatusUpdate) -> None:
         """Late results of sends: price the message from the status, and handle failures
