@@ -9,22 +9,30 @@ the work and hands it to its runner. The rules (claims, attempts, backoff, ``dea
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import secrets
+import socket
 import threading
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .errors import StoreError
 from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from .providers import reread
 from .runners import Work
-from .store.base import WorkItem, utcnow
+from .store import rules
+from .store.base import Lease, WorkItem, utcnow
 
 if TYPE_CHECKING:
     from .bot import Bot
 
 logger = logging.getLogger("eki_whatsapp.handling")
 
-__all__ = ["Sweeper", "event_of", "idempotency_base"]
+__all__ = ["Sweeper", "Worker", "event_of", "idempotency_base"]
+
+_HOST = socket.gethostname()
 
 
 def event_of(item: WorkItem) -> Event | None:
@@ -75,6 +83,110 @@ def idempotency_base(event: Event, work_id: str | None) -> str | None:
     if isinstance(event, InboundMessage):
         return f"{event.provider}:{event.id}"
     return work_id
+
+
+class Worker:
+    """Runs claimed work in this process and records its outcome (``bot.process_work``).
+
+    A failed attempt is retried after a backoff; after ``WHATSAPP_HANDLER_MAX_ATTEMPTS`` the
+    work is ``dead`` with its error (``eki-whatsapp pending`` shows it).
+    """
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+        self._token = secrets.token_hex(4)
+        self._owner: tuple[int, str] = (0, "")
+
+    @property
+    def owner(self) -> str:
+        """Who this process is when it holds a lease (host, process id, a token per bot)."""
+        pid = os.getpid()
+        if self._owner[0] != pid:  # a fork is another owner
+            self._owner = (pid, f"{_HOST}:{pid}:{self._token}")
+        return self._owner[1]
+
+    def new_lease(self) -> Lease:
+        """A lease for this process, ``WHATSAPP_HANDLER_LEASE_SECONDS`` from now."""
+        seconds = self._bot.settings.whatsapp_handler_lease_seconds
+        return Lease(self.owner, utcnow() + timedelta(seconds=seconds))
+
+    def claimed(self, work: Work) -> Work | None:
+        """``work`` with its lease and event: claimed here when it was recorded unclaimed (a
+        runner that runs work elsewhere), read back from the store when not given."""
+        if work.lease is not None and work.event is not None:
+            return work
+        store = self._bot.store
+        if work.lease is None:
+            item = store.claim_work(work.id, self.new_lease(), now=utcnow())
+            if item is None:
+                return None  # handled, dead, or someone else holds it
+            lease: Lease = Lease(item.lease_owner or self.owner, item.lease_until or utcnow())
+        else:
+            item = store.get_work(work.id)
+            if item is None:
+                return None
+            lease = work.lease
+        event = work.event or event_of(item)
+        if event is None:
+            store.finish_work(work.id, lease.owner, error="the stored event cannot be read back")
+            return None
+        return Work(work.id, event, lease, item.attempts)
+
+    def process(self, work: Work) -> None:
+        """Handle one piece of work here, and record the outcome."""
+        handlers = self._bot.handlers
+        if not work.id:  # a store without durable handling: nothing to claim or record
+            if work.event is not None:
+                handlers.run_sync(work.event)
+            return
+        claimed = self.claimed(work)
+        if claimed is None or claimed.event is None or claimed.lease is None:
+            return
+        try:
+            error = handlers.run_sync(claimed.event, claimed.id)
+        except Exception as exc:  # the store, opt-outs or handoff failing: try again later
+            logger.exception("handling %s failed", claimed.id)
+            error = f"{type(exc).__name__}: {exc}"
+        self.finish(claimed, error)
+
+    async def process_async(self, work: Work) -> None:
+        """:meth:`process` on the running loop."""
+        handlers = self._bot.handlers
+        if not work.id:  # a store without durable handling
+            if work.event is not None:
+                await handlers.run_async(work.event)
+            return
+        loop = asyncio.get_running_loop()
+        executor = self._bot.background.executor
+        claimed = await loop.run_in_executor(executor, self.claimed, work)
+        if claimed is None or claimed.event is None or claimed.lease is None:
+            return
+        try:
+            error = await handlers.run_async(claimed.event, claimed.id)
+        except Exception as exc:
+            logger.exception("handling %s failed", claimed.id)
+            error = f"{type(exc).__name__}: {exc}"
+        await loop.run_in_executor(executor, self.finish, claimed, error)
+
+    def finish(self, work: Work, error: str | None) -> None:
+        """Record the outcome: done, to retry after a backoff, or dead."""
+        assert work.lease is not None
+        settings = self._bot.settings
+        retry = None
+        if error is not None:
+            retry = rules.retry_at(
+                work.attempts,
+                settings.whatsapp_handler_max_attempts,
+                utcnow(),
+                settings.whatsapp_handler_backoff_seconds,
+            )
+            if retry is None:
+                logger.error("%s is dead after %d attempts: %s", work.id, work.attempts, error)
+        try:
+            if not self._bot.store.finish_work(work.id, work.lease.owner, error=error, retry_at=retry):
+                logger.warning("%s outlived its lease: another worker took it over", work.id)
+        except Exception:
+            logger.exception("recording the outcome of %s failed; it will be handled again", work.id)
 
 
 class Sweeper:

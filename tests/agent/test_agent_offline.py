@@ -162,5 +162,5 @@ def test_eki_register_adds_the_agent_as_a_message_handler() -> None:
     bot = Bot(Settings(_env_file=None, whatsapp_store_url="memory://"), providers={})
     agent = eki.register(bot)
     assert isinstance(agent.model, OfflineChatModel)
-    assert bot._message_handlers[0].func is agent and bot._message_handlers[0].is_async
+    assert bot.handlers.messages[0].func is agent and bot.handlers.messages[0].is_async
     bot.close()

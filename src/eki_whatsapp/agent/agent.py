@@ -912,9 +912,9 @@ def _mask(user_id: str) -> str:
 
 class _Background:
     def __init__(self) -> None:
-        from ..bot import _LoopThread
+        from ..background import LoopThread
 
-        self.thread = _LoopThread()
+        self.thread = LoopThread()
 
     def run(self, coro: Any) -> Any:
         return self.thread.run(coro)

@@ -25,6 +25,7 @@ The parts:
 * :mod:`~eki_whatsapp.routing.breaker` — circuit breakers, one per provider;
 * :mod:`~eki_whatsapp.routing.router` — :class:`Router`: gathers the facts, sends, fails over;
 * :mod:`~eki_whatsapp.routing.plan` — the one send loop, with a sync and an async runner;
+* :mod:`~eki_whatsapp.routing.receipts` — the receipts of keyed sends (never send twice);
 * :mod:`~eki_whatsapp.routing.facts` — the windows, breakers and prices a decision reads;
 * :mod:`~eki_whatsapp.routing.fallback` — the template sent when the window is closed;
 * :mod:`~eki_whatsapp.routing.recovery` — late failures from status webhooks, partial sends;
@@ -37,6 +38,7 @@ from .breaker import Breakers, CircuitBreaker
 from .fallback import Fallback, FallbackTemplate
 from .kinds import coerce_message, is_template, message_kind, message_text
 from .log import user_key as _user_key  # noqa: F401  (the name before the split into modules)
+from .plan import SendOptions
 from .policy import FAILOVER_ERRORS, Choice, Decision, Price, Situation, choose
 from .router import Router
 
@@ -50,6 +52,7 @@ __all__ = [
     "FallbackTemplate",
     "Price",
     "Router",
+    "SendOptions",
     "Situation",
     "choose",
     "coerce_message",

@@ -63,15 +63,13 @@ class Receipts:
         return receipt
 
 
+#: The fields stored as they are; ``raw``, ``message_ids`` and ``sent_at`` are converted.
+_PLAIN = ("provider", "message_id", "status", "attempts", "to", "kind")
+
+
 def _stored(receipt: SendReceipt) -> dict[str, Any]:
-    return {
-        "provider": receipt.provider,
-        "message_id": receipt.message_id,
-        "status": receipt.status,
-        "raw": dict(receipt.raw),
-        "attempts": receipt.attempts,
-        "message_ids": list(receipt.message_ids),
-        "to": receipt.to,
-        "kind": receipt.kind,
-        "sent_at": receipt.sent_at.isoformat() if receipt.sent_at is not None else None,
-    }
+    stored: dict[str, Any] = {name: getattr(receipt, name) for name in _PLAIN}
+    stored["raw"] = dict(receipt.raw)
+    stored["message_ids"] = list(receipt.message_ids)
+    stored["sent_at"] = receipt.sent_at.isoformat() if receipt.sent_at is not None else None
+    return stored

@@ -23,7 +23,7 @@ class ThreadRunner:
 
     def submit(self, work: Work) -> None:
         bot = self._bot
-        bot._track(bot._executor.submit(bot.process_work, work))
+        bot.background.submit(bot.process_work, work)
 
     def close(self) -> None:
         return None

@@ -1,0 +1,213 @@
+"""Handler dispatch: the registered handlers, and how an event reaches them.
+
+Before the handlers, the bot's own reactions run (the router's late-failure handling of a
+status, template states from template webhooks), then opt-out keywords and handoff decide
+whether the bot answers at all. Handlers may be sync or async, take ``(event, ctx)`` or
+``(event)``; one that fails is logged and the others still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .context import Context
+from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
+from .handling import idempotency_base
+
+if TYPE_CHECKING:
+    from .bot import Bot
+
+logger = logging.getLogger("eki_whatsapp")
+
+Handler = Callable[..., Any]
+
+__all__ = ["Handler", "Handlers"]
+
+
+class Registered:
+    """A handler plus how to call it."""
+
+    __slots__ = ("filter", "func", "is_async", "name", "wants_ctx")
+
+    def __init__(self, func: Handler, event_filter: Callable[[Any], bool] | None = None) -> None:
+        self.func = func
+        self.filter = event_filter
+        self.name = getattr(func, "__qualname__", None) or type(func).__name__
+        target = func
+        if not inspect.isroutine(func) and not isinstance(func, functools.partial):
+            target = func.__call__  # type: ignore[operator]
+        self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(func)
+        self.wants_ctx = _arity(target) >= 2
+
+    def call(self, event: Event, ctx: Context) -> Any:
+        return self.func(event, ctx) if self.wants_ctx else self.func(event)
+
+
+class Handlers:
+    """The handlers registered on ``bot`` (``bot.on_message`` & co.) and their dispatch."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.messages: list[Registered] = []
+        self.statuses: list[Registered] = []
+        self.changes: list[Registered] = []
+
+    def register(self, where: list[Registered], func: Any, accept: Callable[[Any], bool]) -> Any:
+        """Add ``func`` to ``where`` (``func=None``: a decorator that does it)."""
+
+        def decorator(f: Any) -> Any:
+            where.append(Registered(f, accept))
+            return f
+
+        return decorator(func) if func is not None else decorator
+
+    def needs_handling(self, event: Event) -> bool:
+        """Whether anything reacts to this event (see :meth:`Bot.needs_handling`)."""
+        if isinstance(event, InboundMessage):
+            if self.messages:
+                return True
+            optouts = self.bot.optouts
+            return optouts.enabled and optouts.classify(event) is not None
+        if isinstance(event, StatusUpdate):
+            return True  # the router watches statuses for late failures
+        return bool(self.changes) or about_templates(event)
+
+    def for_event(self, event: Event) -> list[Registered]:
+        if isinstance(event, InboundMessage):
+            handlers = self.messages
+        elif isinstance(event, StatusUpdate):
+            handlers = self.statuses
+        else:
+            handlers = self.changes
+        return [h for h in handlers if h.filter is None or h.filter(event)]
+
+    def before(self, event: Event) -> str | None:
+        """Internal reactions to an event (the router's late-failure handling, template states);
+        the error, if any."""
+        bot = self.bot
+        if isinstance(event, StatusUpdate):
+            try:
+                bot.router.on_status(event)
+            except Exception as exc:
+                logger.exception("router failed on status %s of %s", event.status, event.message_id)
+                return f"router: {type(exc).__name__}: {exc}"
+        elif isinstance(event, ChangeEvent) and about_templates(event):
+            try:
+                bot.templates.on_change(event)
+            except Exception as exc:
+                logger.exception("template webhook %s could not be applied", getattr(event, "field", "?"))
+                return f"templates: {type(exc).__name__}: {exc}"
+        return None
+
+    def bot_answers(self, event: Event) -> bool:
+        """Opt-out keywords and handoff: whether the bot's handlers may answer this event.
+
+        A keyword is answered here, once, with a confirmation; an opted-out user's other messages
+        and the messages of a conversation staff took over are logged but not answered.
+        """
+        if not isinstance(event, InboundMessage):
+            return True
+        bot = self.bot
+        optouts = bot.optouts
+        keyword = optouts.classify(event) if optouts.enabled else None
+        if keyword is not None:
+            action, language = keyword
+            was_out = optouts.is_opted_out(event.sender)
+            if action == "stop" and not was_out:
+                optouts.opt_out(event.sender, keyword=event.text.strip() if event.text else None)
+            elif action == "start" and was_out:
+                optouts.opt_in(event.sender)
+            elif action == "stop":
+                return False  # already out: the confirmation was sent before (answer once)
+            else:
+                return not bot.handoff.is_human(event.sender)  # START from a subscriber: a message
+            base = idempotency_base(event, None)
+            try:
+                bot.router.send(
+                    event.sender,
+                    optouts.confirmation(action, language),
+                    inbound=event,
+                    exempt=True,
+                    idempotency_key=None if base is None else f"{base}#{action}",
+                )
+            except Exception:
+                logger.exception("the %s confirmation to %s could not be sent", action, event.sender)
+            return False
+        if optouts.enabled and optouts.is_opted_out(event.sender):
+            logger.info("message %s from opted-out %s logged, not answered", event.id, event.sender)
+            return False
+        return not bot.handoff.is_human(event.sender)
+
+    def run_sync(self, event: Event, work_id: str | None = None) -> str | None:
+        """Run the reactions and handlers of an event; the first error (``None``: all went well,
+        or the bot does not answer: staff took over, the user opted out)."""
+        error = self.before(event)
+        if not self.bot_answers(event):
+            return error
+        handlers = self.for_event(event)
+        ctx = Context(self.bot, event, work_id) if handlers else None
+        for handler in handlers:
+            assert ctx is not None
+            try:
+                if handler.is_async:
+                    self.bot.background.run(handler.call(event, ctx))
+                else:
+                    handler.call(event, ctx)
+            except Exception as exc:
+                logger.exception("handler %s failed on %s %s", handler.name, event.kind, _event_id(event))
+                error = error or f"{handler.name}: {type(exc).__name__}: {exc}"
+        return error
+
+    async def run_async(self, event: Event, work_id: str | None = None) -> str | None:
+        """:meth:`run_sync` on the running loop (sync steps on the handler threads)."""
+        loop = asyncio.get_running_loop()
+        executor = self.bot.background.executor
+        error = await loop.run_in_executor(executor, self.before, event)
+        if not await loop.run_in_executor(executor, self.bot_answers, event):
+            return error
+        ctx = Context(self.bot, event, work_id)
+        for handler in self.for_event(event):
+            try:
+                if handler.is_async:
+                    await handler.call(event, ctx)
+                else:
+                    await loop.run_in_executor(executor, functools.partial(handler.call, event, ctx))
+            except Exception as exc:
+                logger.exception("handler %s failed on %s %s", handler.name, event.kind, _event_id(event))
+                error = error or f"{handler.name}: {type(exc).__name__}: {exc}"
+        return error
+
+
+def _arity(func: Callable[..., Any]) -> int:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return 2
+    count = 0
+    for param in sig.parameters.values():
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            return 2
+        if param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+def about_templates(event: Event) -> bool:
+    """Whether ``event`` is a provider's template webhook (status, quality, category change)."""
+    from .providers import template_change
+
+    return isinstance(event, ChangeEvent) and template_change(event) is not None
+
+
+def _event_id(event: Event) -> str:
+    if isinstance(event, InboundMessage):
+        return event.id
+    if isinstance(event, StatusUpdate):
+        return f"{event.message_id}/{event.status}"
+    assert isinstance(event, ChangeEvent)
+    return event.field
