@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     whatsapp_meta_free_allowance: int = Field(0, ge=0)
     #: Categories the free allowance covers (comma-separated); empty: every billable category.
     whatsapp_free_allowance_categories: Annotated[tuple[str, ...], NoDecode] = ()
+    #: The language the bot speaks with its users (``es``, ``pt_BR``, ...): the agent's fallback
+    #: and refusal texts use it when a user's own language cannot be told. Empty: the fallback
+    #: template's language below.
+    whatsapp_language: str | None = None
     #: Template sent instead of a free-form message when the 24-hour window is closed.
     whatsapp_fallback_template: str | None = None
     whatsapp_fallback_template_language: str = "en"

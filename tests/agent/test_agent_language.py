@@ -37,6 +37,13 @@ async def test_the_default_is_the_bots_configured_language(fake_client) -> None:
     assert reply.text in FALLBACK_MESSAGES["es"].values()
 
 
+def test_whatsapp_language_is_the_bots_language_before_the_templates(fake_client) -> None:
+    settings = Settings(_env_file=None, whatsapp_language="pt_BR", whatsapp_fallback_template_language="en")
+    agent = Agent("x", client=fake_client, settings=settings, store=MemoryStore())
+    assert agent.default_locale == "pt"
+    assert detect_locale(US_NUMBER, "ok", agent.default_locale) == "pt"
+
+
 @tool
 def horario(curso: str) -> str:
     """Horario de un curso.

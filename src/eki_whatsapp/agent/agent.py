@@ -778,11 +778,15 @@ class Agent:
     @property
     def default_locale(self) -> str:
         """The language when the user's cannot be told: ``locale``, else the bot's configured
-        language (``WHATSAPP_FALLBACK_TEMPLATE_LANGUAGE``), else ``"en"``."""
+        language (``WHATSAPP_LANGUAGE``, else ``WHATSAPP_FALLBACK_TEMPLATE_LANGUAGE``), else
+        ``"en"``."""
         if self.locale:
             return self.locale
         settings = self.settings or self._bot_settings
-        return base_language(getattr(settings, "whatsapp_fallback_template_language", None)) or "en"
+        configured = getattr(settings, "whatsapp_language", None) or getattr(
+            settings, "whatsapp_fallback_template_language", None
+        )
+        return base_language(configured) or "en"
 
     @property
     def stuck_tool_calls(self) -> int:

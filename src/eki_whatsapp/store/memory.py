@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from datetime import datetime, timezone
 from typing import Any
@@ -72,7 +73,9 @@ class MemoryStore:
         self._by_id: dict[tuple[str, str], int] = {}  # (provider, message_id) -> index in _rows
         self._statuses: dict[tuple[str, str], list[StatusUpdate]] = {}
         self._windows: dict[tuple[str, str, str], datetime] = {}
-        self._memory: dict[str, list[dict[str, Any]]] = {}
+        # Histories are kept as their JSON text, like the SQL stores: one encode to save and one
+        # decode to load is half the work of copying the objects both ways.
+        self._memory: dict[str, str] = {}
         self._usage: list[UsageRecord] = []
         self._ledger: dict[tuple[str, str, str], LedgerEntry] = {}
         self._kv: dict[tuple[str, str], Any] = {}
@@ -332,13 +335,13 @@ class MemoryStore:
     # --- memory / usage ----------------------------------------------------------------------
     def load_memory(self, key: str) -> list[dict[str, Any]]:
         with self._lock:
-            items = self._memory.get(key)
-        return list(rules.json_copy(items)) if items else []
+            text = self._memory.get(key)
+        return list(json.loads(text)) if text else []
 
     def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
-        copied = rules.json_copy(items)
+        text = rules.dumps(list(items))
         with self._lock:
-            self._memory[key] = copied
+            self._memory[key] = text
 
     def record_usage(self, record: UsageRecord) -> None:
         if record.at.tzinfo is not timezone.utc:  # given back in UTC, like the SQL stores
