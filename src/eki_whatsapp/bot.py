@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .background import Background
 from .context import Context
 from .dispatch import Handler, Handlers
-from .errors import StoreError
+from .errors import ConfigError, StoreError
 from .events import Event, InboundMessage
 from .handling import Sweeper, Worker
 from .handoff import Handoff
@@ -87,6 +87,7 @@ class Bot:
         if check_settings and providers is None:
             self.settings.check()
         self.store: Store = store if store is not None else open_store(self.settings.whatsapp_store_url)
+        _check_durable(self.store)
         self.inline = self.settings.whatsapp_inline_handlers if inline is None else inline
         self.providers: dict[str, Provider] = (
             dict(providers) if providers is not None else senders(self.settings)
@@ -109,11 +110,6 @@ class Bot:
         self.optouts = OptOuts(self.store, self.settings)
         #: Who answers each user, the bot or staff (take over, hand back, ask for a person).
         self.handoff = Handoff(self)
-        #: Whether the store records work (a store of your own written before durable handling
-        #: does not: its events are handled as before, in memory, and lost with the process).
-        self.durable = callable(getattr(self.store, "record_work", None))
-        if not self.durable:
-            logger.warning("%r has no record_work: handling is not durable (docs/store.md)", self.store)
         #: Where claimed work runs (``WHATSAPP_RUNNER``; docs/deployment.md).
         self.runner: Runner = make_runner(self.settings.whatsapp_runner, self)
         #: Runs claimed work here and records its outcome (:class:`~eki_whatsapp.handling.Worker`).
@@ -211,11 +207,9 @@ class Bot:
                 self.runner.submit(work)
         return result.response
 
-    def _works(self, result: Ingested) -> list[Work]:
-        """The work the pipeline recorded, with the lease it wrote (``None``: to be claimed); with
-        a store that records no work, the events to handle (an empty id: nothing to record)."""
-        if not self.durable:
-            return [Work("", event, result.lease) for event in result.events if self.needs_handling(event)]
+    @staticmethod
+    def _works(result: Ingested) -> list[Work]:
+        """The work the pipeline recorded, with the lease it wrote (``None``: to be claimed)."""
         return [
             Work(work_id, event, result.lease)
             for event, work_id in zip(result.events, result.work, strict=True)
@@ -344,3 +338,28 @@ def _readers(settings: Settings, providers: Mapping[str, Provider]) -> list[Webh
     own: list[WebhookReader] = [p for p in providers.values() if isinstance(p, WebhookReader)]
     taken = {reader.name for reader in own}
     return own + [reader for reader in webhook_readers(settings) if reader.name not in taken]
+
+
+#: What a store needs for durable handling (docs/store.md, "Durable handling").
+_HANDLING_METHODS = (
+    "record_work",
+    "claim_work",
+    "claim_due",
+    "finish_work",
+    "get_work",
+    "pending_work",
+    "retry_work",
+)
+
+
+def _check_durable(store: Store) -> None:
+    """Refuse a store that cannot record work: every event with work is recorded before the ack,
+    so a store of your own must implement the durable-handling methods."""
+    missing = [name for name in _HANDLING_METHODS if not callable(getattr(store, name, None))]
+    if missing:
+        raise ConfigError(
+            f"{type(store).__name__} has no {', '.join(missing)}: a Bot's store must record work "
+            "so that no event is lost with a process (docs/store.md, 'Durable handling'). Implement "
+            "them (eki_whatsapp.testing.store_contract.HandlingContract checks them), or use a "
+            "built-in store (WHATSAPP_STORE_URL: sqlite:///..., postgresql://...)"
+        )

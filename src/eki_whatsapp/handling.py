@@ -135,10 +135,6 @@ class Worker:
     def process(self, work: Work) -> None:
         """Handle one piece of work here, and record the outcome."""
         handlers = self._bot.handlers
-        if not work.id:  # a store without durable handling: nothing to claim or record
-            if work.event is not None:
-                handlers.run_sync(work.event)
-            return
         claimed = self.claimed(work)
         if claimed is None or claimed.event is None or claimed.lease is None:
             return
@@ -152,10 +148,6 @@ class Worker:
     async def process_async(self, work: Work) -> None:
         """:meth:`process` on the running loop."""
         handlers = self._bot.handlers
-        if not work.id:  # a store without durable handling
-            if work.event is not None:
-                await handlers.run_async(work.event)
-            return
         loop = asyncio.get_running_loop()
         executor = self._bot.background.executor
         claimed = await loop.run_in_executor(executor, self.claimed, work)
@@ -236,8 +228,6 @@ class Sweeper:
     def sweep(self) -> int:
         """Claim what is due now and submit it; returns how many were submitted."""
         bot = self._bot
-        if not bot.durable:
-            return 0
         settings = bot.settings
         lease = bot.new_lease()
         items = bot.store.claim_due(lease, now=utcnow(), max_attempts=settings.whatsapp_handler_max_attempts)

@@ -66,7 +66,7 @@ def ingest(bot: Bot, request: WebhookRequest) -> Ingested:
     except PayloadError as exc:
         return reject(400, str(exc), provider=reader.name)
     lease = bot.new_lease() if bot.runner.leases_here else None
-    fresh, work = record(bot.store, events, bot.needs_handling if bot.durable else None, lease)
+    fresh, work = record(bot.store, events, bot.needs_handling, lease)
     return Ingested(reader.ack, fresh, reader.name, work, lease)
 
 

@@ -211,3 +211,16 @@ async def test_the_async_face_records_and_finishes_work_too(meta: FakeProvider) 
     assert row is not None and row.handling == "handled"
     assert replies(meta) == ["echo: hola"]
     bot.close()
+
+
+def test_a_store_that_cannot_record_work_is_refused(meta: FakeProvider) -> None:
+    from eki_whatsapp import ConfigError
+    from eki_whatsapp.store.memory import MemoryStore
+
+    class OldStore(MemoryStore):
+        record_work = None  # type: ignore[assignment]
+        claim_due = None  # type: ignore[assignment]
+
+    with pytest.raises(ConfigError, match="OldStore has no record_work, claim_due") as refused:
+        make_bot(OldStore(), meta)
+    assert "HandlingContract" in str(refused.value)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -35,9 +35,20 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
-from ..events import ChangeEvent, InboundMessage, StatusUpdate
+from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
-from .base import Direction, LedgerEntry, LogEntry, StatusRecord, UsageRecord, as_utc, utcnow
+from .base import (
+    Direction,
+    Lease,
+    LedgerEntry,
+    LogEntry,
+    StatusRecord,
+    UsageRecord,
+    WorkItem,
+    WorkKind,
+    as_utc,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -139,6 +150,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX message_log_sender ON message_log (sender) WHERE direction = 'in';
     CREATE INDEX message_log_recipient ON message_log (recipient) WHERE direction = 'out';
     """,
+    # 3: durable handling (rules: "Durable handling"). A message's or change's work lives on its
+    # log row (``attempts`` is the row's own column), a status's on its status row, keyed by ``seq``.
+    # Only unfinished work is indexed: the sweeper and ``pending`` read it, the log stays lean.
+    """
+    ALTER TABLE message_log
+        ADD COLUMN handling text,
+        ADD COLUMN lease_owner text,
+        ADD COLUMN lease_until timestamptz,
+        ADD COLUMN next_attempt_at timestamptz,
+        ADD COLUMN last_error text;
+    ALTER TABLE status_log
+        ADD COLUMN handling text,
+        ADD COLUMN attempts integer NOT NULL DEFAULT 0,
+        ADD COLUMN lease_owner text,
+        ADD COLUMN lease_until timestamptz,
+        ADD COLUMN next_attempt_at timestamptz,
+        ADD COLUMN last_error text;
+    CREATE UNIQUE INDEX status_log_seq ON status_log (seq);
+    CREATE INDEX message_log_work ON message_log (id) WHERE handling IN ('pending', 'failed', 'dead');
+    CREATE INDEX status_log_work ON status_log (seq) WHERE handling IN ('pending', 'failed', 'dead');
+    """,
 )
 #: The schema version this library writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -153,6 +185,23 @@ _OWN_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout")
 _LOG_COLUMNS = (
     "direction, provider, message_id, sender, recipient, type, text, status, error_code, "
     "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra"
+)
+_INSERT_COLUMNS = f"{_LOG_COLUMNS}, handling, lease_owner, lease_until"
+_INSERT_VALUES = ",".join(["%s"] * 21)
+#: A log row as read back: its id, the written columns, its handling state.
+_ROW_COLUMNS = f"id, {_LOG_COLUMNS}, handling"
+#: The work columns read back, the same for both tables (after the row).
+_WORK_COLUMNS = "handling, attempts, lease_owner, lease_until, next_attempt_at, last_error"
+_STATUS_COLUMNS = "provider, message_id, status, timestamp, error_code, error_message, raw, category"
+#: Per table letter of a work id (rules.work_id): the table, its key, what a work item reads.
+_WORK_TABLES = {
+    "m": ("message_log", "id", f"{_ROW_COLUMNS}, {_WORK_COLUMNS}"),
+    "s": ("status_log", "seq", f"seq, {_STATUS_COLUMNS}, {_WORK_COLUMNS}"),
+}
+# rules.claimable, in SQL (the parameter is `now` twice).
+_CLAIMABLE = (
+    "handling IN ('pending', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s) "
+    "AND (lease_until IS NULL OR lease_until <= %(now)s)"
 )
 
 
@@ -243,8 +292,9 @@ def migrate(conn: psycopg.Connection[Any], schema: str, target: int = SCHEMA_VER
     return found
 
 
-def _log_values(entry: LogEntry) -> tuple[Any, ...]:
-    """The values of a log row, in the order of ``_LOG_COLUMNS``."""
+def _log_values(entry: LogEntry, *, work: bool = False, lease: Lease | None = None) -> tuple[Any, ...]:
+    """The values of a log row, in the order of ``_INSERT_COLUMNS``: with ``work``, ``pending``
+    (claimed by ``lease``, its first attempt, when given)."""
     now = utcnow()
     return (
         entry.direction,
@@ -261,10 +311,13 @@ def _log_values(entry: LogEntry) -> tuple[Any, ...]:
         entry.timestamp and as_utc(entry.timestamp),
         now,
         now,
-        entry.attempts,
+        1 if lease is not None else entry.attempts,
         entry.reason,
         entry.category,
         _json(dict(entry.extra)) if entry.extra else None,
+        "pending" if work else None,
+        None if lease is None else lease.owner,
+        None if lease is None else as_utc(lease.until),
     )
 
 
@@ -397,7 +450,7 @@ class PostgresStore:
         with self._conn() as conn:
             return conn.execute(sql.encode(), params).fetchall()
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         """One statement (its own transaction); the first row it returns, if any."""
         with self._conn() as conn:
             cur = conn.execute(sql.encode(), params)
@@ -412,23 +465,30 @@ class PostgresStore:
 
     # --- log -------------------------------------------------------------------------------------
     @staticmethod
-    def _insert_log(conn: psycopg.Connection[Any], entry: LogEntry) -> int:
-        """Insert a row; 0 when its message id is already logged (ids of ``NULL`` never collide)."""
+    def _insert_log(
+        conn: psycopg.Connection[Any], entry: LogEntry, *, work: bool = False, lease: Lease | None = None
+    ) -> int:
+        """Insert a row (with ``work``: ``pending``, claimed by ``lease`` when given, in the same
+        statement); 0 when its message id is already logged (ids of ``NULL`` never collide)."""
         row = conn.execute(
-            f"INSERT INTO message_log ({_LOG_COLUMNS}) "  # noqa: S608
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            f"INSERT INTO message_log ({_INSERT_COLUMNS}) VALUES ({_INSERT_VALUES}) "  # noqa: S608
             "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id",
-            _log_values(entry),
+            _log_values(entry, work=work, lease=lease),
         ).fetchone()
         return 0 if row is None else int(row[0])
 
     def record_inbound(self, message: InboundMessage) -> bool:
+        return self._record_inbound(message) > 0
+
+    def _record_inbound(
+        self, message: InboundMessage, *, work: bool = False, lease: Lease | None = None
+    ) -> int:
         entry = rules.inbound_entry(message)
-        # One statement, so one round trip and atomic: the row, and the window only when the row
-        # is new (rules.window_moves: the window only moves forward).
+        # One statement, so one round trip and atomic: the row (with its work), and the window
+        # only when the row is new (rules.window_moves: the window only moves forward).
         row = self._execute(
-            f"WITH logged AS (INSERT INTO message_log ({_LOG_COLUMNS}) "  # noqa: S608
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            f"WITH logged AS (INSERT INTO message_log ({_INSERT_COLUMNS}) "  # noqa: S608
+            f"VALUES ({_INSERT_VALUES}) "
             "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id), "
             'opened AS (INSERT INTO windows (provider, business, "user", last_inbound_at) '
             "SELECT %s, %s, %s, %s FROM logged "
@@ -436,17 +496,24 @@ class PostgresStore:
             "last_inbound_at=excluded.last_inbound_at "
             "WHERE excluded.last_inbound_at > windows.last_inbound_at) "
             "SELECT id FROM logged",
-            (*_log_values(entry), *rules.window_key(message), as_utc(message.timestamp)),
+            (
+                *_log_values(entry, work=work, lease=lease),
+                *rules.window_key(message),
+                as_utc(message.timestamp),
+            ),
         )
-        return row is not None
+        return 0 if row is None else int(row[0])
 
     def record_status(self, status: StatusUpdate) -> bool:
+        return self._record_status(status) > 0
+
+    def _record_status(self, status: StatusUpdate, *, work: bool = False, lease: Lease | None = None) -> int:
         record = rules.status_record(status)
         with self._tx() as conn:
             self._lock_message(conn, record.provider, record.message_id)
             inserted = conn.execute(
-                "INSERT INTO status_log (provider, message_id, status, timestamp, error_code, "
-                "error_message, raw, category) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) "
+                f"INSERT INTO status_log ({_STATUS_COLUMNS}, handling, attempts, lease_owner, lease_until) "  # noqa: S608
+                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
                 "ON CONFLICT DO NOTHING RETURNING seq",
                 (
                     record.provider,
@@ -457,10 +524,14 @@ class PostgresStore:
                     record.error_message,
                     _json(record.raw),
                     record.category,
+                    "pending" if work else None,
+                    0 if lease is None else 1,
+                    None if lease is None else lease.owner,
+                    None if lease is None else as_utc(lease.until),
                 ),
             ).fetchone()
             if inserted is None:
-                return False
+                return 0
             row = conn.execute(
                 "SELECT id, status, category FROM message_log WHERE provider=%s AND message_id=%s FOR UPDATE",
                 (record.provider, record.message_id),
@@ -475,7 +546,7 @@ class PostgresStore:
                         f"UPDATE message_log SET {columns} WHERE id=%s".encode(),  # noqa: S608
                         (*changes.values(), row[0]),
                     )
-            return True
+            return int(inserted[0])
 
     def record_change(self, event: ChangeEvent) -> None:
         with self._conn() as conn:
@@ -504,7 +575,7 @@ class PostgresStore:
             return row_id
 
     @staticmethod
-    def _row(row: tuple[Any, ...]) -> LogEntry:
+    def _row(row: Sequence[Any]) -> LogEntry:
         return LogEntry(
             id=row[0],
             direction=row[1],
@@ -525,11 +596,12 @@ class PostgresStore:
             reason=row[16],
             category=row[17],
             extra=row[18] or {},
+            handling=row[19],
         )
 
     def get_message(self, provider: str, message_id: str) -> LogEntry | None:
         rows = self._query(
-            f"SELECT id, {_LOG_COLUMNS} FROM message_log WHERE provider=%s AND message_id=%s",  # noqa: S608
+            f"SELECT {_ROW_COLUMNS} FROM message_log WHERE provider=%s AND message_id=%s",  # noqa: S608
             (provider, message_id),
         )
         return self._row(rows[0]) if rows else None
@@ -553,7 +625,7 @@ class PostgresStore:
         if user is not None:
             where.append("((direction='in' AND sender=%s) OR (direction='out' AND recipient=%s))")
             params.extend([user, user])
-        sql = f"SELECT id, {_LOG_COLUMNS} FROM message_log"  # noqa: S608
+        sql = f"SELECT {_ROW_COLUMNS} FROM message_log"  # noqa: S608
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT %s"
@@ -562,23 +634,180 @@ class PostgresStore:
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         rows = self._query(
-            "SELECT provider, message_id, status, timestamp, error_code, error_message, raw, category "
-            "FROM status_log WHERE provider=%s AND message_id=%s ORDER BY timestamp, seq",
+            f"SELECT {_STATUS_COLUMNS} FROM status_log "  # noqa: S608
+            "WHERE provider=%s AND message_id=%s ORDER BY timestamp, seq",
             (provider, message_id),
         )
-        return [
-            StatusRecord(
-                provider=r[0],
-                message_id=r[1],
-                status=r[2],
-                timestamp=as_utc(r[3]),
-                error_code=r[4],
-                error_message=r[5],
-                raw=r[6],
-                category=r[7],
+        return [self._status(r) for r in rows]
+
+    @staticmethod
+    def _status(r: Sequence[Any]) -> StatusRecord:
+        return StatusRecord(
+            provider=r[0],
+            message_id=r[1],
+            status=r[2],
+            timestamp=as_utc(r[3]),
+            error_code=r[4],
+            error_message=r[5],
+            raw=r[6],
+            category=r[7],
+        )
+
+    # --- durable handling (rules: "Durable handling") --------------------------------------------
+    def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
+        kind = rules.work_kind(event)
+        if isinstance(event, InboundMessage):
+            row = self._record_inbound(event, work=True, lease=lease)
+        elif isinstance(event, StatusUpdate):
+            row = self._record_status(event, work=True, lease=lease)
+        else:
+            with self._conn() as conn:
+                row = self._insert_log(conn, rules.change_entry(event), work=True, lease=lease)
+        return rules.work_id(kind, row) if row else None
+
+    @classmethod
+    def _work_item(cls, table: str, r: Sequence[Any]) -> WorkItem:
+        """A work item from a row read with ``_WORK_TABLES[table]``'s columns."""
+        kind: WorkKind
+        if table == "m":
+            entry: LogEntry | None = cls._row(r[:20])
+            status, created, work, kind = None, r[13], r[20:], rules.entry_work_kind(entry)
+        else:
+            entry, status = None, cls._status(r[1:9])
+            created, work, kind = r[4], r[9:], "status"
+        return WorkItem(
+            id=f"{table}{r[0]}",
+            kind=kind,
+            state=work[0],
+            attempts=work[1],
+            created_at=as_utc(created),
+            lease_owner=work[2],
+            lease_until=_dt(work[3]),
+            next_attempt_at=_dt(work[4]),
+            last_error=work[5],
+            entry=entry,
+            status=status,
+        )
+
+    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        table, key = ref
+        name, column, read = _WORK_TABLES[table]
+        # One UPDATE: the row lock makes it a compare-and-set (a second claimer waits, then sees
+        # the first one's lease in the WHERE and changes nothing).
+        row = self._execute(
+            f"UPDATE {name} SET lease_owner=%(owner)s, lease_until=%(until)s, attempts=attempts+1 "  # noqa: S608
+            f"WHERE {column}=%(key)s AND {_CLAIMABLE} RETURNING {read}",
+            {"owner": lease.owner, "until": as_utc(lease.until), "key": key, "now": as_utc(now)},
+        )
+        return None if row is None else self._work_item(table, row)
+
+    def claim_due(
+        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
+    ) -> list[WorkItem]:
+        now = as_utc(now)
+        claimed: list[WorkItem] = []
+        for table, (name, column, read) in _WORK_TABLES.items():
+            with self._tx() as conn:
+                # Rows another sweeper is claiming right now are skipped, not waited for (SKIP
+                # LOCKED): each piece of work goes to one of them. The rows locked here are then
+                # either dead (rules.dies: their last attempt's worker died) or claimed.
+                rows = conn.execute(
+                    f"SELECT {column}, attempts, lease_until FROM {name} WHERE {_CLAIMABLE} "  # noqa: S608
+                    f"ORDER BY {column} LIMIT %(limit)s FOR UPDATE SKIP LOCKED".encode(),
+                    {"now": now, "limit": limit},
+                ).fetchall()
+                due: list[int] = []
+                for key, attempts, lease_until in rows:
+                    if rules.dies(attempts, max_attempts, lease_until, now):
+                        conn.execute(
+                            f"UPDATE {name} SET handling='dead', lease_owner=NULL, lease_until=NULL, "  # noqa: S608
+                            f"last_error=%s WHERE {column}=%s".encode(),
+                            (rules.died_error(attempts), key),
+                        )
+                    else:
+                        due.append(key)
+                if due:
+                    claimed.extend(
+                        self._work_item(table, r)
+                        for r in conn.execute(
+                            f"UPDATE {name} SET lease_owner=%s, lease_until=%s, attempts=attempts+1 "  # noqa: S608
+                            f"WHERE {column} = ANY(%s) RETURNING {read}".encode(),
+                            (lease.owner, as_utc(lease.until), due),
+                        ).fetchall()
+                    )
+        claimed.sort(key=lambda w: w.created_at)
+        return claimed[:limit]
+
+    def finish_work(
+        self,
+        work_id: str,
+        owner: str,
+        *,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return False
+        table, key = ref
+        name, column, _ = _WORK_TABLES[table]
+        state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
+        with self._conn() as conn:
+            cur = conn.execute(
+                f"UPDATE {name} SET handling=%s, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
+                f"next_attempt_at=%s, last_error=%s WHERE {column}=%s AND lease_owner=%s "
+                "AND handling IN ('pending', 'failed')",
+                (state, _dt(retry_at), error, key, owner),
             )
-            for r in rows
-        ]
+            return cur.rowcount > 0
+
+    def get_work(self, work_id: str) -> WorkItem | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        table, key = ref
+        name, column, read = _WORK_TABLES[table]
+        rows = self._query(
+            f"SELECT {read} FROM {name} WHERE {column}=%s AND handling IS NOT NULL",  # noqa: S608
+            (key,),
+        )
+        return self._work_item(table, rows[0]) if rows else None
+
+    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
+        items: list[WorkItem] = []
+        for table, (name, column, read) in _WORK_TABLES.items():
+            rows = self._query(
+                f"SELECT {read} FROM {name} WHERE handling IN ('pending', 'failed', 'dead') "  # noqa: S608
+                f"ORDER BY {column} LIMIT %s",
+                (limit,),
+            )
+            items.extend(self._work_item(table, r) for r in rows)
+        items.sort(key=lambda w: w.created_at)
+        return items[:limit]
+
+    def retry_work(self, work_id: str | None = None) -> int:
+        targets: list[tuple[str, str, tuple[Any, ...]]] = []
+        if work_id is None:
+            targets = [(name, "handling IN ('failed', 'dead')", ()) for name, _, _ in _WORK_TABLES.values()]
+        else:
+            ref = rules.parse_work_id(work_id)
+            if ref is None:
+                return 0
+            name, column, _ = _WORK_TABLES[ref[0]]
+            targets = [(name, f"{column}=%s AND handling IN ('pending', 'failed', 'dead')", (ref[1],))]
+        changed = 0
+        with self._tx() as conn:
+            for name, where, params in targets:
+                cur = conn.execute(
+                    f"UPDATE {name} SET handling='pending', attempts=0, lease_owner=NULL, "  # noqa: S608
+                    f"lease_until=NULL, next_attempt_at=NULL WHERE {where} RETURNING 1".encode(),
+                    params,
+                )
+                changed += len(cur.fetchall())  # (rowcount is not known yet in a pipeline)
+        return changed
 
     # --- window ----------------------------------------------------------------------------------
     def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
