@@ -218,10 +218,22 @@ class Bot:
 
     def _ingest(self, request: WebhookRequest) -> Ingested:
         try:
-            return ingest(self, request)
+            result = ingest(self, request)
         except StoreError:
             logger.exception("store failure while logging a webhook; answering 503 so it is retried")
             return Ingested(WebhookResponse.text(503, "store unavailable, retry later"), [])
+        self._price_inbound(result.events)
+        return result
+
+    def _price_inbound(self, events: list[Event]) -> None:
+        """Record the fee of each new inbound message of a provider that charges one (Twilio's
+        USD 0.005 a message, docs/costs.md); pricing never fails a webhook."""
+        for event in events:
+            if isinstance(event, InboundMessage):
+                try:
+                    self.costs.record_inbound(event)
+                except Exception:
+                    logger.exception("pricing inbound message %s failed", event.id)
 
     # --- handler dispatch ----------------------------------------------------------------------
     def needs_handling(self, event: Event) -> bool:

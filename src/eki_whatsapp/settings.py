@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     whatsapp_fallback_template_category: str = "utility"
     #: Path of a JSON price table that replaces the shipped one (see docs/costs.md).
     whatsapp_price_table: str | None = None
+    #: Reported price changes, not verified on the provider's page, to apply anyway
+    #: (comma-separated rule names of the price table, e.g. ``meta-2026-10``; docs/pricing.md).
+    whatsapp_price_rules: Annotated[tuple[str, ...], NoDecode] = ()
     #: Market used for pricing when the recipient's country cannot be told from the number.
     whatsapp_default_market: str | None = None
     #: Consecutive failures that open a provider's circuit breaker, and how long it stays open.
@@ -225,7 +228,7 @@ class Settings(BaseSettings):
                 raise ValueError(N_("a weight must not be negative"))
         return value
 
-    @field_validator("whatsapp_free_allowance_categories", mode="before")
+    @field_validator("whatsapp_free_allowance_categories", "whatsapp_price_rules", mode="before")
     @classmethod
     def _parse_categories(cls, value: object) -> object:
         if isinstance(value, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from urllib.parse import parse_qsl
 
 import pytest
@@ -233,3 +234,12 @@ def test_twilio_through_bot_handle_dedups_by_message_sid(bot: Bot) -> None:
         assert bot.handle(twilio_request(T1_PARAMS)).status == 200
     assert len(got) == 1
     assert len(bot.store.list_log()) == 1
+
+
+def test_twilio_charges_its_fee_on_inbound_messages_too_once_per_message(bot: Bot) -> None:
+    for _ in range(2):  # a retried webhook is not charged twice
+        assert bot.handle(twilio_request(T1_PARAMS)).status == 200
+    entries = [e for e in bot.store.ledger() if e.source == "inbound"]
+    assert [(e.provider, e.amount, e.category) for e in entries] == [("twilio", Decimal("0.005"), "inbound")]
+    report = bot.costs.report(entries[0].month)
+    assert report.fees()["inbound"] == Decimal("0.005")

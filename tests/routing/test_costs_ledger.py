@@ -13,7 +13,7 @@ import pytest
 
 from eki_whatsapp.costs import Costs, PriceBook, country_of
 from eki_whatsapp.errors import ConfigError
-from eki_whatsapp.events import StatusUpdate
+from eki_whatsapp.events import InboundMessage, StatusUpdate
 from eki_whatsapp.providers import meta_webhook
 
 from .conftest import make_settings
@@ -227,17 +227,147 @@ def test_bad_price_tables_fail_with_a_clear_message(
 
 def test_shipped_table_is_dated_sourced_and_complete() -> None:
     book = PriceBook.default()
-    assert "NOT authoritative" in book.about and "Compiled 2026-11-25" in book.about
+    assert "NOT authoritative" in book.about and "Compiled 2026-12-07" in book.about
     meta = book.tables["meta"]
-    assert [str(t.effective) for t in meta] == ["2023-06-01", "2024-11-01", "2025-07-01"]
-    assert [t.model for t in meta] == ["CBP", "CBP", "PMP"]
-    for table in meta:
-        assert table.source
+    assert [str(t.effective) for t in meta] == ["2023-06-01", "2024-11-01", "2025-07-01", "2026-01-01"]
+    assert [t.model for t in meta] == ["CBP", "CBP", "PMP", "PMP"]
+    for table in [*meta, *book.tables["twilio"]]:
         for market, rates in table.rates.items():
             assert set(rates) == {"marketing", "utility", "authentication", "service"}, market
+            for category in rates:
+                # Every amount names a source with a URL (or a reference) and a date.
+                source = book.source_of(table.provider, table.effective, market, category)
+                assert source is not None, (table.effective, market, category)
+                assert (source.url or source.ref) and source.date, source
     assert set(book.markets.values()) == set(meta[-1].rates)
     twilio = book.table("twilio", utc(2025, 9, 1))
     assert twilio is not None and twilio.includes == "meta" and twilio.fee_per_message == D("0.005")
+    assert twilio.fee_per_inbound == D("0.005")
+    assert book.sources[twilio.source].url == "https://www.twilio.com/whatsapp/pricing"
+
+
+def test_2026_prices_brazil_north_america_colombia_and_authentication_at_the_utility_rate() -> None:
+    book = PriceBook.default()
+
+    def rate(market: str, category: str, day: datetime) -> D | None:
+        return book.quote("meta", category, market, at=day, in_window=False).amount
+
+    before, after = utc(2025, 12, 31), utc(2026, 1, 1)
+    assert (rate("brazil", "utility", before), rate("brazil", "authentication", before)) == (
+        D("0.0080"),
+        D("0.0315"),
+    )
+    assert (rate("brazil", "utility", after), rate("brazil", "authentication", after)) == (D("0.0068"),) * 2
+    assert (rate("north_america", "utility", before), rate("north_america", "authentication", before)) == (
+        D("0.0040"),
+        D("0.0135"),
+    )
+    assert (
+        rate("north_america", "utility", after)
+        == rate("north_america", "authentication", after)
+        == D("0.0034")
+    )
+    assert rate("colombia", "authentication", after) == D("0.0008")
+    for market in ("mexico", "colombia", "spain"):  # PMP: authentication at the utility rate
+        assert rate(market, "authentication", utc(2025, 8, 1)) == rate(market, "utility", utc(2025, 8, 1))
+    source = book.source_of("meta", after, "brazil", "utility")
+    assert source is not None and source.url is not None and "talkall" in source.url and not source.verified
+
+
+def test_the_2026_10_rule_is_off_until_switched_on(store: Any) -> None:
+    day = utc(2026, 11, 3)
+    off = PriceBook.default()
+    assert [t.rule for t in off.off] == ["meta-2026-10"] and not off.off[0].verified
+    assert off.quote("meta", "service", "brazil", at=day, in_window=True).amount == 0
+    assert off.quote("meta", "utility", "brazil", at=day, in_window=True).amount == 0
+    on = PriceBook.default(rules=["meta-2026-10"])
+    assert on.quote("meta", "service", "brazil", at=day, in_window=True).amount == D("0.0068")
+    assert on.quote("meta", "utility", "brazil", at=day, in_window=True).amount == D("0.0068")
+    assert on.quote("meta", "service", "brazil", at=utc(2026, 9, 30), in_window=True).amount == 0
+    costs = Costs.from_settings(store, make_settings(whatsapp_price_rules="meta-2026-10"))
+    allowance = costs.allowance("meta", day)
+    assert allowance is not None and allowance.per_month == 1000 and allowance.covers("service")
+    with pytest.raises(ConfigError, match="WHATSAPP_PRICE_RULES names meta-2027"):
+        PriceBook.default(rules=["meta-2027"])
+
+
+def test_twilio_inbound_fee_outbound_fee_and_meta_rates_are_reported_apart(store: Any) -> None:
+    costs = Costs(store)
+    t = utc(2026, 11, 3, 9)
+    for n, provider in enumerate(["twilio", "twilio", "meta"]):
+        message = InboundMessage(
+            provider=provider,  # type: ignore[arg-type]
+            id=f"in-{n}",
+            sender=BR,
+            recipient="B",
+            type="text",
+            timestamp=t,
+            raw={},
+            text="oi",
+        )
+        costs.record_inbound(message)
+        costs.record_inbound(message)  # a webhook retry is not charged twice
+    send = Sender(costs)
+    send("twilio", BR, "utility", t)  # Meta 0.0068 passed through + Twilio 0.005
+    send("twilio", BR, "service", t, window=True)  # Twilio 0.005
+    send("meta", BR, "marketing", t)  # Meta 0.0625
+    report = costs.report("2026-11")
+    assert report.line("twilio", "inbound").known_amount == D("0.010")
+    assert report.line("twilio", "inbound").messages == 2 and report.messages == 3
+    assert report.fees() == {
+        "meta": D("0.0693"),
+        "twilio": D("0.010"),
+        "inbound": D("0.010"),
+        "allowance": D("0"),
+    }
+    assert sum(report.fees().values()) == report.total == D("0.0893")
+    assert "inbound" in str(report)
+
+
+def test_the_allowance_is_a_discount_line_and_a_failed_message_gives_its_slot_back(store: Any) -> None:
+    costs = Costs(store, free_allowance={"meta": 2})
+    t = utc(2026, 11, 3, 9)
+    costs.record_send("meta", ["m1"], BR, "marketing", at=t)
+    costs.record_send("meta", ["m2"], BR, "marketing", at=t)
+    assert costs.allowance_left("meta", "2026-11") == 0
+    sends = [e for e in store.ledger(month="2026-11") if e.source == "send"]
+    assert {e.amount for e in sends} == {D("0.0625")}  # the real price, not a zero
+    line = costs.report("2026-11").line("meta", "marketing")
+    assert (line.free, line.discount, line.gross, line.known_amount) == (2, D("0.1250"), D("0.1250"), 0)
+    assert "allowance" in str(costs.report("2026-11"))
+    failed = status_from_wire(id="m1", status="failed", errors=[{"code": 131026, "title": "Undeliverable"}])
+    costs.record_status(failed, sent_at=t)
+    costs.record_status(failed, sent_at=t)  # a retried webhook gives back once
+    assert costs.allowance_left("meta", "2026-11") == 1
+    line = costs.report("2026-11").line("meta", "marketing")
+    assert (line.messages, line.failed, line.free, line.discount) == (1, 1, 1, D("0.0625"))
+    costs.record_send("meta", ["m3"], BR, "marketing", at=t, allowance=False)  # the router kept the slot
+    assert costs.allowance_left("meta", "2026-11") == 1
+
+
+def test_a_timed_out_send_is_priced_because_it_may_have_been_delivered(store: Any) -> None:
+    costs = Costs(store, free_allowance={"meta": 5})
+    entry = costs.record_timeout("twilio", BR, "utility", at=utc(2026, 11, 3))
+    assert entry is not None and entry.amount == D("0.0118") and entry.note == "timed-out"
+    line = costs.report("2026-11").line("twilio", "utility")
+    assert (line.messages, line.timed_out, line.known_amount) == (1, 1, D("0.0118"))
+
+
+def test_allowance_slots_go_where_they_save_most() -> None:
+    from eki_whatsapp.store.memory import MemoryStore
+
+    costs = Costs(MemoryStore(), free_allowance={"meta": 100})
+    early = utc(2026, 11, 1, 6)
+    # Ahead of pace (slots would expire unused): any saving takes one.
+    assert costs.allowance_bar("meta", BR, "utility", early) == 0
+    for n in range(10):
+        costs.record_send("meta", [f"m{n}"], BR, "marketing", at=early)
+    # 90 left on day 1 while an even pace keeps ~99: only the dearest messages (Brazil marketing).
+    assert costs.allowance_bar("meta", BR, "utility", early) == D("0.0625")
+    # Late in the month 90 left is ahead of the pace again.
+    assert costs.allowance_bar("meta", BR, "utility", utc(2026, 11, 20)) == 0
+    limited = Costs(MemoryStore(), free_allowance={"meta": 1}, allowance_categories=["service"])
+    assert limited.allowance_bar("meta", BR, "marketing", early) is None
 
 
 @pytest.mark.parametrize(

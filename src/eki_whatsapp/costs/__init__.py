@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .ledger import Costs
 from .markets import country_of
-from .prices import CATEGORIES, Allowance, PriceBook, PriceTable, Quote
+from .prices import CATEGORIES, Allowance, PriceBook, PriceTable, Quote, Source
 from .report import CostLine, CostReport
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "PriceBook",
     "PriceTable",
     "Quote",
+    "Source",
     "country_of",
 ]

@@ -2,9 +2,16 @@
 
 Every successful send is priced when sent (``source="send"``, an estimate) and again when a
 status webhook brings the provider's own pricing data (``source="status"``, first value seen per
-message); a failure reported later is kept apart (``source="failure"``) and not charged. Monthly
-free allowances — from the price table of the day, or ``WHATSAPP_META_FREE_ALLOWANCE`` for Meta —
-are counted in the Store, so they survive restarts.
+message); a failure reported later is kept apart (``source="failure"``) and not charged. A send
+that timed out after the request left may have been delivered: it is priced too
+(``note="timed-out"``). Inbound messages a provider charges for (Twilio's fee) are entries of
+their own (``source="inbound"``).
+
+Monthly free allowances — from the price table of the day, or ``WHATSAPP_META_FREE_ALLOWANCE``
+for Meta — are counted in the Store, so they survive restarts. A message the allowance covers
+keeps its real price in its entry; the allowance is a discount entry beside it
+(``source="allowance"``), so the report shows what was charged and what was waived. A message
+that fails after taking a free slot gives the slot back.
 
 A cost that cannot be told (category or market unknown, no table for the date) is ``None`` —
 "unknown cost" — never a silent zero.
@@ -20,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -30,7 +38,7 @@ from .prices import CATEGORIES, ZERO, Allowance, PriceBook, Quote
 from .report import CostReport, build_report
 
 if TYPE_CHECKING:
-    from ..events import StatusUpdate
+    from ..events import InboundMessage, StatusUpdate
     from ..settings import Settings
 
 __all__ = ["Costs"]
@@ -80,9 +88,14 @@ class Costs:
     def from_settings(
         cls, store: Store, settings: Settings, *, clock: Callable[[], datetime] = _utcnow
     ) -> Costs:
-        """A ledger configured by ``WHATSAPP_PRICE_TABLE``, ``WHATSAPP_META_FREE_ALLOWANCE``,
-        ``WHATSAPP_FREE_ALLOWANCE_CATEGORIES`` and ``WHATSAPP_DEFAULT_MARKET``."""
-        prices = PriceBook.load(settings.whatsapp_price_table) if settings.whatsapp_price_table else None
+        """A ledger configured by ``WHATSAPP_PRICE_TABLE``, ``WHATSAPP_PRICE_RULES``,
+        ``WHATSAPP_META_FREE_ALLOWANCE``, ``WHATSAPP_FREE_ALLOWANCE_CATEGORIES`` and
+        ``WHATSAPP_DEFAULT_MARKET``."""
+        rules = settings.whatsapp_price_rules
+        if settings.whatsapp_price_table:
+            prices = PriceBook.load(settings.whatsapp_price_table, rules=rules)
+        else:
+            prices = PriceBook.default(rules=rules)
         return cls(
             store,
             prices,
@@ -174,6 +187,37 @@ class Costs:
             )
         return quote
 
+    def allowance_bar(self, provider: str, user: str, category: str | None, at: datetime) -> Decimal | None:
+        """The least a message must save to be given one of ``provider``'s free slots now, or
+        ``None`` when the allowance does not cover it (none, used up, or another category).
+
+        The slots go where they save most, by pacing: while more slots are left than an even
+        pace through the month would keep (``per_month`` x the fraction of the month still to
+        come), they would expire unused, so any saving takes one (bar 0). Behind that pace only
+        the dearest messages the allowance covers in the user's market qualify (the bar is their
+        rate), until the pace catches up. So a slot never goes first-come to a cheap day-1
+        reminder while dearer messages come later in the month.
+        """
+        allowance = self.allowance(provider, at)
+        if allowance is None or not allowance.covers(category):
+            return None
+        month = at.strftime("%Y-%m")
+        left = self._allowance_left(provider, allowance, month)
+        if left <= 0:
+            return None
+        start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=32)).replace(day=1)
+        still_to_come = (end - at) / (end - start)
+        if left > allowance.per_month * still_to_come:
+            return ZERO
+        market = self.market_of(user)
+        dearest = ZERO
+        for cat in allowance.categories or CATEGORIES:
+            quote = self.prices.quote(provider, cat, market, at=at, in_window=False)
+            if quote.amount is not None and quote.amount > dearest:
+                dearest = quote.amount
+        return dearest
+
     def _take_allowance(self, provider: str, at: datetime) -> str | None:
         """Count one free message of ``provider``'s allowance for ``at``'s month — one atomic
         step in the Store, so processes sharing it never count one too many; the counter's key,
@@ -204,26 +248,32 @@ class Costs:
         business: str | None = None,
         in_window: bool = False,
         at: datetime | None = None,
+        allowance: bool = True,
+        note: str | None = None,
     ) -> list[LedgerEntry]:
-        """Price and record a successful send (one entry per message id)."""
+        """Price and record a successful send (one entry per message id).
+
+        ``allowance``: use a free slot of the provider's allowance when one covers the message
+        (the router passes its decision: ``False`` keeps the slots for messages that save more).
+        The entry keeps the real price; a slot taken adds a discount entry (``source="allowance"``).
+        ``note``: recorded instead of the quote's note (e.g. ``timed-out``).
+        """
         at = at or self.clock()
         entries = []
         with self._lock:
             for message_id in message_ids:
-                quote = self.quote(provider, user, category, business=business, in_window=in_window, at=at)
+                quote = self.quote(
+                    provider, user, category, business=business, in_window=in_window, at=at, allowance=False
+                )
                 taken = None
-                if quote.note == "free-allowance":
-                    taken = self._take_allowance(provider, at)
-                    if taken is None:  # another process took the last free message meanwhile
-                        quote = self.quote(
-                            provider,
-                            user,
-                            category,
-                            business=business,
-                            in_window=in_window,
-                            at=at,
-                            allowance=False,
-                        )
+                if (
+                    allowance
+                    and quote.amount is not None
+                    and quote.amount > 0
+                    and self.may_have_allowance
+                    and self._allowance_covers(provider, category, at)
+                ):
+                    taken = self._take_allowance(provider, at)  # None: another process took the last one
                 entry = LedgerEntry(
                     provider=provider,
                     message_id=message_id,
@@ -236,20 +286,96 @@ class Costs:
                     amount=quote.amount,
                     currency=quote.currency,
                     source="send",
-                    note=quote.note,
+                    note=note or quote.note,
                 )
                 if not self.store.add_ledger(entry):
                     if taken is not None:  # recorded before: give the free message back
                         self.store.increment(_KV, taken, -1)
                     continue
                 entries.append(entry)
-                opens = quote.billable or quote.note == "free-allowance"
+                if taken is not None:
+                    self.store.add_ledger(
+                        LedgerEntry(
+                            provider,
+                            message_id,
+                            category,
+                            at,
+                            user,
+                            quote.market,
+                            quote.pricing_model,
+                            False,
+                            quote.amount,
+                            quote.currency,
+                            "allowance",
+                            "free-allowance",
+                        )
+                    )
+                    # Remembered so a failure reported later gives the slot back.
+                    self.store.set_value(_KV, f"took:{provider}:{message_id}", taken)
+                opens = quote.billable or taken is not None
                 if quote.pricing_model == "CBP" and opens and category is not None:
                     # This message opened a conversation: later ones of the category are free.
                     self.store.set_value(
                         _KV, self._conv_key(provider, business, user, category), at.isoformat()
                     )
         return entries
+
+    def record_timeout(
+        self,
+        provider: str,
+        user: str,
+        category: str | None,
+        *,
+        business: str | None = None,
+        in_window: bool = False,
+        at: datetime | None = None,
+    ) -> LedgerEntry | None:
+        """Record a send whose request left but whose answer never came (a timeout): the
+        provider may have delivered and charged it, so it is priced (``note="timed-out"``) under
+        an id of its own (the provider's id is unknown). Never uses the free allowance."""
+        entries = self.record_send(
+            provider,
+            [f"timeout:{uuid.uuid4().hex}"],
+            user,
+            category,
+            business=business,
+            in_window=in_window,
+            at=at,
+            allowance=False,
+            note="timed-out",
+        )
+        return entries[0] if entries else None
+
+    def record_inbound(self, message: InboundMessage) -> LedgerEntry | None:
+        """Record the fee a provider charges for an inbound message (Twilio: USD 0.005 each);
+        nothing for a provider that charges none."""
+        fee = self.prices.inbound_fee(message.provider, message.timestamp)
+        if fee <= 0:
+            return None
+        entry = LedgerEntry(
+            provider=message.provider,
+            message_id=message.id,
+            category="inbound",
+            at=message.timestamp,
+            user=message.sender,
+            market=self.market_of(message.sender),
+            billable=True,
+            amount=fee,
+            currency=self.prices.currency,
+            source="inbound",
+            note="inbound fee",
+        )
+        return entry if self.store.add_ledger(entry) else None
+
+    def give_back(self, provider: str, message_id: str) -> bool:
+        """Return the free slot a message took, if it took one (its send failed); ``True`` when
+        a slot was given back. Safe to call twice: the slot goes back once."""
+        key = f"took:{provider}:{message_id}"
+        taken = self.store.get_value(_KV, key)
+        if not taken or not self.store.compare_and_set(_KV, key, taken, None):
+            return False
+        self.store.increment(_KV, str(taken), -1)
+        return True
 
     def record_status(
         self, status: StatusUpdate, *, category: str | None = None, sent_at: datetime | None = None
@@ -275,6 +401,7 @@ class Costs:
                 self._markets.clear()
             self._markets[user] = market
         if status.failed:
+            self.give_back(status.provider, status.message_id)
             entry = LedgerEntry(
                 provider=status.provider,
                 message_id=status.message_id,
@@ -321,9 +448,18 @@ class Costs:
     def report(self, month: str | None = None) -> CostReport:
         """Counts and estimated cost per provider and category for ``month`` (``"2026-11"``,
         default: this month). Provider pricing from status webhooks wins over the estimate made
-        when sending, except that messages made free by the allowance stay free."""
+        when sending; the allowance is a discount beside the price; inbound fees are a line of
+        their own."""
         month = month or self.clock().strftime("%Y-%m")
-        return build_report(self.store.ledger(month=month), month, self.prices.currency)
+        return build_report(self.store.ledger(month=month), month, self.prices.currency, fee_of=self._own_fee)
+
+    def _own_fee(self, entry: LedgerEntry) -> Decimal:
+        """The part of an outbound entry's amount that is the provider's own per-message fee
+        (Twilio's), as opposed to the rates it passes through (Meta's)."""
+        table = self.prices.table(entry.provider, entry.at)
+        if table is None or entry.amount is None:
+            return ZERO
+        return min(table.fee_per_message, entry.amount)
 
     # --- CBP conversations -----------------------------------------------------------------
     @staticmethod

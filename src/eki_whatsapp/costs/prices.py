@@ -2,10 +2,14 @@
 
 Either pricing model of Meta: ``PMP`` (per delivered message, from 2025-07-01) or ``CBP`` (per
 24-hour conversation, before). A table may include another provider's rates (Twilio passes
-Meta's through and adds its own per-message fee) and a monthly free allowance. The shipped
-tables (``eki_whatsapp/costs/prices.json``) note their date and sources; replace them with
-``WHATSAPP_PRICE_TABLE=/path/prices.json``. Every top-level list of the file is a provider's
-tables, so a provider added to the bot is priced by adding its key.
+Meta's through and adds its own fee per outbound and per inbound message) and a monthly free
+allowance. Every amount of the shipped tables (``eki_whatsapp/costs/prices.json``) names its
+source — a URL and a date, and whether it was verified — on the amount or on its table; replace
+them with ``WHATSAPP_PRICE_TABLE=/path/prices.json``. Every top-level list of the file is a
+provider's tables, so a provider added to the bot is priced by adding its key.
+
+A table may be a *rule* that is reported but not verified (``"rule": "meta-2026-10",
+"verified": false``): it applies only when ``WHATSAPP_PRICE_RULES`` names it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 from ..errors import ConfigError
 from .markets import country_of
 
-__all__ = ["CATEGORIES", "ZERO", "Allowance", "PriceBook", "PriceTable", "Quote"]
+__all__ = ["CATEGORIES", "ZERO", "Allowance", "PriceBook", "PriceTable", "Quote", "Source"]
 
 #: The four categories of Meta's pricing (providers may report others, e.g. ``marketing_lite``).
 CATEGORIES = ("marketing", "utility", "authentication", "service")
@@ -38,6 +42,46 @@ def _decimal(value: Any, where: str) -> Decimal:
     if result < 0:
         raise ConfigError(f"price table: {where} is negative")
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a price comes from.
+
+    Attributes:
+        key: its name in the table's ``sources``.
+        url: the page read (``None`` when the source is not a web page, see ``ref``).
+        date: the date the figures apply from, or the page's date.
+        verified: read on the provider's own page (``False``: third-party figures).
+        says: what the source says, briefly.
+        ref: a reference that is not a URL (e.g. an issue of this project).
+    """
+
+    key: str
+    url: str | None
+    date: date | None
+    verified: bool = False
+    says: str = ""
+    ref: str | None = None
+
+    @classmethod
+    def from_data(cls, key: str, data: Any) -> Source:
+        """From ``{"url": ..., "date": "2026-01-01", "verified": false, "says": ...}``."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"price table: sources.{key} must be an object with 'url' and 'date'")
+        try:
+            day = date.fromisoformat(str(data["date"])) if data.get("date") else None
+        except ValueError as exc:
+            raise ConfigError(f"price table: sources.{key}.date must be a date like '2026-01-01'") from exc
+        url = data.get("url")
+        return cls(
+            key,
+            str(url) if url else None,
+            day,
+            bool(data.get("verified", False)),
+            str(data.get("says", "")),
+            str(data["ref"]) if data.get("ref") else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +135,12 @@ class PriceTable:
         free_in_window: categories free inside the customer service window (PMP: service, utility).
         conversation_hours: length of a CBP conversation.
         free_allowance: messages a month that are not charged (``None``: no allowance).
+        fee_per_inbound: charged on every inbound message (Twilio's fee applies both ways).
+        rate_sources: ``{market: {category: source key}}`` for amounts with their own source
+            (the others come from ``source``).
+        rule: the name of a reported change this table models (``WHATSAPP_PRICE_RULES``).
+        verified: ``False`` for a rule not confirmed on the provider's own page: the table
+            applies only when ``WHATSAPP_PRICE_RULES`` names its ``rule``.
     """
 
     provider: str
@@ -105,6 +155,10 @@ class PriceTable:
     source: str = ""
     note: str = ""
     free_allowance: Allowance | None = None
+    fee_per_inbound: Decimal = ZERO
+    rate_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    rule: str | None = None
+    verified: bool = True
 
     @classmethod
     def from_dict(cls, provider: str, data: Mapping[str, Any], *, currency: str = "USD") -> PriceTable:
@@ -119,11 +173,17 @@ class PriceTable:
         if model not in ("PMP", "CBP", "FEE"):
             raise ConfigError(f"price table for {provider} {effective}: model must be PMP, CBP or fee")
         rates: dict[str, dict[str, Decimal]] = {}
+        sources: dict[str, dict[str, str]] = {}
         for market, by_category in dict(data.get("rates") or {}).items():
-            rates[str(market)] = {
-                str(cat).lower(): _decimal(amount, f"{provider} {effective} {market}.{cat}")
-                for cat, amount in dict(by_category).items()
-            }
+            rates[str(market)] = {}
+            for cat, value in dict(by_category).items():
+                where = f"{provider} {effective} {market}.{cat}"
+                # An amount is a number, or {"amount": ..., "source": key} naming its own source.
+                if isinstance(value, Mapping):
+                    if value.get("source"):
+                        sources.setdefault(str(market), {})[str(cat).lower()] = str(value["source"])
+                    value = value.get("amount")
+                rates[str(market)][str(cat).lower()] = _decimal(value, where)
         return cls(
             provider=provider,
             effective=effective,
@@ -137,6 +197,10 @@ class PriceTable:
             source=str(data.get("source", "")),
             note=str(data.get("note", "")),
             free_allowance=Allowance.from_data(data.get("free_allowance"), f"{provider} {effective}"),
+            fee_per_inbound=_decimal(data.get("fee_per_inbound", 0), f"{provider} {effective} inbound fee"),
+            rate_sources=sources,
+            rule=str(data["rule"]) if data.get("rule") else None,
+            verified=bool(data.get("verified", True)),
         )
 
 
@@ -176,12 +240,22 @@ class PriceBook:
         markets: Mapping[str, str] | None = None,
         currency: str = "USD",
         about: str = "",
+        sources: Mapping[str, Source] | None = None,
+        rules: Iterable[str] = (),
     ) -> None:
         self.currency = currency
         self.about = about
         self.markets = {k.upper(): v for k, v in (markets or {}).items()}
+        self.sources: dict[str, Source] = dict(sources or {})
+        #: The reported-but-unverified rules switched on (``WHATSAPP_PRICE_RULES``).
+        self.rules = frozenset(rules)
+        #: Tables left out: unverified rules not switched on.
+        self.off: list[PriceTable] = []
         self.tables: dict[str, list[PriceTable]] = {}
         for table in tables:
+            if not table.verified and (table.rule is None or table.rule not in self.rules):
+                self.off.append(table)
+                continue
             self.tables.setdefault(table.provider, []).append(table)
         for items in self.tables.values():
             items.sort(key=lambda t: t.effective)
@@ -190,8 +264,8 @@ class PriceBook:
         self._quotes: dict[tuple[Any, ...], Quote] = {}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PriceBook:
-        """Build from the JSON shape of ``prices.json``."""
+    def from_dict(cls, data: Mapping[str, Any], *, rules: Iterable[str] = ()) -> PriceBook:
+        """Build from the JSON shape of ``prices.json`` (``rules``: unverified rules to apply)."""
         currency = str(data.get("currency", "USD"))
         # Every top-level list of objects is one provider's tables (``"meta": [{...}, ...]``).
         tables = [
@@ -200,21 +274,59 @@ class PriceBook:
             if isinstance(items, list) and all(isinstance(item, Mapping) for item in items)
             for item in items
         ]
-        return cls(
+        sources = {str(k): Source.from_data(str(k), v) for k, v in dict(data.get("sources") or {}).items()}
+        rules = frozenset(rules)
+        known = {str(item.get("rule")) for items in data.values() if isinstance(items, list) for item in items
+                 if isinstance(item, Mapping) and item.get("rule")}  # fmt: skip
+        unknown = sorted(rules - known)
+        if unknown:
+            raise ConfigError(
+                f"WHATSAPP_PRICE_RULES names {', '.join(unknown)}, which no price table defines "
+                f"(rules in the table: {', '.join(sorted(known)) or 'none'})"
+            )
+        book = cls(
             tables,
             markets=data.get("markets") or {},
             currency=currency,
             about=str(data.get("about", "")),
+            sources=sources,
+            rules=rules,
         )
+        for table in [*tables_of(book.tables), *book.off]:
+            named = [table.source, *(k for by in table.rate_sources.values() for k in by.values())]
+            missing = [k for k in named if sources and k and k not in sources]
+            if missing:
+                raise ConfigError(
+                    f"price table for {table.provider} {table.effective}: source {missing[0]!r} "
+                    "is not in 'sources' (add it with a 'url' and a 'date')"
+                )
+        return book
 
     @classmethod
-    def default(cls) -> PriceBook:
-        """The tables shipped with the library (``eki_whatsapp/costs/prices.json``)."""
+    def default(cls, *, rules: Iterable[str] = ()) -> PriceBook:
+        """The tables shipped with the library (``eki_whatsapp/costs/prices.json``); ``rules``
+        switches on reported changes that are not verified yet (e.g. ``["meta-2026-10"]``)."""
         text = resources.files("eki_whatsapp.costs").joinpath("prices.json").read_text("utf-8")
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(json.loads(text), rules=rules)
+
+    def source_of(self, provider: str, at: datetime | date, market: str, category: str) -> Source | None:
+        """The source of the amount a message of ``category`` to ``market`` is priced with on
+        that day (the amount's own source, else its table's; ``None`` when the table names none)."""
+        table = self.table(provider, at)
+        if table is None:
+            return None
+        if table.includes and not table.rates:
+            return self.source_of(table.includes, at, market, category)
+        key = table.rate_sources.get(market, {}).get(category.lower()) or table.source
+        return self.sources.get(key)
+
+    def inbound_fee(self, provider: str, at: datetime | date) -> Decimal:
+        """What ``provider`` charges for one inbound message on that day (Twilio: its fee)."""
+        table = self.table(provider, at)
+        return table.fee_per_inbound if table is not None else ZERO
 
     @classmethod
-    def load(cls, path: str | Path) -> PriceBook:
+    def load(cls, path: str | Path, *, rules: Iterable[str] = ()) -> PriceBook:
         """Tables from a JSON file in the shape of ``prices.json`` (``WHATSAPP_PRICE_TABLE``)."""
         try:
             data = json.loads(Path(path).read_text("utf-8"))
@@ -222,7 +334,7 @@ class PriceBook:
             raise ConfigError(f"WHATSAPP_PRICE_TABLE: cannot read {path}: {exc.strerror}") from exc
         except ValueError as exc:
             raise ConfigError(f"WHATSAPP_PRICE_TABLE: {path} is not valid JSON ({exc})") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(data, rules=rules)
 
     def table(self, provider: str, at: datetime | date) -> PriceTable | None:
         """The table of ``provider`` in force on that day (``None`` before the first)."""
