@@ -315,6 +315,10 @@ class StatusUpdate:
     pricing: Pricing | None = None
     #: ``biz_opaque_callback_data`` (Meta) echoed back, when set when sending.
     callback_data: str | None = None
+    #: The correlation key the router sent with the message (Meta: in
+    #: ``biz_opaque_callback_data``; Twilio: in the ``StatusCallback`` URL), echoed back: how a
+    #: send whose answer was lost is matched to its message (docs/deployment.md).
+    correlation: str | None = None
     #: ``individual`` or ``group`` (Meta ``recipient_type``), when given.
     recipient_type: str | None = None
     #: In a group: the participant this status is about (Meta ``recipient_participant_id``).

@@ -21,7 +21,7 @@ from pvhelpers import (
     twilio_ok,
 )
 
-from eki_whatsapp.providers import ProviderDown, RateLimited, RetryPolicy, TemplateError
+from eki_whatsapp.providers import OutcomeUnknown, ProviderDown, RateLimited, RetryPolicy, TemplateError
 
 
 @respx.mock
@@ -112,13 +112,39 @@ def test_non_retryable_error_is_raised_at_once() -> None:
 
 
 @respx.mock
-def test_timeout_is_provider_down_and_retried() -> None:
+def test_a_request_that_never_left_is_provider_down_and_retried() -> None:
     sleeps = Sleeps()
     route = respx.post(META_MESSAGES).mock(
-        side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), meta_ok()]
+        side_effect=[httpx.ConnectTimeout("slow"), httpx.ConnectError("refused"), meta_ok()]
     )
     receipt = meta(sleeps).send(USER, "hi")
     assert receipt.attempts == 3 and route.call_count == 3
+
+
+@pytest.mark.parametrize(
+    "failure", [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("gone"), httpx.ReadError("reset")]
+)
+@respx.mock
+def test_a_send_whose_answer_was_lost_is_not_retried(failure: httpx.HTTPError) -> None:
+    route = respx.post(META_MESSAGES).mock(side_effect=[failure, meta_ok()])
+    with pytest.raises(OutcomeUnknown) as info:
+        meta(Sleeps()).send(USER, "hi", correlation="k1")
+    assert route.call_count == 1 and not info.value.retryable
+    assert info.value.correlation == "k1"
+    assert route.calls[0].request.content.count(b'"biz_opaque_callback_data":"eki:k1"') == 1
+
+
+@respx.mock
+def test_a_twilio_send_carries_its_key_in_the_status_callback_url() -> None:
+    route = respx.post(TWILIO_MESSAGES).mock(side_effect=httpx.ReadTimeout("slow"))
+    provider = twilio(status_callback="https://bot.example.com/wa?x=1")
+    with pytest.raises(OutcomeUnknown) as info:
+        provider.send("+5511987654321", "hi", correlation="k2")
+    assert info.value.correlation == "k2" and route.call_count == 1
+    assert (
+        b"StatusCallback=https%3A%2F%2Fbot.example.com%2Fwa%3Fx%3D1%26eki_ref%3Dk2"
+        in route.calls[0].request.content
+    )
 
 
 @respx.mock
@@ -144,7 +170,7 @@ async def test_async_retry_uses_the_async_sleeper() -> None:
     sleeps = Sleeps()
     with respx.mock:
         route = respx.post(META_MESSAGES).mock(
-            side_effect=[httpx.ReadTimeout("slow"), meta_fail(130429, 429), meta_ok("wamid.A")]
+            side_effect=[httpx.ConnectTimeout("slow"), meta_fail(130429, 429), meta_ok("wamid.A")]
         )
         provider = meta(sleeps)
         receipt = await provider.send_async(USER, "hi")

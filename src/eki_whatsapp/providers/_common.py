@@ -14,7 +14,15 @@ from ..addresses import Address
 from ..events import MediaRef
 from ..messages import Message, Text
 from ._http import Attempts, ClientOptions, Clients, Plan, RetryPolicy, exchange, run_async, run_sync
-from .base import InvalidRecipient, MediaError, ProviderError, ProviderName, SendReceipt, classify_error
+from .base import (
+    InvalidRecipient,
+    MediaError,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderName,
+    SendReceipt,
+    classify_error,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -49,6 +57,14 @@ class Accepted:
     raw: Mapping[str, Any]
 
 
+def part_key(correlation: str | None, index: int) -> str | None:
+    """The correlation key of part ``index`` (0-based) of a send: the key itself for the first
+    part, ``<key>.<n>`` for the n-th after it, so a status names the part it is about."""
+    if correlation is None:
+        return None
+    return correlation if index == 0 else f"{correlation}.{index + 1}"
+
+
 def coerce(message: Message | str) -> Message:
     """A plain ``str`` is a :class:`~eki_whatsapp.messages.Text`."""
     return Text(message) if isinstance(message, str) else message
@@ -64,6 +80,9 @@ class HttpProvider:
     name: ProviderName
     #: Longest text body the provider accepts; longer ``Text`` is split into several messages.
     text_limit: int
+    #: ``send`` takes ``correlation=``: a key the provider's status webhooks echo back
+    #: (``StatusUpdate.correlation``), so a send whose answer was lost can be reconciled.
+    correlates: bool = True
 
     def __init__(self, *, retry: RetryPolicy | None = None, **options: Unpack[ClientOptions]) -> None:
         self.retry = retry or RetryPolicy()
@@ -75,7 +94,7 @@ class HttpProvider:
         """Identifier of the sending number."""
         raise NotImplementedError
 
-    def _send_plan(self, to: str, message: Message) -> Plan[SendReceipt]:
+    def _send_plan(self, to: str, message: Message, correlation: str | None = None) -> Plan[SendReceipt]:
         raise NotImplementedError
 
     def _download_plan(self, ref: MediaRef) -> Plan[bytes]:
@@ -88,18 +107,23 @@ class HttpProvider:
     async def _run_async(self, plan: Plan[Any]) -> Any:
         return await run_async(plan, self._clients.async_(), self.retry.async_sleep)
 
-    def send(self, to: str, message: Message | str) -> SendReceipt:
+    def send(self, to: str, message: Message | str, *, correlation: str | None = None) -> SendReceipt:
         """Send ``message`` (a model from :mod:`eki_whatsapp.messages`, or a ``str``) to ``to``.
 
         Raises a :class:`~eki_whatsapp.providers.ProviderError` subclass when the provider
         refuses it (after retrying what is retryable); ``error.attempts`` says how many tries.
+        :class:`~eki_whatsapp.providers.OutcomeUnknown` when the answer was lost after the
+        request left: ``correlation`` (sent with the request, see :func:`part_key`) is what its
+        status webhooks will carry.
         """
-        result: SendReceipt = self._run(self._send_plan(to, coerce(message)))
+        result: SendReceipt = self._run(self._send_plan(to, coerce(message), correlation))
         return result
 
-    async def send_async(self, to: str, message: Message | str) -> SendReceipt:
+    async def send_async(
+        self, to: str, message: Message | str, *, correlation: str | None = None
+    ) -> SendReceipt:
         """Async face of :meth:`send`."""
-        result: SendReceipt = await self._run_async(self._send_plan(to, coerce(message)))
+        result: SendReceipt = await self._run_async(self._send_plan(to, coerce(message), correlation))
         return result
 
     def download_media(self, ref: MediaRef) -> bytes:
@@ -162,16 +186,20 @@ class HttpProvider:
         kind: str,
         builds: list[Callable[[], httpx.Request]],
         parse: Callable[[httpx.Response], Accepted],
+        keys: list[str | None] | None = None,
     ) -> Plan[SendReceipt]:
-        """Send one or several requests (a split text) in order; one receipt for all."""
+        """Send one or several requests (a split text) in order; one receipt for all.
+        ``keys``: the correlation key each request carries (``None``: none)."""
         attempts = Attempts()
         accepted: list[Accepted] = []
-        for build in builds:
+        for index, build in enumerate(builds):
             try:
                 result = yield from exchange(self.name, build, parse, self.retry, attempts)
             except ProviderError as error:
                 # Parts already delivered are named so a caller can tell what went out.
                 error.sent_message_ids = tuple(a.message_id for a in accepted)
+                if isinstance(error, OutcomeUnknown) and keys is not None:
+                    error.correlation = keys[index]
                 raise
             accepted.append(result)
         first = accepted[0]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import httpx
 
-from .base import ProviderDown, ProviderError
+from .base import OutcomeUnknown, ProviderDown, ProviderError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -149,8 +149,28 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def transport_error(provider: str, exc: BaseException) -> ProviderError:
-    """A network failure as :class:`ProviderDown` (retryable), without URLs or credentials."""
+#: Failures after the request was written: the provider may have acted on it.
+AMBIGUOUS_FAILURES: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ReadTimeout,
+    httpx.ReadError,
+    httpx.RemoteProtocolError,
+)
+
+
+def transport_error(provider: str, exc: BaseException, *, unsafe: bool = False) -> ProviderError:
+    """A network failure as :class:`ProviderDown` (retryable), without URLs or credentials.
+
+    With ``unsafe`` (a request that must not run twice, such as a send), a failure after the
+    request was written (:data:`AMBIGUOUS_FAILURES`) is :class:`OutcomeUnknown` instead: not
+    retried, because the provider may have accepted it. Connection failures and connect
+    timeouts stay retryable: the request never left.
+    """
+    if unsafe and isinstance(exc, AMBIGUOUS_FAILURES):
+        return OutcomeUnknown(
+            f"no answer after the request was sent ({type(exc).__name__}); it may have been accepted",
+            provider=provider,
+            raw={"exception": type(exc).__name__},
+        )
     if isinstance(exc, httpx.TimeoutException):
         text = f"the request timed out ({type(exc).__name__})"
     elif isinstance(exc, httpx.ConnectError):
@@ -179,10 +199,11 @@ def exchange(
     while True:
         attempt += 1
         attempts.count += 1
-        outcome = yield Send(build(), follow_redirects)
+        request = build()
+        outcome = yield Send(request, follow_redirects)
         try:
             if isinstance(outcome, BaseException):
-                raise transport_error(provider, outcome) from outcome
+                raise transport_error(provider, outcome, unsafe=request.method == "POST") from outcome
             return parse(outcome)
         except ProviderError as error:
             wait = policy.next_delay(attempt, error, policy.clock() - started)

@@ -12,7 +12,8 @@ send (HTTP response) or later in a status webhook (``StatusUpdate.error``)::
     ├── MediaError         media could not be fetched/uploaded (no retry)
     ├── MessageRejected    invalid request or content refused (no retry)
     │   └── UnsupportedMessage  this provider cannot send that kind of message
-    └── ProviderDown       5xx, timeouts, connection errors (retryable)
+    ├── OutcomeUnknown     the request left but its answer did not come (no blind retry)
+    └── ProviderDown       5xx, connection errors, timeouts before sending (retryable)
 
 Each provider package owns its code table (``providers/meta/errors.py``,
 ``providers/twilio/errors.py``) and registers it with :func:`register_error_codes`; codes a table
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidRecipient",
     "MediaError",
     "MessageRejected",
+    "OutcomeUnknown",
     "ProviderDown",
     "ProviderError",
     "RateLimited",
@@ -148,6 +150,21 @@ class UnsupportedMessage(MessageRejected):
     """The provider cannot send this kind of message (e.g. a reaction on Twilio); nothing was sent."""
 
     hint = "this provider cannot send it; send another kind of message or use the other provider"
+
+
+class OutcomeUnknown(ProviderError):
+    """A send whose request may have reached the provider: the answer timed out, or the
+    connection broke, after the request was sent. The message may be on its way, so it is not
+    retried or failed over blindly: the router marks it ``unknown`` and waits for a status
+    webhook carrying :attr:`correlation` (docs/deployment.md, "Ambiguous sends").
+
+    Attributes:
+        correlation: the key sent with the request that a status webhook echoes back
+            (``StatusUpdate.correlation``); ``None`` when the provider could not carry one.
+    """
+
+    hint = "the provider may have accepted it; wait for its status before sending it again"
+    correlation: str | None = None
 
 
 class ProviderDown(ProviderError):

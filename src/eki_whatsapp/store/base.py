@@ -163,6 +163,41 @@ class WorkItem:
     status: StatusRecord | None = dc_field(default=None, repr=False, compare=False)
 
 
+OutboxState = Literal["queued", "unknown", "sent", "expired", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A send in the outbox (docs/store.md, "Outbox"): one that could not go now (``queued``), or
+    whose request may have reached the provider (``unknown``, waiting for a status that echoes
+    ``correlation``). ``sent``, ``expired`` and ``failed`` are final.
+
+    ``message`` and ``options`` are JSON (what :mod:`eki_whatsapp.routing.outbox` needs to route
+    the send again: the message, its category, provider, inbound message, idempotency key...).
+    ``id`` is the store's name for it (``o<n>``), the id ``eki-whatsapp retry`` takes; ``log_id``
+    its row in the message log, rewritten to what finally happened.
+    """
+
+    to: str
+    message: Mapping[str, Any] = dc_field(compare=False)
+    expires_at: datetime
+    state: OutboxState = "queued"
+    options: Mapping[str, Any] = dc_field(default_factory=dict, compare=False)
+    #: The key a status webhook echoes for an ``unknown`` send (``StatusUpdate.correlation``).
+    correlation: str | None = None
+    #: The provider an ``unknown`` send went to (whose statuses can resolve it).
+    provider: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    id: str | None = None
+    log_id: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 @runtime_checkable
 class Store(Protocol):
     """Persistence for everything the bot must remember."""
@@ -263,6 +298,63 @@ class Store(Protocol):
     def retry_work(self, work_id: str | None = None) -> int:
         """Make ``dead`` or ``failed`` work (one, or all with ``None``) ``pending`` again, due
         now, with its attempts reset. Returns how many were changed."""
+        ...
+
+    # --- outbox (rules: :mod:`.rules`, "Outbox") -------------------------------------------
+    # Claims are compare-and-sets on one row, as for handling: of N processes sharing the store,
+    # one gets each send. A SQL store can claim with one ``UPDATE ... WHERE <open, due, lease
+    # absent or expired> RETURNING`` (PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` then
+    # ``UPDATE``); every other write is one ``UPDATE`` guarded by the lease owner.
+    def enqueue_send(self, item: OutboxItem, entry: LogEntry) -> str:
+        """Put a send in the outbox: its log row (``entry``, status ``queued`` or ``unknown``)
+        and ``item`` (with ``log_id`` set to that row) in one write. ``item.lease_owner`` /
+        ``lease_until`` may hold it already. Returns its id (``o<n>``)."""
+        ...
+
+    def claim_sends(self, lease: Lease, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Claim the sends that are due, oldest first, for ``lease.owner``: state ``queued`` or
+        ``unknown``, ``next_attempt_at`` absent or reached, lease absent or expired
+        (:func:`.rules.send_claimable`). Each claim counts an attempt. Sends past ``expires_at``
+        are claimed too: the claimer ends them (``expired``)."""
+        ...
+
+    def finish_send(
+        self,
+        outbox_id: str,
+        owner: str,
+        *,
+        state: OutboxState,
+        entry: LogEntry | None = None,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+        correlation: str | None = None,
+        provider: str | None = None,
+    ) -> bool:
+        """End ``owner``'s attempt: ``sent``, ``expired`` or ``failed`` (final), or ``queued`` /
+        ``unknown`` again, due at ``retry_at`` (with the new ``correlation`` and ``provider`` of
+        an ``unknown`` send). ``error`` becomes ``last_error``. With ``entry``, the send's log
+        row is rewritten to it (:func:`.rules.rewritten_row`: same id and creation time; the
+        statuses already received for its message id merged in). ``False`` (nothing changed)
+        when ``owner`` does not hold the send or it is final."""
+        ...
+
+    def resolve_send(self, provider: str, correlation: str, message_id: str) -> OutboxItem | None:
+        """A status of ``provider`` echoed ``correlation`` for ``message_id``: the ``unknown``
+        send with that key becomes ``sent`` (whoever holds its lease), and its log row gets the
+        message id, status ``accepted`` and the statuses already received for it merged in.
+        Returns the send as it was before (``None``: no ``unknown`` send has that key)."""
+        ...
+
+    def get_send(self, outbox_id: str) -> OutboxItem | None: ...
+
+    def pending_sends(self, *, limit: int = 100) -> list[OutboxItem]:
+        """Sends not final yet (``queued``, ``unknown``), oldest first."""
+        ...
+
+    def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
+        """Make a send (one, or all with ``None``) due now: ``queued`` or ``unknown`` ones keep
+        their state; ``failed`` and ``expired`` ones are ``queued`` again until ``expires_at``.
+        Attempts are reset, leases dropped. Returns how many were changed."""
         ...
 
     # --- 24-hour window -------------------------------------------------------------------

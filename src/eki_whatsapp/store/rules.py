@@ -41,6 +41,15 @@ The rules:
   backoff until ``max_attempts``, then ``dead`` with its error; an expired lease on the last
   attempt (the worker died every time) is ``dead`` too. ``handled`` and ``dead`` are final
   until someone retries (``eki-whatsapp retry``), which resets the attempts.
+* **Outbox** (:func:`send_claimable`, :func:`rewritten_row`, :func:`outbox_id`): a send that
+  could not go (``queued``) or whose outcome is unknown (``unknown``) is written with its log
+  row in one write; its id is ``o<n>``. A claim is a compare-and-set like a handling claim
+  (open state, due, lease absent or expired — :func:`send_claimable`) and counts an attempt.
+  ``sent``, ``expired`` and ``failed`` are final; only the lease holder ends an attempt. A
+  status that echoes an ``unknown`` send's correlation key makes it ``sent`` whoever holds it.
+  The send's log row is rewritten to what finally happened (:func:`rewritten_row`), keeping
+  its id and creation time, with the statuses already received for its message id merged in.
+  ``retry`` makes a send due now; a final one other than ``sent`` is ``queued`` again.
 * **Stored values are JSON** (:func:`json_copy`): raw payloads, ``extra``, memory items and
   key-value values come back as JSON would give them (tuples as lists, datetimes as text),
   whichever store holds them; times come back aware, in UTC (:func:`as_utc`).
@@ -72,9 +81,13 @@ __all__ = [
     "inbound_entry",
     "json_copy",
     "ledger_key",
+    "outbox_id",
+    "parse_outbox_id",
     "parse_work_id",
     "retry_at",
+    "rewritten_row",
     "same_value",
+    "send_claimable",
     "status_changes",
     "status_facts",
     "status_rank",
@@ -313,6 +326,65 @@ def retry_at(attempts: int, max_attempts: int, now: datetime, backoff: float) ->
 def died_error(attempts: int) -> str:
     """The error of work whose worker never finished it."""
     return f"lease expired on attempt {attempts}: the worker handling it stopped"
+
+
+# --- outbox -------------------------------------------------------------------------------------
+#: Sends that are not final.
+OUTBOX_OPEN = ("queued", "unknown")
+#: Final sends a retry opens again (``sent`` is never sent again).
+OUTBOX_RETRYABLE = ("queued", "unknown", "failed", "expired")
+
+
+def outbox_id(row: int) -> str:
+    """The id of an outbox send: ``o<n>``."""
+    return f"o{row}"
+
+
+def parse_outbox_id(value: str) -> int | None:
+    """``12`` for ``"o12"``; ``None`` when ``value`` is not an outbox id."""
+    if len(value) < 2 or value[0] != "o" or not value[1:].isdigit():
+        return None
+    return int(value[1:])
+
+
+def send_claimable(
+    state: str | None, lease_until: datetime | None, next_attempt_at: datetime | None, now: datetime
+) -> bool:
+    """Whether an outbox send may be claimed at ``now``: open, due, nobody's live lease on it."""
+    if state not in OUTBOX_OPEN:
+        return False
+    if next_attempt_at is not None and next_attempt_at > now:
+        return False
+    return lease_until is None or lease_until <= now
+
+
+#: The fields of a log row a send's outcome rewrites (the rest — id, direction, recipient,
+#: creation time — stays).
+REWRITTEN_FIELDS = (
+    "provider",
+    "type",
+    "message_id",
+    "sender",
+    "text",
+    "status",
+    "error_code",
+    "error_message",
+    "raw",
+    "timestamp",
+    "attempts",
+    "reason",
+    "category",
+    "extra",
+)
+
+
+def rewritten_row(entry: LogEntry, early: Iterable[_StatusFields]) -> dict[str, Any]:
+    """The fields a send's log row takes from ``entry`` (its outcome), with ``early`` — the
+    statuses already received for ``entry.message_id``, in arrival order — merged in."""
+    fields = {name: getattr(entry, name) for name in REWRITTEN_FIELDS}
+    fields["extra"] = dict(entry.extra)
+    fields.update(status_changes(entry.status, entry.category, early))
+    return fields
 
 
 # --- stored values -----------------------------------------------------------------------------

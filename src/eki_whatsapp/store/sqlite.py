@@ -26,6 +26,8 @@ from .base import (
     Lease,
     LedgerEntry,
     LogEntry,
+    OutboxItem,
+    OutboxState,
     StatusRecord,
     UsageRecord,
     WorkItem,
@@ -122,6 +124,26 @@ CREATE TABLE IF NOT EXISTS ledger (
     PRIMARY KEY (provider, message_id, source)
 );
 CREATE INDEX IF NOT EXISTS ledger_month ON ledger(month);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    state TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    message TEXT NOT NULL,
+    options TEXT NOT NULL,
+    correlation TEXT,
+    provider TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    expires_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL,
+    last_error TEXT,
+    log_id INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_open ON outbox(state) WHERE state IN ('queued', 'unknown');
+CREATE INDEX IF NOT EXISTS outbox_correlation ON outbox(correlation) WHERE correlation IS NOT NULL;
 CREATE TABLE IF NOT EXISTS kv (
     namespace TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -167,6 +189,17 @@ _KEYS = {"m": "id", "s": "rowid"}
 # rules.claimable, in SQL.
 _CLAIMABLE = (
     "handling IN ('pending', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+    "AND (lease_until IS NULL OR lease_until <= ?)"
+)
+
+
+_OUTBOX_COLUMNS = (
+    "id, state, recipient, message, options, correlation, provider, attempts, next_attempt_at, "
+    "expires_at, lease_owner, lease_until, last_error, log_id, created_at, updated_at"
+)
+# rules.send_claimable, in SQL.
+_SEND_CLAIMABLE = (
+    "state IN ('queued', 'unknown') AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
     "AND (lease_until IS NULL OR lease_until <= ?)"
 )
 
@@ -786,6 +819,192 @@ class SQLiteStore:
                 return False
             self._write_value(db, namespace, key, value)
             return True
+
+    # --- outbox ----------------------------------------------------------------------------
+    @staticmethod
+    def _outbox_item(r: tuple[Any, ...]) -> OutboxItem:
+        return OutboxItem(
+            id=rules.outbox_id(r[0]),
+            state=r[1],
+            to=r[2],
+            message=json.loads(r[3]),
+            options=json.loads(r[4]),
+            correlation=r[5],
+            provider=r[6],
+            attempts=r[7],
+            next_attempt_at=_from_epoch(r[8]),
+            expires_at=_from_epoch(r[9]) or utcnow(),
+            lease_owner=r[10],
+            lease_until=_from_epoch(r[11]),
+            last_error=r[12],
+            log_id=r[13],
+            created_at=_dt(r[14]),
+            updated_at=_dt(r[15]),
+        )
+
+    def enqueue_send(self, item: OutboxItem, entry: LogEntry) -> str:
+        now = _iso(utcnow())
+        with self._tx() as db:
+            row = self._insert_log(db, entry)
+            cur = db.execute(
+                "INSERT INTO outbox (state, recipient, message, options, correlation, provider, attempts, "
+                "next_attempt_at, expires_at, lease_owner, lease_until, last_error, log_id, created_at, "
+                "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    item.state,
+                    item.to,
+                    rules.dumps(dict(item.message)),
+                    rules.dumps(dict(item.options)),
+                    item.correlation,
+                    item.provider,
+                    item.attempts,
+                    _epoch(item.next_attempt_at),
+                    item.expires_at.timestamp(),
+                    item.lease_owner,
+                    _epoch(item.lease_until),
+                    item.last_error,
+                    row,
+                    now,
+                    now,
+                ),
+            )
+            return rules.outbox_id(cur.lastrowid or 0)
+
+    def claim_sends(self, lease: Lease, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        t = now.timestamp()
+        with self._tx() as db:  # BEGIN IMMEDIATE: the select and the claim are one step
+            keys = [
+                r[0]
+                for r in db.execute(
+                    f"SELECT id FROM outbox WHERE {_SEND_CLAIMABLE} ORDER BY id LIMIT ?",  # noqa: S608
+                    (t, t, limit),
+                ).fetchall()
+            ]
+            if not keys:
+                return []
+            marks = ",".join("?" * len(keys))
+            db.execute(
+                f"UPDATE outbox SET lease_owner=?, lease_until=?, attempts=attempts+1, updated_at=? "  # noqa: S608
+                f"WHERE id IN ({marks})",
+                (lease.owner, lease.until.timestamp(), _iso(utcnow()), *keys),
+            )
+            rows = db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
+                keys,
+            ).fetchall()
+        return [self._outbox_item(r) for r in rows]
+
+    def _rewrite(self, db: sqlite3.Connection, log_id: int, entry: LogEntry) -> None:
+        """A send's log row, rewritten to its outcome (rules.rewritten_row)."""
+        early: list[rules.StatusFacts] = []
+        if entry.message_id is not None:
+            early = [
+                rules.StatusFacts(*r)
+                for r in db.execute(
+                    "SELECT status, error_code, error_message, category FROM status_log "
+                    "WHERE provider=? AND message_id=? ORDER BY rowid",
+                    (entry.provider, entry.message_id),
+                ).fetchall()
+            ]
+        fields = rules.rewritten_row(entry, early)
+        fields["raw"] = None if fields["raw"] is None else rules.dumps(fields["raw"])
+        fields["extra"] = rules.dumps(fields["extra"]) if fields["extra"] else None
+        fields["timestamp"] = _iso(fields["timestamp"])
+        fields["updated_at"] = _iso(utcnow())
+        # Column names come from rules.REWRITTEN_FIELDS, never from input.
+        db.execute(
+            f"UPDATE message_log SET {', '.join(f'{c}=?' for c in fields)} WHERE id=?",  # noqa: S608
+            (*fields.values(), log_id),
+        )
+
+    def finish_send(
+        self,
+        outbox_id: str,
+        owner: str,
+        *,
+        state: OutboxState,
+        entry: LogEntry | None = None,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+        correlation: str | None = None,
+        provider: str | None = None,
+    ) -> bool:
+        key = rules.parse_outbox_id(outbox_id)
+        if key is None:
+            return False
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET state=?, lease_owner=NULL, lease_until=NULL, next_attempt_at=?, "
+                "last_error=?, correlation=?, provider=?, updated_at=? "
+                "WHERE id=? AND lease_owner=? AND state IN ('queued', 'unknown')",
+                (state, _epoch(retry_at), error, correlation, provider, _iso(utcnow()), key, owner),
+            )
+            if not cur.rowcount:
+                return False
+            if entry is not None:
+                row = db.execute("SELECT log_id FROM outbox WHERE id=?", (key,)).fetchone()
+                if row is not None and row[0] is not None:
+                    self._rewrite(db, row[0], entry)
+            return True
+
+    def resolve_send(self, provider: str, correlation: str, message_id: str) -> OutboxItem | None:
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE correlation=? AND provider=? "  # noqa: S608
+                "AND state='unknown' ORDER BY id LIMIT 1",
+                (correlation, provider),
+            ).fetchone()
+            if row is None:
+                return None
+            item = self._outbox_item(row)
+            db.execute(
+                "UPDATE outbox SET state='sent', lease_owner=NULL, lease_until=NULL, updated_at=? WHERE id=?",
+                (_iso(utcnow()), row[0]),
+            )
+            if item.log_id is not None:
+                logged = db.execute(
+                    f"SELECT id, {_LOG_COLUMNS} FROM message_log WHERE id=?",  # noqa: S608
+                    (item.log_id,),
+                ).fetchone()
+                if logged is not None:
+                    entry = replace(
+                        self._row(logged), provider=provider, message_id=message_id, status="accepted"
+                    )
+                    self._rewrite(db, item.log_id, entry)
+            return item
+
+    def get_send(self, outbox_id: str) -> OutboxItem | None:
+        key = rules.parse_outbox_id(outbox_id)
+        if key is None:
+            return None
+        rows = self._query(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id=?", (key,))  # noqa: S608
+        return self._outbox_item(rows[0]) if rows else None
+
+    def pending_sends(self, *, limit: int = 100) -> list[OutboxItem]:
+        rows = self._query(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'unknown') "  # noqa: S608
+            "ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [self._outbox_item(r) for r in rows]
+
+    def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
+        where, params = "state IN ('queued', 'unknown', 'failed', 'expired')", ()
+        if outbox_id is not None:
+            key = rules.parse_outbox_id(outbox_id)
+            if key is None:
+                return 0
+            where, params = where + " AND id=?", (key,)  # type: ignore[assignment]
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET "  # noqa: S608
+                "expires_at=CASE WHEN state IN ('failed', 'expired') THEN ? ELSE expires_at END, "
+                "state=CASE WHEN state IN ('failed', 'expired') THEN 'queued' ELSE state END, "
+                "attempts=0, next_attempt_at=NULL, lease_owner=NULL, lease_until=NULL, updated_at=? "
+                f"WHERE {where}",
+                (expires_at.timestamp(), _iso(utcnow()), *params),
+            )
+            return cur.rowcount
 
     def close(self) -> None:
         with self._lock:

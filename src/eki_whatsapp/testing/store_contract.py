@@ -39,7 +39,7 @@ import pytest
 
 from ..errors import StoreError
 from ..events import ChangeEvent, ErrorInfo, InboundMessage, Pricing, StatusUpdate
-from ..store.base import Lease, LedgerEntry, LogEntry, Store, UsageRecord
+from ..store.base import Lease, LedgerEntry, LogEntry, OutboxItem, Store, UsageRecord
 
 __all__ = [
     "BUSINESS",
@@ -48,6 +48,7 @@ __all__ = [
     "CounterContract",
     "HandlingContract",
     "LogContract",
+    "OutboxContract",
     "StatusContract",
     "StoreContract",
     "ValuesContract",
@@ -707,7 +708,155 @@ class HandlingContract(_Contract):
         assert [w.id for w in store.pending_work()] == [change_work]
 
 
+def queued_send(
+    *, state: Any = "queued", correlation: str | None = None, expires_at: datetime = T0 + timedelta(days=1)
+) -> tuple[OutboxItem, LogEntry]:
+    """An outbox send and its log row (the router's message, options and row, as JSON)."""
+    item = OutboxItem(
+        to="+" + USER,
+        message={"kind": "Text", "body": "hi there", "parts": ("a", "b")},
+        options={"category": "service", "inbound": {"provider": "meta", "id": "wamid.IN1"}},
+        expires_at=expires_at,
+        state=state,
+        correlation=correlation,
+        provider="meta" if correlation else None,
+        last_error="meta: the provider is down",
+    )
+    entry = dataclasses.replace(outbound(None, status_=state), extra={"outbox": True})
+    return item, entry
+
+
+class OutboxContract(_Contract):
+    """The outbox: sends that wait (``queued``) or whose outcome is unknown, claimed with leases."""
+
+    LEASE = timedelta(seconds=30)
+
+    def lease(self, owner: str = "worker-1", at: datetime = T0) -> Lease:
+        return Lease(owner, at + self.LEASE)
+
+    def test_a_queued_send_is_kept_with_its_log_row(self, store: Store) -> None:
+        outbox_id = store.enqueue_send(*queued_send())
+        item = store.get_send(outbox_id)
+        assert item is not None and item.id == outbox_id and outbox_id.startswith("o")
+        assert item.state == "queued" and item.to == "+" + USER and item.attempts == 0
+        assert item.message == {"kind": "Text", "body": "hi there", "parts": ["a", "b"]}
+        assert item.options["inbound"] == {"provider": "meta", "id": "wamid.IN1"}
+        assert item.expires_at == T0 + timedelta(days=1) and item.created_at is not None
+        rows = [r for r in store.list_log(direction="out") if r.id == item.log_id]
+        assert len(rows) == 1 and rows[0].status == "queued" and rows[0].message_id is None
+        assert [i.id for i in store.pending_sends()] == [outbox_id]
+        assert store.get_send("o999999") is None and store.get_send("m1") is None
+
+    def test_due_sends_are_claimed_once_with_a_lease(self, store: Store) -> None:
+        first = store.enqueue_send(*queued_send())
+        second = store.enqueue_send(*queued_send())
+        claimed = store.claim_sends(self.lease("worker-1"), now=T0)
+        assert [i.id for i in claimed] == [first, second]
+        assert all(i.attempts == 1 and i.lease_owner == "worker-1" for i in claimed)
+        assert store.claim_sends(self.lease("worker-2"), now=T0 + timedelta(seconds=1)) == []
+        later = T0 + self.LEASE + timedelta(seconds=1)
+        again = store.claim_sends(self.lease("worker-2", later), now=later, limit=1)
+        assert [(i.id, i.attempts, i.lease_owner) for i in again] == [(first, 2, "worker-2")]
+
+    def test_only_one_of_concurrent_claims_wins(self, store: Store) -> None:
+        outbox_id = store.enqueue_send(*queued_send())
+        won: list[str] = []
+
+        def claim(owner: str) -> None:
+            won.extend(owner for _ in store.claim_sends(self.lease(owner), now=T0))
+
+        threads = [threading.Thread(target=claim, args=(f"w{n}",)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(won) == 1
+        item = store.get_send(outbox_id)
+        assert item is not None and item.lease_owner == won[0]
+
+    def test_a_retry_is_due_at_its_time_and_sent_is_final(self, store: Store) -> None:
+        outbox_id = store.enqueue_send(*queued_send())
+        store.claim_sends(self.lease(), now=T0)
+        retry = T0 + timedelta(minutes=1)
+        assert not store.finish_send(outbox_id, "worker-2", state="queued", retry_at=retry)
+        assert store.finish_send(outbox_id, "worker-1", state="queued", retry_at=retry, error="still down")
+        item = store.get_send(outbox_id)
+        assert item is not None and item.last_error == "still down" and item.lease_owner is None
+        assert store.claim_sends(self.lease(at=T0), now=T0 + timedelta(seconds=59)) == []
+        (claimed,) = store.claim_sends(self.lease(at=retry), now=retry)
+        entry = dataclasses.replace(outbound("wamid.LATER"), reason="queued:ProviderDown", extra={"part": 1})
+        assert store.finish_send(outbox_id, "worker-1", state="sent", entry=entry)
+        assert not store.finish_send(outbox_id, "worker-1", state="failed")
+        row = store.get_message("meta", "wamid.LATER")
+        assert row is not None and row.id == claimed.log_id and row.status == "accepted"
+        assert row.reason == "queued:ProviderDown" and row.extra == {"part": 1}
+        assert store.pending_sends() == []
+        assert store.claim_sends(self.lease(at=retry), now=retry + timedelta(days=2)) == []
+
+    def test_a_rewritten_row_takes_the_statuses_that_came_first(self, store: Store) -> None:
+        outbox_id = store.enqueue_send(*queued_send())
+        store.claim_sends(self.lease(), now=T0)
+        assert store.record_status(status("wamid.FAST", "delivered"))
+        assert store.finish_send(outbox_id, "worker-1", state="sent", entry=outbound("wamid.FAST"))
+        assert _row(store, "wamid.FAST")[0] == "delivered"
+
+    def test_an_expired_send_is_claimed_and_ended(self, store: Store) -> None:
+        outbox_id = store.enqueue_send(*queued_send(expires_at=T0 - timedelta(seconds=1)))
+        (claimed,) = store.claim_sends(self.lease(), now=T0)
+        expired = dataclasses.replace(outbound(None, status_="expired"), error_message="the TTL passed")
+        assert store.finish_send(
+            outbox_id, "worker-1", state="expired", entry=expired, error="the TTL passed"
+        )
+        item = store.get_send(outbox_id)
+        assert item is not None and item.state == "expired" and item.last_error == "the TTL passed"
+        (row,) = [r for r in store.list_log(direction="out") if r.id == claimed.log_id]
+        assert row.status == "expired" and row.error_message == "the TTL passed"
+        assert store.pending_sends() == []
+
+    def test_a_status_with_the_key_resolves_an_unknown_send(self, store: Store) -> None:
+        outbox_id = store.enqueue_send(*queued_send(state="unknown", correlation="k1"))
+        store.record_status(status("wamid.MAYBE", "sent"))
+        assert store.resolve_send("twilio", "k1", "wamid.MAYBE") is None  # another provider's key
+        resolved = store.resolve_send("meta", "k1", "wamid.MAYBE")
+        assert resolved is not None and resolved.id == outbox_id and resolved.state == "unknown"
+        item = store.get_send(outbox_id)
+        assert item is not None and item.state == "sent"
+        row = store.get_message("meta", "wamid.MAYBE")
+        assert row is not None and row.id == item.log_id and row.status == "sent"
+        assert store.resolve_send("meta", "k1", "wamid.MAYBE") is None  # once
+        store.record_status(status("wamid.MAYBE", "read"))
+        assert _row(store, "wamid.MAYBE")[0] == "read"
+
+    def test_a_held_unknown_send_is_still_resolved(self, store: Store) -> None:
+        outbox_id = store.enqueue_send(*queued_send(state="unknown", correlation="k2"))
+        store.claim_sends(self.lease(), now=T0)
+        assert store.resolve_send("meta", "k2", "wamid.K2") is not None
+        assert not store.finish_send(
+            outbox_id, "worker-1", state="unknown", correlation="k3", provider="meta"
+        )
+
+    def test_retry_makes_sends_due_and_reopens_ended_ones(self, store: Store) -> None:
+        waiting = store.enqueue_send(*queued_send())
+        ended = store.enqueue_send(*queued_send())
+        store.claim_sends(self.lease(), now=T0)
+        store.finish_send(waiting, "worker-1", state="queued", retry_at=T0 + timedelta(hours=1))
+        store.finish_send(ended, "worker-1", state="failed", error="refused")
+        assert store.retry_send("x1", expires_at=T0) == 0
+        assert store.retry_send(ended, expires_at=T0 + timedelta(days=3)) == 1
+        item = store.get_send(ended)
+        assert item is not None and item.state == "queued" and item.attempts == 0
+        assert item.expires_at == T0 + timedelta(days=3)
+        assert store.retry_send(expires_at=T0 + timedelta(days=3)) == 2
+        assert {i.id for i in store.claim_sends(self.lease(), now=T0)} == {waiting, ended}
+
+
 class StoreContract(
-    LogContract, StatusContract, WindowContract, ValuesContract, CounterContract, HandlingContract
+    LogContract,
+    StatusContract,
+    WindowContract,
+    ValuesContract,
+    CounterContract,
+    HandlingContract,
+    OutboxContract,
 ):
     """The whole contract: subclass it with a ``store`` fixture (see the module's docstring)."""

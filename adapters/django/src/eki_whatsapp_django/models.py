@@ -233,6 +233,49 @@ class WhatsAppLedger(models.Model):
         return f"{self.provider} {self.message_id} {self.source}"
 
 
+class WhatsAppOutbox(models.Model):
+    """A send waiting in the outbox (docs/store.md, "Outbox"): ``queued`` (no provider could take
+    it) or ``unknown`` (its request may have reached the provider), until ``sent``, ``expired``
+    or ``failed``. ``log`` is its row in the message log, rewritten to what finally happened."""
+
+    state: models.CharField[str, str] = models.CharField(max_length=16)
+    recipient: models.CharField[str, str] = models.CharField(max_length=128)
+    message: models.JSONField[Any, Any] = models.JSONField()
+    options: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
+    correlation: models.CharField[str | None, str | None] = models.CharField(
+        max_length=128, null=True, blank=True
+    )
+    provider: models.CharField[str | None, str | None] = models.CharField(
+        max_length=16, null=True, blank=True
+    )
+    attempts: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    next_attempt_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    expires_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    lease_owner: models.CharField[str | None, str | None] = models.CharField(
+        max_length=128, null=True, blank=True
+    )
+    lease_until: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    last_error: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
+    log_id: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(null=True, blank=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("WhatsApp outbox send")
+        verbose_name_plural = _("WhatsApp outbox")
+        indexes = (
+            models.Index(fields=("state",), name="eki_whatsapp_outbox_state"),
+            models.Index(fields=("correlation",), name="eki_whatsapp_outbox_corr"),
+        )
+
+    def __str__(self) -> str:
+        return f"o{self.pk} {self.state} to {self.recipient}"
+
+
 class WhatsAppValue(models.Model):
     """A JSON value in the bot's small key-value space."""
 

@@ -36,6 +36,17 @@ OBJECT = "whatsapp_business_account"
 _MEDIA = ("image", "video", "audio", "document", "sticker")
 _KNOWN = MESSAGE_TYPES - {"unsupported"}  # every kind the library reads from Meta
 
+#: How a correlation key sent in ``biz_opaque_callback_data`` is told apart from a value of the
+#: user's own (``Template.callback_data``).
+CORRELATION_PREFIX = "eki:"
+
+
+def correlation_of(callback_data: str | None) -> str | None:
+    """The correlation key a status echoes in ``biz_opaque_callback_data`` (docs/wire.md §3.4)."""
+    if callback_data is None or not callback_data.startswith(CORRELATION_PREFIX):
+        return None
+    return callback_data[len(CORRELATION_PREFIX) :] or None
+
 
 class PayloadError(BasePayloadError):
     """The body is JSON but not shaped like a Meta notification."""
@@ -340,6 +351,7 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
             errors=_errors(s["errors"]) if "errors" in s else (),
             pricing=pricing,
             callback_data=_str(s.get("biz_opaque_callback_data")),
+            correlation=correlation_of(_str(s.get("biz_opaque_callback_data"))),
             recipient_type=_str(s.get("recipient_type")),
             group_participant=_digits(s.get("recipient_participant_id")),
         )
@@ -355,6 +367,7 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
         errors=_errors(s["errors"]) if "errors" in s else (),
         pricing=pricing,
         callback_data=_str(s.get("biz_opaque_callback_data")),
+        correlation=correlation_of(_str(s.get("biz_opaque_callback_data"))),
     )
 
 

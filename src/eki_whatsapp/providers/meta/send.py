@@ -53,10 +53,11 @@ from ...messages import (
     TemplateValue,
     Text,
 )
-from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient
+from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient, part_key
 from .._http import Attempts, HttpOptions, Plan, exchange, parse_retry_after
 from ..base import MediaError, ProviderError, ProviderName, SendReceipt, UnsupportedMessage, classify_error
 from .errors import PAIR_LIMIT
+from .parse import CORRELATION_PREFIX, correlation_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -276,8 +277,12 @@ class MetaCloud(HttpProvider):
 
         return build
 
-    def payloads(self, to: str, message: Any) -> list[dict[str, Any]]:
+    def payloads(self, to: str, message: Any, correlation: str | None = None) -> list[dict[str, Any]]:
         """The JSON bodies :meth:`send` posts for ``message`` (several for a long text).
+
+        With ``correlation``, each body carries it (``eki:<key>``, :func:`part_key` per part) in
+        ``biz_opaque_callback_data``, which Meta echoes in the message's status webhooks — unless
+        the message sets its own (``Template.callback_data``), which is kept.
 
         Raises :class:`~eki_whatsapp.messages.MessageError` /
         :class:`~eki_whatsapp.providers.UnsupportedMessage` before anything is sent.
@@ -285,7 +290,7 @@ class MetaCloud(HttpProvider):
         recipient = parse_recipient(self.name, to)
         if isinstance(message, Text):
             # Only the first part quotes the replied-to message.
-            return [
+            bodies = [
                 _envelope(
                     recipient,
                     "text",
@@ -294,11 +299,19 @@ class MetaCloud(HttpProvider):
                 )
                 for index, part in enumerate(split(message.body, self.text_limit))
             ]
-        return [render(recipient, message)]
+        else:
+            bodies = [render(recipient, message)]
+        if correlation is not None:
+            for index, body in enumerate(bodies):
+                key = f"{CORRELATION_PREFIX}{part_key(correlation, index)}"
+                body.setdefault("biz_opaque_callback_data", key)
+        return bodies
 
-    def _send_plan(self, to: str, message: Any) -> Plan[SendReceipt]:
-        builds = [self._post_json(self._messages_url, p) for p in self.payloads(to, message)]
-        return self._send_all(to, _kind(message), builds, self._parse_send)
+    def _send_plan(self, to: str, message: Any, correlation: str | None = None) -> Plan[SendReceipt]:
+        bodies = self.payloads(to, message, correlation)
+        builds = [self._post_json(self._messages_url, p) for p in bodies]
+        keys = [correlation_of(b.get("biz_opaque_callback_data")) for b in bodies]
+        return self._send_all(to, _kind(message), builds, self._parse_send, keys)
 
     def _parse_send(self, response: httpx.Response) -> Accepted:
         data = json_body(response)

@@ -41,6 +41,11 @@ def is_twilio(params: Mapping[str, Any]) -> bool:
     return any(k in params for k in SID_PARAMS)
 
 
+#: The query parameter of a ``StatusCallback`` URL that carries the router's correlation key
+#: (docs/wire.md §7.3): Twilio posts statuses to the URL as given, query included.
+CORRELATION_PARAM = "eki_ref"
+
+
 def parse_params(params: Mapping[str, str], *, received_at: datetime | None = None) -> list[Event]:
     """The event of one Twilio request (a list, like the Meta parser's)."""
     now = received_at or datetime.now(timezone.utc)
@@ -173,6 +178,7 @@ def _status(sid: str, p: Mapping[str, str], now: datetime) -> StatusUpdate:
         recipient_user_id=recipient_user,
         business_number=business,
         errors=errors,
+        correlation=p.get(CORRELATION_PARAM) or None,
     )
 
 

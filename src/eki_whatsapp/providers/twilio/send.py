@@ -66,7 +66,7 @@ from ...messages import (
     Template,
     Text,
 )
-from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient
+from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient, part_key
 from .._http import Attempts, HttpOptions, Plan, exchange, parse_retry_after
 from ..base import (
     MediaError,
@@ -87,6 +87,7 @@ from .content import (
     session_content,
     template_variables,
 )
+from .parse import CORRELATION_PARAM
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -260,8 +261,11 @@ class Twilio(HttpProvider):
         pair = f"{self.account_sid}:{self._token.get_secret_value()}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
-    def forms(self, to: str, message: Any) -> list[Form]:
+    def forms(self, to: str, message: Any, correlation: str | None = None) -> list[Form]:
         """The form fields :meth:`send` posts for ``message`` (several for a long text).
+
+        With ``correlation`` and a ``status_callback``, each ``StatusCallback`` URL carries the
+        key (``eki_ref=<key>``, :func:`part_key` per part), which comes back with its statuses.
 
         Raises :class:`~eki_whatsapp.providers.UnsupportedMessage` (or ``TemplateError`` for a
         template without ``content_sid``) before anything is sent.
@@ -271,24 +275,40 @@ class Twilio(HttpProvider):
             logger.debug("twilio cannot quote a message: reply_to=%s is not sent", message.reply_to)
         fields = self._render(message)
         if isinstance(fields, str):  # a body that may need splitting
-            return [[*self._base(recipient), ("Body", part)] for part in split(fields, self.text_limit)]
+            parts = split(fields, self.text_limit)
+            return [[*self._base(recipient, correlation, i), ("Body", part)] for i, part in enumerate(parts)]
         if isinstance(fields, tuple):  # (media header fields, text body)
             media_fields, body = fields
             parts = split(body, self.text_limit)
-            forms = [[*self._base(recipient), ("Body", parts[0]), *media_fields]]
-            forms += [[*self._base(recipient), ("Body", part)] for part in parts[1:]]
+            forms = [[*self._base(recipient, correlation), ("Body", parts[0]), *media_fields]]
+            for index, part in enumerate(parts[1:], 1):
+                forms.append([*self._base(recipient, correlation, index), ("Body", part)])
             return forms
-        return [self._base(recipient) + fields]
+        return [self._base(recipient, correlation) + fields]
 
-    def _base(self, recipient: Address) -> Form:
+    def _base(self, recipient: Address, correlation: str | None = None, part: int = 0) -> Form:
         form: Form = [("To", _whatsapp_address(recipient))]
         if self.messaging_service_sid:
             form.append(("MessagingServiceSid", self.messaging_service_sid))
         if self.from_:
             form.append(("From", self.from_))
         if self.status_callback:
-            form.append(("StatusCallback", self.status_callback))
+            form.append(("StatusCallback", self._callback(correlation, part)))
         return form
+
+    def _callback(self, correlation: str | None, part: int) -> str:
+        """The ``StatusCallback`` URL, with the correlation key of the part in its query."""
+        url = self.status_callback or ""
+        key = part_key(correlation, part)
+        if key is None:
+            return url
+        return f"{url}{'&' if '?' in url else '?'}{urlencode({CORRELATION_PARAM: key})}"
+
+    def _keys(self, correlation: str | None, forms: list[Form]) -> list[str | None]:
+        """The correlation key each form carries (none without a ``StatusCallback``)."""
+        if not self.status_callback:
+            return [None] * len(forms)
+        return [part_key(correlation, index) for index in range(len(forms))]
 
     def _render(self, message: Any) -> str | Form | tuple[Form, str]:
         reason = self.unsupported_reason(message)
@@ -339,12 +359,14 @@ class Twilio(HttpProvider):
 
         return build
 
-    def _send_plan(self, to: str, message: Any) -> Plan[SendReceipt]:
+    def _send_plan(self, to: str, message: Any, correlation: str | None = None) -> Plan[SendReceipt]:
         kind = str(getattr(message, "kind", ""))
         session = session_content(message)
         if session is None:
-            builds = [self._post_form(form) for form in self.forms(to, message)]
-            return (yield from self._send_all(to, kind, builds, self._parse_send))
+            forms = self.forms(to, message, correlation)
+            builds = [self._post_form(form) for form in forms]
+            keys = self._keys(correlation, forms)
+            return (yield from self._send_all(to, kind, builds, self._parse_send, keys))
         # Real buttons: the content's SID (cached, or created now), else numbered text.
         recipient = parse_recipient(self.name, to)
         key = session.key
@@ -365,12 +387,14 @@ class Twilio(HttpProvider):
                 self.content_cache.put(key, sid)
                 rendering = "content:created"
         if sid is None:
-            builds = [self._post_form(form) for form in self.forms(to, message)]
+            forms = self.forms(to, message, correlation)
         else:
             variables = content_variables_json(session.variables)
-            builds = [self._post_form([*self._base(recipient), *content_form(sid, variables)])]
+            forms = [[*self._base(recipient, correlation), *content_form(sid, variables)]]
+        builds = [self._post_form(form) for form in forms]
         logger.info("twilio: %s sent as %s%s", kind, rendering, f" ({sid})" if sid else "")
-        receipt = yield from self._send_all(to, kind, builds, self._parse_send)
+        keys = self._keys(correlation, forms)
+        receipt = yield from self._send_all(to, kind, builds, self._parse_send, keys)
         return dataclasses.replace(receipt, rendering=rendering)
 
     def _create_content_plan(self, key: str, content: dict[str, Any]) -> Plan[str]:

@@ -220,6 +220,10 @@ class TwilioWebhook:
             params = {str(k): _form_value(v) for k, v in json_object(request.body).items()}
         else:
             params = dict(self._form(request))
+            # A status callback URL may carry the router's correlation key in its query.
+            ref = request.query_param(twilio_parse.CORRELATION_PARAM)
+            if ref:
+                params.setdefault(twilio_parse.CORRELATION_PARAM, ref)
         return twilio_parse.parse_params(params)
 
     @staticmethod
