@@ -51,15 +51,16 @@ def search_digits(text: str) -> str:
     return plain if plain.isdigit() else ""
 
 
-def business_of(entry: LogEntry, meta_numbers: Mapping[str, str] | None = None) -> str:
-    """The business number of a log row, as people know it (Meta's display number, not the
-    phone-number id, when the row or ``meta_numbers`` (``{phone-number id: number}``) tells it)."""
+def business_of(entry: LogEntry, numbers: Mapping[str, str] | None = None) -> str:
+    """The business number of a log row, as people know it: the display number rather than a
+    provider's id for it (Meta's phone-number id), when the row or ``numbers`` (``{business
+    id: display number}``, see :func:`_display_numbers`) tells it."""
     side = entry.recipient if entry.direction == "in" else entry.sender
     known = entry.extra.get("business_number") if entry.extra else None
     if isinstance(known, str) and known:
         return known
-    if meta_numbers and side and side in meta_numbers:
-        return meta_numbers[side]
+    if numbers and side and side in numbers:
+        return numbers[side]
     return side or ""
 
 
@@ -107,12 +108,13 @@ def _conversation_rows(bot: Bot, limit: int) -> list[LogEntry]:
     ]
 
 
-def _meta_numbers(rows: Iterable[LogEntry]) -> dict[str, str]:
-    """Meta phone-number id → display number, learnt from inbound rows."""
+def _display_numbers(rows: Iterable[LogEntry]) -> dict[str, str]:
+    """Business id → display number, learnt from inbound rows: a provider that addresses the
+    business by an id (Meta's phone-number id) logs the number people know as ``business_number``."""
     found: dict[str, str] = {}
     for row in rows:
         number = row.extra.get("business_number") if row.extra else None
-        if row.direction == "in" and row.provider == "meta" and row.recipient and isinstance(number, str):
+        if row.direction == "in" and row.recipient and isinstance(number, str):
             found.setdefault(row.recipient, number)
     return found
 
@@ -125,7 +127,7 @@ def list_conversations(
     ``search`` matches the number with or without ``+``/spaces, the profile name, or any text.
     """
     rows = _conversation_rows(bot, limit)
-    numbers = _meta_numbers(rows)
+    numbers = _display_numbers(rows)
     found: dict[tuple[str, str], ConversationSummary] = {}
     texts: dict[tuple[str, str], list[str]] = {}
     for row in sorted(rows, key=_when):  # oldest first, so "last" wins
@@ -168,7 +170,7 @@ def history(bot: Bot, user: str, business: str | None = None, *, limit: int = 50
     """The messages with ``user`` (to ``business`` when given), oldest first."""
     rows = [r for r in bot.store.list_log(user=user, limit=limit) if not r.type.startswith("event:")]
     if business is not None:
-        numbers = _meta_numbers(bot.store.list_log(user=user, direction="in", limit=limit))
+        numbers = _display_numbers(bot.store.list_log(user=user, direction="in", limit=limit))
         rows = [r for r in rows if business_of(r, numbers) == business]
     return sorted(rows, key=lambda r: (_when(r), r.id or 0))
 
@@ -191,11 +193,10 @@ _WINDOW = {
     "pt": "Não entregue: o usuário não escreveu nas últimas 24 horas e o WhatsApp só permite um "
     "modelo aprovado. Envie um modelo.",
 }
-_PLAIN: dict[int, dict[str, str]] = {
-    131047: _WINDOW,
-    63016: _WINDOW,
-    470: _WINDOW,
-    131026: {
+#: Explanations by key; each provider package maps its codes to these keys (``errors.EXPLAINED``).
+_PLAIN: dict[str, dict[str, str]] = {
+    "window": _WINDOW,
+    "not_on_whatsapp": {
         "en": "Not delivered: the number cannot receive WhatsApp messages (no WhatsApp, old app, or "
         "the user has not accepted the new terms).",
         "es": "No se entregó: ese número no puede recibir mensajes de WhatsApp (no tiene WhatsApp, "
@@ -203,44 +204,44 @@ _PLAIN: dict[int, dict[str, str]] = {
         "pt": "Não entregue: o número não pode receber mensagens do WhatsApp (sem WhatsApp, app "
         "antigo ou termos não aceitos).",
     },
-    131049: {
+    "marketing_limit": {
         "en": "Not delivered: WhatsApp limits how many marketing messages a user gets. Try later.",
         "es": "No se entregó: WhatsApp limita cuántos mensajes de marketing recibe cada usuario. "
         "Inténtalo más tarde.",
         "pt": "Não entregue: o WhatsApp limita quantas mensagens de marketing cada usuário recebe. "
         "Tente mais tarde.",
     },
-    130429: {
+    "account_rate": {
         "en": "Too many messages per second: WhatsApp slowed the account down. It is retried.",
         "es": "Demasiados mensajes por segundo: WhatsApp frenó la cuenta. Se reintenta.",
         "pt": "Mensagens demais por segundo: o WhatsApp limitou a conta. Será tentado de novo.",
     },
-    131056: {
+    "user_rate": {
         "en": "Too many messages to this user in a short time. Wait a moment.",
         "es": "Demasiados mensajes a este usuario en poco tiempo. Espera un momento.",
         "pt": "Mensagens demais para este usuário em pouco tempo. Aguarde um momento.",
     },
-    132001: {
+    "template": {
         "en": "The template does not exist in that language or is not approved yet.",
         "es": "La plantilla no existe en ese idioma o aún no está aprobada.",
         "pt": "O modelo não existe nesse idioma ou ainda não foi aprovado.",
     },
-    190: {
+    "meta_token": {
         "en": "The Meta access token expired or is wrong: a developer must renew META_WHATSAPP_TOKEN.",
         "es": "El token de acceso de Meta venció o es incorrecto: hay que renovar META_WHATSAPP_TOKEN.",
         "pt": "O token de acesso da Meta expirou ou está errado: é preciso renovar META_WHATSAPP_TOKEN.",
     },
-    63024: {
+    "invalid_user": {
         "en": "Not delivered: the recipient is not a valid WhatsApp user.",
         "es": "No se entregó: el destinatario no es un usuario válido de WhatsApp.",
         "pt": "Não entregue: o destinatário não é um usuário válido do WhatsApp.",
     },
-    63018: {
+    "sender_rate": {
         "en": "Too many messages: Twilio slowed the sender down. It is retried.",
         "es": "Demasiados mensajes: Twilio frenó el envío. Se reintenta.",
         "pt": "Mensagens demais: a Twilio limitou o envio. Será tentado de novo.",
     },
-    21211: {
+    "invalid_number": {
         "en": "The phone number is not valid.",
         "es": "El número de teléfono no es válido.",
         "pt": "O número de telefone não é válido.",
@@ -281,7 +282,10 @@ def explain_error(
     """
     lang = (language or "es").split("-")[0].lower()
     lang = lang if lang in ("es", "en", "pt") else "en"
-    texts = _PLAIN.get(code) if code is not None else None
+    from .providers import explained_codes
+
+    key = explained_codes().get(code) if code is not None else None
+    texts = _PLAIN.get(key) if key is not None else None
     if texts is None and error:
         texts = _BY_NAME.get(error)
     if texts is not None:

@@ -115,12 +115,12 @@ def _is_loopback(url: str) -> bool:
 
 
 def _api_url_checks(s: Settings) -> list[Check]:
-    """Provider API URLs changed from the real ones, e.g. left over from ``eki-whatsapp sandbox``."""
+    """Provider API URLs changed from the real ones, e.g. left over from ``eki-whatsapp sandbox``
+    (each provider's doctor module names its variable, value and default: ``api_url(s)``)."""
+    from .providers import BUILTIN, doctor_checks
+
     checks = []
-    for variable, url, default in (
-        ("META_GRAPH_BASE_URL", s.meta_graph_base_url, "https://graph.facebook.com"),
-        ("TWILIO_API_BASE_URL", s.twilio_api_base_url, "https://api.twilio.com"),
-    ):
+    for variable, url, default in (doctor_checks(name).api_url(s) for name in sorted(BUILTIN)):
         if url == default:
             continue
         if _is_loopback(url) and s.whatsapp_env == "production":

@@ -7,11 +7,12 @@ that timed out after the request left may have been delivered: it is priced too
 (``note="timed-out"``). Inbound messages a provider charges for (Twilio's fee) are entries of
 their own (``source="inbound"``).
 
-Monthly free allowances — from the price table of the day, or ``WHATSAPP_META_FREE_ALLOWANCE``
-for Meta — are counted in the Store, so they survive restarts. A message the allowance covers
-keeps its real price in its entry; the allowance is a discount entry beside it
-(``source="allowance"``), so the report shows what was charged and what was waived. A message
-that fails after taking a free slot gives the slot back.
+Monthly free allowances — from the price table of the day, or configured per provider (its
+package's ``prices.free_allowance``, e.g. ``WHATSAPP_META_FREE_ALLOWANCE``) — are counted in the
+Store, so they survive restarts. A message the allowance covers keeps its real price in its
+entry; the allowance is a discount entry beside it (``source="allowance"``), so the report shows
+what was charged and what was waived. A message that fails after taking a free slot gives the
+slot back.
 
 A cost that cannot be told (category or market unknown, no table for the date) is ``None`` —
 "unknown cost" — never a silent zero.
@@ -86,11 +87,18 @@ class Costs:
 
     @classmethod
     def from_settings(
-        cls, store: Store, settings: Settings, *, clock: Callable[[], datetime] = _utcnow
+        cls,
+        store: Store,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        providers: Mapping[str, Any] | None = None,
     ) -> Costs:
-        """A ledger configured by ``WHATSAPP_PRICE_TABLE``, ``WHATSAPP_PRICE_RULES``,
-        ``WHATSAPP_META_FREE_ALLOWANCE``, ``WHATSAPP_FREE_ALLOWANCE_CATEGORIES`` and
-        ``WHATSAPP_DEFAULT_MARKET``."""
+        """A ledger configured by ``WHATSAPP_PRICE_TABLE``, ``WHATSAPP_PRICE_RULES``, the
+        providers' free allowances (``WHATSAPP_META_FREE_ALLOWANCE``, or a registered provider's
+        ``free_allowance``), ``WHATSAPP_FREE_ALLOWANCE_CATEGORIES`` and ``WHATSAPP_DEFAULT_MARKET``."""
+        from ..providers import free_allowances
+
         rules = settings.whatsapp_price_rules
         if settings.whatsapp_price_table:
             prices = PriceBook.load(settings.whatsapp_price_table, rules=rules)
@@ -99,7 +107,7 @@ class Costs:
         return cls(
             store,
             prices,
-            free_allowance={"meta": settings.whatsapp_meta_free_allowance},
+            free_allowance=free_allowances(settings, providers),
             allowance_categories=settings.whatsapp_free_allowance_categories,
             default_market=settings.whatsapp_default_market,
             clock=clock,

@@ -10,6 +10,7 @@ This module knows which providers are built in and builds them from the settings
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from importlib import import_module
 from types import ModuleType
@@ -150,6 +151,34 @@ def reread(entry: LogEntry | None, status: StatusRecord | None) -> Event | None:
             return None
         return events[0] if events else None
     return None
+
+
+def free_allowances(settings: Settings, providers: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Monthly free allowances configured per provider: a built-in package's ``prices`` module
+    reads its setting (``WHATSAPP_META_FREE_ALLOWANCE``); a registered provider may say its own
+    with a ``free_allowance`` attribute (messages a month). Zero: none configured."""
+    found: dict[str, int] = {}
+    for name in BUILTIN:
+        try:
+            prices = import_module(f"{package(name).__name__}.prices")
+        except ModuleNotFoundError:
+            continue
+        found[name] = int(prices.free_allowance(settings))
+    for name, provider in (providers or {}).items():
+        own = getattr(provider, "free_allowance", None)
+        if isinstance(own, int) and not isinstance(own, bool):
+            found[name] = own
+    return found
+
+
+@functools.cache
+def explained_codes() -> dict[int, str]:
+    """Error code → key of its explanation in plain words, from every built-in package's
+    ``errors.EXPLAINED`` (see :func:`eki_whatsapp.conversations.explain_error`)."""
+    found: dict[int, str] = {}
+    for name in BUILTIN:
+        found.update(getattr(import_module(f"{package(name).__name__}.errors"), "EXPLAINED", {}))
+    return found
 
 
 def doctor_checks(name: str) -> ModuleType:

@@ -163,7 +163,9 @@ class Provider(Protocol):
 
     ``message`` is one of the models in :mod:`eki_whatsapp.messages`. A provider may also offer
     ``supports(message) -> bool`` (whether it can carry that kind; see :func:`can_send`): the
-    router asks it before choosing, so failover never picks a provider that would refuse.
+    router asks it before choosing, so failover never picks a provider that would refuse, and
+    ``free_allowance: int`` (messages a month it does not charge for; see
+    :func:`eki_whatsapp.providers.free_allowances`).
     """
 
     name: ProviderName

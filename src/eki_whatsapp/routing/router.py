@@ -83,7 +83,9 @@ class Router:
         self.clock: Callable[[], datetime] = clock or _utcnow
         self.rng = rng or random.Random()
         self._costs = (
-            costs if costs is not None else Costs.from_settings(store, settings, clock=lambda: self.clock())
+            costs
+            if costs is not None
+            else Costs.from_settings(store, settings, clock=lambda: self.clock(), providers=providers)
         )
         self.fallback = Fallback.from_settings(settings, fallback_template)
         cooldown = timedelta(seconds=settings.whatsapp_breaker_cooldown_seconds)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..providers.twilio.templates import content_sid_for
     from ..store.base import Store
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ProviderState",
     "TemplateChange",
     "TemplateRecord",
+    "approved_id",
     "content_sid_for",
     "load_record",
     "ready_on",
@@ -210,16 +212,25 @@ def ready_on(store: Store | None, provider: str, name: str, language: str) -> bo
     return state is not None and state.approved
 
 
-def content_sid_for(store: Store, name: str, language: str) -> str | None:
-    """Twilio's ContentSid of an approved managed template (``None`` otherwise)."""
+def approved_id(store: Store, provider: str, name: str, language: str) -> str | None:
+    """The remote id of a managed template approved on ``provider`` (Twilio's ContentSid, say;
+    ``None``: not managed here, not approved, or the store is down)."""
     try:
         record = load_record(store, name, language)
     except Exception:
         return None
-    state = record.state("twilio") if record is not None else None
+    state = record.state(provider) if record is not None else None
     if state is None or not state.approved:
         return None
     return state.id
+
+
+def __getattr__(name: str) -> Any:
+    if name == "content_sid_for":  # its home is the Twilio package now
+        from ..providers.twilio.templates import content_sid_for
+
+        return content_sid_for
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _opt(value: Any) -> str | None:

@@ -17,10 +17,15 @@ from ...doctor import Check, unreachable
 from ...i18n import gettext as _
 from ...settings import Settings
 
-__all__ = ["GRAPH_SUNSET", "offline_checks", "online_checks", "webhook_check"]
+__all__ = ["GRAPH_SUNSET", "api_url", "offline_checks", "online_checks", "webhook_check"]
 
 #: Graph API versions and their sunset dates (docs/wire.md §4.1).
 GRAPH_SUNSET = {"v22.0": "2027-05-20", "v23.0": "2027-10-08", "v24.0": "2028-02-18", "v25.0": "2028-07-29"}
+
+
+def api_url(s: Settings) -> tuple[str, str, str]:
+    """The Graph API URL setting: its variable, its value and the real API's URL."""
+    return "META_GRAPH_BASE_URL", s.meta_graph_base_url, "https://graph.facebook.com"
 
 
 def offline_checks(s: Settings) -> list[Check]:

@@ -52,6 +52,19 @@ CODES: dict[int, type[ProviderError]] = {
 #: Pair rate limit: Meta advises waiting at least 6 s for that recipient.
 PAIR_LIMIT = 131056
 
+#: Codes a support person meets, as the key of their explanation in plain words
+#: (:func:`eki_whatsapp.conversations.explain_error`).
+EXPLAINED: dict[int, str] = {
+    131047: "window",
+    470: "window",  # the window code of older API versions
+    131026: "not_on_whatsapp",
+    131049: "marketing_limit",
+    130429: "account_rate",
+    131056: "user_rate",
+    132001: "template",
+    190: "meta_token",
+}
+
 classify = CodeTable(
     CODES,
     ranges=(

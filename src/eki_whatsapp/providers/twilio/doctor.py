@@ -8,10 +8,15 @@ from ...doctor import Check, unreachable
 from ...i18n import gettext as _
 from ...settings import Settings
 
-__all__ = ["SANDBOX_NUMBER", "offline_checks", "online_checks"]
+__all__ = ["SANDBOX_NUMBER", "api_url", "offline_checks", "online_checks"]
 
 #: Twilio's shared WhatsApp sandbox sender.
 SANDBOX_NUMBER = "+14155238886"
+
+
+def api_url(s: Settings) -> tuple[str, str, str]:
+    """The REST API URL setting: its variable, its value and the real API's URL."""
+    return "TWILIO_API_BASE_URL", s.twilio_api_base_url, "https://api.twilio.com"
 
 
 def offline_checks(s: Settings) -> list[Check]:

@@ -73,6 +73,15 @@ CODES: dict[int, type[ProviderError]] = {
     63049: InvalidRecipient,  # Meta chose not to deliver the marketing message
     63051: AuthError,  # WhatsApp Business Account locked
 }
+#: Codes a support person meets, as the key of their explanation in plain words
+#: (:func:`eki_whatsapp.conversations.explain_error`).
+EXPLAINED: dict[int, str] = {
+    63016: "window",
+    63024: "invalid_user",
+    63018: "sender_rate",
+    21211: "invalid_number",
+}
+
 classify = CodeTable(
     CODES,
     ranges=((63000, 64000, MessageRejected),),  # the WhatsApp channel's own refusals

@@ -222,9 +222,9 @@ class Twilio(HttpProvider):
             return template.content_sid
         if self.store is None:
             return None
-        from ...templates.registry import content_sid_for
+        from ...templates.registry import approved_id
 
-        return content_sid_for(self.store, template.name, template.language)
+        return approved_id(self.store, self.name, template.name, template.language)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> Twilio:

@@ -15,7 +15,7 @@ Shapes: docs/wire.md §9.1.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...templates.definition import (
     CopyCodeButton,
@@ -27,11 +27,20 @@ from ...templates.definition import (
     TemplateDefinition,
     UrlButton,
 )
+from ...templates.registry import approved_id
 
-__all__ = ["approval_body", "content_body", "remote"]
+if TYPE_CHECKING:
+    from ...store.base import Store
+
+__all__ = ["approval_body", "content_body", "content_sid_for", "remote"]
 
 #: Twilio says ``received`` for an approval request not yet looked at: that is pending to us.
 _STATUS = {"received": "pending", "unsubmitted": "pending"}
+
+
+def content_sid_for(store: Store, name: str, language: str) -> str | None:
+    """Twilio's ContentSid of an approved managed template (``None`` otherwise)."""
+    return approved_id(store, "twilio", name, language)
 
 
 def _body(definition: TemplateDefinition) -> str:
