@@ -4,6 +4,8 @@ Measures, interleaved in one run (each round runs every variant once, in a rotat
 its own fresh messages; the figure is the median of the per-round ratios):
 
 * **floor**: HMAC-SHA256 check + ``json.loads`` of the body — what any verified handler must do;
+* **floor+sql**: the floor plus the two SQLite commits any durable handler makes (the message
+  and its pending work before the ack, "handled" after) — what durability costs on this machine;
 * **pywa**: ``WhatsApp.webhook_update_validator`` + ``webhook_update_handler`` with a no-op
   message handler and a no-op status handler (pywa builds its typed update and calls them inline);
 * **default**: ``Bot(settings)`` as ``eki-whatsapp init`` sets it up — the SQLite file store
@@ -33,6 +35,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -146,6 +149,36 @@ def floor(raw: Raw) -> None:
         json.loads(body)
 
 
+def durable_floor(path: Path) -> Callable[[Raw], None]:
+    """The floor plus the least any durable handler writes to SQLite (same file settings as the
+    store: WAL, synchronous=NORMAL): the message and "to be handled" in one commit before the
+    ack, "handled" in a second commit after the handler."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE log (id INTEGER PRIMARY KEY, message_id TEXT UNIQUE, raw TEXT, handling TEXT)")
+    key = SECRET.encode()
+
+    def run(raw: Raw) -> None:
+        for body, signature in raw:
+            expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, signature):
+                raise SystemExit("floor: bad signature")
+            value = json.loads(body)["entry"][0]["changes"][0]["value"]
+            item = (value.get("messages") or value.get("statuses"))[0]
+            db.execute("BEGIN IMMEDIATE")
+            cur = db.execute(
+                "INSERT OR IGNORE INTO log (message_id, raw, handling) VALUES (?,?,'pending')",
+                (item["id"], body.decode()),
+            )
+            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE log SET handling='handled' WHERE id=?", (cur.lastrowid,))
+            db.execute("COMMIT")
+
+    return run
+
+
 def new_bot(store: Any) -> Bot:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, whatsapp_provider="meta", meta_whatsapp_token="t", meta_phone_number_id=PHONE_ID,
@@ -230,6 +263,7 @@ def compare(kind: str, template: dict[str, Any], key: str, per_round: int, round
     memory_bot = new_bot(MemoryStore())
     variants: dict[str, Callable[[Raw], None]] = {
         "floor": floor,
+        "floor+sql": durable_floor(tmp / f"{kind}-floor.sqlite3"),
         "pywa": new_pywa(),
         "default": library(default_bot),
         "memory": library(memory_bot),
@@ -255,11 +289,11 @@ def compare(kind: str, template: dict[str, Any], key: str, per_round: int, round
         return statistics.median(x[clock] / y[clock] for x, y in zip(times[a], times[b], strict=True))
 
     print(f"\n{kind}: {rounds} rounds x {per_round} messages per variant (medians, microseconds per message)")
-    print(f"  {'variant':8s} {'CPU':>8s} {'wall':>8s}   CPU vs pywa   CPU vs floor")
+    print(f"  {'variant':9s} {'CPU':>8s} {'wall':>8s}   CPU vs pywa   CPU vs floor")
     for name in names:
         cpu = statistics.median(x[0] for x in times[name]) * 1e6
         wall = statistics.median(x[1] for x in times[name]) * 1e6
-        print(f"  {name:8s} {cpu:8.1f} {wall:8.1f}   {ratio(name, 'pywa'):9.2f}x   {ratio(name, 'floor'):9.2f}x")
+        print(f"  {name:9s} {cpu:8.1f} {wall:8.1f}   {ratio(name, 'pywa'):9.2f}x   {ratio(name, 'floor'):9.2f}x")
     return {"default": ratio("default", "pywa"), "memory": ratio("memory", "pywa")}
 
 

@@ -166,6 +166,9 @@ class OptOuts:
         self.start_keywords = _keywords(
             settings.whatsapp_optin_keywords if settings is not None else None, DEFAULT_OPTIN_KEYWORDS
         )
+        # A keyword with accents and punctuation around it is well within this; a longer text is
+        # no keyword and is not normalised (the check runs on every inbound message).
+        self._longest = 4 * max((len(k) for k in (*self.stop_keywords, *self.start_keywords)), default=0) + 16
         self.stop_confirmation = settings.whatsapp_optout_confirmation if settings is not None else None
         self.start_confirmation = settings.whatsapp_optin_confirmation if settings is not None else None
         self._listeners: list[Listener] = []
@@ -226,7 +229,7 @@ class OptOuts:
     # --- inbound keywords ----------------------------------------------------------------------
     def classify(self, message: InboundMessage) -> tuple[str, str] | None:
         """``("stop" | "start", language)`` when the whole message is a keyword, else ``None``."""
-        if message.type != "text":
+        if message.type != "text" or len(message.text or "") > self._longest:
             # A tapped button titled "Cancelar" cancels a booking, not the subscription.
             return None
         word = normalize_keyword(message.text)

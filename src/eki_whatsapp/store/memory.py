@@ -167,9 +167,10 @@ class MemoryStore:
             return work_id
 
     def _show(self, work_id: str, work: _Work) -> None:
-        """Mirror the handling state on the log row (SQL stores keep it there)."""
-        if isinstance(work.ref, int):
-            row = self._row(work.ref)
+        """Mirror the handling state on the log row (SQL stores keep it there). A row not built
+        yet takes the state when it is (``_row``): the hot path stays lazy."""
+        if isinstance(work.ref, int) and not isinstance(self._rows[work.ref], _Lazy):
+            row = self._rows[work.ref]
             self._rows[work.ref] = dataclasses.replace(row, handling=work.state, attempts=work.attempts)
 
     def _item(self, work_id: str, work: _Work) -> WorkItem:
