@@ -188,7 +188,7 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def can_send(provider: Any, message: Any) -> bool:
+def can_send(provider: Provider, message: Message | str) -> bool:
     """Whether ``provider`` can carry ``message``: its ``supports(message)``, or ``True`` for a
     provider that does not say (it refuses at send time instead)."""
     supports = getattr(provider, "supports", None)

@@ -46,6 +46,7 @@ from ...messages import (
     Location,
     LocationRequest,
     Media,
+    Message,
     Product,
     ProductList,
     Reaction,
@@ -165,7 +166,7 @@ class MetaCloud(HttpProvider):
         """Share ``store``: the states of pushed templates live there."""
         self.store = store
 
-    def unsupported_reason(self, message: Any) -> str | None:
+    def unsupported_reason(self, message: Message | str) -> str | None:
         """Why Meta cannot send ``message`` now (``None``: it can): a template pushed with
         :mod:`eki_whatsapp.templates` that Meta has not approved, or an unknown type."""
         message = coerce(message)
@@ -182,7 +183,7 @@ class MetaCloud(HttpProvider):
             return f"cannot send {type(message).__name__}: pass a str or a model from eki_whatsapp.messages"
         return None
 
-    def supports(self, message: Any) -> bool:
+    def supports(self, message: Message | str) -> bool:
         """Whether Meta can carry ``message``: every model in :mod:`eki_whatsapp.messages`, but
         not a template pushed with :mod:`eki_whatsapp.templates` that Meta has not approved."""
         return self.unsupported_reason(message) is None
@@ -277,7 +278,7 @@ class MetaCloud(HttpProvider):
 
         return build
 
-    def payloads(self, to: str, message: Any, correlation: str | None = None) -> list[dict[str, Any]]:
+    def payloads(self, to: str, message: Message, correlation: str | None = None) -> list[dict[str, Any]]:
         """The JSON bodies :meth:`send` posts for ``message`` (several for a long text).
 
         With ``correlation``, each body carries it (``eki:<key>``, :func:`part_key` per part) in
@@ -307,7 +308,7 @@ class MetaCloud(HttpProvider):
                 body.setdefault("biz_opaque_callback_data", key)
         return bodies
 
-    def _send_plan(self, to: str, message: Any, correlation: str | None = None) -> Plan[SendReceipt]:
+    def _send_plan(self, to: str, message: Message, correlation: str | None = None) -> Plan[SendReceipt]:
         bodies = self.payloads(to, message, correlation)
         builds = [self._post_json(self._messages_url, p) for p in bodies]
         keys = [correlation_of(b.get("biz_opaque_callback_data")) for b in bodies]
@@ -494,7 +495,7 @@ class MetaCloud(HttpProvider):
 # --------------------------------------------------------------------------------------------
 # Rendering (pure functions: message model → Graph API JSON)
 # --------------------------------------------------------------------------------------------
-def _kind(message: Any) -> str:
+def _kind(message: Message) -> str:
     return str(getattr(message, "kind", type(message).__name__.lower()))
 
 
@@ -694,7 +695,7 @@ def _flow_action(flow: Flow) -> dict[str, Any]:
     return {"name": "flow", "parameters": parameters}
 
 
-def render(recipient: Address, message: Any) -> dict[str, Any]:
+def render(recipient: Address, message: Message) -> dict[str, Any]:
     """The Graph API ``/messages`` body for one (non-text) message model."""
     if isinstance(message, Media):
         return _envelope(recipient, message.kind, _media_object(message), message.reply_to)

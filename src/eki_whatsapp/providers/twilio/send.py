@@ -60,6 +60,7 @@ from ...messages import (
     Location,
     LocationRequest,
     Media,
+    Message,
     Product,
     ProductList,
     Reaction,
@@ -179,7 +180,7 @@ class Twilio(HttpProvider):
         self.content_cache.store = store
 
     # --- what Twilio can carry --------------------------------------------------------------
-    def unsupported_reason(self, message: Any) -> str | None:
+    def unsupported_reason(self, message: Message | str) -> str | None:
         """Why Twilio cannot send ``message`` (``None``: it can). Decided without a request."""
         message = coerce(message)
         if isinstance(message, Reaction):
@@ -213,7 +214,7 @@ class Twilio(HttpProvider):
             return f"cannot send {type(message).__name__}: pass a str or a model from eki_whatsapp.messages"
         return None
 
-    def supports(self, message: Any) -> bool:
+    def supports(self, message: Message | str) -> bool:
         """Whether Twilio can carry ``message`` (the router asks before choosing a provider)."""
         return self.unsupported_reason(message) is None
 
@@ -261,7 +262,7 @@ class Twilio(HttpProvider):
         pair = f"{self.account_sid}:{self._token.get_secret_value()}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
-    def forms(self, to: str, message: Any, correlation: str | None = None) -> list[Form]:
+    def forms(self, to: str, message: Message, correlation: str | None = None) -> list[Form]:
         """The form fields :meth:`send` posts for ``message`` (several for a long text).
 
         With ``correlation`` and a ``status_callback``, each ``StatusCallback`` URL carries the
@@ -310,7 +311,7 @@ class Twilio(HttpProvider):
             return [None] * len(forms)
         return [part_key(correlation, index) for index in range(len(forms))]
 
-    def _render(self, message: Any) -> str | Form | tuple[Form, str]:
+    def _render(self, message: Message) -> str | Form | tuple[Form, str]:
         reason = self.unsupported_reason(message)
         if reason is not None:
             if isinstance(message, Template):
@@ -359,7 +360,7 @@ class Twilio(HttpProvider):
 
         return build
 
-    def _send_plan(self, to: str, message: Any, correlation: str | None = None) -> Plan[SendReceipt]:
+    def _send_plan(self, to: str, message: Message, correlation: str | None = None) -> Plan[SendReceipt]:
         kind = str(getattr(message, "kind", ""))
         session = session_content(message)
         if session is None:
