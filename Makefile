@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml $(wildcard adapters/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,agent,docs]" $(foreach a,$(ADAPTERS),-e $(a)[test])
+	$(PY) -m pip install --quiet -e ".[dev,agent,docs,celery]" $(foreach a,$(ADAPTERS),-e $(a)[test])
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -68,6 +68,8 @@ class Bot:
         router: the routing policy; built from the settings when omitted.
         check_settings: fail at start-up when the policy names a provider without credentials.
         name: what the bot is called where a person reads about it (``eki-whatsapp chat``).
+        celery_app: your Celery app, for ``WHATSAPP_RUNNER=celery`` (default:
+            ``WHATSAPP_CELERY_APP``, or an app built from ``WHATSAPP_CELERY_BROKER_URL``).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Bot:
         executor: ThreadPoolExecutor | None = None,
         check_settings: bool = True,
         name: str = "bot",
+        celery_app: Any = None,
     ) -> None:
         self.name = name
         self.settings = settings if settings is not None else Settings()
@@ -111,7 +114,7 @@ class Bot:
         #: Who answers each user, the bot or staff (take over, hand back, ask for a person).
         self.handoff = Handoff(self)
         #: Where claimed work runs (``WHATSAPP_RUNNER``; docs/deployment.md).
-        self.runner: Runner = make_runner(self.settings.whatsapp_runner, self)
+        self.runner: Runner = make_runner(self.settings.whatsapp_runner, self, celery_app=celery_app)
         #: Runs claimed work here and records its outcome (:class:`~eki_whatsapp.handling.Worker`).
         self.worker = Worker(self)
         #: Finds work whose worker died (expired leases) and due retries, here and periodically.
@@ -201,7 +204,9 @@ class Bot:
         for work in self._works(result):
             if self.inline:
                 await self.worker.process_async(work)
-            elif self.runner.leases_here:  # handlers run on this loop, as async clients expect
+            elif getattr(self.runner, "in_process", self.runner.leases_here):
+                # handlers run on this loop, as async clients expect (a runner written before
+                # ``in_process`` existed ran work here when it leased it here)
                 self.background.track(asyncio.get_running_loop().create_task(self.worker.process_async(work)))
             else:
                 self.runner.submit(work)

@@ -839,6 +839,18 @@ def cmd_retry(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+# --- worker --------------------------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace, out: _Out) -> int:
+    """A Celery worker for ``WHATSAPP_RUNNER=celery``: ``celery worker`` on the library's app,
+    the bot from ``WHATSAPP_BOT`` (docs/deployment.md)."""
+    with _config_errors(out):
+        from .runners.celery import worker_app
+
+        app = worker_app(_load_settings(args))
+    app.worker_main(argv=["worker", *args.celery_args])
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -977,7 +989,30 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--all", action="store_true", help=_("every failed or dead event"))
     retry.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
     retry.add_argument("--env-file", help=_("settings file (default: .env)"))
+
+    worker = add(
+        "worker",
+        cmd_worker,
+        _("run a Celery worker that handles events (WHATSAPP_RUNNER=celery; the bot from WHATSAPP_BOT)"),
+    )
+    worker.add_argument("--env-file", help=_("settings file (default: .env)"))
+    worker.epilog = _("Other options go to `celery worker`, e.g. --concurrency 4 --loglevel INFO.")
+    worker.set_defaults(celery_args=[])
     return parser
+
+
+def _split_worker_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``eki-whatsapp worker`` takes ``--env-file`` and ``--help``; the rest is Celery's."""
+    ours, celery = argv[:1], []
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg in ("-h", "--help") or arg.startswith("--env-file="):
+            ours.append(arg)
+        elif arg == "--env-file":
+            ours += [arg, next(rest, "")]
+        elif arg != "--":
+            celery.append(arg)
+    return ours, celery
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None) -> int:
@@ -987,10 +1022,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None) ->
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="  · %(message)s", stream=sys.stderr)
     parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    celery_args: list[str] = []
+    if arguments[:1] == ["worker"]:
+        arguments, celery_args = _split_worker_args(arguments)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
+    if celery_args:
+        args.celery_args = celery_args
     try:
         with redirect_stdout(stream):
             result: int = args.func(args, out)

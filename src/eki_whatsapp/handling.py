@@ -111,8 +111,9 @@ class Worker:
         return Lease(self.owner, utcnow() + timedelta(seconds=seconds))
 
     def claimed(self, work: Work) -> Work | None:
-        """``work`` with its lease and event: claimed here when it was recorded unclaimed (a
-        runner that runs work elsewhere), read back from the store when not given."""
+        """``work`` with its lease and event: claimed here when it was recorded unclaimed, read
+        back from the store when not given. Work handed over with only a lease (a task of the
+        Celery runner) runs only while its row is open and still held by that lease's owner."""
         if work.lease is not None and work.event is not None:
             return work
         store = self._bot.store
@@ -125,7 +126,14 @@ class Worker:
             item = store.get_work(work.id)
             if item is None:
                 return None
-            lease = work.lease
+            if work.event is None and (
+                item.state not in rules.OPEN_STATES or item.lease_owner != work.lease.owner
+            ):
+                # Handled already (a task delivered again), or its lease expired and a sweeper
+                # took it over under another owner: that owner runs it.
+                logger.info("%s is %s, held by %s: not run here", work.id, item.state, item.lease_owner)
+                return None
+            lease = Lease(work.lease.owner, item.lease_until or work.lease.until)
         event = work.event or event_of(item)
         if event is None:
             store.finish_work(work.id, lease.owner, error="the stored event cannot be read back")

@@ -119,8 +119,19 @@ class Settings(BaseSettings):
     #: Run handlers before answering the webhook (tests, serverless) instead of after.
     whatsapp_inline_handlers: bool = False
     whatsapp_handler_workers: int = Field(8, gt=0)
-    #: Durable handling (docs/deployment.md): where claimed work runs (``threads``: this process).
+    #: Durable handling (docs/deployment.md): where claimed work runs (``threads``: this process;
+    #: ``celery``: Celery worker processes, the ``celery`` extra).
     whatsapp_runner: str = "threads"
+    #: The bot of worker processes (``WHATSAPP_RUNNER=celery``): ``package.module:attribute``
+    #: naming a Bot or a function returning one (with no argument, or the settings).
+    whatsapp_bot: str | None = None
+    #: The broker of the Celery app the library builds (``redis://127.0.0.1:6379/0``,
+    #: ``amqp://guest:guest@127.0.0.1:5672//``). Left out of ``repr()``: it can hold a password.
+    whatsapp_celery_broker_url: str | None = Field(None, repr=False)
+    #: Your own Celery app instead (``package.module:attribute``); see docs/deployment.md.
+    whatsapp_celery_app: str | None = None
+    #: The queue of the handling tasks (default: the app's default queue, ``celery``).
+    whatsapp_celery_queue: str | None = None
     #: Attempts at handling an event before it is marked ``dead`` (``eki-whatsapp retry`` revives it).
     whatsapp_handler_max_attempts: int = Field(5, gt=0)
     #: How long a worker holds an event it handles; after that another worker may take it over.

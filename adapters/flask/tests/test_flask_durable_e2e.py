@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from subprocess import Popen
 
-import httpx
 import pytest
 
 from eki_whatsapp import SQLiteStore
 from eki_whatsapp.testing import FakeGraphAPI, meta_text
+from eki_whatsapp.testing.processes import free_port, wait_for
+from eki_whatsapp.testing.processes import gunicorn as run_gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -52,48 +50,9 @@ def create_app():
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-@contextmanager
-def gunicorn(app_dir: Path, env: dict[str, str], url: str) -> Iterator[subprocess.Popen[bytes]]:
+def gunicorn(app_dir: Path, env: dict[str, str], url: str) -> AbstractContextManager[Popen[bytes]]:
     """gunicorn with 2 workers in its own process group; always gone afterwards."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "durable_app:create_app()", "--bind", url.split("/")[2],
-         "--workers", "2", "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", "1"],
-        env=env, cwd=app_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        challenge = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "ready"}
-
-        def up() -> bool:
-            assert server.poll() is None, "gunicorn exited"
-            try:
-                return httpx.get(url, params=challenge, timeout=2).text == "ready"
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, "gunicorn to answer", timeout=30)
-        yield server
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=20)
-        try:  # workers left behind by a master that died first
-            os.killpg(server.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    return run_gunicorn("durable_app:create_app()", url, env=env, cwd=app_dir, verify_token=VERIFY)
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 The bot records every event that has work in the same write as its log row (``pending``), then
 hands it to a runner. A runner decides only *where* the work runs: :class:`ThreadRunner` (the
-default, ``WHATSAPP_RUNNER=threads``) runs it on the web process's handler threads; another
-runner (Celery) may send ``work.id`` elsewhere, where :meth:`Bot.process_work
-<eki_whatsapp.bot.Bot.process_work>` claims it by id. Whatever a runner loses (a crash, a lost
-task), the sweeper finds again in the store when its lease expires (docs/deployment.md).
+default, ``WHATSAPP_RUNNER=threads``) runs it on the web process's handler threads;
+:class:`~eki_whatsapp.runners.celery.CeleryRunner` (``WHATSAPP_RUNNER=celery``) sends
+``work.id`` to Celery workers, where :meth:`Bot.process_work <eki_whatsapp.bot.Bot.process_work>`
+runs it. Whatever a runner loses (a crash, a lost task), the sweeper finds again in the store
+when its lease expires (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ class Work:
 class Runner(Protocol):
     """Where claimed work runs."""
 
-    #: Whether work is leased to this process when it is recorded (it runs here), or recorded
-    #: unclaimed for the worker that will run it to claim (it runs elsewhere).
+    #: Whether work is leased to this process when it is recorded (the worker that runs it, here
+    #: or elsewhere, runs it under that lease), or recorded unclaimed for that worker to claim.
     leases_here: bool
+    #: Whether ``submit`` runs the work in this process (the async face then runs it on its own
+    #: event loop instead), or elsewhere.
+    in_process: bool
 
     def submit(self, work: Work) -> None:
         """Run ``work`` (soon, somewhere): call ``bot.process_work(work)`` where it runs."""
@@ -59,13 +63,17 @@ class Runner(Protocol):
         ...
 
 
-def make_runner(name: str, bot: Bot) -> Runner:
-    """The runner ``WHATSAPP_RUNNER`` names."""
+def make_runner(name: str, bot: Bot, *, celery_app: object = None) -> Runner:
+    """The runner ``WHATSAPP_RUNNER`` names (``celery_app``: the app of the Celery runner)."""
     if name == "threads":
         from .threads import ThreadRunner
 
         return ThreadRunner(bot)
-    raise ConfigError(f"WHATSAPP_RUNNER={name!r} is not a runner: use 'threads' (the default)")
+    if name == "celery":
+        from .celery import CeleryRunner
+
+        return CeleryRunner(bot, celery_app)
+    raise ConfigError(f"WHATSAPP_RUNNER={name!r} is not a runner: use 'threads' (the default) or 'celery'")
 
 
 def __getattr__(name: str) -> object:

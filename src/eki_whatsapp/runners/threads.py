@@ -17,6 +17,7 @@ class ThreadRunner:
     """
 
     leases_here = True
+    in_process = True
 
     def __init__(self, bot: Bot) -> None:
         self._bot = bot

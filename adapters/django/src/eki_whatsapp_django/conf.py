@@ -89,6 +89,25 @@ def default_store(settings: Settings) -> Store:
     return open_store(settings.whatsapp_store_url)
 
 
+def project_celery_app(settings: Settings) -> Any:
+    """The project's Celery app for ``WHATSAPP_RUNNER=celery`` — the current app, which the
+    project's ``__init__.py`` loads as in Celery's Django guide — unless ``WHATSAPP_CELERY_APP``
+    or ``WHATSAPP_CELERY_BROKER_URL`` says otherwise (``None``: the core decides)."""
+    if settings.whatsapp_celery_app or settings.whatsapp_celery_broker_url:
+        return None
+    try:
+        from celery import current_app
+    except ImportError:
+        return None  # the core names the extra to install
+    if not current_app.conf.broker_url:
+        raise ImproperlyConfigured(
+            "WHATSAPP_RUNNER='celery' found no Celery app with a broker: load the project's app in "
+            "its __init__.py (Celery's Django guide) with CELERY_BROKER_URL set, or set "
+            "WHATSAPP_CELERY_APP or WHATSAPP_CELERY_BROKER_URL"
+        )
+    return current_app._get_current_object()
+
+
 _executors: weakref.WeakKeyDictionary[Bot, DjangoExecutor] = weakref.WeakKeyDictionary()
 
 
@@ -106,6 +125,8 @@ def create_bot(settings: Settings | None = None, **options: Any) -> Bot:
         )
         options["executor"] = own_executor
     options.setdefault("store", default_store(settings))
+    if settings.whatsapp_runner == "celery" and options.get("celery_app") is None:
+        options["celery_app"] = project_celery_app(settings)
     bot = Bot(settings, **options)
     if own_executor is not None:
         _executors[bot] = own_executor

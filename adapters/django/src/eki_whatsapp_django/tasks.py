@@ -1,0 +1,24 @@
+"""The handling task on the project's Celery app (``WHATSAPP_RUNNER = "celery"``).
+
+The project's app finds this module with ``app.autodiscover_tasks()`` (Celery's Django guide),
+so ``celery -A myproject worker`` handles the events the web processes record, with the bot of
+``EKI_WHATSAPP_BOT``. Celery's Django support closes stale database connections around tasks.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from eki_whatsapp.runners.celery import TASK_OPTIONS, run_task
+
+from .conf import get_bot
+
+__all__ = ["process_work"]
+
+
+def _process_work(work_id: str, owner: str | None = None) -> None:
+    run_task(get_bot(), work_id, owner)
+
+
+#: ``eki_whatsapp.process_work``: late acknowledgement, rejected back to the queue when its
+#: worker is lost.
+process_work = shared_task(**TASK_OPTIONS)(_process_work)

@@ -1,0 +1,141 @@
+"""Servers and workers in processes of their own, for end-to-end tests and benchmarks.
+
+Each runs in a session (process group) of its own, so that ``kill -9`` of it takes its children
+too, and it is always gone when its ``with`` block ends::
+
+    from eki_whatsapp.testing.processes import celery_worker, free_port, gunicorn
+
+    url = f"http://127.0.0.1:{free_port()}/webhook/whatsapp/"
+    with gunicorn("app:create_app()", url, env=env, cwd=app_dir, verify_token="v"), \\
+            celery_worker(env=env, cwd=app_dir, log=tmp_path / "worker.log") as worker:
+        ...
+        kill(worker)  # kill -9, mid-task
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import httpx
+
+__all__ = ["celery_worker", "free_port", "gunicorn", "kill", "wait_for"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0, interval: float = 0.05) -> None:
+    """Poll ``condition`` until it holds; :class:`AssertionError` naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def kill(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL) -> None:
+    """Send ``sig`` to the process and everything it started (its process group)."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        kill(process)
+    process.wait(timeout=20)
+    kill(process)  # children left behind by a parent that died first
+
+
+@contextmanager
+def gunicorn(
+    app: str,
+    url: str,
+    *,
+    env: Mapping[str, str],
+    cwd: str | Path,
+    verify_token: str,
+    workers: int = 2,
+    threads: int = 4,
+    graceful_timeout: int = 1,
+    timeout: float = 30.0,
+    log: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """gunicorn serving ``app`` (``module:callable()``) on ``url``'s host and port with
+    ``workers`` threaded workers, its output in ``log`` (default: none); ready when the webhook
+    answers Meta's challenge for ``verify_token``."""
+    with log.open("ab") if log is not None else open(os.devnull, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", app, "--bind", url.split("/")[2], "--workers", str(workers),
+             "--worker-class", "gthread", "--threads", str(threads),
+             "--graceful-timeout", str(graceful_timeout)],
+            env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        challenge = {"hub.mode": "subscribe", "hub.verify_token": verify_token, "hub.challenge": "ready"}
+
+        def up() -> bool:
+            assert server.poll() is None, "gunicorn exited"
+            try:
+                return httpx.get(url, params=challenge, timeout=2).text == "ready"
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, "gunicorn to answer", timeout=timeout, interval=0.1)
+        yield server
+    finally:
+        _reap(server)
+
+
+@contextmanager
+def celery_worker(
+    *,
+    env: Mapping[str, str],
+    cwd: str | Path,
+    log: Path,
+    name: str = "worker",
+    pool: str = "solo",
+    concurrency: int = 1,
+    options: Sequence[str] = (),
+    timeout: float = 60.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``eki-whatsapp worker`` (the bot from ``WHATSAPP_BOT`` in ``env``), its output in ``log``;
+    ready when Celery says so. ``pool="solo"`` runs tasks in the one process ``kill`` stops."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "eki_whatsapp", "worker", "--pool", pool,
+             "--concurrency", str(concurrency), "--hostname", f"{name}-{os.getpid()}@%h",
+             "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat", *options],
+            env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+
+        def ready() -> bool:
+            if worker.poll() is not None:
+                raise AssertionError(f"the Celery worker exited ({worker.returncode}):\n{_tail(log)}")
+            with log.open("rb") as f:
+                f.seek(start)
+                return b" ready." in f.read()
+
+        wait_for(ready, f"the Celery worker to be ready (log: {log})", timeout=timeout, interval=0.1)
+        yield worker
+    finally:
+        _reap(worker)
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
