@@ -10,7 +10,6 @@ A screenshot of the conversation page is kept for the docs.
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import struct
 import subprocess
@@ -19,12 +18,12 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from test_django_e2e import free_port, wait_for
+from test_django_e2e import UNSET
 
 from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, meta_image, meta_text, twilio_text
 from eki_whatsapp.testing.browser import chromium_page
+from eki_whatsapp.testing.processes import app_env, free_port, gunicorn, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +31,7 @@ HERE = Path(__file__).parent
 #: Where the screenshots go: the docs' images with ``EKI_SCREENSHOT_DIR=docs/img``, else a temp dir.
 SCREENSHOT_DIR = os.environ.get("EKI_SCREENSHOT_DIR")
 APP_SECRET = "console-app-secret"
+VERIFY = "console-verify"
 BUSINESS = "14155238886"  # one number, reachable through both providers
 USER = "5215512345678"
 STAFF, PASSWORD = "ana", "ana-console-pass"
@@ -66,19 +66,17 @@ def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Pat
         FakeGraphAPI(app_secret=APP_SECRET, webhook_url=url, display_phone_number=BUSINESS) as graph,
         FakeTwilioAPI(webhook_url=url, number="+" + BUSINESS) as twilio,
     ):
-        env = {
-            **os.environ,
+        values = {
             "DJANGO_SETTINGS_MODULE": "ekidj_site.settings",
-            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
             "EKIDJ_DB": str(database),
             "EKIDJ_BOT": "ekidj_site.bot.setup",
             "WHATSAPP_INLINE_HANDLERS": "false",
             "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+            "META_VERIFY_TOKEN": VERIFY,
             **graph.env(),
             **twilio.env(),
         }
-        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WHATSAPP_WEBHOOK_URL", "WHATSAPP_PROVIDER"):
-            env.pop(name, None)
+        env = app_env(HERE, values, unset=UNSET)
         django = [sys.executable, "-m", "django"]
         subprocess.run([*django, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=tmp_path)
         subprocess.run(
@@ -88,43 +86,9 @@ def site(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, Pat
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
         )
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "ekidj_site.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
-                "--graceful-timeout",
-                "5",
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-
-            def up() -> bool:
-                if server.poll() is not None:
-                    raise AssertionError(
-                        f"gunicorn exited: {server.stderr.read().decode() if server.stderr else ''}"
-                    )
-                try:
-                    return httpx.get(f"{base}/admin/login/", timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(up, "gunicorn to answer")
+        wsgi = "ekidj_site.wsgi:application"
+        with gunicorn(wsgi, url, env=env, cwd=tmp_path, verify_token=VERIFY, workers=1, graceful_timeout=5):
             yield base, graph, twilio, database
-        finally:
-            server.send_signal(signal.SIGQUIT)
-            server.wait(timeout=20)
 
 
 def outbound_statuses(database: Path) -> dict[str, str]:

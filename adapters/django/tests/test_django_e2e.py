@@ -4,20 +4,16 @@ message came from; the providers' status webhooks come back; the log is in the d
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, meta_text, twilio_text
+from eki_whatsapp.testing.processes import app_env, free_port, gunicorn, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,20 +26,8 @@ PROJECTS = {
 }
 APP_SECRET = "e2e-app-secret"
 VERIFY = "e2e-verify"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+#: The developer's own settings that must not leak into the site.
+UNSET = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WHATSAPP_WEBHOOK_URL", "WHATSAPP_PROVIDER")
 
 
 @pytest.fixture(params=sorted(PROJECTS))
@@ -58,10 +42,8 @@ def site(
         FakeGraphAPI(app_secret=APP_SECRET, webhook_url=url) as graph,
         FakeTwilioAPI(webhook_url=url) as twilio,
     ):
-        env = {
-            **os.environ,
+        values = {
             "DJANGO_SETTINGS_MODULE": settings_module,
-            "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]),
             database_variable: str(database),
             "EKIDJ_BOT": "eki_whatsapp.examples.eki.register",  # the test site runs Eki too
             "WHATSAPP_INLINE_HANDLERS": "false",
@@ -69,52 +51,16 @@ def site(
             **graph.env(),
             **twilio.env(),
         }
-        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WHATSAPP_WEBHOOK_URL", "WHATSAPP_PROVIDER"):
-            env.pop(name, None)
+        env = app_env(path, values, unset=UNSET)
         subprocess.run(
             [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
             env=env,
             check=True,
             cwd=tmp_path,
         )
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                wsgi,
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
-                "--graceful-timeout",
-                "5",
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            challenge = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "ready"}
-
-            def up() -> bool:
-                if server.poll() is not None:
-                    raise AssertionError(
-                        f"gunicorn exited: {server.stderr.read().decode() if server.stderr else ''}"
-                    )
-                try:
-                    return httpx.get(url, params=challenge, timeout=2).text == "ready"
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(up, "gunicorn to answer")
+        # one worker: the test reads what the bot wrote while it runs
+        with gunicorn(wsgi, url, env=env, cwd=tmp_path, verify_token=VERIFY, workers=1, graceful_timeout=5):
             yield url, graph, twilio, database
-        finally:
-            server.send_signal(signal.SIGQUIT)  # quick shutdown: nothing is left to finish
-            server.wait(timeout=20)
 
 
 def test_replies_leave_through_the_right_provider_and_everything_is_logged(

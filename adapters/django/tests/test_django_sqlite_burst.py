@@ -6,24 +6,22 @@ accepted is never reported as failed (issue 16, item 1)."""
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
 from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, meta_text, twilio_text
+from eki_whatsapp.testing.processes import app_env, free_port, gunicorn, wait_for
 
 pytestmark = pytest.mark.slow
 
 APP_SECRET = "burst-app-secret"
 VERIFY = "burst-verify"
+UNSET = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WHATSAPP_WEBHOOK_URL", "WHATSAPP_PROVIDER")
 BURST = 40  # webhooks: half Meta, half Twilio, sent 8 at a time
 
 BOT = """
@@ -32,22 +30,6 @@ def setup(bot):
     def echo(message, ctx):
         ctx.reply(f"eco: {message.text}")
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def default_project(root: Path) -> Path:
@@ -79,32 +61,21 @@ def test_a_burst_of_webhooks_on_a_default_project_with_two_workers_has_no_error(
         FakeGraphAPI(app_secret=APP_SECRET, webhook_url=url) as graph,
         FakeTwilioAPI(webhook_url=url) as twilio,
     ):
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mysite.settings", "META_VERIFY_TOKEN": VERIFY}
-        env.update(graph.env())
-        env.update(twilio.env())
-        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WHATSAPP_WEBHOOK_URL", "WHATSAPP_PROVIDER"):
-            env.pop(name, None)
-        env["PYTHONPATH"] = os.pathsep.join([str(project), env.get("PYTHONPATH", "")])
+        values = {"DJANGO_SETTINGS_MODULE": "mysite.settings", "META_VERIFY_TOKEN": VERIFY}
+        env = app_env(project, {**values, **graph.env(), **twilio.env()}, unset=UNSET)
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=project
         )
-        log = (tmp_path / "gunicorn.log").open("w+")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "mysite.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", "5"],
-            env=env, cwd=project, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            challenge = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "up"}
-
-            def up() -> bool:
-                assert server.poll() is None, "gunicorn exited"
-                try:
-                    return httpx.get(url, params=challenge, timeout=2).text == "up"
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(up, "gunicorn to answer")
+        log = tmp_path / "gunicorn.log"
+        with gunicorn(
+            "mysite.wsgi:application",
+            url,
+            env=env,
+            cwd=project,
+            verify_token=VERIFY,
+            graceful_timeout=5,
+            log=log,
+        ):
             payloads = [
                 meta_text(f"hola {i}", sender=f"3460011{i:04d}")
                 if i % 2
@@ -120,7 +91,7 @@ def test_a_burst_of_webhooks_on_a_default_project_with_two_workers_has_no_error(
                 statuses = list(pool.map(post, payloads))
             assert statuses == [200] * BURST
 
-            wait_for(lambda: len(graph.sent) + len(twilio.sent) >= BURST, "every reply")
+            wait_for(lambda: len(graph.sent) + len(twilio.sent) >= BURST, "every reply", timeout=60)
             assert graph.flush(60) and twilio.flush(60)
 
             def outbound() -> list[tuple[str, str]]:
@@ -129,12 +100,8 @@ def test_a_burst_of_webhooks_on_a_default_project_with_two_workers_has_no_error(
                         "SELECT message_id, status FROM eki_whatsapp_django_whatsapplog WHERE direction='out'"
                     ).fetchall()
 
-            wait_for(lambda: len(outbound()) == BURST, "every reply's log row")
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
-        log.seek(0)
-        output = log.read()
+            wait_for(lambda: len(outbound()) == BURST, "every reply's log row", timeout=60)
+        output = log.read_text(encoding="utf-8", errors="replace")
     # every reply went out once, every status webhook was accepted, nothing failed anywhere
     assert sorted(m.text or "" for m in graph.sent + twilio.sent) == sorted(
         f"eco: hola {i}" for i in range(BURST)

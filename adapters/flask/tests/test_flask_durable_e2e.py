@@ -17,7 +17,7 @@ import pytest
 
 from eki_whatsapp import SQLiteStore
 from eki_whatsapp.testing import FakeGraphAPI, meta_text
-from eki_whatsapp.testing.processes import free_port, wait_for
+from eki_whatsapp.testing.processes import app_env, free_port, wait_for
 from eki_whatsapp.testing.processes import gunicorn as run_gunicorn
 
 pytestmark = pytest.mark.slow
@@ -61,9 +61,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], FakeGraphAPI, P
     url = f"http://127.0.0.1:{free_port()}/webhook/whatsapp/"
     log = tmp_path / "log.sqlite3"
     with FakeGraphAPI(app_secret=APP_SECRET) as graph:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        values = {
             "WHATSAPP_PROVIDER": "meta",
             "WHATSAPP_STORE_URL": f"sqlite:///{log}",
             "META_VERIFY_TOKEN": VERIFY,
@@ -71,8 +69,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], FakeGraphAPI, P
             "WHATSAPP_SWEEP_INTERVAL_SECONDS": "1",
             **graph.env(),
         }
-        for name in ("WHATSAPP_WEBHOOK_URL", "WHATSAPP_INLINE_HANDLERS", "WHATSAPP_RUNNER"):
-            env.pop(name, None)
+        unset = ("WHATSAPP_WEBHOOK_URL", "WHATSAPP_INLINE_HANDLERS", "WHATSAPP_RUNNER")
+        env = app_env(tmp_path, values, unset=unset)
         yield url, env, graph, log
 
 

@@ -4,40 +4,20 @@ the message came from; status webhooks come back; the log is in the SQLite store
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from eki_whatsapp import SQLiteStore
 from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, meta_text, twilio_text
+from eki_whatsapp.testing.processes import app_env, free_port, gunicorn, wait_for
 
 pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flask_eki"
 APP_SECRET = "e2e-flask-secret"
 VERIFY = "e2e-flask-verify"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -49,9 +29,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, P
         FakeGraphAPI(app_secret=APP_SECRET, webhook_url=url) as graph,
         FakeTwilioAPI(webhook_url=url) as twilio,
     ):
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(EXAMPLE), os.environ.get("PYTHONPATH", "")]),
+        values = {
             "WHATSAPP_PROVIDER": "dual",
             "WHATSAPP_STORE_URL": f"sqlite:///{log}",
             "META_VERIFY_TOKEN": VERIFY,
@@ -59,44 +37,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, FakeGraphAPI, FakeTwilioAPI, P
             **graph.env(),
             **twilio.env(),
         }
-        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WHATSAPP_WEBHOOK_URL", "WHATSAPP_INLINE_HANDLERS"):
-            env.pop(name, None)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "app:create_app()",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            challenge = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "ready"}
-
-            def up() -> bool:
-                if server.poll() is not None:
-                    raise AssertionError(
-                        f"gunicorn exited: {server.stderr.read().decode() if server.stderr else ''}"
-                    )
-                try:
-                    return httpx.get(url, params=challenge, timeout=2).text == "ready"
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(up, "gunicorn to answer")
+        unset = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WHATSAPP_WEBHOOK_URL", "WHATSAPP_INLINE_HANDLERS")
+        env = app_env(EXAMPLE, values, unset=unset)
+        with gunicorn("app:create_app()", url, env=env, cwd=tmp_path, verify_token=VERIFY, workers=1):
             yield url, graph, twilio, log
-        finally:
-            server.send_signal(signal.SIGQUIT)
-            server.wait(timeout=20)
 
 
 def test_replies_leave_through_the_right_provider_and_everything_is_logged(

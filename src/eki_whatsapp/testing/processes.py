@@ -139,3 +139,14 @@ def celery_worker(
 
 def _tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def app_env(path: Path | str, values: Mapping[str, str], *, unset: Sequence[str] = ()) -> dict[str, str]:
+    """The environment of an app under test: this process's with ``values``, ``path`` first on
+    ``PYTHONPATH`` (where the app's modules are) and the ``unset`` variables removed (so the
+    developer's own settings, an OpenAI key say, do not leak into the test)."""
+    env = {**os.environ, **values}
+    for name in unset:
+        env.pop(name, None)
+    env["PYTHONPATH"] = os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")])
+    return env
