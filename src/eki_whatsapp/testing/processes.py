@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["celery_worker", "free_port", "gunicorn", "kill", "wait_for"]
+__all__ = ["celery_worker", "children", "free_port", "gunicorn", "kill", "wait_for"]
 
 
 def free_port() -> int:
@@ -49,6 +49,21 @@ def kill(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL)
     """Send ``sig`` to the process and everything it started (its process group)."""
     with suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
+
+
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (gunicorn's workers under its master; Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
 
 
 def _reap(process: subprocess.Popen[bytes]) -> None:
@@ -75,6 +90,8 @@ def gunicorn(
     """gunicorn serving ``app`` (``module:callable()``) on ``url``'s host and port with
     ``workers`` threaded workers, its output in ``log`` (default: none); ready when the webhook
     answers Meta's challenge for ``verify_token``."""
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") if log is not None else open(os.devnull, "wb") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", app, "--bind", url.split("/")[2], "--workers", str(workers),
