@@ -35,8 +35,9 @@ def bot(pg_url: str, app_name: str) -> Iterator[Bot]:
 
 
 def _terminate(base_url: str, app_name: str, *, waiting_only: bool = False) -> int:
-    """Terminate this test's backends (only those waiting on a lock, when asked); how many."""
-    sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name=%s"
+    """Terminate this test's backends (only those waiting on a lock, when asked), waiting until
+    they are gone; how many."""
+    sql = "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name=%s"
     if waiting_only:
         sql += " AND wait_event_type='Lock'"
     with psycopg.connect(base_url, autocommit=True) as conn:

@@ -12,6 +12,9 @@ from eki_whatsapp import StoreError
 from eki_whatsapp.store import Store, open_store
 from eki_whatsapp.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore, migrate
 from eki_whatsapp.testing.store_contract import (
+    BUSINESS,
+    T0,
+    USER,
     CounterContract,
     HandlingContract,
     LogContract,
@@ -105,21 +108,25 @@ def test_an_older_schema_is_upgraded_in_place_and_keeps_its_rows(pg_base_url: st
     assert {"message_log_sender", "message_log_recipient"} <= indexes
 
 
-def test_a_version_2_schema_gets_durable_handling_in_place(pg_base_url: str, pg_schema: str) -> None:
+def test_a_version_2_schema_gets_durable_handling_and_keeps_its_windows(
+    pg_base_url: str, pg_schema: str
+) -> None:
     # Version 2 is what the store wrote before it kept work: its rows stay, work is recorded after.
     with psycopg.connect(pg_base_url) as conn:
         migrate(conn, pg_schema, target=2)
     with psycopg.connect(pg_base_url) as conn:
         conn.execute(f'SET search_path TO "{pg_schema}"')
         conn.execute(
-            "INSERT INTO message_log (direction, provider, message_id, type, created_at, updated_at) "
-            "VALUES ('in', 'meta', 'wamid.OLD', 'text', now(), now())"
+            "INSERT INTO message_log (direction, provider, message_id, sender, recipient, type, timestamp, "
+            "created_at, updated_at) VALUES ('in', 'meta', 'wamid.OLD', %s, %s, 'text', %s, now(), now())",
+            (USER, BUSINESS, T0),
         )
     store = PostgresStore(pg_base_url, schema=pg_schema)
     try:
         assert _version(pg_base_url, pg_schema) == SCHEMA_VERSION
         row = store.get_message("meta", "wamid.OLD")
         assert row is not None and row.handling is None  # no work on rows from before
+        assert store.last_inbound_at("meta", BUSINESS, USER) == T0  # the window, from the log
         assert store.pending_work() == []
         work_id = store.record_work(inbound("wamid.NEW"))
         assert work_id is not None and [w.id for w in store.pending_work()] == [work_id]

@@ -171,6 +171,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX message_log_work ON message_log (id) WHERE handling IN ('pending', 'failed', 'dead');
     CREATE INDEX status_log_work ON status_log (seq) WHERE handling IN ('pending', 'failed', 'dead');
     """,
+    # 4: a user's window is read from the log (the latest inbound timestamp, one index probe)
+    # instead of a row of its own: that row, updated by every message of the user, was locked by
+    # each insert until its commit was on disk, so one user's messages were logged one at a time.
+    """
+    CREATE INDEX message_log_window ON message_log (provider, sender, recipient, timestamp)
+        WHERE direction = 'in';
+    DROP TABLE windows;
+    """,
 )
 #: The schema version this library writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -331,10 +339,25 @@ def _json(value: Any) -> Any:
 
 
 def _jsonb(value: Any) -> Any:
-    """A JSON value for a ``jsonb`` column (``None`` is JSON ``null``)."""
-    from psycopg.types.json import Jsonb
+    """A JSON value for a ``jsonb`` column (``None`` is JSON ``null``): its text, which the
+    server casts (one encoding, as :func:`.rules.json_copy` would read it back)."""
+    return rules.dumps(dict(value) if isinstance(value, Mapping) else value)
 
-    return Jsonb(rules.json_copy(value))
+
+def _check_connection(conn: psycopg.Connection[Any]) -> None:
+    """Ping a connection taken from the pool only when the server said something while it was
+    idle (a server that ends a session sends its reason, then closes: the socket is readable):
+    a round trip on every request would cost the webhook's ack as much as its own insert."""
+    import select
+
+    from psycopg_pool import ConnectionPool
+
+    try:
+        readable = bool(select.select([conn.fileno()], [], [], 0)[0])
+    except (OSError, ValueError):  # closed under us
+        readable = True
+    if readable or conn.broken or conn.closed:
+        ConnectionPool.check_connection(conn)
 
 
 class PostgresStore:
@@ -393,7 +416,7 @@ class PostgresStore:
             | self._libpq_overrides(),
             # A connection the server dropped (restart, failover, pg_terminate_backend) is found
             # when it is taken from the pool and replaced, instead of failing a request.
-            check=ConnectionPool.check_connection,
+            check=_check_connection,
             name=f"eki-whatsapp-{self.schema}",
             open=True,
         )
@@ -483,26 +506,11 @@ class PostgresStore:
     def _record_inbound(
         self, message: InboundMessage, *, work: bool = False, lease: Lease | None = None
     ) -> int:
-        entry = rules.inbound_entry(message)
-        # One statement, so one round trip and atomic: the row (with its work), and the window
-        # only when the row is new (rules.window_moves: the window only moves forward).
-        row = self._execute(
-            f"WITH logged AS (INSERT INTO message_log ({_INSERT_COLUMNS}) "  # noqa: S608
-            f"VALUES ({_INSERT_VALUES}) "
-            "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id), "
-            'opened AS (INSERT INTO windows (provider, business, "user", last_inbound_at) '
-            "SELECT %s, %s, %s, %s FROM logged "
-            'ON CONFLICT (provider, business, "user") DO UPDATE SET '
-            "last_inbound_at=excluded.last_inbound_at "
-            "WHERE excluded.last_inbound_at > windows.last_inbound_at) "
-            "SELECT id FROM logged",
-            (
-                *_log_values(entry, work=work, lease=lease),
-                *rules.window_key(message),
-                as_utc(message.timestamp),
-            ),
-        )
-        return 0 if row is None else int(row[0])
+        # One insert, one round trip: the row (with its work) is the window too (the latest
+        # inbound timestamp of the user, see last_inbound_at), so no row is shared between
+        # messages and concurrent ones commit together.
+        with self._conn() as conn:
+            return self._insert_log(conn, rules.inbound_entry(message), work=work, lease=lease)
 
     def record_status(self, status: StatusUpdate) -> bool:
         return self._record_status(status) > 0
@@ -811,15 +819,14 @@ class PostgresStore:
 
     # --- window ----------------------------------------------------------------------------------
     def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
-        if business is None:
-            rows = self._query(
-                'SELECT max(last_inbound_at) FROM windows WHERE provider=%s AND "user"=%s', (provider, user)
-            )
-        else:
-            rows = self._query(
-                'SELECT last_inbound_at FROM windows WHERE provider=%s AND business=%s AND "user"=%s',
-                (provider, business, user),
-            )
+        # rules.window_key/window_moves: the latest provider timestamp among the user's messages
+        # to that business (a late older message or a duplicate does not move a maximum).
+        sql = "SELECT max(timestamp) FROM message_log WHERE direction='in' AND provider=%s AND sender=%s"
+        params: tuple[str, ...] = (provider, user)
+        if business is not None:
+            sql += " AND recipient=%s"
+            params = (provider, user, business)
+        rows = self._query(sql, params)
         return _dt(rows[0][0]) if rows else None
 
     # --- memory / usage ------------------------------------------------------------------------
