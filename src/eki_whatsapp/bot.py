@@ -191,10 +191,13 @@ class Bot:
         self._check_fork()
         result = self._ingest(request)
         for work in self._works(result):
-            if self.inline:
-                self.process_work(work)
-            else:
-                self.runner.submit(work)
+            try:
+                if self.inline:
+                    self.process_work(work)
+                else:
+                    self.runner.submit(work)
+            except Exception:  # recorded already: the sweeper hands it out again
+                logger.exception("handing out %s failed; it stays to be handled", work.id or "an event")
         return result.response
 
     async def handle_async(self, request: WebhookRequest) -> WebhookResponse:
@@ -202,14 +205,19 @@ class Bot:
         self._check_fork()
         result = self._ingest(request)
         for work in self._works(result):
-            if self.inline:
-                await self.worker.process_async(work)
-            elif getattr(self.runner, "in_process", self.runner.leases_here):
-                # handlers run on this loop, as async clients expect (a runner written before
-                # ``in_process`` existed ran work here when it leased it here)
-                self.background.track(asyncio.get_running_loop().create_task(self.worker.process_async(work)))
-            else:
-                self.runner.submit(work)
+            try:
+                if self.inline:
+                    await self.worker.process_async(work)
+                elif getattr(self.runner, "in_process", self.runner.leases_here):
+                    # handlers run on this loop, as async clients expect (a runner written before
+                    # ``in_process`` existed ran work here when it leased it here)
+                    self.background.track(
+                        asyncio.get_running_loop().create_task(self.worker.process_async(work))
+                    )
+                else:
+                    self.runner.submit(work)
+            except Exception:  # recorded already: the sweeper hands it out again
+                logger.exception("handing out %s failed; it stays to be handled", work.id or "an event")
         return result.response
 
     @staticmethod
@@ -227,6 +235,9 @@ class Bot:
         except StoreError:
             logger.exception("store failure while logging a webhook; answering 503 so it is retried")
             return Ingested(WebhookResponse.text(503, "store unavailable, retry later"), [])
+        except Exception:  # a bug: answered, not raised into the web framework
+            logger.exception("webhook request failed")
+            return Ingested(WebhookResponse.text(500, "internal error"), [])
         self._price_inbound(result.events)
         return result
 

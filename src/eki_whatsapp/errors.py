@@ -21,6 +21,14 @@ class StoreError(EkiWhatsAppError):
     """The store could not read or write."""
 
 
+class UnstorableValue(StoreError, ValueError):
+    """The store cannot hold a value of this write (a lone surrogate or NUL in text, a number out
+    of its range): nothing was written. Unlike another :class:`StoreError`, trying again later
+    cannot help; the webhook stores the event cleaned by
+    :func:`eki_whatsapp.store.rules.storable` instead (docs/webhook.md, "Malformed and extreme
+    input")."""
+
+
 def _same(message: str) -> str:
     return message
 

@@ -65,6 +65,9 @@ def ingest(bot: Bot, request: WebhookRequest) -> Ingested:
         events = reader.parse(request)
     except PayloadError as exc:
         return reject(400, str(exc), provider=reader.name)
+    except Exception:  # a reader's bug must not become a 500 that the provider retries forever
+        logger.exception("%s could not parse a verified request", reader.name)
+        return reject(400, f"unreadable {reader.name} webhook body", provider=reader.name)
     lease = bot.new_lease() if bot.runner.leases_here else None
     fresh, work = record(bot.store, events, bot.needs_handling, lease)
     return Ingested(reader.ack, fresh, reader.name, work, lease)
@@ -109,26 +112,80 @@ def record(
     fresh: list[Event] = []
     work: list[str | None] = []
     for event in events:
-        if needs_handling is not None and needs_handling(event):
-            work_id = store.record_work(event, lease)
-            if work_id is not None:
-                fresh.append(event)
-                work.append(work_id)
-            elif isinstance(event, InboundMessage):
-                logger.info("duplicate %s message %s ignored", event.provider, event.id)
-            continue
-        if type(event) is StatusUpdate:  # the most frequent event first
-            new = store.record_status(event)
-        elif isinstance(event, InboundMessage):
-            new = store.record_inbound(event)
-            if not new:
-                logger.info("duplicate %s message %s ignored", event.provider, event.id)
-        elif isinstance(event, StatusUpdate):
-            new = store.record_status(event)
-        else:
-            store.record_change(event)
-            new = True
+        try:
+            new, work_id = _record_one(store, event, needs_handling, lease)
+        except _UNSTORABLE as exc:  # only then look for what the store cannot hold (rules.storable)
+            stored = _record_cleaned(store, event, exc, needs_handling, lease)
+            if stored is None:
+                continue
+            event, (new, work_id) = stored
         if new:
             fresh.append(event)
-            work.append(None)
+            work.append(work_id)
     return fresh, work
+
+
+#: What a store raises for a value it cannot hold: UnstorableValue (a ValueError), or, from a
+#: store of your own, the driver's UnicodeEncodeError / OverflowError; RecursionError: raw data
+#: nested too deeply to serialise.
+_UNSTORABLE = (ValueError, OverflowError, RecursionError)
+
+
+def _record_one(
+    store: Store, event: Event, needs_handling: Callable[[Event], bool] | None, lease: Lease | None
+) -> tuple[bool, str | None]:
+    """Write one event: whether it is new, and the id of its work (``None``: none)."""
+    if needs_handling is not None and needs_handling(event):
+        work_id = store.record_work(event, lease)
+        if work_id is None and isinstance(event, InboundMessage):
+            logger.info("duplicate %s message %s ignored", event.provider, event.id)
+        return work_id is not None, work_id
+    if type(event) is StatusUpdate:  # the most frequent event first
+        return store.record_status(event), None
+    if isinstance(event, InboundMessage):
+        new = store.record_inbound(event)
+        if not new:
+            logger.info("duplicate %s message %s ignored", event.provider, event.id)
+        return new, None
+    if isinstance(event, StatusUpdate):
+        return store.record_status(event), None
+    store.record_change(event)
+    return True, None
+
+
+def _record_cleaned(
+    store: Store,
+    event: Event,
+    error: BaseException,
+    needs_handling: Callable[[Event], bool] | None,
+    lease: Lease | None,
+) -> tuple[Event, tuple[bool, str | None]] | None:
+    """Write ``event`` again with what the store refused replaced (:func:`rules.storable`); the
+    cleaned event (what handlers get) and the outcome, or ``None`` when even that failed: the
+    event is dropped with an error in the log, and the rest of the batch goes on."""
+    from .store import rules
+
+    cleaned, replaced = rules.storable(event)
+    what = f"{event.provider} {event.kind} {_event_ref(event)}"
+    if not replaced:
+        logger.error("%s could not be stored (%s: %s); dropped", what, type(error).__name__, error)
+        return None
+    logger.warning(
+        "%s has values the store cannot hold (%s: %s); stored with %s",
+        what,
+        type(error).__name__,
+        str(error)[:200],
+        ", ".join(replaced),
+    )
+    try:
+        return cleaned, _record_one(store, cleaned, needs_handling, lease)
+    except _UNSTORABLE:
+        logger.exception("%s could not be stored even cleaned; dropped", what)
+        return None
+
+
+def _event_ref(event: Event) -> str:
+    from .store.rules import storable_text
+
+    ref = event.id if isinstance(event, InboundMessage) else getattr(event, "message_id", None)
+    return repr(storable_text(str(ref or getattr(event, "field", "?")))[:80])

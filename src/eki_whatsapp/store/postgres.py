@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from ..errors import StoreError
+from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
 from .base import (
@@ -459,8 +459,14 @@ class PostgresStore:
                 f"PostgreSQL store {self._url.shown}: no connection within {self._url.pool_timeout:g} s "
                 f"({self._scrub(str(exc))}); is the server up, and pool_max large enough?"
             ) from None
+        except psycopg.DataError as exc:  # NUL in text, \u0000 or Infinity in jsonb, bigint overflow
+            raise UnstorableValue(
+                f"PostgreSQL store {self._url.shown} cannot hold a value: {self._scrub(str(exc))}"
+            ) from None
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store {self._url.shown}: {self._scrub(str(exc))}") from None
+        except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 for it
+            raise UnstorableValue(f"PostgreSQL store {self._url.shown} cannot hold a value: {exc}") from None
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:

@@ -53,14 +53,22 @@ The rules:
 * **Stored values are JSON** (:func:`json_copy`): raw payloads, ``extra``, memory items and
   key-value values come back as JSON would give them (tuples as lists, datetimes as text),
   whichever store holds them; times come back aware, in UTC (:func:`as_utc`).
+* **What a store cannot hold is cleaned, once, here** (:func:`storable`): when a store refuses
+  an event's values (:class:`~eki_whatsapp.errors.UnstorableValue`: a lone surrogate or NUL in
+  text, a number out of a column's range, ``Infinity`` in JSON), the event is written again
+  with those values replaced — text gets U+FFFD, a typed number out of the signed 64-bit range
+  becomes ``None`` (the raw data keeps it), a non-finite number in raw data becomes text.
+  Only then: the common case pays nothing for the rule.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..events import STATUS_RANK, ChangeEvent, Event, InboundMessage, StatusUpdate
 from .base import LedgerEntry, LogEntry, StatusRecord, WorkKind, as_utc
@@ -92,6 +100,8 @@ __all__ = [
     "status_facts",
     "status_rank",
     "status_record",
+    "storable",
+    "storable_text",
     "window_key",
     "window_moves",
     "work_id",
@@ -398,3 +408,75 @@ def json_copy(value: Any) -> Any:
     if value is None:
         return None
     return json.loads(dumps(dict(value) if isinstance(value, Mapping) else value))
+
+
+# --- values a store cannot hold -----------------------------------------------------------------
+#: The range of a signed 64-bit integer column (SQLite ``INTEGER``, PostgreSQL ``bigint``).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Raw data nested deeper than this is kept as its JSON text (a real payload nests under 10).
+MAX_DEPTH = 64
+_REPLACEMENT = "\ufffd"
+E = TypeVar("E")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what no store holds replaced by U+FFFD: NUL (PostgreSQL refuses it) and
+    lone surrogates (nothing encodes them as UTF-8). A surrogate pair is the character it
+    encodes."""
+    if not text.isascii():
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text.replace("\x00", _REPLACEMENT) if "\x00" in text else text
+
+
+def storable(event: E) -> tuple[E, list[str]]:
+    """``event`` with every value a store may refuse replaced, and what was replaced (empty when
+    nothing was). Text: NUL and lone surrogates become U+FFFD. Typed numbers (an error code)
+    outside the signed 64-bit range, or not finite: ``None``; in raw data, a non-finite number
+    becomes its text and data nested deeper than :data:`MAX_DEPTH` its JSON text."""
+    found: set[str] = set()
+    cleaned = _clean(event, 0, found, typed=True)
+    return cleaned, sorted(found)
+
+
+def _clean(value: Any, depth: int, found: set[str], *, typed: bool) -> Any:
+    kind = type(value)
+    if kind is str:
+        text = storable_text(value)
+        if text != value:
+            found.add("text (NUL or lone surrogates replaced by U+FFFD)")
+        return text
+    if kind is int:
+        if INT64_MIN <= value <= INT64_MAX or not typed:  # JSON holds any integer
+            return value
+        found.add("a number out of range (set to None; the raw data keeps it)")
+        return None
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        found.add("a number that is not finite")
+        return None if typed else str(value)
+    if value is None or kind is bool or isinstance(value, datetime):
+        return value
+    if depth >= MAX_DEPTH:
+        found.add(f"data nested deeper than {MAX_DEPTH} levels (kept as JSON text)")
+        try:
+            return storable_text(json.dumps(value, default=str))
+        except (ValueError, RecursionError):
+            return "(nested too deeply to keep)"
+    if isinstance(value, Mapping):
+        return {
+            _clean(str(k), depth + 1, found, typed=False): _clean(v, depth + 1, found, typed=False)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        items = [_clean(v, depth + 1, found, typed=typed and kind is tuple) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            current = getattr(value, f.name)
+            new = _clean(current, depth + 1, found, typed=True)
+            if new is not current:
+                changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value

@@ -27,10 +27,10 @@ from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings as django_settings
-from django.db import DatabaseError, IntegrityError, OperationalError, models, transaction
+from django.db import DatabaseError, DataError, IntegrityError, OperationalError, models, transaction
 from django.db.models import F, Q
 
-from eki_whatsapp.errors import StoreError
+from eki_whatsapp.errors import StoreError, UnstorableValue
 from eki_whatsapp.events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from eki_whatsapp.store import rules
 from eki_whatsapp.store.base import (
@@ -112,8 +112,12 @@ def _offloaded(
             if _in_event_loop():
                 return self._offload().submit(run).result()
             return run()
+        except DataError as exc:  # PostgreSQL: NUL in text, \u0000 or Infinity in JSON, bigint overflow
+            raise UnstorableValue(f"DjangoStore.{method.__name__} cannot hold a value: {exc}") from exc
         except DatabaseError as exc:
             raise StoreError(f"DjangoStore.{method.__name__} failed: {exc}") from exc
+        except (UnicodeEncodeError, OverflowError) as exc:  # SQLite: a lone surrogate, a number > 2**63
+            raise UnstorableValue(f"DjangoStore.{method.__name__} cannot hold a value: {exc}") from exc
 
     functools.update_wrapper(wrapper, method)
     return wrapper

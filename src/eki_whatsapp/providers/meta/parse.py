@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -31,6 +33,8 @@ from ...events import (
     StatusUpdate,
 )
 from ..base import PayloadError as BasePayloadError
+
+logger = logging.getLogger("eki_whatsapp.webhook")
 
 OBJECT = "whatsapp_business_account"
 _MEDIA = ("image", "video", "audio", "document", "sticker")
@@ -97,12 +101,20 @@ def _parse_messages_value(value: Mapping[str, Any], account: str | None, now: da
         for raw in messages:
             if not isinstance(raw, dict):
                 raw = {"value": raw}
-            events.append(_message(raw, contacts, phone_number_id, display, now))
+            try:
+                events.append(_message(raw, contacts, phone_number_id, display, now))
+            except Exception:  # one unreadable message must not cost the batch its others
+                logger.warning("unreadable Meta message kept as unsupported", exc_info=True)
+                events.append(_unreadable(raw, phone_number_id or display, now))
     for raw in _list(value.get("statuses")):
         if not isinstance(raw, dict) or not _str(raw.get("id")):
             events.append(_change("invalid_status", _dt(now), {"status": raw}, account))
             continue
-        events.append(_status(raw, phone_number_id or display, now))
+        try:
+            events.append(_status(raw, phone_number_id or display, now))
+        except Exception:  # kept, raw, as the other notifications are
+            logger.warning("unreadable Meta status kept as invalid_status", exc_info=True)
+            events.append(_change("invalid_status", _dt(now), {"status": raw}, account))
     errors = _list(value.get("errors"))
     if errors:
         raw = {"errors": errors, "metadata": dict(metadata)}
@@ -172,9 +184,28 @@ def _message(
     kind = _str(m.get("type")) or "unsupported"
     try:
         return InboundMessage(type=kind if kind in _KNOWN else "unsupported", **base, **_content(kind, m))
-    except (TypeError, ValueError, AttributeError, KeyError):
+    except _UNREADABLE:
         # Shape we cannot read: keep it, raw, rather than lose it.
         return InboundMessage(type="unsupported", unsupported_type=kind, **base)
+
+
+#: What reading a malformed part raises (OverflowError: a number too large for a float;
+#: RecursionError: JSON text nested too deeply inside a field).
+_UNREADABLE = (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError)
+
+
+def _unreadable(m: Mapping[str, Any], recipient: str | None, now: datetime | _Now) -> InboundMessage:
+    """A message nothing else could be read from: ``unsupported``, with its raw data."""
+    return InboundMessage(
+        provider="meta",
+        id=_str(m.get("id")) or _synthetic_id(m),
+        sender=_digits(m.get("from")) or "unknown",
+        recipient=recipient or "unknown",
+        type="unsupported",
+        unsupported_type=_str(m.get("type")),
+        timestamp=_dt(now),
+        raw=m,
+    )
 
 
 def reread(
@@ -239,8 +270,8 @@ def _content(kind: str, m: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise ValueError("location object missing")
         loc = InboundLocation(
-            latitude=float(obj["latitude"]),
-            longitude=float(obj["longitude"]),
+            latitude=_coordinate(obj["latitude"]),
+            longitude=_coordinate(obj["longitude"]),
             name=_str(obj.get("name")),
             address=_str(obj.get("address")),
             url=_str(obj.get("url")),
@@ -377,7 +408,7 @@ def _flow_reply(reply: Mapping[str, Any]) -> FlowReply:
     if text is not None:
         try:
             decoded = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             decoded = None
         if isinstance(decoded, dict):
             response = decoded
@@ -429,8 +460,20 @@ def _match_contact(
 
 
 def _synthetic_id(m: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(m, sort_keys=True, default=str).encode()).hexdigest()
+    try:
+        text = json.dumps(m, sort_keys=True, default=str)
+    except (ValueError, TypeError, RecursionError):  # keys of mixed types, absurd nesting
+        text = repr(sorted(map(str, m)))
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return f"meta-noid-{digest[:32]}"
+
+
+def _coordinate(value: Any) -> float:
+    """A latitude or longitude: a finite number (``1e400`` or ``10**400`` is malformed)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"coordinate {value!r} is not a finite number")
+    return number
 
 
 class _Now:

@@ -7,6 +7,7 @@ One form post is one inbound message (``SmsStatus=received``) or one status call
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -71,9 +72,12 @@ def _message(sid: str, p: Mapping[str, str], now: datetime) -> InboundMessage:
     location = None
     if p.get("Latitude") and p.get("Longitude"):
         try:
+            latitude, longitude = float(p["Latitude"]), float(p["Longitude"])
+            if not (math.isfinite(latitude) and math.isfinite(longitude)):
+                raise ValueError("a coordinate is not a finite number")  # "1e400" reads as inf
             location = InboundLocation(
-                latitude=float(p["Latitude"]),
-                longitude=float(p["Longitude"]),
+                latitude=latitude,
+                longitude=longitude,
                 name=p.get("Label") or None,
                 address=p.get("Address") or None,
             )
@@ -187,11 +191,17 @@ def media_of(params: Mapping[str, Any]) -> tuple[MediaRef, ...]:
     return _media({str(k): str(v) for k, v in params.items()}, None)
 
 
+#: The most media one Twilio message carries (10 on MMS; WhatsApp sends one): a larger
+#: ``NumMedia`` is not believed, so a forged count cannot make the parser loop without end.
+MAX_MEDIA = 10
+
+
 def _media(p: Mapping[str, str], caption: str | None) -> tuple[MediaRef, ...]:
     try:
-        count = int(p.get("NumMedia") or 0)
+        count = min(int(p.get("NumMedia") or 0), MAX_MEDIA)
     except ValueError:
         count = 0
+    # MediaUrl{N} beyond NumMedia are read too: as many as the form has (bounded by its size)
     count = max(count, sum(1 for k in p if k.startswith("MediaUrl")))
     refs = []
     for n in range(count):
@@ -232,7 +242,7 @@ def _channel_profile(value: str | None) -> str | None:
         context = data.get("data", {}).get("context", {})
         name = context.get("ProfileName")
         return str(name) if name else None
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):  # 100,000 '[' is not a profile
         return None
 
 

@@ -217,7 +217,10 @@ class TwilioWebhook:
         if request.method != "POST":
             params = _query_params(request)
         elif _is_json(request.content_type):
-            params = {str(k): _form_value(v) for k, v in json_object(request.body).items()}
+            try:
+                params = {str(k): _form_value(v) for k, v in json_object(request.body).items()}
+            except RecursionError:  # a value nested too deeply to write back as text
+                raise PayloadError("malformed JSON body") from None
         else:
             params = dict(self._form(request))
             # A status callback URL may carry the router's correlation key in its query.
