@@ -24,11 +24,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal, Union, get_args
 
 from .errors import EkiWhatsAppError
 
 __all__ = [
+    "MODELS",
     "Button",
     "Buttons",
     "Catalog",
@@ -1169,6 +1170,8 @@ Message = Union[
     ProductList,
     Catalog,
 ]
+#: The outbound message models, for ``isinstance`` checks (``isinstance(x, MODELS)``).
+MODELS: tuple[type, ...] = get_args(Message)
 
 
 def __getattr__(name: str) -> Any:

@@ -448,6 +448,20 @@ class FakeProviderAPI(LocalServer):
         self._on_status(message, status)
         payload = self._status_payload(message, status, code)
         url, secret = self._status_target(message)
+        return self._post_webhook(url, secret, payload, message.id, status)
+
+    def _post_webhook(
+        self,
+        url: str | None,
+        secret: str | None,
+        payload: Payload,
+        message_id: str,
+        status: str,
+        *,
+        refusals_fail: bool = True,
+    ) -> WebhookDelivery:
+        """Post a signed webhook to the bot and record the delivery (``refusals_fail``: an
+        answer other than 2xx counts as a failed delivery, its body as the error)."""
         http_status: int | None = None
         error: str | None = None
         if url is None:
@@ -456,11 +470,11 @@ class FakeProviderAPI(LocalServer):
             try:
                 response = payload.post(url, secret=secret, client=self._http())
                 http_status = response.status_code
-                if not 200 <= http_status < 300:
+                if refusals_fail and not 200 <= http_status < 300:
                     error = response.text[:200]
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
-        delivery = WebhookDelivery(url, message.id, status, http_status, error, payload)
+        delivery = WebhookDelivery(url, message_id, status, http_status, error, payload)
         with self._state:
             self.webhooks.append(delivery)
         return delivery

@@ -13,8 +13,6 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
-
 from ._errors import twilio_code_and_status, twilio_error_body
 from ._fake import (
     FakeProviderAPI,
@@ -344,21 +342,9 @@ class FakeTwilioAPI(FakeProviderAPI):
             payload = twilio_button(
                 str(picked[0]), str(picked[1]), sender=who, to=self.number, reply_to=message_sid
             )
-        url = self.webhook_url
-        http_status: int | None = None
-        error: str | None = None
-        if url is None:
-            error = "no webhook URL configured"
-        else:
-            try:
-                response = payload.post(url, secret=self.auth_token, client=self._http())
-                http_status = response.status_code
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-        delivery = WebhookDelivery(url, message_sid, "tap", http_status, error, payload)
-        with self._state:
-            self.webhooks.append(delivery)
-        return delivery
+        return self._post_webhook(
+            self.webhook_url, self.auth_token, payload, message_sid, "tap", refusals_fail=False
+        )
 
     def _own(self, sid: str) -> bool:
         return sid == self.account_sid

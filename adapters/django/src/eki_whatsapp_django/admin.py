@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
@@ -85,27 +86,8 @@ class WhatsAppLogAdmin(ReadOnlyAdmin):
         (_("Times"), {"fields": ("timestamp", "created_at", "updated_at")}),
         (_("Raw data"), {"fields": ("raw_json", "extra_json")}),
     )
-    readonly_fields = (
-        "direction",
-        "provider",
-        "type",
-        "message_id",
-        "sender",
-        "recipient",
-        "text",
-        "status",
-        "error_code",
-        "error_message",
-        "status_history",
-        "reason",
-        "category",
-        "attempts",
-        "timestamp",
-        "created_at",
-        "updated_at",
-        "raw_json",
-        "extra_json",
-    )
+    # The log is a record: every field shown is read-only.
+    readonly_fields = tuple(flatten_fieldsets(fieldsets))
 
     @admin.display(description=_("time"), ordering="created_at")
     def when(self, obj: WhatsAppLog) -> str:

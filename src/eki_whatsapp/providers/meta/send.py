@@ -34,6 +34,7 @@ from ...errors import ConfigError
 from ...events import MediaRef
 from ...formatting import META_TEXT_LIMIT, split
 from ...messages import (
+    MODELS,
     Buttons,
     Catalog,
     Contact,
@@ -74,23 +75,8 @@ _JSON = "application/json"
 _MEDIA_HOST_SUFFIXES = (".fbsbx.com", ".facebook.com", ".whatsapp.net", ".fbcdn.net")
 #: After a pair rate limit Meta advises waiting at least 6 s for that recipient.
 _PAIR_LIMIT_WAIT = 6.0
-#: Every message model Meta renders.
-_MODELS = (
-    Text,
-    Media,
-    Template,
-    Buttons,
-    ListMenu,
-    Location,
-    Reaction,
-    Contacts,
-    CtaUrl,
-    LocationRequest,
-    Flow,
-    Product,
-    ProductList,
-    Catalog,
-)
+#: Every message model Meta renders: all of them.
+_MODELS = MODELS
 
 
 class MetaCloud(HttpProvider):
