@@ -1,5 +1,6 @@
-"""Claims on PostgreSQL from several processes at once: every piece of work is claimed by exactly
-one of them (``FOR UPDATE SKIP LOCKED`` for the sweepers, a row-locked UPDATE for single claims)."""
+"""Claims on PostgreSQL from several processes at once: every piece of work, and every outbox
+send, is claimed by exactly one of them (``FOR UPDATE SKIP LOCKED`` for batches, a row-locked
+UPDATE for single claims)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from eki_whatsapp.store.base import Lease
 from eki_whatsapp.store.postgres import PostgresStore
-from eki_whatsapp.testing.store_contract import T0, inbound
+from eki_whatsapp.testing.store_contract import T0, inbound, queued_send
 
 PROCESSES, WORK = 4, 240
 pytestmark = pytest.mark.slow
@@ -42,6 +43,22 @@ def _claim_each(
     start.wait()
     lease = Lease(owner, T0 + timedelta(minutes=5))
     out.put([work_id for work_id in ids if store.claim_work(work_id, lease, now=T0) is not None])
+    store.close()
+
+
+def _send(url: str, owner: str, start: Any, out: multiprocessing.Queue[list[str]]) -> None:
+    """One process: claim due outbox sends in small batches until none is left."""
+    store = PostgresStore(url)
+    claimed: list[str] = []
+    start.wait()
+    while True:
+        items = store.claim_sends(Lease(owner, T0 + timedelta(minutes=5)), now=T0, limit=5)
+        if not items:
+            break
+        for item in items:
+            assert item.id is not None and store.finish_send(item.id, owner, state="sent")
+            claimed.append(item.id)
+    out.put(claimed)
     store.close()
 
 
@@ -92,3 +109,14 @@ def test_claims_of_the_same_work_from_several_processes_have_one_winner(pg_url: 
         assert all(item is not None and item.attempts == 1 for item in items)
     finally:
         store.close()
+
+
+def test_outbox_sends_claimed_from_several_processes_go_once(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    try:
+        ids = [store.enqueue_send(*queued_send()) for _ in range(WORK // 2)]
+    finally:
+        store.close()
+    results = _run(_send, [(pg_url, f"sender-{n}") for n in range(PROCESSES)])
+    counts = Counter(send_id for claimed in results for send_id in claimed)
+    assert set(counts) == set(ids) and set(counts.values()) == {1}

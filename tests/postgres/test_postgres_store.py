@@ -11,19 +11,7 @@ import pytest
 from eki_whatsapp import StoreError
 from eki_whatsapp.store import Store, open_store
 from eki_whatsapp.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore, migrate
-from eki_whatsapp.testing.store_contract import (
-    BUSINESS,
-    T0,
-    USER,
-    CounterContract,
-    HandlingContract,
-    LogContract,
-    StatusContract,
-    ValuesContract,
-    WindowContract,
-    inbound,
-    outbound,
-)
+from eki_whatsapp.testing.store_contract import BUSINESS, T0, USER, StoreContract, inbound, outbound
 
 pytestmark = pytest.mark.usefixtures("pg_base_url")
 
@@ -47,11 +35,8 @@ def contract_url(pg_base_url: str, new_schema: Callable[[], str]) -> str:
     return f"{pg_base_url}?schema={new_schema()}"
 
 
-class TestPostgresStore(
-    LogContract, StatusContract, WindowContract, ValuesContract, CounterContract, HandlingContract
-):
-    """The contract (all but OutboxContract: PostgresStore has no outbox yet, so a bot on it
-    raises as before when no provider can send), each test on an emptied schema of its own."""
+class TestPostgresStore(StoreContract):
+    """The whole contract, each test on an emptied schema of this run's own."""
 
     def test_is_a_store(self, store: Store) -> None:
         for method in ("record_inbound", "record_status", "log_outbound", "increment", "compare_and_set"):
