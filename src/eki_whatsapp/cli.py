@@ -868,6 +868,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def store_options(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+        """The options of the commands that read the store."""
+        p.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
+        if json:
+            p.add_argument("--json", action="store_true", help=_("machine-readable output"))
+        p.add_argument("--env-file", help=_("settings file (default: .env)"))
+
     demo = add(
         "demo", cmd_demo, _("offline end-to-end demo: Eki on fake Meta and Twilio APIs (no accounts needed)")
     )
@@ -974,21 +981,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     costs = add("costs", cmd_costs, _("the cost report of a month from the store"))
     costs.add_argument("--month", help=_("YYYY-MM (default: this month)"))
-    costs.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
-    costs.add_argument("--json", action="store_true", help=_("machine-readable output"))
-    costs.add_argument("--env-file", help=_("settings file (default: .env)"))
+    store_options(costs)
 
     pending = add("pending", cmd_pending, _("events recorded but not handled yet (pending, failed, dead)"))
-    pending.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
     pending.add_argument("--limit", type=int, default=100, help=_("at most this many (default: 100)"))
-    pending.add_argument("--json", action="store_true", help=_("machine-readable output"))
-    pending.add_argument("--env-file", help=_("settings file (default: .env)"))
+    store_options(pending)
 
     retry = add("retry", cmd_retry, _("handle again a failed or dead event (or --all of them)"))
     retry.add_argument("id", nargs="?", help=_("the work id shown by `eki-whatsapp pending` (m12, s7)"))
     retry.add_argument("--all", action="store_true", help=_("every failed or dead event"))
-    retry.add_argument("--store", help=_("store URL (default: WHATSAPP_STORE_URL)"))
-    retry.add_argument("--env-file", help=_("settings file (default: .env)"))
+    store_options(retry, json=False)
 
     worker = add(
         "worker",
