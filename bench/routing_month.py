@@ -45,7 +45,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -54,7 +54,7 @@ from eki_whatsapp import MemoryStore, Settings
 from eki_whatsapp.costs import Costs, PriceBook
 from eki_whatsapp.events import InboundMessage
 from eki_whatsapp.messages import Template, Text
-from eki_whatsapp.providers.base import ProviderDown, ProviderError, SendReceipt, WindowClosed
+from eki_whatsapp.providers.base import OutcomeUnknown, ProviderDown, ProviderError, SendReceipt, WindowClosed
 from eki_whatsapp.routing import Router
 
 MONTH = "2026-11"
@@ -112,6 +112,7 @@ class FakeProvider:
     book: PriceBook
     tally: Tally
     windows: dict[str, datetime] = field(default_factory=dict)
+    free_used: int = 0
     _ids: Any = field(default_factory=itertools.count)
 
     @property
@@ -136,12 +137,19 @@ class FakeProvider:
         category = CATEGORY[message.name] if message.kind == "template" else "service"
         quote = self.book.quote(self.name, category, self.book.market_of(to), at=now, in_window=in_window)
         assert quote.amount is not None, quote
+        allowance = self.book.allowance(self.name, now)
+        if allowance is not None and allowance.covers(category) and quote.amount > 0:
+            self.free_used += 1  # the provider's own allowance: first come, first served
+            if self.free_used <= allowance.per_month:
+                quote = replace(quote, amount=Decimal(0))
         self.tally.billed[self.name] += quote.amount
         self.tally.deliveries.setdefault(self.tally.seq, []).append(self.name)
         if down:  # delivered, but the answer never comes back
             self.tally.refused[f"{self.name}:timeout"] += 1
-            raise ProviderDown(
-                "the request timed out (ReadTimeout)", provider=self.name, raw={"exception": "ReadTimeout"}
+            raise OutcomeUnknown(
+                "no answer after the request was sent (ReadTimeout)",
+                provider=self.name,
+                raw={"exception": "ReadTimeout"},
             )
         return SendReceipt(
             self.name, f"{self.name}-{next(self._ids)}", "accepted", {}, to=to, kind=message.kind
@@ -232,7 +240,17 @@ def inbound_message(event: Event) -> InboundMessage:
     )
 
 
-def run_router(students: list[Student], events: list[Event], rules: tuple[str, ...]) -> dict[str, Any]:
+#: Settings of each recipe: the recommendation of docs/routing.md, and the seed's "first 1,000
+#: free on Meta, then Twilio" (history, for comparison).
+RECIPES: dict[str, dict[str, Any]] = {
+    "recommended": {},
+    "seed": {"whatsapp_meta_free_allowance": 1000, "whatsapp_weights": "meta=0,twilio=1"},
+}
+
+
+def run_router(
+    students: list[Student], events: list[Event], rules: tuple[str, ...], recipe: str = "recommended"
+) -> dict[str, Any]:
     clock = SimClock()
     book = PriceBook.default(rules=rules)
     tally = Tally()
@@ -247,8 +265,13 @@ def run_router(students: list[Student], events: list[Event], rules: tuple[str, .
         whatsapp_fallback_template_language="es",
         whatsapp_fallback_template_content_sid="HX" + "1" * 32,
         whatsapp_price_rules=",".join(rules),
+        **RECIPES[recipe],
     )
-    router = Router(dict(fakes), store, settings, clock=clock, costs=Costs(store, book, clock=clock))
+    allowance = (
+        {"meta": settings.whatsapp_meta_free_allowance} if settings.whatsapp_meta_free_allowance else None
+    )
+    costs = Costs(store, book, clock=clock, free_allowance=allowance)
+    router = Router(dict(fakes), store, settings, clock=clock, costs=costs)
     # Everyone wrote before this month to each number they use: the store knows where each
     # student is reachable (the windows of October are long closed).
     history = random.Random(7)
@@ -393,6 +416,7 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rules", default="", help="unverified price rules to apply, e.g. meta-2026-10")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="recommended", help="router settings")
     args = parser.parse_args()
     rules = tuple(r for r in args.rules.split(",") if r)
     logging.getLogger("eki_whatsapp").setLevel(logging.CRITICAL)  # failovers log; the counts say it
@@ -406,9 +430,10 @@ def main() -> int:
         f"routing_month: {args.students} students {dict(habits)}, {len(events) - outbound} inbound, "
         f"{outbound} outbound, {MONTH}, outages {', '.join(f'{p} {a:%d %H:%M}-{b:%H:%M}' for p, (a, b) in OUTAGES.items())}"
         + (f", rules {','.join(rules)}" if rules else "")
+        + f", recipe {args.recipe}"
     )
     started = time.perf_counter()
-    result = run_router(students, events, rules)
+    result = run_router(students, events, rules, args.recipe)
     elapsed = time.perf_counter() - started
     report = result["report"]
     billed: dict[str, Decimal] = result["billed"]

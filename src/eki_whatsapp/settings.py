@@ -148,9 +148,17 @@ class Settings(BaseSettings):
     whatsapp_store_url: str = Field("sqlite:///eki_whatsapp.sqlite3", repr=False)
 
     # --- routing and costs (docs/routing.md, docs/costs.md) ------------------------------------
-    #: Load balancing between providers for business-initiated messages in ``dual`` mode:
-    #: ``"meta=3,twilio=1"`` or JSON ``{"meta": 3, "twilio": 1}``. Empty: cheapest wins.
+    #: Split of business-initiated messages between providers of the same price in ``dual``
+    #: mode (with ``WHATSAPP_BALANCE``: whatever the price): ``"meta=3,twilio=1"`` or JSON
+    #: ``{"meta": 3, "twilio": 1}``. Empty: ties go to the policy's order (Meta first).
     whatsapp_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    #: ``true``: the weights split business-initiated messages whatever the price (load
+    #: balancing). ``false`` (default): price decides and the weights only split ties.
+    whatsapp_balance: bool = False
+    #: A message may fail over to a business number the user never wrote to (it shows as a new
+    #: chat; the log reason ends in ``:other-number``) when none of theirs can send it. ``false``:
+    #: it fails instead.
+    whatsapp_failover_other_number: bool = True
     #: Messages per month that Meta sends free of charge (route to Meta first while they last).
     whatsapp_meta_free_allowance: int = Field(0, ge=0)
     #: Categories the free allowance covers (comma-separated); empty: every billable category.

@@ -29,6 +29,7 @@ from eki_whatsapp.providers import (
     ProviderError,
     RateLimited,
     TemplateError,
+    Undeliverable,
     WindowClosed,
     classify_error,
 )
@@ -48,7 +49,7 @@ META_CODES = [
     (131048, 400, RateLimited, False),
     (133016, 400, RateLimited, False),
     (131047, 400, WindowClosed, False),
-    (131026, 400, InvalidRecipient, False),
+    (131026, 400, Undeliverable, False),  # an InvalidRecipient another number may reach (issue 18)
     (131021, 400, InvalidRecipient, False),
     (131049, 400, InvalidRecipient, False),
     (131050, 400, InvalidRecipient, False),
@@ -88,7 +89,7 @@ TWILIO_CODES = [
     (21211, 400, InvalidRecipient, False),
     (21610, 400, InvalidRecipient, False),
     (63003, 400, InvalidRecipient, False),
-    (63024, 400, InvalidRecipient, False),
+    (63024, 400, Undeliverable, False),  # Twilio's 131026
     (63032, 400, InvalidRecipient, False),
     (63049, 400, InvalidRecipient, False),
     (63027, 400, TemplateError, False),
@@ -205,11 +206,11 @@ def test_is_transient_makes_an_unknown_code_retryable() -> None:
     ("provider", "code", "cls"),
     [
         ("meta", 131047, WindowClosed),
-        ("meta", 131026, InvalidRecipient),
+        ("meta", 131026, Undeliverable),
         ("meta", 130429, RateLimited),
         ("meta", 132001, TemplateError),
         ("twilio", 63016, WindowClosed),
-        ("twilio", 63024, InvalidRecipient),
+        ("twilio", 63024, Undeliverable),
         ("twilio", 63018, RateLimited),
         ("twilio", 30500, ProviderDown),
     ],

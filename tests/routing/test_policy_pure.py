@@ -17,6 +17,7 @@ from eki_whatsapp.providers.base import (
     ProviderDown,
     RateLimited,
     TemplateError,
+    Undeliverable,
     WindowClosed,
 )
 from eki_whatsapp.routing import Choice, Price, Situation, choose
@@ -135,9 +136,10 @@ def test_a_template_skips_a_provider_whose_breaker_is_open() -> None:
 
 # --- allowance and weights -----------------------------------------------------------------------
 def test_a_free_allowance_wins_when_no_window_is_open() -> None:
+    # The price stays real (0.025); the allowance can waive it (issue 18: not a zero price).
     s = situation(template=True, allowances={"meta"}, prices={"meta": "0.025", "twilio": "0.01"})
-    s = replace(s, prices={**s.prices, ("meta", "marketing"): Price(Decimal(0), free_allowance=True)})
-    assert choose(s) == Choice("meta", "free-allowance", False)
+    s = replace(s, prices={**s.prices, ("meta", "marketing"): Price(Decimal("0.025"), free_allowance=True)})
+    assert choose(s) == Choice("meta", "free-allowance", False, free_allowance=True)
 
 
 def test_an_allowance_is_read_for_any_provider_that_has_one() -> None:
@@ -147,8 +149,64 @@ def test_an_allowance_is_read_for_any_provider_that_has_one() -> None:
         allowances={"acme"},
         prices={"meta": "0.02", "twilio": "0.02", "acme": "0.03"},
     )
-    s = replace(s, prices={**s.prices, ("acme", "marketing"): Price(Decimal(0), free_allowance=True)})
-    assert choose(s) == Choice("acme", "free-allowance", False)
+    s = replace(s, prices={**s.prices, ("acme", "marketing"): Price(Decimal("0.03"), free_allowance=True)})
+    assert choose(s) == Choice("acme", "free-allowance", False, free_allowance=True)
+
+
+def test_an_allowance_slot_goes_only_to_a_message_that_saves_at_least_its_bar() -> None:
+    s = situation(template=True, allowances={"meta"}, prices={"meta": "0.0068", "twilio": "0.0118"})
+    cheap = Price(Decimal("0.0068"), free_allowance=True, allowance_bar=Decimal("0.0625"))
+    assert choose(replace(s, prices={**s.prices, ("meta", "marketing"): cheap})) == Choice(
+        "meta", "cheapest", False
+    )
+    dear = Price(Decimal("0.0625"), free_allowance=True, allowance_bar=Decimal("0.0625"))
+    s = situation(template=True, allowances={"meta"}, prices={"meta": "0.0625", "twilio": "0.0675"})
+    chosen = choose(replace(s, prices={**s.prices, ("meta", "marketing"): dear}))
+    assert chosen == Choice("meta", "free-allowance", False, free_allowance=True)
+
+
+def test_an_allowance_never_beats_a_cheaper_open_window_it_would_not_save_on() -> None:
+    # A reminder: Twilio's window is open (0.005), Meta's utility rate 0.0068 could be waived,
+    # but a slot is worth more than the 0.005 it would save.
+    s = situation(template=True, category="utility", windows={"twilio": True}, allowances={"meta"})
+    prices = {
+        ("meta", "utility"): Price(Decimal("0.0068"), free_allowance=True, allowance_bar=Decimal("0.0625")),
+        ("twilio", "utility"): Price(Decimal("0.005")),
+    }
+    assert choose(replace(s, prices=prices)) == Choice("twilio", "window-open", True)
+
+
+def test_price_decides_and_weights_only_split_ties() -> None:
+    weights = {"meta": 0.0, "twilio": 1.0}
+    s = situation(template=True, weights=weights, prices={"meta": "0.025", "twilio": "0.030"})
+    assert choose(s) == Choice("meta", "cheapest", False)
+    s = situation(template=True, weights=weights, prices={"meta": "0.025", "twilio": "0.025"})
+    assert choose(s) == Choice("twilio", "weighted", False)
+    # Load balancing asked for explicitly: the weights decide whatever the price.
+    s = situation(template=True, weights=weights, balance=True, prices={"meta": "0.025", "twilio": "0.030"})
+    assert choose(s) == Choice("twilio", "weighted", False)
+
+
+# --- reachability ---------------------------------------------------------------------------------
+def test_a_template_goes_only_to_a_number_the_user_wrote_to() -> None:
+    s = situation(template=True, reachable={"twilio"}, prices={"meta": "0.025", "twilio": "0.030"})
+    assert choose(s) == Choice("twilio", "cheapest", False)
+    s = situation(template=True, reachable=BOTH, prices={"meta": "0.025", "twilio": "0.030"})
+    assert choose(s) == Choice("meta", "cheapest", False)
+    s = situation(template=True, prices={"meta": "0.025", "twilio": "0.030"})  # nothing known: any
+    assert choose(s) == Choice("meta", "cheapest", False)
+
+
+def test_another_number_only_as_a_failover_the_settings_allow_and_the_reason_says_so() -> None:
+    prices = {"meta": "0.025", "twilio": "0.030"}
+    s = situation(
+        template=True, reachable={"meta"}, candidates=("twilio",), cause="ProviderDown", prices=prices
+    )
+    assert choose(s) == Choice("twilio", "failover:ProviderDown:other-number", False)
+    assert choose(replace(s, other_number=False)) is None
+    s = situation(template=True, reachable={"meta"}, down=("meta",), prices=prices)
+    assert choose(s) == Choice("twilio", "failover:circuit-open:other-number", False)
+    assert choose(replace(s, other_number=False)) == Choice("meta", "cheapest", False)
 
 
 def test_weights_decide_by_the_draw_and_skip_zero_weights() -> None:
@@ -198,7 +256,12 @@ def test_a_third_provider_is_routed_like_the_others() -> None:
 # --- what follows a failure ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "error",
-    [ProviderDown("x", provider="meta"), RateLimited("x", provider="meta"), AuthError("x", provider="meta")],
+    [
+        ProviderDown("x", provider="meta"),
+        RateLimited("x", provider="meta"),
+        AuthError("x", provider="meta"),
+        Undeliverable("x", provider="meta"),  # Meta 131026: another number may reach the user
+    ],
 )
 def test_errors_another_provider_can_avoid_fail_over(error: Exception) -> None:
     assert after_failure(error, fallback=False, template=False) == "failover"  # type: ignore[arg-type]
@@ -212,6 +275,9 @@ def test_a_closed_window_at_send_time_asks_for_the_fallback_once() -> None:
 
 def test_late_failures() -> None:
     late = after_late_failure
+    undeliverable = Undeliverable("x", provider="meta", code=131026)
+    assert late(undeliverable, kind="template", fallback=False, has_text=True, policy="dual") == "failover"
+    assert late(undeliverable, kind="template", fallback=False, has_text=False, policy="dual") == "ignore"
     assert (
         late(WindowClosed("x", provider="meta"), kind="text", fallback=False, has_text=True, policy="dual")
         == "fallback"

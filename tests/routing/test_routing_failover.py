@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,12 @@ from eki_whatsapp.providers.base import (
     AuthError,
     InvalidRecipient,
     MessageRejected,
+    OutcomeUnknown,
     ProviderDown,
     ProviderError,
     RateLimited,
     TemplateError,
+    Undeliverable,
     WindowClosed,
     classify_error,
 )
@@ -145,9 +149,10 @@ def test_reply_fails_over_with_the_fallback_template_when_the_other_window_is_cl
     sent = twilio.sent[0][1]
     assert isinstance(sent, Template) and sent.name == "please_reply"
     row = rows(store)[-1]
+    # The user wrote only to the Meta number: Twilio's is another number, and the reason says so.
     assert (row.provider, row.reason, row.extra["fallback_template"]) == (
         "twilio",
-        "failover:ProviderDown",
+        "failover:ProviderDown:other-number",
         True,
     )
 
@@ -436,3 +441,70 @@ def test_open_breaker_does_not_strand_a_reply_that_only_its_channel_can_carry(
     receipt = router.send(USER, "ok", inbound=message)
     assert receipt.provider == "meta" and rows(store)[-1].reason == "reply-channel"
     assert router.breakers["meta"].state(clock.now) == "closed"
+
+
+# --- issue 18: reachability, undeliverable, timeouts, the window margin -----------------------------
+def test_a_late_131026_fails_a_template_over_to_the_users_other_number(
+    make_router: Callable[..., Router], store: Any, clock: Clock, meta: FakeProvider, twilio: FakeProvider
+) -> None:
+    store.record_inbound(inbound("meta", clock.now - timedelta(days=3), msg_id="m"))
+    store.record_inbound(inbound("twilio", clock.now - timedelta(days=3), msg_id="t"))
+    router = make_router()
+    receipt = router.send(USER, PROMO, category="marketing")
+    assert receipt.provider == "meta"
+    router.on_status(_status_of(meta_failed_status(receipt.message_id, 131026, "Message undeliverable")))
+    assert twilio.sent == [(USER, PROMO)]  # the same template, rebuilt from its log row
+    row = rows(store)[-1]
+    assert (row.provider, row.reason, row.extra["late"]) == ("twilio", "failover:Undeliverable", True)
+    router.on_status(_status_of(meta_failed_status(receipt.message_id, 131026, "Message undeliverable")))
+    assert len(twilio.sent) == 1  # once per message
+    assert router.breakers["meta"].available(clock.now)  # the provider works; the user is not reached there
+
+
+def test_an_undeliverable_message_goes_to_another_number_only_as_a_failover_the_settings_allow(
+    make_router: Callable[..., Router], store: Any, clock: Clock, meta: FakeProvider, twilio: FakeProvider
+) -> None:
+    store.record_inbound(inbound("meta", clock.now - timedelta(days=3), msg_id="m"))  # Meta only
+    meta.fail_next.append(Undeliverable("undeliverable", provider="meta", code=131026))
+    router = make_router()
+    assert router.send(USER, PROMO, category="marketing").provider == "twilio"
+    assert rows(store)[-1].reason == "failover:Undeliverable:other-number"
+    meta.fail_next.append(Undeliverable("undeliverable", provider="meta", code=131026))
+    strict = make_router(whatsapp_failover_other_number=False)
+    with pytest.raises(Undeliverable):
+        strict.send(USER, PROMO, category="marketing")
+    assert len(twilio.sent) == 1
+
+
+def test_a_send_that_timed_out_after_the_request_left_is_in_the_ledger(
+    make_router: Callable[..., Router], store: Any, clock: Clock, twilio: FakeProvider
+) -> None:
+    store.record_inbound(inbound("twilio", clock.now - timedelta(days=3)))
+    twilio.fail_next.append(OutcomeUnknown("no answer (ReadTimeout)", provider="twilio"))
+    router = make_router()
+    with pytest.raises(OutcomeUnknown):
+        router.send(USER, PROMO, category="marketing")
+    line = router.costs.report("2026-09").line("twilio", "marketing")
+    assert (line.messages, line.timed_out, line.known_amount) == (1, 1, Decimal("0.0300"))
+
+
+def test_the_window_margin_decides_what_may_be_sent_not_what_it_costs(
+    make_router: Callable[..., Router], store: Any, clock: Clock, meta: FakeProvider, twilio: FakeProvider
+) -> None:
+    # 30 s before the 24 hours end: inside the margin (60 s), so a free-form message is not sent
+    # as free-form, but a utility template is still free on the provider's own clock.
+    store.record_inbound(inbound("meta", clock.now - timedelta(hours=24) + timedelta(seconds=30)))
+    router = make_router(**FALLBACK)
+    assert router.decide(USER, "hello").fallback
+    receipt = router.send(USER, PROMO, category="utility")
+    assert receipt.provider == "meta"
+    entry = next(e for e in store.ledger(month="2026-09") if e.message_id == receipt.message_id)
+    assert (entry.amount, entry.note) == (Decimal("0"), "free-in-window")
+
+
+def test_undeliverable_is_classified_inside_each_provider_package() -> None:
+    assert isinstance(classify_error("meta", 131026, "Message undeliverable", http_status=400), Undeliverable)
+    assert isinstance(
+        classify_error("twilio", 63024, "Invalid message recipient", http_status=400), Undeliverable
+    )
+    assert isinstance(classify_error("meta", 131026, "x", http_status=400), InvalidRecipient)  # still one

@@ -196,15 +196,18 @@ class Costs:
         return quote
 
     def allowance_bar(self, provider: str, user: str, category: str | None, at: datetime) -> Decimal | None:
-        """The least a message must save to be given one of ``provider``'s free slots now, or
-        ``None`` when the allowance does not cover it (none, used up, or another category).
+        """The least a message must save for the router to send it to ``provider`` *because* its
+        free allowance would waive the price, or ``None`` when the allowance does not cover it
+        (none, used up, or another category).
 
-        The slots go where they save most, by pacing: while more slots are left than an even
-        pace through the month would keep (``per_month`` x the fraction of the month still to
-        come), they would expire unused, so any saving takes one (bar 0). Behind that pace only
-        the dearest messages the allowance covers in the user's market qualify (the bar is their
-        rate), until the pace catches up. So a slot never goes first-come to a cheap day-1
-        reminder while dearer messages come later in the month.
+        A provider applies its allowance to the first messages it gets (first come), so the
+        router decides where slots go by deciding which messages the allowance may attract. It
+        paces them through the month: while more slots are left than an even pace would keep
+        (``per_month`` x the fraction of the month still to come) they would expire unused, so
+        any saving may take one (bar 0); behind that pace only messages as dear as the dearest
+        the allowance covers in the user's market (the bar is that rate) are moved to it. So a
+        cheap day-1 reminder that Twilio's open window carries for 0.005 stays there, and the
+        slots are left for the messages where they save most.
         """
         allowance = self.allowance(provider, at)
         if allowance is None or not allowance.covers(category):
@@ -261,9 +264,11 @@ class Costs:
     ) -> list[LedgerEntry]:
         """Price and record a successful send (one entry per message id).
 
-        ``allowance``: use a free slot of the provider's allowance when one covers the message
-        (the router passes its decision: ``False`` keeps the slots for messages that save more).
-        The entry keeps the real price; a slot taken adds a discount entry (``source="allowance"``).
+        ``allowance``: use a free slot of the provider's allowance when one covers the message, as
+        the provider does (first come): the router's part is to send a message to the provider
+        with the allowance only where a slot saves enough (:meth:`allowance_bar`). ``False``:
+        never (e.g. a send that timed out). The entry keeps the real price; a slot taken adds a
+        discount entry (``source="allowance"``).
         ``note``: recorded instead of the quote's note (e.g. ``timed-out``).
         """
         at = at or self.clock()

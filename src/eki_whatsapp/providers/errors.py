@@ -8,6 +8,7 @@ send (HTTP response) or later in a status webhook (``StatusUpdate.error``)::
     ├── RateLimited        throughput or pair limits (retryable)
     ├── WindowClosed       24-hour window closed: send a template (no retry)
     ├── InvalidRecipient   not a WhatsApp user, opted out, bad number (no retry)
+    │   └── Undeliverable  this number could not deliver to the user (another number may)
     ├── TemplateError      template missing, paused, parameter mismatch (no retry)
     ├── MediaError         media could not be fetched/uploaded (no retry)
     ├── MessageRejected    invalid request or content refused (no retry)
@@ -41,6 +42,7 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "TemplateError",
+    "Undeliverable",
     "UnsupportedMessage",
     "WindowClosed",
     "classify_error",
@@ -132,6 +134,15 @@ class WindowClosed(ProviderError):
 
 class InvalidRecipient(ProviderError):
     hint = "the recipient cannot receive this message (not on WhatsApp, opted out or invalid number)"
+
+
+class Undeliverable(InvalidRecipient):
+    """The message could not be delivered to the user from this business number (Meta 131026,
+    Twilio 63024): the user may not have accepted the terms, run an old app, or have blocked
+    this number. Another number the user wrote to may still reach them, so the router fails
+    it over like an outage — immediately or when a status webhook reports it later."""
+
+    hint = "the user could not be reached from this number; another number they wrote to may reach them"
 
 
 class TemplateError(ProviderError):

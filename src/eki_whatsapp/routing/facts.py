@@ -4,11 +4,18 @@
 ledger, the settings — into the plain :class:`~eki_whatsapp.routing.policy.Situation` the pure
 policy reads. Windows and prices are read lazily: a rule that never looks at a price costs no
 quote, and a reply on its own channel reads one window.
+
+One read of the store per provider — the user's latest inbound message on its number — gives
+three facts: the window for deciding (closed ``WHATSAPP_WINDOW_MARGIN_SECONDS`` early, so a
+free-form message is never sent at the last second), the window for pricing (the provider's
+own 24 hours: the margin must not make a free message look charged), and reachability (the user
+wrote to that number at some time: one rule, the store's inbound history), to which explicit
+opt-ins (:meth:`Facts.opt_in`) are added.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -24,6 +31,8 @@ if TYPE_CHECKING:
     from .router import Router
 
 __all__ = ["WINDOW", "Facts"]
+
+_REACH = "eki.reach"  # user -> providers the user opted in on (explicit configuration)
 
 #: The customer service window: free-form messages only within 24 hours of the user's last one.
 WINDOW = timedelta(hours=24)
@@ -72,6 +81,30 @@ class _Allowances:
         return iter(())
 
 
+class _Reach:
+    """The providers a user can be reached on, read when the policy first asks."""
+
+    __slots__ = ("_facts", "_found", "_req")
+
+    def __init__(self, facts: Facts, req: Pending) -> None:
+        self._facts, self._req = facts, req
+        self._found: frozenset[str] | None = None
+
+    def _set(self) -> frozenset[str]:
+        if self._found is None:
+            self._found = self._facts.reachable(self._req)
+        return self._found
+
+    def __contains__(self, provider: object) -> bool:
+        return provider in self._set()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._set())
+
+    def __len__(self) -> int:
+        return len(self._set())
+
+
 class Facts:
     """Reads what the policy needs for a :class:`~eki_whatsapp.routing.Router`'s messages."""
 
@@ -92,19 +125,57 @@ class Facts:
             self._order = (registered, names)
         return list(self._order[1])
 
-    def window_open(self, provider: str, user: str, inbound: InboundMessage | None = None) -> bool:
-        """Whether ``user``'s 24-hour window is open on ``provider``'s business number now."""
+    def last_inbound(
+        self, provider: str, user: str, inbound: InboundMessage | None = None
+    ) -> datetime | None:
+        """When ``user`` last wrote to ``provider``'s business number (``None``: never)."""
         if provider not in self.router.providers:
-            return False
+            return None
         business: str | None = self.router.providers[provider].business_number or None
         if business is not None and not business.isdigit():
             business = None  # a sender that is not one number (a messaging service): any of its numbers
         last = self.router.store.last_inbound_at(provider, business, user)
         if inbound is not None and inbound.provider == provider and inbound.sender == user:
             last = inbound.timestamp if last is None else max(last, inbound.timestamp)
-        if last is None:
-            return False
-        return self.router.clock() - last < WINDOW - self.router.window_margin
+        return last
+
+    def window_open(self, provider: str, user: str, inbound: InboundMessage | None = None) -> bool:
+        """Whether ``user``'s 24-hour window is open on ``provider``'s business number now, for
+        deciding (closed ``WHATSAPP_WINDOW_MARGIN_SECONDS`` early)."""
+        last = self.last_inbound(provider, user, inbound)
+        return last is not None and self.router.clock() - last < WINDOW - self.router.window_margin
+
+    def _seen(self, provider: str, req: Pending) -> datetime | None:
+        if provider not in req.seen:
+            req.seen[provider] = self.last_inbound(provider, req.user, req.inbound)
+        return req.seen[provider]
+
+    def _window(self, provider: str, req: Pending) -> bool:
+        last = self._seen(provider, req)
+        return last is not None and self.router.clock() - last < WINDOW - self.router.window_margin
+
+    def priced_window(self, provider: str, req: Pending) -> bool:
+        """Whether the provider will bill ``req`` as inside the window: its own 24 hours, no
+        safety margin (the margin is for deciding what may be sent, not for pricing)."""
+        last = self._seen(provider, req)
+        return last is not None and req.at - last < WINDOW
+
+    def reachable(self, req: Pending) -> frozenset[str]:
+        """The registered providers ``req.user`` can be reached on: those whose number they
+        wrote to, plus those they opted in on (:meth:`opt_in`). Empty: nothing is known."""
+        found = {p for p in self.router.providers if self._seen(p, req) is not None}
+        opted = self.router.store.get_value(_REACH, req.user)
+        if isinstance(opted, list):
+            found.update(p for p in opted if p in self.router.providers)
+        return frozenset(found)
+
+    def opt_in(self, user: str, *providers: str) -> None:
+        """Record that ``user`` may be written to from these providers' numbers (an opt-in
+        collected elsewhere, e.g. a sign-up form naming the number), besides those they wrote to."""
+        current = self.router.store.get_value(_REACH, user)
+        names = list(current) if isinstance(current, list) else []
+        names += [p for p in providers if p not in names]
+        self.router.store.set_value(_REACH, user, names)
 
     def situation(self, req: Pending, cause: ProviderError | None = None) -> Situation:
         """The facts of a decision for ``req``; windows, breakers and prices are read on demand."""
@@ -112,7 +183,7 @@ class Facts:
         now = req.at = router.clock()
         costs = router.costs
         settings = router.settings
-        windows: _Lazy[str, bool] = _Lazy(self.window_open, req.user, req.inbound)
+        windows: _Lazy[str, bool] = _Lazy(self._window, req)
         candidates = self.policy_providers()
         if req.tried:
             tried = {name for name, _ in req.tried}
@@ -129,11 +200,14 @@ class Facts:
             inbound=req.inbound.provider if req.inbound is not None else None,
             explicit=req.explicit,
             cause=type(cause).__name__ if cause is not None else None,
-            prices=_Lazy(self._price, req, windows),
+            prices=_Lazy(self._price, req),
             # Most price books grant no allowance: then there is nothing to ask per provider.
             allowances=_Allowances(costs, now) if costs.may_have_allowance else (),
             weights=settings.whatsapp_weights,
             draw=router.rng.random,
+            reachable=_Reach(self, req),
+            balance=settings.whatsapp_balance,
+            other_number=settings.whatsapp_failover_other_number,
         )
 
     def capable(self, names: list[str], req: Pending, cause: ProviderError | None) -> list[str]:
@@ -155,15 +229,22 @@ class Facts:
         error.attempts = 0
         raise error
 
-    def _price(self, key: tuple[str, str | None], req: Pending, windows: Mapping[str, bool]) -> Price:
+    def _price(self, key: tuple[str, str | None], req: Pending) -> Price:
+        """The real price on a provider (priced with its own window), and whether and from
+        which saving on its free allowance could waive it."""
         provider, category = key
         router = self.router
-        quote = router.costs.quote(
+        costs = router.costs
+        quote = costs.quote(
             provider,
             req.user,
             category,
             business=router.providers[provider].business_number,
-            in_window=windows[provider],
+            in_window=self.priced_window(provider, req),
             at=req.at,
+            allowance=False,
         )
-        return Price(quote.amount, free_allowance=quote.note == "free-allowance")
+        bar = None
+        if costs.may_have_allowance and quote.amount:
+            bar = costs.allowance_bar(provider, req.user, category, req.at)
+        return Price(quote.amount, free_allowance=bar is not None, allowance_bar=bar)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Union, cast
 
 from ..messages import Message, Template
@@ -62,7 +63,14 @@ class Fallback:
         """The policy's choice with what to send: the message, or the fallback template replacing
         it when the choice says so (:class:`WindowClosed` when none is configured)."""
         if not choice.fallback:
-            return Decision(choice.provider, choice.reason, message, category, choice.in_window)
+            return Decision(
+                choice.provider,
+                choice.reason,
+                message,
+                category,
+                choice.in_window,
+                free_allowance=choice.free_allowance,
+            )
         template = self.template_for(user, message)
         if template is None:
             raise WindowClosed(
@@ -72,7 +80,8 @@ class Fallback:
                 provider=choice.provider,
             )
         extra = {"choice": choice.basis, "original_kind": message_kind(message)}
-        return self.decision(choice.provider, choice.reason, template, choice.in_window, extra)
+        decision = self.decision(choice.provider, choice.reason, template, choice.in_window, extra)
+        return replace(decision, free_allowance=choice.free_allowance) if choice.free_allowance else decision
 
     def decision(
         self, provider: str, reason: str, template: Template, in_window: bool, extra: Mapping[str, Any]

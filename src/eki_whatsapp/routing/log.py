@@ -7,12 +7,35 @@ from datetime import datetime
 from typing import Any
 
 from ..addresses import normalize
-from ..messages import Message
+from ..messages import Message, Template
 from ..providers.base import Provider, ProviderError, SendReceipt
 from ..store.base import LogEntry, Store
 from .kinds import message_kind, message_text
 
 __all__ = ["OutboundLog", "user_key"]
+
+
+def resendable(message: Message) -> dict[str, Any] | None:
+    """A template as plain values for its log row, so a failure reported later can send it again
+    through another provider (``None``: not a template, or one with parts beyond plain text)."""
+    if not isinstance(message, Template) or message.header is not None or message.buttons:
+        return None
+    body = message.body
+    if isinstance(body, Mapping):
+        if not all(isinstance(v, str) for v in body.values()):
+            return None
+        values: Any = dict(body)
+    elif all(isinstance(v, str) for v in body):
+        values = list(body)
+    else:
+        return None
+    return {
+        "name": message.name,
+        "language": message.language,
+        "body": values,
+        "content_sid": message.content_sid,
+        "content_variables": dict(message.content_variables) if message.content_variables else None,
+    }
 
 
 def user_key(to: str) -> str:
@@ -48,6 +71,9 @@ class OutboundLog:
                 row_extra["rendering"] = receipt.rendering
             if len(ids) > 1:
                 row_extra.update(part=index + 1, parts=len(ids))
+            again = resendable(message)
+            if again is not None:
+                row_extra["template"] = again
             self.store.log_outbound(
                 LogEntry(
                     direction="out",

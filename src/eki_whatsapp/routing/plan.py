@@ -58,6 +58,8 @@ class Pending:
     tried: list[tuple[str, bool]] = field(default_factory=list)  # (provider, fallback)
     #: Added to the log rows of this message (e.g. ``{"staff": "lucia"}`` for a console reply).
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: provider -> the user's latest inbound message time on its number (read once per message).
+    seen: dict[str, datetime | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -10,25 +10,37 @@ The :class:`~eki_whatsapp.routing.Router` gathers those facts (windows from the 
 quotes from the ledger) and performs the choice. It passes mappings that compute a value on
 first read, so a rule that never looks at a price costs no quote; the rules only index them.
 
-Rules of ``dual``, in order: a reply goes out on its inbound channel (``reply-channel``); a
-free-form message goes where the user's window is open (``window-open``, the cheaper if several);
-a template goes to the cheapest provider priced with the windows in mind (``window-open`` when
-that provider's window is open); with no window open anywhere: a provider whose monthly free
-allowance covers the message (``free-allowance``), else the weights (``weighted``), else the
-cheapest (``cheapest``). After a failure another provider could avoid, the same rules run over
-the providers not yet tried (reason ``failover:<error>``).
+Rules of ``dual``, in order: a reply goes out on its inbound channel (``reply-channel``).
+Anything else goes only to the business numbers the user can be reached on — those they wrote
+to or opted in on (``reachable``; a user nothing is known of is reachable everywhere). Among
+those: a free-form message goes where the user's window is open (``window-open``, the cheaper if
+several); a template (or the fallback template) goes to the cheapest, priced with the windows in
+mind (``window-open`` when that provider's window is open, else ``cheapest``); a free allowance
+makes a provider free only for a message that saves at least the allowance's bar
+(``free-allowance``, see :meth:`eki_whatsapp.costs.Costs.allowance_bar`); the weights split
+providers of equal price (``weighted``), or every message with ``balance`` (load balancing).
+After a failure another provider could avoid, the same rules run over the providers not yet
+tried (reason ``failover:<error>``); a number the user is not reachable on is used only then,
+and only with ``other_number`` allowed (reason ``failover:<error>:other-number``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..messages import Message
-from ..providers.base import AuthError, ProviderDown, ProviderError, RateLimited, WindowClosed
+from ..providers.base import (
+    AuthError,
+    ProviderDown,
+    ProviderError,
+    RateLimited,
+    Undeliverable,
+    WindowClosed,
+)
 
 __all__ = [
     "FAILOVER_ERRORS",
@@ -42,7 +54,10 @@ __all__ = [
 ]
 
 #: Errors another provider could avoid: the message fails over when one of these is raised.
-FAILOVER_ERRORS: tuple[type[ProviderError], ...] = (ProviderDown, RateLimited, AuthError)
+FAILOVER_ERRORS: tuple[type[ProviderError], ...] = (ProviderDown, RateLimited, AuthError, Undeliverable)
+
+#: The suffix of the reason of a send through a number the user is not reachable on.
+OTHER_NUMBER = ":other-number"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +65,14 @@ class Price:
     """What one message would cost on one provider.
 
     Attributes:
-        amount: the cost, ``None`` when it cannot be told (unknown costs sort last).
-        free_allowance: the provider's monthly free allowance would cover the message.
+        amount: the real cost, ``None`` when it cannot be told (unknown costs sort last).
+        free_allowance: the provider's monthly free allowance could cover the message.
+        allowance_bar: the least saving that earns a free slot now (``None``: any saving).
     """
 
     amount: Decimal | None
     free_allowance: bool = False
+    allowance_bar: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -80,8 +97,12 @@ class Situation:
         cause: the error class name that made the previous attempt fail (``None``: first try).
         prices: ``(provider, category)`` → :class:`Price`, each priced with that provider's window.
         allowances: the providers that have a monthly free allowance at all.
-        weights: ``WHATSAPP_WEIGHTS`` (empty: no load balancing).
+        weights: ``WHATSAPP_WEIGHTS``: how providers of equal price share messages.
         draw: a random number in [0, 1); called only when the weights decide.
+        reachable: the providers whose business number the user wrote to or opted in on
+            (empty: nothing known of the user, every number may write first).
+        balance: ``WHATSAPP_BALANCE``: the weights split messages whatever the price.
+        other_number: a failover may use a number the user is not reachable on.
     """
 
     candidates: Sequence[str]
@@ -99,6 +120,9 @@ class Situation:
     allowances: Container[str] = frozenset()
     weights: Mapping[str, float] = field(default_factory=dict)
     draw: Callable[[], float] = lambda: 0.0
+    reachable: Collection[str] = frozenset()
+    balance: bool = False
+    other_number: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +135,7 @@ class Choice:
         in_window: the user's window is open on that provider.
         fallback: a free-form message meets a closed window: send the fallback template instead.
         basis: with ``fallback``, the rule that picked the provider (``cheapest``, ...).
+        free_allowance: the message takes a slot of the provider's free allowance.
     """
 
     provider: str
@@ -118,6 +143,7 @@ class Choice:
     in_window: bool
     fallback: bool = False
     basis: str | None = None
+    free_allowance: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +160,7 @@ class Decision:
         in_window: whether the user's 24-hour window is open on that provider.
         fallback: ``True`` when the fallback template replaces a free-form message.
         extra: more detail for the log row (e.g. the choice behind a fallback or failover).
+        free_allowance: the message takes a slot of the provider's free allowance.
     """
 
     provider: str
@@ -143,6 +170,7 @@ class Decision:
     in_window: bool
     fallback: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    free_allowance: bool = False
 
 
 def choose(s: Situation) -> Choice | None:
@@ -181,59 +209,130 @@ def choose(s: Situation) -> Choice | None:
     if len(pool) == 1 and s.policy != "dual":
         return _fit(s, pool[0], prefix or "policy", windows[pool[0]])
 
-    # Business-initiated (or a reply that cannot use its channel).
+    # Business-initiated (or a reply that cannot use its channel): only the numbers the user
+    # can be reached on; another number only as a failover that the settings allow.
+    eligible, prefix = _reachable(s, pool, healthy, prefix)
+    if not eligible:
+        return None
     if not s.template:
-        # Free-form: only where the window is open (a sick provider rather than none).
-        open_now = [p for p in healthy if windows[p]] or [p for p in pool if windows[p]]
+        # Free-form: only where the window is open — a sick provider of the user's with its
+        # window open rather than a template from elsewhere.
+        open_now = [p for p in eligible if windows[p]]
+        if not open_now:
+            open_now = [p for p in pool if windows[p]]
+            if open_now and prefix is not None and prefix.endswith(OTHER_NUMBER):
+                prefix = prefix[: -len(OTHER_NUMBER)]
         if open_now:
-            return _fit(s, _cheapest(s, open_now, s.category), prefix or "window-open", True)
-    elif any(windows[p] for p in healthy):
-        # A template may go anywhere; the open window makes some categories free there, and
-        # wins ties so the user hears from the number they wrote to.
-        name = _cheapest(s, healthy, s.category)
-        reason = "window-open" if windows[name] else "cheapest"
-        return _fit(s, name, prefix or reason, windows[name])
+            name, _, _ = _priced(s, open_now, s.category)
+            return _fit(s, name, prefix or "window-open", True)
     category = s.category if s.template else s.fallback_category
-    name, why = _business_choice(s, healthy, category)
-    return _fit(s, name, prefix or why, False)
+    name, why, free = _priced(s, eligible, category)
+    return _fit(s, name, prefix or why, windows[name], free)
 
 
-def _business_choice(s: Situation, healthy: Sequence[str], category: str | None) -> tuple[str, str]:
-    """No window open: a free allowance, then the weights, then the cheapest."""
-    for name in healthy:
-        if name in s.allowances and s.prices[(name, category)].free_allowance:
-            return name, "free-allowance"
-    weights = {p: s.weights.get(p, 0.0) for p in healthy}
-    if s.weights and sum(weights.values()) > 0:
-        point = s.draw() * sum(weights.values())
-        for name, weight in weights.items():
-            if weight <= 0:
-                continue
-            point -= weight
-            if point < 0:
-                return name, "weighted"
-        return max(weights, key=lambda p: weights[p]), "weighted"
-    return _cheapest(s, healthy, category), "cheapest"
+def _reachable(
+    s: Situation, pool: Sequence[str], healthy: Sequence[str], prefix: str | None
+) -> tuple[list[str], str | None]:
+    """The providers a business-initiated message may use, and the reason prefix (``None``:
+    the rules name it)."""
+    reach = s.reachable
+    if not reach:  # nothing known of the user: any number may write first
+        return list(healthy), prefix
+    mine = [p for p in pool if p in reach]
+    ready = [p for p in mine if s.available[p]]
+    if ready:
+        return ready, prefix
+    others = [p for p in pool if p not in reach]
+    others_ready = [p for p in others if s.available[p]]
+    if s.other_number and others_ready and (mine or prefix is not None):
+        # Theirs are down (breaker open) or failed already: another number, said in the reason.
+        return others_ready, (prefix or "failover:circuit-open") + OTHER_NUMBER
+    if mine:
+        return mine, prefix  # their own sick number rather than another one
+    if prefix is not None:
+        if s.other_number and others:
+            return others, prefix + OTHER_NUMBER
+        return [], prefix
+    # None of their numbers can carry this message at all (not a failover): say so in the reason.
+    return list(healthy), "cheapest" + OTHER_NUMBER
 
 
-def _cheapest(s: Situation, names: Sequence[str], category: str | None) -> str:
-    if len(names) == 1:
-        return names[0]
-    priced = []
-    for index, name in enumerate(names):
-        amount = s.prices[(name, category)].amount
-        # Unknown costs sort after known ones; ties go to an open window, then to the
-        # policy's order (Meta first).
-        priced.append((amount is None, amount or 0, not s.windows[name], index, name))
-    return min(priced)[4]
+def _priced(s: Situation, names: Sequence[str], category: str | None) -> tuple[str, str, bool]:
+    """The provider for a message among ``names``: ``(name, reason, takes a free slot)``.
+
+    Price decides. A free allowance makes a provider free only when the message saves at least
+    the allowance's bar (the saving is what the message would cost otherwise: the cheapest real
+    price). The weights split providers of the same price — or, with ``balance``, every message.
+    Ties without weights go to an open window, then to the policy's order (Meta first).
+    """
+    if len(names) == 1 and not (names[0] in s.allowances and s.prices[(names[0], category)].free_allowance):
+        return names[0], "window-open" if s.windows[names[0]] else "cheapest", False
+    if s.balance and s.weights:
+        balanced = _weighted(s, names)
+        if balanced is not None:
+            return balanced, "weighted", False
+    prices = {p: s.prices[(p, category)] for p in names}
+    known = [price.amount for price in prices.values() if price.amount is not None]
+    saving = min(known) if known else None
+    effective: dict[str, tuple[bool, Decimal, bool]] = {}  # name -> (unknown, amount, free slot)
+    for name, price in prices.items():
+        free = (
+            name in s.allowances
+            and price.free_allowance
+            and saving is not None
+            and saving > 0
+            and saving >= (price.allowance_bar or 0)
+        )
+        amount = Decimal(0) if free else price.amount
+        effective[name] = (amount is None, amount or Decimal(0), free)
+    best = min(effective[p][:2] for p in names)
+    tied = [p for p in names if effective[p][:2] == best]
+    name = tied[0]
+    why = "cheapest"
+    if len(tied) > 1:
+        weighted = _weighted(s, tied) if s.weights else None
+        if weighted is not None:
+            name = weighted
+            why = "weighted"
+        else:
+            name = next((p for p in tied if s.windows[p]), tied[0])
+    free = effective[name][2]
+    if free:
+        why = "free-allowance"
+    elif why == "cheapest" and s.windows[name]:
+        why = "window-open"
+    return name, why, free
 
 
-def _fit(s: Situation, name: str, reason: str, in_window: bool) -> Choice:
+def _weighted(s: Situation, names: Sequence[str]) -> str | None:
+    """A weighted random pick among ``names`` (``None`` when none of them has a weight)."""
+    weights = {p: s.weights.get(p, 0.0) for p in names}
+    total = sum(weights.values())
+    if total <= 0:
+        return None
+    point = s.draw() * total
+    for name, weight in weights.items():
+        if weight <= 0:
+            continue
+        point -= weight
+        if point < 0:
+            return name
+    return max(weights, key=lambda p: weights[p])
+
+
+def _fit(s: Situation, name: str, reason: str, in_window: bool, free: bool = False) -> Choice:
     """The choice, marked for the fallback template when a free-form message meets a closed window."""
     if in_window or s.template:
-        return Choice(name, reason, in_window)
-    failover = reason.startswith("failover:")
-    return Choice(name, reason if failover else "fallback-template", in_window, fallback=True, basis=reason)
+        return Choice(name, reason, in_window, free_allowance=free)
+    keep = reason.startswith("failover:") or reason.endswith(OTHER_NUMBER)
+    return Choice(
+        name,
+        reason if keep else "fallback-template",
+        in_window,
+        fallback=True,
+        basis=reason,
+        free_allowance=free,
+    )
 
 
 def after_failure(
@@ -254,10 +353,13 @@ def after_late_failure(
     """What follows a failure reported later by a status webhook, for a sent message of ``kind``.
 
     A window failure of a free-form message is answered with the fallback template; a failure
-    another provider could avoid fails a text over (``dual`` only); anything else is left alone.
+    another provider could avoid (the same :data:`FAILOVER_ERRORS` as at send time, an
+    undeliverable message included) fails the message over (``dual`` only) when it can be sent
+    again from its log row (``has_text``: a text, or a template with plain values); anything
+    else is left alone.
     """
     if isinstance(error, WindowClosed):
         return "ignore" if kind == "template" or fallback else "fallback"
-    if isinstance(error, FAILOVER_ERRORS) and kind == "text" and has_text and policy == "dual":
+    if isinstance(error, FAILOVER_ERRORS) and kind in ("text", "template") and has_text and policy == "dual":
         return "failover"
     return "ignore"

@@ -3,8 +3,10 @@
 A status webhook may report, minutes after the provider accepted a message, that it failed.
 :meth:`Recovery.on_status` prices every status in the ledger and, once per message, answers a
 window failure (Meta 131047, Twilio 63016) of a free-form message with the fallback template, or
-fails a text over to another provider when the failure is one another provider could avoid —
-the rules are :func:`~eki_whatsapp.routing.policy.after_late_failure`. :meth:`partial_success`
+fails a text or a template over to another provider when the failure is one another provider
+could avoid — an outage, or a message undeliverable from that number (Meta 131026, Twilio
+63024), under the same reachability rules as a failure at send time; the rules are
+:func:`~eki_whatsapp.routing.policy.after_late_failure`. :meth:`partial_success`
 keeps a long text that failed part-way from reaching the user twice.
 """
 
@@ -16,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from ..events import StatusUpdate
 from ..formatting import split
-from ..messages import Text
-from ..providers.base import ProviderError, SendReceipt, WindowClosed
+from ..messages import Message, Template, Text
+from ..providers.base import ProviderError, SendReceipt, Undeliverable, WindowClosed
 from ..store.base import LogEntry
 from .plan import Pending
 from .policy import Decision, after_late_failure
@@ -64,7 +66,7 @@ class Recovery:
             status.error,
             kind=row.type,
             fallback=bool(row.extra.get("fallback_template")),
-            has_text=bool(row.text),
+            has_text=bool(row.text) if row.type == "text" else "template" in row.extra,
             policy=router.settings.whatsapp_provider,
         )
         if step == "ignore":
@@ -94,8 +96,14 @@ class Recovery:
 
     def _failover(self, status: StatusUpdate, error: ProviderError, row: LogEntry, user: str) -> None:
         router = self.router
-        router.breakers[status.provider].failure(router.clock())
-        pending = router.pending(user, Text(row.text or ""), None, row.category, None)
+        if isinstance(error, Undeliverable):
+            router.breakers[status.provider].success()  # the provider works; this user is not reached there
+        else:
+            router.breakers[status.provider].failure(router.clock())
+        message: Message = Text(row.text or "")
+        if row.type == "template":
+            message = Template(**row.extra["template"])
+        pending = router.pending(user, message, None, row.category, None)
         pending.tried.append((status.provider, False))
         try:
             nxt = router.next_decision(pending, error)

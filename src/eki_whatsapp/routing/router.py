@@ -21,7 +21,15 @@ from ..errors import ConfigError
 from ..events import InboundMessage, StatusUpdate
 from ..messages import Message, Template
 from ..optout import OptOuts
-from ..providers.base import Provider, ProviderError, SendReceipt, UnsupportedMessage, WindowClosed
+from ..providers.base import (
+    OutcomeUnknown,
+    Provider,
+    ProviderError,
+    SendReceipt,
+    Undeliverable,
+    UnsupportedMessage,
+    WindowClosed,
+)
 from ..store.base import Store
 from .breaker import Breakers
 from .facts import Facts
@@ -227,10 +235,15 @@ class Router:
             decision.category,
             extra={**decision.extra, **req.extra},
         )
+        if isinstance(exc, OutcomeUnknown):
+            self._price_unknown(req, decision)
         req.tried.append((decision.provider, decision.fallback))
         step = after_failure(exc, fallback=decision.fallback, template=is_template(decision.message))
         if step == "failover":
-            self.breakers[decision.provider].failure(self.clock())
+            if isinstance(exc, Undeliverable):
+                self.breakers[decision.provider].success()  # it answered; this user is unreachable there
+            else:
+                self.breakers[decision.provider].failure(self.clock())
             try:
                 nxt = self.next_decision(req, exc)
             except WindowClosed:
@@ -251,6 +264,28 @@ class Router:
                 return self.fallback.decision(decision.provider, "fallback-template", template, False, extra)
         return None
 
+    def _price_unknown(self, req: Pending, decision: Decision) -> None:
+        """A send whose answer was lost after the request left may have been delivered and
+        charged: it goes into the ledger (``note="timed-out"``), so the report does not
+        understate the bill."""
+        try:
+            self._costs.record_timeout(
+                decision.provider,
+                req.user,
+                decision.category,
+                business=self.providers[decision.provider].business_number,
+                in_window=self.facts.priced_window(decision.provider, req),
+                at=req.at,
+            )
+        except Exception:
+            logger.exception("pricing a timed-out send to %s failed", req.user)
+
+    def opt_in(self, user: str, *providers: str) -> None:
+        """Record that ``user`` may be written to from these providers' business numbers (an
+        opt-in collected elsewhere), besides the numbers they wrote to. Business-initiated
+        messages go only to those numbers (docs/routing.md, "Reachability")."""
+        self.facts.opt_in(user_key(user), *(self._require(p) for p in providers))
+
     def accepted(self, req: Pending, decision: Decision, receipt: SendReceipt) -> SendReceipt:
         """Record a send the provider accepted: close its breaker, price it, log it."""
         self.breakers[decision.provider].success()
@@ -262,7 +297,8 @@ class Router:
                 req.user,
                 decision.category,
                 business=self.providers[decision.provider].business_number,
-                in_window=decision.in_window,
+                # Priced with the provider's own 24 hours, not the deciding margin.
+                in_window=self.facts.priced_window(decision.provider, req),
                 at=req.at,
             )
         except Exception:

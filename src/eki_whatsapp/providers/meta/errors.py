@@ -15,6 +15,7 @@ from ..errors import (
     ProviderError,
     RateLimited,
     TemplateError,
+    Undeliverable,
     WindowClosed,
     register_error_codes,
 )
@@ -32,7 +33,7 @@ CODES: dict[int, type[ProviderError]] = {
     131056: RateLimited,
     133016: RateLimited,
     131047: WindowClosed,
-    131026: InvalidRecipient,
+    131026: Undeliverable,  # undeliverable from this number (docs/routing.md, failover)
     131021: InvalidRecipient,
     131049: InvalidRecipient,
     131050: InvalidRecipient,

@@ -17,6 +17,7 @@ from ..errors import (
     ProviderError,
     RateLimited,
     TemplateError,
+    Undeliverable,
     WindowClosed,
     register_error_codes,
 )
@@ -55,7 +56,7 @@ CODES: dict[int, type[ProviderError]] = {
     63021: MessageRejected,  # invalid content
     63022: AuthError,  # invalid vname certificate
     63023: MessageRejected,  # channel generic error
-    63024: InvalidRecipient,
+    63024: Undeliverable,  # Twilio's code for WhatsApp's 131026, message undeliverable
     63027: TemplateError,  # template does not exist for the language
     63028: TemplateError,  # parameter count mismatch
     63029: InvalidRecipient,  # the receiver cannot receive this message (old client)
