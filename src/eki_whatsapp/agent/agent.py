@@ -19,25 +19,22 @@ Or run a turn without WhatsApp: ``reply = await agent.respond("user-1", "hello")
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import threading
-import time
-import uuid
-import weakref
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from ..store.base import UsageRecord
-from .locale import TURN_LOCALE, base_language, detect_locale, fallback_text
-from .memory import TokenCounter, estimate_tokens, fit, sanitize, scrub, shorten, trim
-from .model import ChatModel, Message, ModelError, ModelResponse, ModelUsage, ToolCall, ToolChoice
-from .toolpool import ToolPool, ToolStuck
-from .tools import Tool, ToolArgumentsError, ToolContext, ToolError, as_tools, render_result
+from .history import History
+from .locale import base_language
+from .memory import TokenCounter, estimate_tokens
+from .model import ChatModel, Message
+from .queues import Queues
+from .reply import AgentReply, ToolCallRecord
+from .toolpool import ToolPool
+from .tools import Tool, ToolContext, as_tools
+from .turn import TurnRunner
+from .turn import mask as _mask
 from .usage import PriceTable, UsageSummary, summarize
 
 if TYPE_CHECKING:
@@ -55,125 +52,6 @@ _WHATSAPP_HINT = (
     "You are chatting with the user on WhatsApp. Keep answers short and clear, in the user's "
     "language. Use WhatsApp formatting sparingly (*bold*, _italic_, lists); no tables or headings."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallRecord:
-    """One tool call of a turn and how it went.
-
-    ``error`` is ``None`` on success, else ``unknown_tool``, ``invalid_arguments``,
-    ``tool_error`` (a :class:`ToolError`), ``failed`` (another exception), ``timeout`` or
-    ``repeated`` (loop detection: not run again).
-    """
-
-    name: str
-    arguments: str
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True, slots=True)
-class AgentReply:
-    """The outcome of one turn.
-
-    Attributes:
-        text: the answer as the model wrote it (Markdown); the fallback message when
-            ``fallback`` is set. Sent to WhatsApp through :func:`eki_whatsapp.formatting.to_whatsapp`.
-        outbound: messages tools attached (buttons, a list, a video...), sent after ``text``.
-        tool_calls: every tool call of the turn, in order.
-        usage: tokens of every model call of the turn added up; ``cost`` when a price is known.
-        rounds: number of model calls.
-        fallback: why the user got a fallback message (``refused``, ``content_filter``,
-            ``rate_limited``, ``unavailable``, ``timeout``, ``deadline``, ``auth``,
-            ``context_length``, ``bad_request``, ``empty``, ``other``), else ``None``.
-        truncated: the model was cut off at its output limit; ``text`` ends with a note saying so.
-        offline: the answer came from the offline model (no LLM).
-        merged: this message arrived while the user's previous one was being answered and was
-            answered together with it (in the reply of the first message of the batch).
-    """
-
-    text: str
-    user_id: str
-    turn_id: str
-    model: str
-    locale: str
-    outbound: tuple[OutboundMessage, ...] = ()
-    tool_calls: tuple[ToolCallRecord, ...] = ()
-    usage: ModelUsage = field(default_factory=ModelUsage)
-    cost: Decimal | None = None
-    rounds: int = 0
-    fallback: str | None = None
-    offline: bool = False
-    merged: bool = False
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    truncated: bool = False
-
-
-@dataclass(eq=False)  # compared by identity: two users may send the same text
-class _Pending:
-    text: str
-    reply: AgentReply | None = None
-
-
-@dataclass
-class _UserQueue:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pending: list[_Pending] = field(default_factory=list)
-    refs: int = 0
-
-
-class _LoopState:
-    """Locks and the call cap, per event loop (asyncio primitives belong to one loop)."""
-
-    def __init__(self, max_calls: int) -> None:
-        self.users: dict[str, _UserQueue] = {}
-        self.calls = asyncio.Semaphore(max_calls)
-
-
-@dataclass
-class _Turn:
-    ctx: ToolContext
-    history: list[Message]
-    system: str
-    items: list[Message] = field(default_factory=list)
-    records: list[ToolCallRecord] = field(default_factory=list)
-    usage: ModelUsage = field(default_factory=ModelUsage)
-    cost: Decimal | None = None
-    rounds: int = 0
-    seen: dict[str, int] = field(default_factory=dict)
-    repeats: int = 0
-    force_final: bool = False
-    metadata: dict[str, Any] = field(default_factory=dict)
-    deadline: float = 0.0
-    #: a request was over the context window: send no history and short tool results
-    compacted: bool = False
-    truncated: bool = False
-    history_tokens: int = 0
-    counter: TokenCounter = estimate_tokens
-    sizes: dict[int, int] = field(default_factory=dict)
-
-    def count(self, message: Message) -> int:
-        """Tokens of a message, counted once per turn (the history is measured several times)."""
-        key = id(message)
-        size = self.sizes.get(key)
-        if size is None:
-            size = self.sizes[key] = self.counter(message)
-        return size
-
-
-class _Refused(Exception):
-    def __init__(self, reason: str, words: str | None) -> None:
-        self.reason = reason  # "refused" | "content_filter"
-        self.words = words
-        super().__init__(reason)
-
-
-#: Tool results kept when a request had to be cut to fit the model's context window.
-_COMPACT_RESULT_CHARS = 2000
 
 
 class Agent:
@@ -300,10 +178,10 @@ class Agent:
         self.whatsapp_hint = whatsapp_hint
         self.token_counter = token_counter
         self._specs = [t.spec(strict=strict_tools) for t in self.tools.values()]
-        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._queues = Queues(self)
         self._own_store: Store | None = None
+        self._runner = TurnRunner(self)
+        self._history = History(self)
         if self.model.offline:
             logger.warning(
                 "agent %r uses the offline model (no OPENAI_API_KEY): keyword-matched tools and "
@@ -393,336 +271,26 @@ class Agent:
         Never raises for model or tool failures: the reply then carries a fallback message and
         ``fallback`` says why. One turn per user runs at a time; see ``merge_pending``.
         """
-        state = self._state()
-        queue = state.users.get(user_id)
-        if queue is None:
-            queue = state.users[user_id] = _UserQueue()
-        entry = _Pending(text)
-        queue.pending.append(entry)
-        queue.refs += 1
-        try:
-            async with queue.lock:
-                if entry.reply is not None:
-                    return replace(entry.reply, merged=True)
-                merge = self.merge_pending and entry in queue.pending
-                batch = list(queue.pending) if merge else [entry]
-                queue.pending = [p for p in queue.pending if p not in batch]
-                reply = await self._turn(
-                    user_id,
-                    "\n".join(p.text for p in batch),
-                    provider=provider,
-                    profile_name=profile_name,
-                    locale=locale,
-                    message=message,
-                    store=store,
-                )
-                for p in batch:
-                    p.reply = reply
-                return reply
-        finally:
-            queue.refs -= 1
-            if queue.refs == 0 and state.users.get(user_id) is queue:
-                del state.users[user_id]
+        return await self._queues.one_at_a_time(
+            user_id,
+            text,
+            lambda joined: self._turn(
+                user_id,
+                joined,
+                provider=provider,
+                profile_name=profile_name,
+                locale=locale,
+                message=message,
+                store=store,
+            ),
+        )
 
     def respond_sync(self, user_id: str, text: str, **kwargs: Any) -> AgentReply:
         """:meth:`respond` for sync code (runs on one background event loop)."""
         return _background_loop().run(self.respond(user_id, text, **kwargs))  # type: ignore[no-any-return]
 
-    async def _turn(
-        self,
-        user_id: str,
-        text: str,
-        *,
-        provider: str | None,
-        profile_name: str | None,
-        locale: str | None,
-        message: InboundMessage | None,
-        store: Store | None,
-    ) -> AgentReply:
-        from ..formatting import to_whatsapp
-
-        started = time.perf_counter()
-        store = store or self._store()
-        turn_id = uuid.uuid4().hex[:16]
-        text = scrub(text)
-        lang = locale or detect_locale(user_id, text, self.default_locale)
-        ctx = ToolContext(
-            user_id=user_id,
-            provider=provider,
-            profile_name=profile_name,
-            locale=lang,
-            message=message,
-            store=store,
-            turn_id=turn_id,
-        )
-        turn = _Turn(ctx=ctx, history=[], system=self._system_prompt(ctx), counter=self.token_counter)
-        turn.history = self._load(store, user_id, turn.count)
-        turn.history_tokens = sum(turn.count(m) for m in turn.history)
-        turn.items.append({"role": "user", "content": text})
-        turn.deadline = time.monotonic() + self.turn_timeout
-        fallback: str | None = None
-        answer = ""
-        refusal: str | None = None
-        locale_token = TURN_LOCALE.set(lang)  # the offline model phrases in the turn's language
-        try:
-            answer = await _within(self.turn_timeout, self._loop(turn))
-        except asyncio.TimeoutError:
-            fallback = "deadline"
-            logger.warning(
-                "agent %r turn %s for %s exceeded %ss", self.name, turn_id, _mask(user_id), self.turn_timeout
-            )
-        except _Refused as exc:
-            fallback, refusal = exc.reason, exc.words
-            logger.warning(
-                "agent %r turn %s: the model %s for %s; the user is told politely",
-                self.name,
-                turn_id,
-                "refused to answer" if exc.reason == "refused" else "was stopped by the content filter",
-                _mask(user_id),
-            )
-        except ModelError as exc:
-            fallback = exc.kind
-            log = logger.warning if exc.retryable else logger.error
-            log("agent %r model call failed for %s: %s", self.name, _mask(user_id), exc)
-        except Exception:
-            fallback = "other"
-            logger.exception("agent %r turn %s failed", self.name, turn_id)
-        finally:
-            TURN_LOCALE.reset(locale_token)
-        if fallback is None and not ctx.outbound and not to_whatsapp(answer).strip():
-            fallback = "empty"  # nothing, or nothing left once formatted ("---")
-        if fallback is None and turn.truncated:
-            answer = f"{answer}\n\n_{fallback_text('cut', lang, self.fallback_messages)}_"
-        self._remember(store, user_id, turn, fallback)
-        reply = AgentReply(
-            text=fallback_text(fallback, lang, self.fallback_messages) if fallback else answer,
-            user_id=user_id,
-            turn_id=turn_id,
-            model=self.model.name,
-            locale=lang,
-            outbound=tuple(ctx.outbound),
-            tool_calls=tuple(turn.records),
-            usage=turn.usage,
-            cost=turn.cost,
-            rounds=turn.rounds,
-            fallback=fallback,
-            offline=self.model.offline,
-            metadata={**turn.metadata, **({"refusal": refusal} if refusal else {})},
-            truncated=turn.truncated and fallback is None,
-        )
-        if logger.isEnabledFor(logging.INFO):
-            self._log_turn(turn, reply, provider, started)
-        return reply
-
-    def _log_turn(self, turn: _Turn, reply: AgentReply, provider: str | None, started: float) -> None:
-        logger.info(
-            "agent %r turn %s user=%s provider=%s rounds=%d tools=[%s] tokens=%d/%d cached=%d cost=%s "
-            "fallback=%s offline=%s %.0fms",
-            self.name,
-            reply.turn_id,
-            _mask(reply.user_id),
-            provider,
-            turn.rounds,
-            ",".join(r.name + ("" if r.ok else f"!{r.error}") for r in turn.records),
-            turn.usage.prompt_tokens,
-            turn.usage.completion_tokens,
-            turn.usage.cached_tokens,
-            turn.cost,
-            reply.fallback,
-            self.model.offline,
-            (time.perf_counter() - started) * 1000,
-        )
-
-    async def _loop(self, turn: _Turn) -> str:
-        for round_no in range(self.max_tool_rounds + 1):
-            final_round = turn.force_final or round_no >= self.max_tool_rounds
-            response = await self._call_model(turn, "none" if final_round else "auto")
-            if response.stop in ("refusal", "content_filter"):
-                raise _Refused(
-                    "refused" if response.stop == "refusal" else "content_filter", response.refusal
-                )
-            # Calls of an answer cut at the output limit may have cut arguments: not run.
-            if response.tool_calls and not final_round and response.stop != "length":
-                calls = _unique_ids(response.tool_calls, turn)
-                turn.items.append(ModelResponse(scrub(response.content or "") or None, calls).as_message())
-                if len(calls) == 1:
-                    results = [await self._run_tool(calls[0], turn)]
-                else:
-                    results = await asyncio.gather(*(self._run_tool(call, turn) for call in calls))
-                for call, content in zip(calls, results, strict=True):
-                    turn.items.append({"role": "tool", "tool_call_id": call.id, "content": content})
-                continue
-            answer = scrub(response.content or "").strip()
-            if response.stop == "length":
-                turn.truncated = True
-                logger.warning(
-                    "agent %r turn %s: the answer was cut at the model's output limit (%d characters kept)",
-                    self.name,
-                    turn.ctx.turn_id,
-                    len(answer),
-                )
-            if answer:
-                turn.items.append({"role": "assistant", "content": answer})
-            return answer
-        return ""  # pragma: no cover - the last round always returns
-
-    async def _call_model(self, turn: _Turn, choice: ToolChoice) -> ModelResponse:
-        attempt = 0
-        while True:
-            messages = self._request(turn)
-            try:
-                async with self._state().calls:
-                    response = await self.model.complete(
-                        messages,
-                        self._specs,
-                        tool_choice=choice,
-                        parallel_tool_calls=self.parallel_tool_calls,
-                    )
-                break
-            except ModelError as exc:
-                if exc.kind == "context_length" and not turn.compacted:
-                    turn.compacted = True
-                    logger.warning(
-                        "agent %r turn %s: over the model's context window; retrying without history "
-                        "and with tool results cut to %d characters (context_tokens may be too high "
-                        "for this model)",
-                        self.name,
-                        turn.ctx.turn_id,
-                        _COMPACT_RESULT_CHARS,
-                    )
-                    continue
-                wait = self._retry_wait(exc, attempt, turn)
-                if wait is None:
-                    raise
-                attempt += 1
-                await asyncio.sleep(wait)  # outside the concurrency slot
-        turn.rounds += 1
-        turn.usage = turn.usage + response.usage
-        model_id = response.model or self.model.name
-        cost = self.prices.cost(model_id, response.usage) if self.prices else None
-        if cost is not None:
-            turn.cost = (turn.cost or Decimal(0)) + cost
-        if response.metadata:
-            turn.metadata.update({k: v for k, v in response.metadata.items() if k != "id"})
-        store = turn.ctx.store
-        if store is not None:
-            try:
-                store.record_usage(
-                    UsageRecord(
-                        user=turn.ctx.user_id,
-                        model=model_id,
-                        prompt_tokens=response.usage.prompt_tokens,
-                        completion_tokens=response.usage.completion_tokens,
-                        cached_tokens=response.usage.cached_tokens,
-                        cost=cost,
-                        turn_id=turn.ctx.turn_id,
-                        provider=turn.ctx.provider,
-                    )
-                )
-            except Exception:
-                logger.exception("agent %r could not record usage", self.name)
-        return response
-
-    def _retry_wait(self, exc: ModelError, attempt: int, turn: _Turn) -> float | None:
-        """Seconds to wait before trying the model again, or ``None`` to give up now."""
-        if not exc.retryable or attempt >= self.model_retries:
-            return None
-        wait = exc.retry_after if exc.retry_after is not None else min(8.0, 0.5 * 2**attempt)
-        left = turn.deadline - time.monotonic()
-        if wait >= left - 1.0:  # the call itself needs time too
-            logger.warning(
-                "agent %r turn %s: the model asks to wait %.1fs (%s), beyond the turn's %.1fs left: "
-                "answering now",
-                self.name,
-                turn.ctx.turn_id,
-                wait,
-                exc.kind,
-                max(0.0, left),
-            )
-            return None
-        return max(0.0, wait)
-
-    def _request(self, turn: _Turn) -> list[Message]:
-        """The messages of the next call, within ``context_tokens``: the oldest history goes first."""
-        system: Message = {"role": "system", "content": turn.system}
-        items = turn.items
-        if turn.compacted:
-            items = [_short_result(m, _COMPACT_RESULT_CHARS) for m in items]
-            return [system, *items]
-        count = turn.count
-        used = count(system) + sum(count(m) for m in items)
-        room = self.context_tokens - used
-        if turn.history_tokens <= room:
-            return [system, *turn.history, *items]
-        if room > 0:
-            return [system, *fit(turn.history, room, count=count), *items]
-        # This turn alone is over the budget (many tool rounds): shorten its tool results.
-        limit = max(_COMPACT_RESULT_CHARS, (self.context_tokens * 4) // max(1, len(items)))
-        return [system, *(_short_result(m, limit) for m in items)]
-
-    async def _run_tool(self, call: ToolCall, turn: _Turn) -> str:
-        started = time.perf_counter()
-        error: str | None = None
-        t = self.tools.get(call.name)
-        try:
-            if t is None:
-                error = "unknown_tool"
-                return (
-                    f"Error: there is no tool named {call.name!r}. "
-                    f"Available tools: {', '.join(self.tools) or 'none'}."
-                )
-            try:
-                kwargs = t.validate(call.arguments)
-            except ToolArgumentsError as exc:
-                error = "invalid_arguments"
-                return f"Error: invalid arguments for {t.name}: {exc}. Fix them and call it again."
-            key = t.name + json.dumps(kwargs, sort_keys=True, default=str)
-            seen = turn.seen.get(key, 0)
-            turn.seen[key] = seen + 1
-            if seen:
-                error = "repeated"
-                turn.repeats += 1
-                if turn.repeats >= 2:
-                    turn.force_final = True
-                return (
-                    f"Error: {t.name} was already called with these same arguments in this turn; its "
-                    "result is above. Do not call it again: answer the user with what you have."
-                )
-            timeout = t.timeout or self.tool_timeout
-            try:
-                if t.is_async:
-                    result = await _within(timeout, t.invoke(kwargs, turn.ctx))
-                else:
-                    result = await self._tool_pool().run(t, kwargs, turn.ctx, timeout)
-            except asyncio.TimeoutError:
-                error = "timeout"
-                if t.is_async:
-                    logger.warning("tool %s timed out after %ss", t.name, timeout)
-                return (
-                    f"Error: {t.name} did not finish within {timeout:g} seconds. Tell the user to try later."
-                )
-            except ToolStuck as exc:
-                error = "timeout"
-                logger.warning("tool %s not started: %s", t.name, exc)
-                return (
-                    f"Error: {t.name} is not answering right now (earlier calls are still running). "
-                    "Tell the user it cannot be done at the moment."
-                )
-            except ToolError as exc:
-                error = "tool_error"
-                return f"Error from {t.name}: {exc}"
-            except Exception as exc:
-                error = "failed"
-                logger.exception("tool %s failed (turn %s)", t.name, turn.ctx.turn_id)
-                return (
-                    f"Error: {t.name} failed ({type(exc).__name__}). Tell the user it could not be done "
-                    "right now; do not retry with the same arguments."
-                )
-            return shorten(scrub(render_result(result)), self.max_tool_result_chars)
-        finally:
-            turn.records.append(
-                ToolCallRecord(call.name, call.arguments, error, time.perf_counter() - started)
-            )
+    async def _turn(self, user_id: str, text: str, **context: Any) -> AgentReply:
+        return await self._runner.run(user_id, text, **context)
 
     # --- memory, usage ---------------------------------------------------------------------------
     def memory_key(self, user_id: str) -> str:
@@ -742,38 +310,6 @@ class Agent:
     ) -> UsageSummary:
         """Token and cost totals from the Store (one user, or everyone)."""
         return summarize((store or self._store()).usage(user=user_id, since=since))
-
-    def _load(self, store: Store, user_id: str, count: TokenCounter) -> list[Message]:
-        """The user's history within the memory budget (stored histories may be far larger)."""
-        try:
-            stored = store.load_memory(self.memory_key(user_id))
-        except Exception:
-            logger.exception("agent %r could not load the memory of %s", self.name, _mask(user_id))
-            return []
-        # Repair only what the turn budget keeps (a few whole turns more, as repair may drop some).
-        recent = trim(stored, max_turns=self.memory_turns + 5)
-        return trim(sanitize(recent), max_turns=self.memory_turns, max_tokens=self.memory_tokens, count=count)
-
-    def _remember(self, store: Store, user_id: str, turn: _Turn, fallback: str | None) -> None:
-        if fallback is None:
-            items = turn.items
-        elif fallback in ("refused", "content_filter"):
-            items = []  # sent again, a refused message would be refused again
-        elif fallback == "context_length" or turn.compacted:
-            items = turn.items[:1]  # the tool rounds are what did not fit: keep the question only
-        else:
-            items = sanitize(turn.items)
-        combined = [*turn.history, *items]
-        if turn.history_tokens + sum(turn.count(m) for m in items) <= self.memory_tokens:
-            kept = trim(combined, max_turns=self.memory_turns)  # within the token budget already
-        else:
-            kept = trim(
-                combined, max_turns=self.memory_turns, max_tokens=self.memory_tokens, count=turn.count
-            )
-        try:
-            store.save_memory(self.memory_key(user_id), kept)
-        except Exception:
-            logger.exception("agent %r could not save the memory of %s", self.name, _mask(user_id))
 
     @property
     def default_locale(self) -> str:
@@ -820,13 +356,6 @@ class Agent:
             self._own_store = MemoryStore()
         return self._own_store
 
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is None:
-            state = self._states[loop] = _LoopState(self.max_concurrent_calls)
-        return state
-
     async def aclose(self) -> None:
         """Close the model's network client (when the agent built it) and the tool threads."""
         if self._pool is not None:
@@ -864,41 +393,6 @@ def _resolve_model(
     return OfflineChatModel()
 
 
-T = TypeVar("T")
-
-
-async def _within(seconds: float, awaitable: Coroutine[Any, Any, T]) -> T:
-    """``await`` with a deadline (``asyncio.TimeoutError`` after ``seconds``).
-
-    ``asyncio.timeout`` (3.11+) does not wrap the coroutine in a task as ``wait_for`` does.
-    """
-    timeout = getattr(asyncio, "timeout", None)
-    if timeout is None:  # Python 3.10
-        return await asyncio.wait_for(awaitable, seconds)
-    async with timeout(seconds):
-        return await awaitable
-
-
-def _unique_ids(calls: Sequence[ToolCall], turn: _Turn) -> tuple[ToolCall, ...]:
-    """Some OpenAI-compatible servers omit or repeat call ids; results must match calls 1:1."""
-    used: set[str] = set()
-    out = []
-    for index, call in enumerate(calls):
-        cid = call.id
-        if not cid or cid in used:
-            cid = f"call_{turn.rounds}_{index}"
-        used.add(cid)
-        out.append(call if cid == call.id else ToolCall(cid, call.name, call.arguments))
-    return tuple(out)
-
-
-def _short_result(message: Message, limit: int) -> Message:
-    content = message.get("content")
-    if message.get("role") == "tool" and isinstance(content, str) and len(content) > limit:
-        return {**message, "content": shorten(content, limit)}
-    return message
-
-
 def _message_text(message: InboundMessage) -> str | None:
     if message.text and message.text.strip():
         return message.text.strip()
@@ -907,11 +401,6 @@ def _message_text(message: InboundMessage) -> str | None:
         label = ", ".join(x for x in (loc.name, loc.address) if x)
         return f"[location {loc.latitude},{loc.longitude}{' ' + label if label else ''}]"
     return None
-
-
-def _mask(user_id: str) -> str:
-    """Enough of a user id to follow a log, not enough to expose a phone number."""
-    return user_id if len(user_id) <= 4 else "…" + user_id[-4:]
 
 
 class _Background:

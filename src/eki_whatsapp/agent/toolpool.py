@@ -15,14 +15,15 @@ import contextvars
 import logging
 import threading
 import weakref
+from collections.abc import Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from .tools import Tool, ToolContext
 
 logger = logging.getLogger("eki_whatsapp.agent")
 
-__all__ = ["ToolPool", "ToolStuck"]
+__all__ = ["ToolPool", "ToolStuck", "within"]
 
 
 class ToolStuck(Exception):
@@ -131,3 +132,18 @@ class ToolPool:
     def shutdown(self) -> None:
         """Stop taking calls; running ones finish in the background."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+T = TypeVar("T")
+
+
+async def within(seconds: float, awaitable: Coroutine[Any, Any, T]) -> T:
+    """``await`` with a deadline (``asyncio.TimeoutError`` after ``seconds``).
+
+    ``asyncio.timeout`` (3.11+) does not wrap the coroutine in a task as ``wait_for`` does.
+    """
+    timeout = getattr(asyncio, "timeout", None)
+    if timeout is None:  # Python 3.10
+        return await asyncio.wait_for(awaitable, seconds)
+    async with timeout(seconds):
+        return await awaitable
