@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,7 +21,100 @@ logger = logging.getLogger("eki_whatsapp")
 
 T = TypeVar("T")
 
-__all__ = ["Background", "LoopThread"]
+__all__ = ["Background", "LoopThread", "WorkerThreads"]
+
+
+class WorkerThreads:
+    """The bot's own handler threads: a queue, and up to ``size`` threads that take from it.
+
+    Leaner than a ``ThreadPoolExecutor`` on the path every message takes (no future and no
+    callbacks per item): a submission wakes a sleeping thread only when the threads already
+    awake between two items are fewer than the items queued, and :meth:`drain` waits on a count.
+    """
+
+    def __init__(self, size: int, name: str = "eki-whatsapp") -> None:
+        self._size = size
+        self._name = name
+        self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        lock = threading.Lock()
+        self._wake = threading.Condition(lock)  # threads wait here for work
+        self._idle = threading.Condition(lock)  # drain() waits here for nothing left to do
+        self._threads: list[threading.Thread] = []
+        self._sleeping = 0  # threads waiting for work
+        self._free = 0  # threads awake and about to take an item (each takes one)
+        self._unfinished = 0  # queued or running
+        self._stopping = False
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func(*args)`` on one of the threads."""
+        with self._wake:
+            if self._stopping:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            self._queue.append((func, args))
+            self._unfinished += 1
+            if len(self._queue) <= self._free:
+                return  # a thread already awake takes it
+            if self._sleeping:
+                self._sleeping -= 1
+                self._free += 1
+                self._wake.notify()
+            elif len(self._threads) < self._size:
+                self._free += 1
+                thread = threading.Thread(
+                    target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+            # else every thread is busy: the first to finish takes it
+
+    def _run(self) -> None:
+        wake, queue = self._wake, self._queue
+        while True:
+            with wake:
+                while not queue:
+                    self._free -= 1
+                    if self._stopping:
+                        return
+                    self._sleeping += 1
+                    wake.wait()  # whoever wakes this thread counted it free first
+                func, args = queue.popleft()
+                self._free -= 1
+            try:
+                func(*args)
+            except Exception:
+                logger.exception("background work %r failed", func)
+            with wake:
+                self._free += 1
+                self._unfinished -= 1
+                if not self._unfinished:
+                    self._idle.notify_all()
+
+    def drain(self, deadline: float | None) -> bool:
+        """Wait until nothing is queued or running (``deadline``: a ``time.monotonic()``)."""
+        with self._idle:
+            while self._unfinished:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+            return True
+
+    def idle(self) -> bool:
+        """Whether nothing is queued or running."""
+        with self._wake:
+            return not self._unfinished
+
+    def shutdown(self) -> None:
+        """Finish what is queued, then stop the threads."""
+        with self._wake:
+            self._stopping = True
+            self._free += self._sleeping
+            self._sleeping = 0
+            self._wake.notify_all()
+            threads = list(self._threads)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
 
 
 class LoopThread:
@@ -68,13 +162,19 @@ class Background:
     def __init__(self, executor: ThreadPoolExecutor | None, workers: int) -> None:
         self._own_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eki-whatsapp")
+        # Work submitted here runs on lean threads of our own, unless the executor is the caller's
+        # (a Django executor that closes stale connections around each call).
+        self._threads = WorkerThreads(workers) if executor is None else None
         self.loop_thread = LoopThread()
         self._pending: set[Future[Any] | asyncio.Task[Any]] = set()
         self._lock = threading.Lock()
 
     def submit(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` on a handler thread; :meth:`drain` waits for it."""
-        self.track(self.executor.submit(func, *args))
+        if self._threads is not None:
+            self._threads.submit(func, *args)
+        else:
+            self.track(self.executor.submit(func, *args))
 
     def track(self, item: Future[Any] | asyncio.Task[Any]) -> None:
         """Wait for ``item`` in :meth:`drain` (a future) or :meth:`drain_async` (a task)."""
@@ -105,10 +205,14 @@ class Background:
         """Wait for work on the handler threads (sync face). ``True`` when idle."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if self._threads is not None and not self._threads.drain(deadline):
+                return False
             with self._lock:
                 futures = [f for f in self._pending if isinstance(f, Future)]
             if not futures:
-                return True
+                if self._threads is None or self._threads.idle():
+                    return True
+                continue
             for fut in futures:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
@@ -130,6 +234,8 @@ class Background:
 
     def shutdown(self) -> None:
         """Shut the handler threads down (when the pool is the bot's own) after they finish."""
+        if self._threads is not None:
+            self._threads.shutdown()
         if self._own_executor:
             self.executor.shutdown(wait=True)
 

@@ -83,3 +83,53 @@ def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     absolute.close()
     with pytest.raises(ConfigError, match="WHATSAPP_STORE_URL"):
         open_store("redis://x")
+
+
+def test_outcomes_finished_together_each_get_their_own_answer(tmp_path: Path) -> None:
+    # finish_work commits the outcomes of concurrent workers together (group commit): each
+    # caller still learns whether its own update took, and every one is on disk after.
+    import threading
+    from datetime import timedelta
+
+    from eki_whatsapp.store.base import Lease
+
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    lease = Lease("me", datetime.now(timezone.utc) + timedelta(minutes=5))
+    ids = [store.record_work(inbound(f"m{i}"), lease) for i in range(40)]
+    answers: dict[int, bool] = {}
+    start = threading.Barrier(8)
+
+    def finish(worker: int) -> None:
+        start.wait()
+        for i in range(worker, 40, 8):
+            work_id = ids[i]
+            assert work_id is not None
+            owner = "someone else" if i % 10 == 3 else "me"  # a lease taken over meanwhile
+            answers[i] = store.finish_work(work_id, owner)
+
+    threads = [threading.Thread(target=finish, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == {i: i % 10 != 3 for i in range(40)}
+    store.close()
+    again = SQLiteStore(tmp_path / "bot.sqlite3")
+    states = [again.get_message("meta", f"m{i}") for i in range(40)]
+    assert [s.handling if s else None for s in states] == [
+        "pending" if i % 10 == 3 else "handled" for i in range(40)
+    ]
+    again.close()
+
+
+def test_the_unread_created_index_of_older_files_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:  # as versions before 0.2 wrote it
+        db.execute("CREATE INDEX message_log_created ON message_log(created_at)")
+    db.close()
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    db.close()
+    assert "message_log_created" not in names

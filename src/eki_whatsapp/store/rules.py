@@ -398,9 +398,13 @@ def rewritten_row(entry: LogEntry, early: Iterable[_StatusFields]) -> dict[str, 
 
 
 # --- stored values -----------------------------------------------------------------------------
+# One encoder for every call: json.dumps with options builds a new one each time (every logged row).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON; objects JSON does not know (datetimes, decimals) are written as text."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def json_copy(value: Any) -> Any:

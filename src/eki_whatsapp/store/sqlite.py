@@ -36,9 +36,13 @@ from .base import (
     utcnow,
 )
 
+# Every page a write touches is copied to the WAL and checksummed, so each index and counter a row
+# updates costs on every message: the log's ids are plain rowids (nothing is deleted from it, so
+# AUTOINCREMENT's counter row would only add a page per insert) and the log has no index that no
+# query reads (it is read by id, by message id and by its unfinished work).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS message_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     direction TEXT NOT NULL,
     provider TEXT NOT NULL,
     message_id TEXT,
@@ -65,7 +69,6 @@ CREATE TABLE IF NOT EXISTS message_log (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS message_log_provider_id ON message_log(provider, message_id)
     WHERE message_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS message_log_created ON message_log(created_at);
 CREATE TABLE IF NOT EXISTS status_log (
     provider TEXT NOT NULL,
     message_id TEXT NOT NULL,
@@ -96,7 +99,7 @@ CREATE TABLE IF NOT EXISTS memory (
     updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS usage (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     user TEXT NOT NULL,
     model TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL,
@@ -225,6 +228,18 @@ def _from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, timezone.utc)
 
 
+class _Outcome:
+    """One queued ``finish_work`` update, and what became of it once committed."""
+
+    __slots__ = ("changed", "error", "params", "sql")
+
+    def __init__(self, sql: str, params: tuple[Any, ...]) -> None:
+        self.sql = sql
+        self.params = params
+        self.changed: bool | None = None
+        self.error: BaseException | None = None
+
+
 class SQLiteStore:
     """A :class:`Store` in one SQLite file (``":memory:"`` for a private in-memory database)."""
 
@@ -233,6 +248,8 @@ class SQLiteStore:
         if self.path != ":memory:":
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._outcomes: list[_Outcome] = []  # finish_work calls waiting for the next commit
+        self._outcomes_lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA busy_timeout=30000")
@@ -262,6 +279,8 @@ class SQLiteStore:
                 if "duplicate column" not in str(exc):  # another process added it first: fine
                     raise
         self._db.executescript(_WORK_INDEXES)
+        # Written by earlier versions and read by no query: one page less per logged message.
+        self._db.execute("DROP INDEX IF EXISTS message_log_created")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -288,42 +307,58 @@ class SQLiteStore:
 
     # --- log -------------------------------------------------------------------------------
     @staticmethod
+    def _log_params(
+        entry: LogEntry,
+        *,
+        work: bool = False,
+        lease: Lease | None = None,
+        now: str | None = None,
+    ) -> tuple[Any, ...]:
+        """The values of a log row (with ``work``: ``pending``, claimed when ``lease`` is given),
+        computed before the transaction so the write lock is held only for the write."""
+        now = now or _iso(utcnow())
+        return (
+            entry.direction,
+            entry.provider,
+            entry.message_id,
+            entry.sender,
+            entry.recipient,
+            entry.type,
+            entry.text,
+            entry.status,
+            entry.error_code,
+            entry.error_message,
+            None if entry.raw is None else rules.dumps(entry.raw),
+            _iso(entry.timestamp),
+            now,
+            now,
+            1 if lease is not None else entry.attempts,
+            entry.reason,
+            entry.category,
+            rules.dumps(entry.extra if type(entry.extra) is dict else dict(entry.extra))
+            if entry.extra
+            else None,
+            "pending" if work else None,
+            None if lease is None else lease.owner,
+            None if lease is None else lease.until.timestamp(),
+        )
+
+    @classmethod
     def _insert_log(
+        cls,
         db: sqlite3.Connection,
         entry: LogEntry,
         *,
         ignore: bool = False,
         work: bool = False,
         lease: Lease | None = None,
+        params: tuple[Any, ...] | None = None,
     ) -> int:
-        """Insert a log row (with ``work``: ``pending``, claimed when ``lease`` is given, in the
-        same statement); its id, or 0 when ``ignore`` and it was a duplicate."""
-        now = _iso(utcnow())
+        """Insert a log row (``params``: :meth:`_log_params`, when computed before); its id, or 0
+        when ``ignore`` and it was a duplicate."""
         cur = db.execute(
             ("INSERT OR IGNORE " if ignore else "INSERT ") + _INSERT_LOG,
-            (
-                entry.direction,
-                entry.provider,
-                entry.message_id,
-                entry.sender,
-                entry.recipient,
-                entry.type,
-                entry.text,
-                entry.status,
-                entry.error_code,
-                entry.error_message,
-                None if entry.raw is None else rules.dumps(entry.raw),
-                _iso(entry.timestamp),
-                now,
-                now,
-                1 if lease is not None else entry.attempts,
-                entry.reason,
-                entry.category,
-                rules.dumps(dict(entry.extra)) if entry.extra else None,
-                "pending" if work else None,
-                None if lease is None else lease.owner,
-                None if lease is None else lease.until.timestamp(),
-            ),
+            params or cls._log_params(entry, work=work, lease=lease),
         )
         return cur.rowcount and (cur.lastrowid or 0)
 
@@ -333,8 +368,11 @@ class SQLiteStore:
     def _record_inbound(
         self, message: InboundMessage, *, work: bool = False, lease: Lease | None = None
     ) -> int:
+        entry = rules.inbound_entry(message)
+        params = self._log_params(entry, work=work, lease=lease)
+        window = (*rules.window_key(message), params[11])  # the message's own time
         with self._tx() as db:
-            row = self._insert_log(db, rules.inbound_entry(message), ignore=True, work=work, lease=lease)
+            row = self._insert_log(db, entry, ignore=True, params=params)
             if not row:
                 return 0
             # rules.window_moves, atomic in one statement: the window only moves forward.
@@ -343,7 +381,7 @@ class SQLiteStore:
                 "ON CONFLICT(provider, business, user) DO UPDATE SET "
                 "last_inbound_at=excluded.last_inbound_at "
                 "WHERE excluded.last_inbound_at > windows.last_inbound_at",
-                (*rules.window_key(message), _iso(message.timestamp)),
+                window,
             )
             return row
 
@@ -509,14 +547,31 @@ class SQLiteStore:
             return False
         table, key = ref
         state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
-        with self._tx() as db:
-            cur = db.execute(
-                f"UPDATE {_TABLES[table]} SET handling=?, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
-                f"next_attempt_at=?, last_error=? WHERE {_KEYS[table]}=? AND lease_owner=? "
-                "AND handling IN ('pending', 'failed')",
-                (state, _epoch(retry_at), error, key, owner),
-            )
-            return bool(cur.rowcount)
+        outcome = _Outcome(
+            f"UPDATE {_TABLES[table]} SET handling=?, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
+            f"next_attempt_at=?, last_error=? WHERE {_KEYS[table]}=? AND lease_owner=? "
+            "AND handling IN ('pending', 'failed')",
+            (state, _epoch(retry_at), error, key, owner),
+        )
+        # Group commit: outcomes that arrive while another thread writes are queued, and the
+        # first thread to get the store commits every queued one in one transaction (a commit
+        # costs more than the updates in it). Each caller returns once its own is committed.
+        with self._outcomes_lock:
+            self._outcomes.append(outcome)
+        with self._lock:
+            if outcome.changed is None:
+                with self._outcomes_lock:
+                    batch, self._outcomes = self._outcomes, []
+                try:
+                    with self._tx() as db:
+                        for queued in batch:
+                            queued.changed = bool(db.execute(queued.sql, queued.params).rowcount)
+                except BaseException as exc:
+                    for queued in batch:
+                        queued.changed, queued.error = False, exc
+        if outcome.error is not None:
+            raise outcome.error
+        return bool(outcome.changed)
 
     def get_work(self, work_id: str) -> WorkItem | None:
         ref = rules.parse_work_id(work_id)
