@@ -36,9 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-import httpx
-
 import tempfile
+
+import httpx
 
 from eki_whatsapp import Bot, Settings, SQLiteStore
 from eki_whatsapp.context import Context
@@ -321,7 +321,9 @@ def main() -> int:
         f"{'OK' if ok else 'BELOW'}"
     )
     reply_ok = reply_ratio <= TARGET_REPLY
-    print(f"send-reply: {reply_ratio:.2f}x bare CPU (target <= {TARGET_REPLY}x) {'OK' if reply_ok else 'BELOW'}")
+    print(
+        f"send-reply: {reply_ratio:.2f}x bare CPU (target <= {TARGET_REPLY}x) {'OK' if reply_ok else 'BELOW'}"
+    )
     return 0 if ok and reply_ok else 1
 
 

@@ -258,7 +258,9 @@ def timed(fn: Callable[[Raw], None], raw: Raw) -> tuple[float, float]:
         gc.enable()
 
 
-def compare(kind: str, template: dict[str, Any], key: str, per_round: int, rounds: int, tmp: Path) -> dict[str, Any]:
+def compare(
+    kind: str, template: dict[str, Any], key: str, per_round: int, rounds: int, tmp: Path
+) -> dict[str, Any]:
     default_bot = new_bot(SQLiteStore(tmp / f"{kind}.sqlite3"))
     memory_bot = new_bot(MemoryStore())
     variants: dict[str, Callable[[Raw], None]] = {
@@ -293,7 +295,9 @@ def compare(kind: str, template: dict[str, Any], key: str, per_round: int, round
     for name in names:
         cpu = statistics.median(x[0] for x in times[name]) * 1e6
         wall = statistics.median(x[1] for x in times[name]) * 1e6
-        print(f"  {name:9s} {cpu:8.1f} {wall:8.1f}   {ratio(name, 'pywa'):9.2f}x   {ratio(name, 'floor'):9.2f}x")
+        print(
+            f"  {name:9s} {cpu:8.1f} {wall:8.1f}   {ratio(name, 'pywa'):9.2f}x   {ratio(name, 'floor'):9.2f}x"
+        )
     return {"default": ratio("default", "pywa"), "memory": ratio("memory", "pywa")}
 
 

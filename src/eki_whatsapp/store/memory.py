@@ -169,9 +169,10 @@ class MemoryStore:
     def _show(self, work_id: str, work: _Work) -> None:
         """Mirror the handling state on the log row (SQL stores keep it there). A row not built
         yet takes the state when it is (``_row``): the hot path stays lazy."""
-        if isinstance(work.ref, int) and not isinstance(self._rows[work.ref], _Lazy):
+        if isinstance(work.ref, int):
             row = self._rows[work.ref]
-            self._rows[work.ref] = dataclasses.replace(row, handling=work.state, attempts=work.attempts)
+            if not isinstance(row, _Lazy):
+                self._rows[work.ref] = dataclasses.replace(row, handling=work.state, attempts=work.attempts)
 
     def _item(self, work_id: str, work: _Work) -> WorkItem:
         if isinstance(work.ref, int):
