@@ -66,7 +66,9 @@ class Bot:
             the built-in readers (docs/writing-a-provider.md).
         inline: run handlers before answering the webhook (default: after, on an executor).
         router: the routing policy; built from the settings when omitted.
-        check_settings: fail at start-up when the policy names a provider without credentials.
+        check_settings: fail at start-up when the policy names a provider without credentials,
+            or, with ``WHATSAPP_ENV=production``, a provider in use has no signature secret
+            (also when ``providers`` are given).
         name: what the bot is called where a person reads about it (``eki-whatsapp chat``).
         celery_app: your Celery app, for ``WHATSAPP_RUNNER=celery`` (default:
             ``WHATSAPP_CELERY_APP``, or an app built from ``WHATSAPP_CELERY_BROKER_URL``).
@@ -87,8 +89,8 @@ class Bot:
     ) -> None:
         self.name = name
         self.settings = settings if settings is not None else Settings()
-        if check_settings and providers is None:
-            self.settings.check()
+        if check_settings:  # given providers bring their credentials; production's demands stay
+            self.settings.check(credentials=providers is None, providers=providers or ())
         self.store: Store = store if store is not None else open_store(self.settings.whatsapp_store_url)
         _check_durable(self.store)
         self.inline = self.settings.whatsapp_inline_handlers if inline is None else inline

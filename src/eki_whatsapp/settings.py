@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
@@ -344,30 +345,45 @@ class Settings(BaseSettings):
                 missing.append(name)
         return missing
 
-    def check(self) -> None:
-        """Fail with :class:`ConfigError` naming every variable the policy needs but lacks."""
+    def check(self, *, credentials: bool = True, providers: Iterable[str] = ()) -> None:
+        """Fail with :class:`ConfigError` naming every variable the policy needs but lacks.
+
+        ``credentials=False`` (a :class:`~eki_whatsapp.Bot` given its ``providers``) checks only
+        what ``WHATSAPP_ENV=production`` demands: the signature secret of every provider the
+        policy names or ``providers`` holds.
+        """
         problems = []
-        for provider in self.enabled_providers:
+        for provider in self.enabled_providers if credentials else ():
             missing = self.missing_for(provider)
             if missing:
                 problems.append(
                     f"WHATSAPP_PROVIDER={self.whatsapp_provider} uses {provider} but "
                     f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
                 )
-        if (
-            self.whatsapp_env == "production"
-            and "meta" in self.enabled_providers
-            and self.meta_app_secret is None
-        ):
-            problems.append(
-                "WHATSAPP_ENV=production needs META_APP_SECRET so that Meta webhook signatures are "
-                "checked (App Dashboard > App settings > Basic > App secret)"
-            )
+        problems += self._production_problems({*self.enabled_providers, *providers}, reported=problems)
         if problems:
             raise ConfigError(
                 "; ".join(problems) + ". Set them in the environment or in .env (see docs/configuration.md), "
                 "or choose another WHATSAPP_PROVIDER."
             )
+
+    def _production_problems(self, providers: set[str], reported: list[str]) -> list[str]:
+        """What production mode refuses: a provider in use whose webhooks could not be verified."""
+        if self.whatsapp_env != "production":
+            return []
+        problems = []
+        if "meta" in providers and self.meta_app_secret is None:
+            problems.append(
+                "WHATSAPP_ENV=production needs META_APP_SECRET so that Meta webhook signatures are "
+                "checked (App Dashboard > App settings > Basic > App secret)"
+            )
+        twilio_reported = any("TWILIO_AUTH_TOKEN" in problem for problem in reported)
+        if "twilio" in providers and self.twilio_auth_token is None and not twilio_reported:
+            problems.append(
+                "WHATSAPP_ENV=production needs TWILIO_AUTH_TOKEN so that Twilio webhook signatures "
+                "are checked (Twilio Console > Account > API keys & tokens > Auth Token)"
+            )
+        return problems
 
 
 # --- pydantic's report → SettingProblem ----------------------------------------------------------------

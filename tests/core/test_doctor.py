@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -172,3 +174,22 @@ def test_network_failure_to_meta() -> None:
     respx.get(f"{GRAPH}/106540352242922").mock(side_effect=httpx.ConnectTimeout("slow"))
     check = by_title(diagnose(settings(), online=True, check_webhook=False))["Meta phone number"]
     assert check.status == "fail" and "cannot reach" in check.detail
+
+
+@respx.mock
+def test_the_webhook_check_never_logs_the_verify_token(caplog: pytest.LogCaptureFixture) -> None:
+    token = "s3cret verify/token+1"  # spaces and slashes: the URL carries it quoted
+    respx.get(url__startswith=HOOK).mock(
+        side_effect=lambda request: httpx.Response(200, text=request.url.params["hub.challenge"])
+    )
+    caplog.set_level(logging.INFO, logger="httpx")
+
+    check = by_title(diagnose(settings(meta_verify_token=token), check_webhook=True))["webhook verification"]
+
+    assert check.status == "ok"
+    [call] = respx.calls
+    assert call.request.url.params["hub.verify_token"] == token  # the handshake still carries it
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert lines and all("hub.challenge" in line for line in lines)  # httpx did log the request
+    for form in (token, quote(token, safe=""), quote_plus(token)):
+        assert form not in caplog.text

@@ -94,7 +94,7 @@ class ProviderError(EkiWhatsAppError):
         text = f"{provider}"
         if code is not None:
             text += f" error {code}"
-        text += f": {message}"
+        text = f"{text}: {message}" if text else message  # no provider: refused before choosing one
         if self.hint:
             text += f" — {self.hint}"
         self.message = text

@@ -16,12 +16,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from .. import addresses
 from ..costs import Costs
 from ..errors import ConfigError
 from ..events import InboundMessage, StatusUpdate
 from ..messages import Message, Template
 from ..optout import OptOuts
 from ..providers.base import (
+    InvalidRecipient,
     OutcomeUnknown,
     Provider,
     ProviderError,
@@ -171,7 +173,13 @@ class Router:
         provider: str | None,
         extra: Mapping[str, Any] | None = None,
     ) -> Pending:
-        """The routing state of a new outbound message."""
+        """The routing state of a new outbound message.
+
+        Raises:
+            InvalidRecipient: ``to`` is no WhatsApp address (or not text): before any window,
+                opt-out or provider is looked at.
+        """
+        check_recipient(to, provider)
         message = coerce_message(message)
         return Pending(
             extra=dict(extra or {}),
@@ -365,3 +373,26 @@ class Router:
         """Late results of sends: price the message from the status, and handle failures
         (see :class:`~eki_whatsapp.routing.recovery.Recovery`)."""
         self.recovery.on_status(status)
+
+
+def check_recipient(to: object, provider: str | None = None) -> None:
+    """Refuse what no provider can send to, before any routing: ``to`` must be a WhatsApp address
+    (``+5511987654321``, ``whatsapp:+5511…``, a BSUID ``US.1349…``); raises
+    :class:`~eki_whatsapp.providers.base.InvalidRecipient` (``attempts == 0``) otherwise."""
+    if type(to) is str and to.isdigit() and 6 <= len(to) <= 15 and to[0] != "0":
+        return  # digits as providers send them, stored users: the common case, no regex
+    if not isinstance(to, str):
+        reason = (
+            f"'to' must be a str, not {type(to).__name__} ({to!r}): pass the user's WhatsApp number "
+            "('+5511987654321') or business-scoped user id ('US.1349...'), e.g. message.sender"
+        )
+    elif addresses.parse(to) is None:
+        reason = (
+            f"'to' is {to!r}: pass an E.164 phone number ('+5511987654321', 'whatsapp:+5511...') "
+            "or a business-scoped user id ('US.1349...')"
+        )
+    else:
+        return
+    error = InvalidRecipient(reason, provider=provider or "")
+    error.attempts = 0
+    raise error

@@ -7,9 +7,12 @@ missing subscriptions, a verify token that differs from the running app's).
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 
@@ -219,6 +222,37 @@ def _subscription_check(s: Settings, client: httpx.Client, headers: dict[str, st
     )
 
 
+class _Hide(logging.Filter):
+    """Writes ``***`` for a secret in the records of a logger (httpx logs every URL at INFO)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.forms = {secret, quote_plus(secret), quote(secret, safe="")} - {""}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(form in message for form in self.forms):
+            for form in sorted(self.forms, key=len, reverse=True):
+                message = message.replace(form, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+@contextmanager
+def _token_hidden_in_logs(token: str) -> Iterator[None]:
+    """The handshake carries the verify token in its URL, as Meta's does; httpx's request log
+    line (INFO) must not show it."""
+    hide = _Hide(token)
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    for each in loggers:
+        each.addFilter(hide)
+    try:
+        yield
+    finally:
+        for each in loggers:
+            each.removeFilter(hide)
+
+
 def webhook_check(s: Settings, client: httpx.Client) -> Check:
     """Ask the running webhook for Meta's challenge, as the App Dashboard does."""
     title = _("webhook verification")
@@ -238,7 +272,8 @@ def webhook_check(s: Settings, client: httpx.Client) -> Check:
         }
     )
     try:
-        response = client.get(f"{url}{'&' if '?' in url else '?'}{query}")
+        with _token_hidden_in_logs(s.meta_verify_token.get_secret_value()):
+            response = client.get(f"{url}{'&' if '?' in url else '?'}{query}")
     except (httpx.HTTPError, UnicodeError) as exc:  # a header value that cannot be encoded
         return Check(
             title,

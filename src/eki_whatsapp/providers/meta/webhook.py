@@ -69,7 +69,8 @@ class MetaWebhook:
     """The :class:`~eki_whatsapp.providers.base.WebhookReader` of Meta's Cloud API webhooks.
 
     Reads ``META_VERIFY_TOKEN`` and ``META_APP_SECRET`` from ``settings``. Without an app secret
-    notifications are accepted unsigned (a warning is logged once).
+    notifications are accepted unsigned (a warning is logged once) — except with
+    ``WHATSAPP_ENV=production``, where they are refused (403).
     """
 
     name = "meta"
@@ -96,6 +97,12 @@ class MetaWebhook:
                 return refuse(401, "missing X-Hub-Signature-256")
             if not verify_meta_signature(secret.get_secret_value(), request.body, header):
                 return refuse(403, "invalid X-Hub-Signature-256 (is META_APP_SECRET the app's secret?)")
+        elif self.settings.whatsapp_env == "production":  # e.g. WHATSAPP_PROVIDER=twilio
+            return refuse(
+                403,
+                "Meta request refused: META_APP_SECRET is not set and WHATSAPP_ENV=production "
+                "accepts no unsigned post (set it to receive Meta webhooks)",
+            )
         elif not self._warned_unsigned:
             self._warned_unsigned = True
             logger.warning("META_APP_SECRET is not set: Meta webhook signatures are NOT checked")
