@@ -70,8 +70,8 @@ class Setup:
         assert payload.message_id is not None
         return payload.message_id
 
-    def worker(self, name: str = "worker") -> Any:
-        return celery_worker(env=self.env, cwd=self.dir, log=self.log, name=name)
+    def worker(self, name: str = "worker", **options: Any) -> Any:
+        return celery_worker(env=self.env, cwd=self.dir, log=self.log, name=name, **options)
 
     def started(self) -> list[int]:
         """The process ids the handler started in, one per start."""
@@ -129,12 +129,13 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_message_is_handled_on_a_worker_and_answered(setup: Setup) -> None:
-    with setup.worker():
-        texts = ["hola", "adiós"]
+    with setup.worker(pool="prefork", concurrency=2) as worker:  # Celery's default pool
+        texts = ["hola", "adiós", "tschüss"]
         for text in texts:
             setup.post(text)
         setup.assert_answered_once(texts)
-    assert setup.started() and os.getpid() not in setup.started()  # the web process only acked
+    # The web process only acked; the worker's pool processes ran the handler (each its own bot).
+    assert setup.started() and not {os.getpid(), worker.pid} & set(setup.started())
 
 
 def test_a_worker_killed_mid_task_leaves_the_task_to_another(setup: Setup) -> None:
