@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_checkable
+
+from typing_extensions import Required
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 
@@ -164,6 +169,26 @@ class WorkItem:
 
 
 OutboxState = Literal["queued", "unknown", "sent", "expired", "failed"]
+
+
+class SendOutcome(TypedDict, total=False):
+    """How an outbox attempt ended: the keywords of :meth:`Store.finish_send`.
+
+    Attributes:
+        state: ``sent``, ``expired`` or ``failed`` (final), or ``queued`` / ``unknown`` again.
+        entry: the send's log row as it is now (rewritten in place).
+        retry_at: when a ``queued`` / ``unknown`` send is due again.
+        error: becomes ``last_error``.
+        correlation: the new correlation key of an ``unknown`` send.
+        provider: the provider an ``unknown`` send went to.
+    """
+
+    state: Required[OutboxState]
+    entry: LogEntry | None
+    retry_at: datetime | None
+    error: str | None
+    correlation: str | None
+    provider: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,18 +343,7 @@ class Store(Protocol):
         are claimed too: the claimer ends them (``expired``)."""
         ...
 
-    def finish_send(
-        self,
-        outbox_id: str,
-        owner: str,
-        *,
-        state: OutboxState,
-        entry: LogEntry | None = None,
-        retry_at: datetime | None = None,
-        error: str | None = None,
-        correlation: str | None = None,
-        provider: str | None = None,
-    ) -> bool:
+    def finish_send(self, outbox_id: str, owner: str, **outcome: Unpack[SendOutcome]) -> bool:
         """End ``owner``'s attempt: ``sent``, ``expired`` or ``failed`` (final), or ``queued`` /
         ``unknown`` again, due at ``retry_at`` (with the new ``correlation`` and ``provider`` of
         an ``unknown`` send). ``error`` becomes ``last_error``. With ``entry``, the send's log

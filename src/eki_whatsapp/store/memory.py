@@ -6,7 +6,7 @@ import dataclasses
 import json
 import threading
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
@@ -18,13 +18,16 @@ from .base import (
     LedgerEntry,
     LogEntry,
     OutboxItem,
-    OutboxState,
+    SendOutcome,
     StatusRecord,
     UsageRecord,
     WorkItem,
     as_utc,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class _Lazy:
@@ -443,18 +446,7 @@ class MemoryStore:
                     claimed.append(item)
         return claimed
 
-    def finish_send(
-        self,
-        outbox_id: str,
-        owner: str,
-        *,
-        state: OutboxState,
-        entry: LogEntry | None = None,
-        retry_at: datetime | None = None,
-        error: str | None = None,
-        correlation: str | None = None,
-        provider: str | None = None,
-    ) -> bool:
+    def finish_send(self, outbox_id: str, owner: str, **outcome: Unpack[SendOutcome]) -> bool:
         key = rules.parse_outbox_id(outbox_id)
         with self._lock:
             item = self._outbox.get(key) if key is not None else None
@@ -465,17 +457,18 @@ class MemoryStore:
                 or item.state not in rules.OUTBOX_OPEN
             ):
                 return False
+            entry, retry_at = outcome.get("entry"), outcome.get("retry_at")
             if entry is not None and item.log_id is not None:
                 self._rewrite(item.log_id - 1, entry)
             self._outbox[key] = dataclasses.replace(
                 item,
-                state=state,
+                state=outcome["state"],
                 lease_owner=None,
                 lease_until=None,
                 next_attempt_at=None if retry_at is None else as_utc(retry_at),
-                last_error=error,
-                correlation=correlation,
-                provider=provider,
+                last_error=outcome.get("error"),
+                correlation=outcome.get("correlation"),
+                provider=outcome.get("provider"),
                 updated_at=utcnow(),
             )
             return True

@@ -43,7 +43,7 @@ from .base import (
     LedgerEntry,
     LogEntry,
     OutboxItem,
-    OutboxState,
+    SendOutcome,
     StatusRecord,
     UsageRecord,
     WorkItem,
@@ -55,6 +55,7 @@ from .base import (
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
+    from typing_extensions import Unpack
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore", "mask_url", "migrate"]
 
@@ -957,18 +958,7 @@ class PostgresStore:
             (*fields.values(), log_id),
         )
 
-    def finish_send(
-        self,
-        outbox_id: str,
-        owner: str,
-        *,
-        state: OutboxState,
-        entry: LogEntry | None = None,
-        retry_at: datetime | None = None,
-        error: str | None = None,
-        correlation: str | None = None,
-        provider: str | None = None,
-    ) -> bool:
+    def finish_send(self, outbox_id: str, owner: str, **outcome: Unpack[SendOutcome]) -> bool:
         key = rules.parse_outbox_id(outbox_id)
         if key is None:
             return False
@@ -977,11 +967,20 @@ class PostgresStore:
                 "UPDATE outbox SET state=%s, lease_owner=NULL, lease_until=NULL, next_attempt_at=%s, "
                 "last_error=%s, correlation=%s, provider=%s, updated_at=%s "
                 "WHERE id=%s AND lease_owner=%s AND state IN ('queued', 'unknown') RETURNING log_id",
-                (state, _dt(retry_at), error, correlation, provider, utcnow(), key, owner),
+                (
+                    outcome["state"],
+                    _dt(outcome.get("retry_at")),
+                    outcome.get("error"),
+                    outcome.get("correlation"),
+                    outcome.get("provider"),
+                    utcnow(),
+                    key,
+                    owner,
+                ),
             ).fetchone()
             if row is None:
                 return False
-            if entry is not None and row[0] is not None:
+            if (entry := outcome.get("entry")) is not None and row[0] is not None:
                 self._rewrite(conn, int(row[0]), entry)
             return True
 

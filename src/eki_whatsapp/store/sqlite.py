@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
@@ -27,7 +27,7 @@ from .base import (
     LedgerEntry,
     LogEntry,
     OutboxItem,
-    OutboxState,
+    SendOutcome,
     StatusRecord,
     UsageRecord,
     WorkItem,
@@ -35,6 +35,10 @@ from .base import (
     as_utc,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 
 # Every page a write touches is copied to the WAL and checksummed, so each index and counter a row
 # updates costs on every message: the log's ids are plain rowids (nothing is deleted from it, so
@@ -974,18 +978,7 @@ class SQLiteStore:
             (*fields.values(), log_id),
         )
 
-    def finish_send(
-        self,
-        outbox_id: str,
-        owner: str,
-        *,
-        state: OutboxState,
-        entry: LogEntry | None = None,
-        retry_at: datetime | None = None,
-        error: str | None = None,
-        correlation: str | None = None,
-        provider: str | None = None,
-    ) -> bool:
+    def finish_send(self, outbox_id: str, owner: str, **outcome: Unpack[SendOutcome]) -> bool:
         key = rules.parse_outbox_id(outbox_id)
         if key is None:
             return False
@@ -994,11 +987,20 @@ class SQLiteStore:
                 "UPDATE outbox SET state=?, lease_owner=NULL, lease_until=NULL, next_attempt_at=?, "
                 "last_error=?, correlation=?, provider=?, updated_at=? "
                 "WHERE id=? AND lease_owner=? AND state IN ('queued', 'unknown')",
-                (state, _epoch(retry_at), error, correlation, provider, _iso(utcnow()), key, owner),
+                (
+                    outcome["state"],
+                    _epoch(outcome.get("retry_at")),
+                    outcome.get("error"),
+                    outcome.get("correlation"),
+                    outcome.get("provider"),
+                    _iso(utcnow()),
+                    key,
+                    owner,
+                ),
             )
             if not cur.rowcount:
                 return False
-            if entry is not None:
+            if (entry := outcome.get("entry")) is not None:
                 row = db.execute("SELECT log_id FROM outbox WHERE id=?", (key,)).fetchone()
                 if row is not None and row[0] is not None:
                     self._rewrite(db, row[0], entry)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings as django_settings
 from django.db import DatabaseError, DataError, IntegrityError, OperationalError, models, transaction
@@ -39,7 +39,7 @@ from eki_whatsapp.store.base import (
     LedgerEntry,
     LogEntry,
     OutboxItem,
-    OutboxState,
+    SendOutcome,
     StatusRecord,
     UsageRecord,
     WorkItem,
@@ -58,6 +58,9 @@ from .models import (
     WhatsAppWindow,
 )
 from .threads import DjangoExecutor
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 P = ParamSpec("P")
 _KEEP: Any = object()
@@ -822,18 +825,7 @@ class DjangoStore:
         WhatsAppLog.objects.using(self.using).filter(pk=log_id).update(**fields)
 
     @_db
-    def finish_send(
-        self,
-        outbox_id: str,
-        owner: str,
-        *,
-        state: OutboxState,
-        entry: LogEntry | None = None,
-        retry_at: datetime | None = None,
-        error: str | None = None,
-        correlation: str | None = None,
-        provider: str | None = None,
-    ) -> bool:
+    def finish_send(self, outbox_id: str, owner: str, **outcome: Unpack[SendOutcome]) -> bool:
         """End ``owner``'s attempt (only while it holds the send) and rewrite its log row."""
         key = rules.parse_outbox_id(outbox_id)
         if key is None:
@@ -843,20 +835,20 @@ class DjangoStore:
                 self._sends()
                 .filter(pk=key, lease_owner=owner, state__in=rules.OUTBOX_OPEN)
                 .update(
-                    state=state,
+                    state=outcome["state"],
                     lease_owner=None,
                     lease_until=None,
-                    next_attempt_at=_to_db(retry_at),
-                    last_error=error,
-                    correlation=correlation,
-                    provider=provider,
+                    next_attempt_at=_to_db(outcome.get("retry_at")),
+                    last_error=outcome.get("error"),
+                    correlation=outcome.get("correlation"),
+                    provider=outcome.get("provider"),
                     updated_at=_to_db(utcnow()),
                 )
             )
             if not changed:
                 return False
             log_id = self._sends().filter(pk=key).values_list("log_id", flat=True).first()
-            if entry is not None and log_id is not None:
+            if (entry := outcome.get("entry")) is not None and log_id is not None:
                 self._rewrite(log_id, entry)
         return True
 
