@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     #: Consecutive failures that open a provider's circuit breaker, and how long it stays open.
     whatsapp_breaker_threshold: int = Field(3, gt=0)
     whatsapp_breaker_cooldown_seconds: float = Field(60.0, ge=0)
+    #: How often a process reads the breakers' state shared through the store: another
+    #: process's breaker opening (or closing) is seen here within this time.
+    whatsapp_breaker_sync_seconds: float = Field(1.0, ge=0)
     #: Safety margin: treat the 24-hour window as closed this many seconds early.
     whatsapp_window_margin_seconds: float = Field(60.0, ge=0)
 

@@ -14,7 +14,7 @@ import pytest
 from eki_whatsapp.costs import Costs
 from eki_whatsapp.store import Store, open_store
 
-PROCESSES, SENDS, ALLOWANCE = 4, 150, 500
+PROCESSES, SENDS, ALLOWANCE = 4, 300, 1000
 AT = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 
@@ -61,7 +61,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_processes_sharing_a_free_allowance_count_it_exactly(store_url: str) -> None:
     open_store(store_url).close()  # the schema exists before the processes race
     counts = _run_processes(store_url)
-    assert sum(counts) == ALLOWANCE  # 4 × 150 sends, 500 free: not one more, none lost
+    assert sum(counts) == ALLOWANCE  # 4 × 300 sends, 1000 free: not one more, none lost
     store: Store = open_store(store_url)
     try:
         ledger = store.ledger(month="2026-11")

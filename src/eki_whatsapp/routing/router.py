@@ -99,7 +99,13 @@ class Router:
         )
         self.fallback = Fallback.from_settings(settings, fallback_template)
         cooldown = timedelta(seconds=settings.whatsapp_breaker_cooldown_seconds)
-        self.breakers = Breakers(settings.whatsapp_breaker_threshold, cooldown)
+        #: Shared through the store by every process on it (docs/deployment.md).
+        self.breakers = Breakers(
+            settings.whatsapp_breaker_threshold,
+            cooldown,
+            store=store,
+            sync=timedelta(seconds=settings.whatsapp_breaker_sync_seconds),
+        )
         self.window_margin = timedelta(seconds=settings.whatsapp_window_margin_seconds)
         self.log = OutboundLog(store, providers, lambda: self.clock())
         self.facts = Facts(self)
