@@ -44,7 +44,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from eki_whatsapp import Bot  # noqa: E402
 from eki_whatsapp.store import open_store  # noqa: E402
 from eki_whatsapp.testing import FakeGraphAPI, meta_text  # noqa: E402
-from eki_whatsapp.testing.processes import celery_worker, wait_for  # noqa: E402
+from eki_whatsapp.testing.processes import celery_worker, forget_queue, wait_for  # noqa: E402
 from eki_whatsapp.testing.services import service_reachable  # noqa: E402
 
 SECRET = "bench-celery-secret"
@@ -148,6 +148,8 @@ def main(rounds: int, messages: int, think: float, concurrency: int, log_file: s
 
         pool = {"pool": "threads", "concurrency": concurrency}
         queues = {1: f"{prefix}-one", 2: f"{prefix}-two"}
+        for queue in queues.values():
+            stack.callback(forget_queue, BROKER, queue)
         log = Path(log_file) if log_file else tmp / "workers.log"
         stack.enter_context(
             celery_worker(

@@ -74,6 +74,22 @@ def test_a_task_whose_lease_another_worker_took_over_does_not_run() -> None:
     bot.close()
 
 
+def test_a_broker_that_cannot_take_the_task_does_not_fail_the_webhook(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class DownApp(RecordingApp):
+        def send_task(self, name: str, args: list[Any], **options: Any) -> None:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    bot = celery_bot(FakeProvider("meta", "106540352242922"), DownApp())
+    bot.on_message(lambda message, ctx: ctx.reply("hi"))
+    assert bot.handle(meta_text("hola", message_id="wamid.C3").request(URL, secret=APP_SECRET)).status == 200
+    [item] = bot.store.pending_work()  # recorded, leased: a sweeper sends it when the lease ends
+    assert item.state == "pending" and item.lease_owner == bot.owner
+    assert f"sending {item.id} to Celery failed; a sweeper will send it again" in caplog.text
+    bot.close()
+
+
 def test_without_an_app_or_a_broker_url_the_error_names_the_settings() -> None:
     with pytest.raises(ConfigError, match="WHATSAPP_CELERY_BROKER_URL") as info:
         celery_bot(FakeProvider("meta", "106540352242922"))

@@ -24,7 +24,15 @@ import pytest
 from eki_whatsapp.costs import Costs
 from eki_whatsapp.store import open_store
 from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, Payload, meta_text, twilio_text
-from eki_whatsapp.testing.processes import celery_worker, children, free_port, gunicorn, kill, wait_for
+from eki_whatsapp.testing.processes import (
+    celery_worker,
+    children,
+    forget_queue,
+    free_port,
+    gunicorn,
+    kill,
+    wait_for,
+)
 from eki_whatsapp.testing.services import require_service
 
 pytest.importorskip("celery", reason="Celery is not installed: pip install 'eki-whatsapp[celery]'")
@@ -97,7 +105,10 @@ def site(tmp_path: Path, pg_url: str) -> Iterator[tuple[dict[str, str], str, Fak
         }
         env.pop("WHATSAPP_INLINE_HANDLERS", None)
         env.pop("WHATSAPP_CELERY_APP", None)
-        yield env, url, graph, twilio
+        try:
+            yield env, url, graph, twilio
+        finally:
+            forget_queue(env["WHATSAPP_CELERY_BROKER_URL"], env["WHATSAPP_CELERY_QUEUE"])
 
 
 def deliver(payload: Payload, url: str, secret: str) -> None:

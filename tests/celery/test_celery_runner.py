@@ -18,7 +18,7 @@ import pytest
 
 from eki_whatsapp import Bot, SQLiteStore
 from eki_whatsapp.testing import FakeGraphAPI, meta_text
-from eki_whatsapp.testing.processes import celery_worker, kill, wait_for
+from eki_whatsapp.testing.processes import celery_worker, forget_queue, kill, wait_for
 from eki_whatsapp.testing.services import require_service
 
 pytest.importorskip("celery", reason="Celery is not installed: pip install 'eki-whatsapp[celery]'")
@@ -121,11 +121,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
         finally:
             web.close()
             sys.modules.pop("celery_bot", None)
-            with web.runner.app.connection_for_write() as conn:  # type: ignore[attr-defined]
-                try:
-                    conn.default_channel.queue_delete(queue)
-                except Exception:
-                    pass
+            forget_queue(broker, queue)
 
 
 def test_a_message_is_handled_on_a_worker_and_answered(setup: Setup) -> None:

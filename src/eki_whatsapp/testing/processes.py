@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["celery_worker", "children", "free_port", "gunicorn", "kill", "wait_for"]
+__all__ = ["celery_worker", "children", "forget_queue", "free_port", "gunicorn", "kill", "wait_for"]
 
 
 def free_port() -> int:
@@ -167,3 +167,25 @@ def app_env(path: Path | str, values: Mapping[str, str], *, unset: Sequence[str]
         env.pop(name, None)
     env["PYTHONPATH"] = os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")])
     return env
+
+
+def forget_queue(broker: str, queue: str) -> None:
+    """Leave nothing of a test's Celery queue on a shared broker (Redis keys, or the RabbitMQ
+    queue and its exchange)."""
+    if broker.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(broker)
+        try:
+            keys = list(client.scan_iter(f"*{queue}*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+        return
+    from kombu.connection import Connection
+
+    with Connection(broker) as conn:  # type: ignore[no-untyped-call]
+        channel = conn.default_channel
+        channel.queue_delete(queue)
+        channel.exchange_delete(queue)
