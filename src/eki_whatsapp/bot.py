@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .messages import Message
     from .providers.base import Provider, SendReceipt
     from .routing import Router
+    from .routing.outbox import UndeliverableHook
     from .templates import Templates
 
 logger = logging.getLogger("eki_whatsapp")
@@ -72,6 +73,8 @@ class Bot:
         name: what the bot is called where a person reads about it (``eki-whatsapp chat``).
         celery_app: your Celery app, for ``WHATSAPP_RUNNER=celery`` (default:
             ``WHATSAPP_CELERY_APP``, or an app built from ``WHATSAPP_CELERY_BROKER_URL``).
+        on_undeliverable: called once for each send that finally fails or expires in the
+            outbox (as :meth:`on_undeliverable` registers it).
     """
 
     def __init__(
@@ -86,8 +89,11 @@ class Bot:
         check_settings: bool = True,
         name: str = "bot",
         celery_app: Any = None,
+        on_undeliverable: UndeliverableHook | None = None,
     ) -> None:
         self.name = name
+        #: What :meth:`on_undeliverable` registered (the router's outbox calls them).
+        self.undeliverable_hooks: list[UndeliverableHook] = [on_undeliverable] if on_undeliverable else []
         self.settings = settings if settings is not None else Settings()
         if check_settings:  # given providers bring their credentials; production's demands stay
             self.settings.check(credentials=providers is None, providers=providers or ())
@@ -109,7 +115,9 @@ class Bot:
         self.handlers = Handlers(self)
         #: The handler threads and loop, and what still runs on them (:mod:`eki_whatsapp.background`).
         self.background = Background(executor, self.settings.whatsapp_handler_workers)
-        self._router = router
+        self._router: Router | None = None
+        if router is not None:
+            self.router = router
         self._templates: Templates | None = None
         #: Users who wrote STOP/BAJA (or were blocked): sends to them are refused.
         self.optouts = OptOuts(self.store, self.settings)
@@ -131,12 +139,30 @@ class Bot:
         if self._router is None:
             from .routing import Router
 
-            self._router = Router.from_bot(self)
+            self.router = Router.from_bot(self)
+        assert self._router is not None
         return self._router
 
     @router.setter
     def router(self, router: Router) -> None:
+        router.outbox.hooks = self.undeliverable_hooks  # one list: hooks registered later count
         self._router = router
+
+    def on_undeliverable(self, func: F) -> F:
+        """Register a function called once for each send that finally fails or expires in the
+        outbox, with an :class:`~eki_whatsapp.routing.outbox.Undelivered` (docs/deployment.md)::
+
+            @bot.on_undeliverable
+            def tell_staff(gone):
+                alert(f"{gone.to} never got {gone.message}: {gone.reason}")
+        """
+        self.undeliverable_hooks.append(func)
+        return func
+
+    def flush_outbox(self) -> int:
+        """Deliver the outbox sends that are due, here and now (the sweeper does it every
+        ``WHATSAPP_SWEEP_INTERVAL_SECONDS``); how many were tried."""
+        return self.router.outbox.deliver_due(self.owner, self.settings.whatsapp_handler_lease_seconds)
 
     @property
     def templates(self) -> Templates:
@@ -314,13 +340,18 @@ class Bot:
         category: str | None = None,
         provider: str | None = None,
         exempt: bool = False,
+        queue: bool = True,
     ) -> SendReceipt:
         """Send a business-initiated message; the routing policy picks the provider.
+
+        When no provider can take it now (down, circuit open, rate-limited) it waits in the
+        outbox and the receipt says ``queued``; ``queue=False`` raises the provider's error
+        instead (docs/deployment.md, "The outbox").
 
         Raises:
             OptedOut: ``to`` opted out (nothing was sent); ``exempt=True`` sends anyway.
         """
-        return self.router.send(to, message, category=category, provider=provider, exempt=exempt)
+        return self.router.send(to, message, category=category, provider=provider, exempt=exempt, queue=queue)
 
     async def send_async(
         self,
@@ -330,8 +361,12 @@ class Bot:
         category: str | None = None,
         provider: str | None = None,
         exempt: bool = False,
+        queue: bool = True,
     ) -> SendReceipt:
-        return await self.router.send_async(to, message, category=category, provider=provider, exempt=exempt)
+        """Async face of :meth:`send`."""
+        return await self.router.send_async(
+            to, message, category=category, provider=provider, exempt=exempt, queue=queue
+        )
 
     @property
     def costs(self) -> Costs:

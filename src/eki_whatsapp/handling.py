@@ -234,7 +234,16 @@ class Sweeper:
             logger.exception("sweeping for unhandled work failed; trying again later")
 
     def sweep(self) -> int:
-        """Claim what is due now and submit it; returns how many were submitted."""
+        """Claim what is due now and submit it, then deliver the outbox sends that are due;
+        returns how many were submitted."""
+        submitted = self._sweep_work()
+        try:
+            self._bot.flush_outbox()
+        except StoreError as exc:  # unavailable for now: next time
+            logger.warning("delivering queued sends failed: %s", exc)
+        return submitted
+
+    def _sweep_work(self) -> int:
         bot = self._bot
         settings = bot.settings
         lease = bot.new_lease()

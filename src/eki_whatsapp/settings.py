@@ -142,6 +142,14 @@ class Settings(BaseSettings):
     whatsapp_handler_backoff_seconds: float = Field(5.0, ge=0)
     #: How often the sweeper looks for expired leases and due retries (0: only at start).
     whatsapp_sweep_interval_seconds: float = Field(15.0, ge=0)
+    #: The outbox (docs/deployment.md): how long a send that no provider could take keeps
+    #: being retried before it is ``expired`` (and ``on_undeliverable`` is called).
+    whatsapp_outbox_ttl_seconds: float = Field(86400.0, gt=0)
+    #: Wait before retrying a queued send; doubled per attempt (at most 5 minutes).
+    whatsapp_outbox_backoff_seconds: float = Field(5.0, ge=0)
+    #: How long a send whose answer was lost (a timeout after the request left) waits for a
+    #: status webhook to say it went out, before it is sent again.
+    whatsapp_ambiguous_grace_seconds: float = Field(120.0, ge=0)
 
     # --- storage -----------------------------------------------------------------------
     #: ``sqlite:///path/to/file.sqlite3`` (default: a file in the working directory), ``memory://``

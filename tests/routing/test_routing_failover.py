@@ -114,7 +114,7 @@ def test_when_both_fail_the_last_error_is_raised_and_both_are_logged(
     meta.fail_next.append(down())
     twilio.fail_next.append(classify_error("twilio", 20429, "Too many requests", http_status=429))
     with pytest.raises(RateLimited):
-        make_router().send(USER, PROMO, category="marketing")
+        make_router().send(USER, PROMO, category="marketing", queue=False)
     assert [(r.provider, r.reason) for r in rows(store)] == [
         ("meta", "cheapest"),
         ("twilio", "failover:ProviderDown"),
@@ -126,7 +126,7 @@ def test_explicit_provider_is_not_failed_over(
 ) -> None:
     meta.fail_next.append(down())
     with pytest.raises(ProviderDown):
-        make_router().send(USER, PROMO, provider="meta")
+        make_router().send(USER, PROMO, provider="meta", queue=False)
     assert twilio.attempts == 0
 
 
@@ -135,7 +135,7 @@ def test_single_provider_policy_has_nothing_to_fail_over_to(
 ) -> None:
     meta.fail_next.append(down())
     with pytest.raises(ProviderDown):
-        make_router(whatsapp_provider="meta").send(USER, PROMO)
+        make_router(whatsapp_provider="meta").send(USER, PROMO, queue=False)
     assert twilio.attempts == 0
 
 
@@ -164,7 +164,7 @@ def test_reply_without_fallback_raises_the_original_error_rather_than_send_blind
     store.record_inbound(message)
     meta.fail_next.append(down())
     with pytest.raises(ProviderDown):
-        make_router().send(USER, "Your order shipped", inbound=message)
+        make_router().send(USER, "Your order shipped", inbound=message, queue=False)
     assert twilio.attempts == 0
 
 
@@ -437,8 +437,11 @@ def test_open_breaker_does_not_strand_a_reply_that_only_its_channel_can_carry(
     assert router.breakers["meta"].state(clock.now) == "open"
     message = inbound("meta", clock.now)
     store.record_inbound(message)
-    # No Twilio window and no fallback template: Meta is the only way to deliver a free-form reply.
-    receipt = router.send(USER, "ok", inbound=message)
+    # No Twilio window and no fallback template: Meta is the only way to deliver a free-form
+    # reply. By default it waits in the outbox at once; a caller that will not wait gets a try.
+    queued = router.send(USER, "ok", inbound=message)
+    assert (queued.provider, queued.status) == ("meta", "queued") and meta.attempts == 1
+    receipt = router.send(USER, "ok", inbound=message, queue=False)
     assert receipt.provider == "meta" and rows(store)[-1].reason == "reply-channel"
     assert router.breakers["meta"].state(clock.now) == "closed"
 

@@ -63,8 +63,22 @@ class OutboundLog:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         """One ``accepted`` row per message id of the receipt (a long text has several)."""
+        for entry in self.entries(receipt, to, message, reason, category, extra):
+            self.store.log_outbound(entry)
+
+    def entries(
+        self,
+        receipt: SendReceipt,
+        to: str,
+        message: Message,
+        reason: str,
+        category: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> list[LogEntry]:
+        """The rows :meth:`success` writes."""
         provider = self.providers[receipt.provider]
         ids = receipt.message_ids or (receipt.message_id,)
+        entries = []
         for index, message_id in enumerate(ids):
             row_extra = dict(extra or {})
             if receipt.rendering is not None:  # e.g. Twilio buttons: real ones or numbered text
@@ -74,7 +88,7 @@ class OutboundLog:
             again = resendable(message)
             if again is not None:
                 row_extra["template"] = again
-            self.store.log_outbound(
+            entries.append(
                 LogEntry(
                     direction="out",
                     provider=receipt.provider,
@@ -92,6 +106,7 @@ class OutboundLog:
                     extra=row_extra,
                 )
             )
+        return entries
 
     def failure(
         self,

@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict, Union
+from typing import TYPE_CHECKING, Any, TypedDict, Union
 
 from ..events import InboundMessage
 from ..messages import Message
 from ..providers.base import Provider, ProviderError, SendReceipt
+
+if TYPE_CHECKING:
+    from .policy import Decision
 
 __all__ = ["Attempt", "Outcome", "Pending", "RoutePlan", "SendOptions", "run_async", "run_sync"]
 
@@ -34,6 +37,9 @@ class SendOptions(TypedDict, total=False):
         idempotency_key: a send already accepted under this key is not made again: its stored
             receipt is returned (``ctx.reply`` passes one per send of a handling, so a handler run
             again after a crash does not answer twice).
+        queue: when no provider can take the message now (down, circuit open, rate-limited),
+            keep it in the outbox and return a ``queued`` receipt (default ``True``); ``False``
+            raises the provider's error instead (docs/deployment.md, "The outbox").
     """
 
     inbound: InboundMessage | None
@@ -42,6 +48,7 @@ class SendOptions(TypedDict, total=False):
     exempt: bool
     extra: Mapping[str, Any] | None
     idempotency_key: str | None
+    queue: bool
 
 
 @dataclass(slots=True)
@@ -60,6 +67,12 @@ class Pending:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: provider -> the user's latest inbound message time on its number (read once per message).
     seen: dict[str, datetime | None] = field(default_factory=dict)
+    #: Keep the message in the outbox rather than raise when no provider can take it now.
+    queue: bool = False
+    #: The outbox send this is a delivery of (its row is rewritten, not added to).
+    outbox: str | None = None
+    #: The decision of the latest attempt (what the outbox records of a send that waits).
+    decision: Decision | None = None
 
 
 @dataclass(slots=True)
@@ -69,6 +82,8 @@ class Attempt:
     provider: str
     to: str
     message: Message
+    #: The key the provider sends with the request, echoed by its statuses (``None``: none).
+    correlation: str | None = None
 
 
 Outcome = Union[SendReceipt, ProviderError]
@@ -82,7 +97,12 @@ def run_sync(plan: RoutePlan, providers: Mapping[str, Provider]) -> SendReceipt:
         while True:
             outcome: Outcome
             try:
-                outcome = providers[step.provider].send(step.to, step.message)
+                if step.correlation is None:
+                    outcome = providers[step.provider].send(step.to, step.message)
+                else:
+                    outcome = providers[step.provider].send(  # type: ignore[call-arg]
+                        step.to, step.message, correlation=step.correlation
+                    )
             except ProviderError as exc:
                 outcome = exc
             step = plan.send(outcome)
@@ -97,7 +117,12 @@ async def run_async(plan: RoutePlan, providers: Mapping[str, Provider]) -> SendR
         while True:
             outcome: Outcome
             try:
-                outcome = await providers[step.provider].send_async(step.to, step.message)
+                if step.correlation is None:
+                    outcome = await providers[step.provider].send_async(step.to, step.message)
+                else:
+                    outcome = await providers[step.provider].send_async(  # type: ignore[call-arg]
+                        step.to, step.message, correlation=step.correlation
+                    )
             except ProviderError as exc:
                 outcome = exc
             step = plan.send(outcome)

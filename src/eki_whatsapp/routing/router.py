@@ -26,6 +26,7 @@ from ..providers.base import (
     InvalidRecipient,
     OutcomeUnknown,
     Provider,
+    ProviderDown,
     ProviderError,
     SendReceipt,
     Undeliverable,
@@ -38,6 +39,7 @@ from .facts import Facts
 from .fallback import Fallback, FallbackTemplate
 from .kinds import coerce_message, is_template, message_category
 from .log import OutboundLog, user_key
+from .outbox import Outbox, new_correlation
 from .plan import Attempt, Pending, RoutePlan, SendOptions, run_async, run_sync
 from .policy import Decision, after_failure, choose
 from .receipts import Receipts
@@ -112,6 +114,8 @@ class Router:
         self.recovery = Recovery(self)
         #: The receipts of keyed sends (``idempotency_key``), so a send is never made twice.
         self.receipts = Receipts(store)
+        #: Sends that wait for a provider, or for the status of a send whose answer was lost.
+        self.outbox = Outbox(self)
 
     @classmethod
     def from_bot(cls, bot: Bot) -> Router:
@@ -218,15 +222,42 @@ class Router:
         try:
             decision = self.next_decision(req)
         except (WindowClosed, UnsupportedMessage) as exc:
-            reason = "window-closed" if isinstance(exc, WindowClosed) else "unsupported"
-            self.log.failure(exc.provider, req.to, req.message, reason, exc, req.category, extra=req.extra)
+            if req.outbox is None:  # a queued send's own row says it
+                reason = "window-closed" if isinstance(exc, WindowClosed) else "unsupported"
+                self.log.failure(
+                    exc.provider, req.to, req.message, reason, exc, req.category, extra=req.extra
+                )
             raise
         assert decision is not None
         while True:
-            self.breakers[decision.provider].before_attempt(self.clock())
-            outcome = yield Attempt(decision.provider, req.to, decision.message)
+            req.decision = decision
+            now = self.clock()
+            breaker = self.breakers[decision.provider]
+            if req.queue and not breaker.available(now):
+                # Every provider the policy may use is skipped for now: waiting in the outbox
+                # beats seconds of retries against a provider known to be down.
+                open_ = ProviderDown(
+                    f"its circuit breaker is open after {breaker.failures} failures in a row "
+                    "(WHATSAPP_BREAKER_THRESHOLD); it is tried again after WHATSAPP_BREAKER_COOLDOWN_SECONDS",
+                    provider=decision.provider,
+                )
+                open_.attempts = 0
+                raise open_
+            breaker.before_attempt(now)
+            sender = self.providers[decision.provider]
+            correlation = new_correlation() if getattr(sender, "correlates", False) else None
+            outcome = yield Attempt(decision.provider, req.to, decision.message, correlation)
             if isinstance(outcome, SendReceipt):
                 return self.accepted(req, decision, outcome)
+            if isinstance(outcome, OutcomeUnknown):
+                # It may be on its way: no failover, no failed row (the outbox keeps it, and a
+                # status resolves it); priced, since it may have been charged.
+                if outcome.sent_message_ids:
+                    rest = self.recovery.partial_success(req, decision, outcome.sent_message_ids)
+                    if rest is not None:
+                        req.message = rest
+                self._price_unknown(req, decision)
+                raise outcome
             nxt = self._after_failure(req, decision, outcome)
             if nxt is None:
                 raise outcome
@@ -317,6 +348,8 @@ class Router:
             )
         except Exception:
             logger.exception("pricing message %s failed; the send itself succeeded", receipt.message_id)
+        if req.outbox is not None:
+            return receipt  # a queued send: the outbox rewrites its row
         try:
             self.log.success(
                 receipt,
@@ -341,7 +374,10 @@ class Router:
         """Route and send one message (sync). Raises the provider's error when nothing worked.
 
         ``options`` are those of :class:`SendOptions` (``inbound``, ``category``, ``provider``,
-        ``exempt``, ``extra``, ``idempotency_key``).
+        ``exempt``, ``extra``, ``idempotency_key``, ``queue``). When no provider can take the
+        message now it is kept in the outbox and a receipt with status ``queued`` is returned
+        (``queue=False``: the error is raised); when its answer was lost after the request
+        left, status ``unknown`` (docs/deployment.md, "The outbox").
         """
         return run_sync(self.route(to, message, **options), self.providers)
 
@@ -362,6 +398,7 @@ class Router:
         exempt: bool = False,
         extra: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        queue: bool = True,
     ) -> RoutePlan:
         """The plan of one send, which :meth:`send` and :meth:`send_async` run (see
         :class:`SendOptions` for the arguments). A user who opted out is refused with
@@ -371,13 +408,17 @@ class Router:
             req = self.pending(to, message, inbound, category, provider, extra)
             if not exempt:
                 self.optouts.check(req.user)
-            return self.plan(req)
+            req.queue = queue
+            return self.outbox.guard(req, self.plan(req), idempotency_key)
 
         return self.receipts.once(idempotency_key, fresh)
 
     def on_status(self, status: StatusUpdate) -> None:
         """Late results of sends: price the message from the status, and handle failures
-        (see :class:`~eki_whatsapp.routing.recovery.Recovery`)."""
+        (see :class:`~eki_whatsapp.routing.recovery.Recovery`); a status that echoes the key of
+        a send whose answer was lost says it went out (:meth:`Outbox.resolve`)."""
+        if status.correlation is not None:
+            self.outbox.resolve(status)
         self.recovery.on_status(status)
 
 
