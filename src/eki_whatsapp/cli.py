@@ -755,6 +755,8 @@ def cmd_pending(args: argparse.Namespace, out: _Out) -> int:
         store = open_store(args.store or settings.whatsapp_store_url)
     try:
         items = store.pending_work(limit=args.limit)
+        pending_sends = getattr(store, "pending_sends", None)
+        sends = pending_sends(limit=args.limit) if callable(pending_sends) else []
     finally:
         store.close()
     now = utcnow()
@@ -772,13 +774,28 @@ def cmd_pending(args: argparse.Namespace, out: _Out) -> int:
         }
         for item in items
     ]
+    queued: list[dict[str, Any]] = [
+        {
+            "id": send.id,
+            "state": send.state,
+            "attempts": send.attempts,
+            "age_seconds": round((now - (send.created_at or now)).total_seconds()),
+            "what": f"{str(send.message.get('$', 'message')).lower()} to {send.to}",
+            "last_error": send.last_error,
+            "next_attempt_at": None if send.next_attempt_at is None else send.next_attempt_at.isoformat(),
+            "expires_at": send.expires_at.isoformat(),
+            "leased_by": send.lease_owner,
+        }
+        for send in sends
+    ]
     if args.json:
-        out(json.dumps({"events": rows}, indent=2, ensure_ascii=False))
+        out(json.dumps({"events": rows, "sends": queued}, indent=2, ensure_ascii=False))
         return EXIT_OK
-    if not rows:
-        out(_("nothing pending: every recorded event was handled"), "green")
+    if not rows and not queued:
+        out(_("nothing pending: every recorded event was handled and every send went out"), "green")
         return EXIT_OK
-    out(_("{count} event(s) not handled (oldest first):").format(count=len(rows)))
+    if rows:
+        out(_("{count} event(s) not handled (oldest first):").format(count=len(rows)))
     for row in rows:
         color = "red" if row["state"] == "dead" else "yellow"
         line = "  {:<8} {:<8} {:<8} {:>7} ".format(
@@ -787,6 +804,15 @@ def cmd_pending(args: argparse.Namespace, out: _Out) -> int:
         if row["last_error"]:
             line += "  " + _("last error: {error}").format(error=row["last_error"])
         out(line, color)
+    if queued:
+        out(_("{count} send(s) waiting in the outbox (oldest first):").format(count=len(queued)))
+    for row in queued:
+        line = "  {:<8} {:<8} {:>7} ".format(row["id"], row["state"], _age(row["age_seconds"])) + _(
+            "attempts={attempts} {what}"
+        ).format(attempts=row["attempts"], what=row["what"])
+        if row["last_error"]:
+            line += "  " + _("last error: {error}").format(error=row["last_error"])
+        out(line, "yellow")
     out(_("retry one with `eki-whatsapp retry ID`, every failed or dead one with `--all`"))
     return EXIT_OK
 
@@ -811,7 +837,11 @@ def _age(seconds: float) -> str:
 
 
 def cmd_retry(args: argparse.Namespace, out: _Out) -> int:
+    from datetime import timedelta
+
     from .store import open_store
+    from .store.base import utcnow
+    from .store.rules import parse_outbox_id
 
     if bool(args.id) == bool(args.all):
         out(_("give one work id (from `eki-whatsapp pending`) or --all"), "red")
@@ -819,23 +849,40 @@ def cmd_retry(args: argparse.Namespace, out: _Out) -> int:
     with _config_errors(out):
         settings = _load_settings(args)
         store = open_store(args.store or settings.whatsapp_store_url)
+    # A send tried again gets a fresh time to live (it may have expired already).
+    expires_at = utcnow() + timedelta(seconds=settings.whatsapp_outbox_ttl_seconds)
+    retry_send = getattr(store, "retry_send", None)
+    is_send = args.id is not None and parse_outbox_id(args.id) is not None
+    changed = sends = 0
     try:
-        changed = store.retry_work(None if args.all else args.id)
+        if args.all or not is_send:
+            changed = store.retry_work(None if args.all else args.id)
+        if callable(retry_send) and (args.all or is_send):
+            sends = retry_send(None if args.all else args.id, expires_at=expires_at)
     finally:
         store.close()
-    if not changed and not args.all:
+    if not changed and not sends and not args.all:
         out(
             _("{id}: no such work waiting to be handled (see `eki-whatsapp pending`)").format(id=args.id),
             "red",
         )
         return EXIT_FAILED
-    out(
-        _(
-            "{count} event(s) will be handled again, by the next sweep of a running bot "
-            "(WHATSAPP_SWEEP_INTERVAL_SECONDS)"
-        ).format(count=changed),
-        "green",
-    )
+    if changed or not sends:
+        out(
+            _(
+                "{count} event(s) will be handled again, by the next sweep of a running bot "
+                "(WHATSAPP_SWEEP_INTERVAL_SECONDS)"
+            ).format(count=changed),
+            "green",
+        )
+    if sends:
+        out(
+            _(
+                "{count} send(s) will be tried again, by the next sweep of a running bot "
+                "(WHATSAPP_SWEEP_INTERVAL_SECONDS)"
+            ).format(count=sends),
+            "green",
+        )
     return EXIT_OK
 
 
@@ -983,13 +1030,21 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--month", help=_("YYYY-MM (default: this month)"))
     store_options(costs)
 
-    pending = add("pending", cmd_pending, _("events recorded but not handled yet (pending, failed, dead)"))
+    pending = add(
+        "pending",
+        cmd_pending,
+        _("events recorded but not handled yet (pending, failed, dead), and sends waiting in the outbox"),
+    )
     pending.add_argument("--limit", type=int, default=100, help=_("at most this many (default: 100)"))
     store_options(pending)
 
-    retry = add("retry", cmd_retry, _("handle again a failed or dead event (or --all of them)"))
-    retry.add_argument("id", nargs="?", help=_("the work id shown by `eki-whatsapp pending` (m12, s7)"))
-    retry.add_argument("--all", action="store_true", help=_("every failed or dead event"))
+    retry = add(
+        "retry", cmd_retry, _("handle again a failed or dead event, or send a queued send now (or --all)")
+    )
+    retry.add_argument("id", nargs="?", help=_("the id shown by `eki-whatsapp pending` (m12, s7, o3)"))
+    retry.add_argument(
+        "--all", action="store_true", help=_("every failed or dead event, and every unsent send")
+    )
     store_options(retry, json=False)
 
     worker = add(

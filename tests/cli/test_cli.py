@@ -352,3 +352,46 @@ def test_pending_lists_unhandled_events_and_retry_revives_them(
     assert item is not None and item.state == "pending" and item.attempts == 0
     store.close()
     assert run("retry", "--all", "--store", url, "--env-file", "/dev/null")[0] == 0
+
+
+def test_pending_lists_queued_sends_and_retry_sends_them_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from eki_whatsapp.store.base import Lease, utcnow
+    from eki_whatsapp.testing.store_contract import queued_send
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    waiting = store.enqueue_send(*queued_send(expires_at=utcnow() + timedelta(hours=1)))
+    ended = store.enqueue_send(*queued_send(expires_at=utcnow() + timedelta(hours=1)))
+    store.claim_sends(Lease("w1", utcnow() + timedelta(minutes=1)), now=utcnow())
+    store.finish_send(
+        waiting, "w1", state="queued", retry_at=utcnow() + timedelta(hours=1), error="meta: down"
+    )
+    store.finish_send(ended, "w1", state="expired", error="not delivered within the TTL")
+    store.close()
+
+    code, text = run("pending", "--store", url, "--env-file", "/dev/null")
+    assert code == 0 and waiting in text and "outbox" in text and "meta: down" in text
+    assert ended not in text  # ended sends are not pending
+    assert "hi there" not in text  # what the bot wrote is not printed
+    code, text = run("pending", "--store", url, "--json", "--env-file", "/dev/null")
+    (send,) = json.loads(text)["sends"]
+    assert (send["id"], send["state"], send["attempts"], send["last_error"]) == (
+        waiting,
+        "queued",
+        1,
+        "meta: down",
+    )
+
+    code, text = run("retry", ended, "--store", url, "--env-file", "/dev/null")
+    assert code == 0 and "1 send(s)" in text
+    code, text = run("retry", "--all", "--store", url, "--env-file", "/dev/null")
+    assert code == 0 and "2 send(s)" in text
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    due = store.claim_sends(Lease("w2", utcnow() + timedelta(minutes=1)), now=utcnow())
+    assert {item.id for item in due} == {waiting, ended}
+    store.close()
