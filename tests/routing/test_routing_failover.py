@@ -484,11 +484,15 @@ def test_a_send_that_timed_out_after_the_request_left_is_in_the_ledger(
 ) -> None:
     store.record_inbound(inbound("twilio", clock.now - timedelta(days=3)))
     twilio.fail_next.append(OutcomeUnknown("no answer (ReadTimeout)", provider="twilio"))
+    twilio.fail_next.append(OutcomeUnknown("no answer (ReadTimeout)", provider="twilio"))
     router = make_router()
-    with pytest.raises(OutcomeUnknown):
-        router.send(USER, PROMO, category="marketing")
+    receipt = router.send(USER, PROMO, category="marketing")
+    assert receipt.status == "unknown"  # kept in the outbox until a status says what happened
+    with pytest.raises(OutcomeUnknown):  # also when the caller will not wait
+        router.send(USER, PROMO, category="marketing", queue=False, provider="twilio")
+    assert twilio.attempts == 2  # never retried, never failed over
     line = router.costs.report("2026-09").line("twilio", "marketing")
-    assert (line.messages, line.timed_out, line.known_amount) == (1, 1, Decimal("0.0300"))
+    assert (line.messages, line.timed_out, line.known_amount) == (2, 2, Decimal("0.0600"))
 
 
 def test_the_window_margin_decides_what_may_be_sent_not_what_it_costs(
