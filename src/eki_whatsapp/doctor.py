@@ -59,7 +59,28 @@ def diagnose(
                         checks.extend(doctor_checks(name).online_checks(settings, client))
             if check_webhook:
                 checks.append(webhook_check(settings, client))
+    if online and settings.whatsapp_runner == "celery" and settings.whatsapp_celery_broker_url:
+        checks.append(broker_check(settings.whatsapp_celery_broker_url, timeout))
     return checks
+
+
+def broker_check(url: str, timeout: float = 10.0) -> Check:
+    """Whether the Celery broker accepts a connection."""
+    try:
+        from kombu.connection import Connection
+    except ImportError:
+        return Check(_("Celery broker"), "fail", _("celery: Celery is not installed"))
+    try:
+        with Connection(url, connect_timeout=timeout) as conn:  # type: ignore[no-untyped-call]
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:
+        return Check(
+            _("Celery broker"),
+            "fail",
+            _("{url}: {error}").format(url=_redacted(url), error=type(exc).__name__),
+            _("start the broker or fix WHATSAPP_CELERY_BROKER_URL; workers and web processes need it"),
+        )
+    return Check(_("Celery broker"), "ok", _("{url} accepts connections").format(url=_redacted(url)))
 
 
 # --- offline ---------------------------------------------------------------------------------------
@@ -101,7 +122,61 @@ def offline_checks(s: Settings) -> list[Check]:
         checks.extend(doctor_checks(provider).offline_checks(s))
     checks.extend(_api_url_checks(s))
     checks.append(_webhook_url_check(s))
+    checks.extend(_runner_checks(s))
     return checks
+
+
+def _runner_checks(s: Settings) -> list[Check]:
+    """``WHATSAPP_RUNNER=celery``: Celery installed, an app to send with, the workers' bot."""
+    if s.whatsapp_runner != "celery":
+        return []
+    try:
+        import celery  # noqa: F401
+    except ImportError:
+        return [
+            Check(
+                "WHATSAPP_RUNNER",
+                "fail",
+                _("celery: Celery is not installed"),
+                _("install the extra: pip install 'eki-whatsapp[celery]'"),
+            )
+        ]
+    checks = []
+    if s.whatsapp_celery_app:
+        checks.append(Check("WHATSAPP_CELERY_APP", "ok", s.whatsapp_celery_app))
+    elif s.whatsapp_celery_broker_url:
+        checks.append(Check("WHATSAPP_CELERY_BROKER_URL", "ok", _redacted(s.whatsapp_celery_broker_url)))
+    else:
+        checks.append(
+            Check(
+                "WHATSAPP_CELERY_BROKER_URL",
+                "fail",
+                _("WHATSAPP_RUNNER=celery and no Celery app to send the tasks with"),
+                _(
+                    "set WHATSAPP_CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0) or "
+                    "WHATSAPP_CELERY_APP=package.module:app (Django uses the project's app)"
+                ),
+            )
+        )
+    if not s.whatsapp_bot:
+        checks.append(
+            Check(
+                "WHATSAPP_BOT",
+                "warn",
+                _("not set: `eki-whatsapp worker` needs it to build your bot"),
+                _("set WHATSAPP_BOT=package.module:create_bot for the workers (not needed with Django)"),
+            )
+        )
+    return checks
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _is_loopback(url: str) -> bool:

@@ -126,3 +126,22 @@ def test_without_celery_installed_the_core_imports_and_the_error_names_the_extra
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "WHATSAPP_RUNNER=celery needs Celery" in out and "pip install 'eki-whatsapp[celery]'" in out
+
+
+def test_the_doctor_checks_the_celery_settings_and_reaches_the_broker() -> None:
+    from eki_whatsapp.doctor import broker_check, diagnose
+
+    def checks(**settings: Any) -> dict[str, Any]:
+        return {c.title: c for c in diagnose(make_settings(whatsapp_runner="celery", **settings))}
+
+    bare = checks()
+    assert bare["WHATSAPP_CELERY_BROKER_URL"].status == "fail"
+    assert "WHATSAPP_CELERY_APP" in bare["WHATSAPP_CELERY_BROKER_URL"].fix
+    assert bare["WHATSAPP_BOT"].status == "warn"
+    configured = checks(whatsapp_celery_broker_url="redis://:s3cret@127.0.0.1:1/0", whatsapp_bot="app:bot")
+    assert (
+        configured["WHATSAPP_CELERY_BROKER_URL"].detail == "redis://:***@127.0.0.1:1/0"
+    )  # never the password
+    assert "WHATSAPP_BOT" not in configured
+    down = broker_check("redis://:s3cret@127.0.0.1:1/0", timeout=2)  # what `doctor --online` adds
+    assert down.status == "fail" and "s3cret" not in down.detail and "WHATSAPP_CELERY_BROKER_URL" in down.fix
