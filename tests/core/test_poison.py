@@ -249,3 +249,47 @@ def test_a_redelivered_poisoned_body_is_a_duplicate(handled: Handled) -> None:
     assert handled.bot.handle(request).status == 200
     assert handled.bot.handle(request).status == 200
     assert sorted(e.id for e in handled.events if isinstance(e, InboundMessage)) == ["wamid.OK", "wamid.S"]
+
+
+def test_the_async_face_stores_and_handles_a_poisoned_batch(handled: Handled) -> None:
+    import asyncio
+
+    body = meta_body(
+        text("wamid.A1", "\ud800"),
+        text("wamid.A2", "fine"),
+        statuses=[{"id": "wamid.OUT", "status": "failed", "timestamp": "1", "errors": [{"code": BIG}]}],
+    )
+
+    response = asyncio.run(handled.bot.handle_async(meta_request(body)))
+
+    assert response.status == 200
+    assert {"wamid.A1", "wamid.A2"} <= set(handled.messages())
+    assert handled.store.statuses("meta", "wamid.OUT")
+
+
+# --- nothing escapes -----------------------------------------------------------------------
+def test_a_reader_that_crashes_answers_400_instead_of_raising(
+    handled: Handled, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(request: Any) -> list[Event]:
+        raise RuntimeError("a bug in a parser")
+
+    meta = next(r for r in handled.bot.webhook_readers if r.name == "meta")
+    monkeypatch.setattr(meta, "parse", crash)
+
+    assert handled.bot.handle(meta_request(meta_body(text("wamid.X", "hi")))).status == 400
+
+
+def test_inline_handling_that_fails_is_logged_and_the_work_stays_recorded(
+    handled: Handled, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(work: Any) -> None:
+        raise RuntimeError("the store went away while claiming")
+
+    monkeypatch.setattr(handled.bot, "process_work", broken)
+
+    response = handled.bot.handle(meta_request(meta_body(text("wamid.W", "hi"))))
+
+    assert response.status == 200  # acked: the row says it is still to be handled
+    assert "handing out" in caplog.text
+    assert handled.store.get_message("meta", "wamid.W") is not None
