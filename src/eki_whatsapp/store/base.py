@@ -171,6 +171,34 @@ class WorkItem:
 OutboxState = Literal["queued", "unknown", "sent", "expired", "failed"]
 
 
+class LogQuery(TypedDict, total=False):
+    """The filters of :meth:`Store.list_log` (all optional).
+
+    Attributes:
+        provider: rows of this provider only.
+        direction: ``"in"`` or ``"out"``.
+        user: rows of this user (the sender of an inbound row, the recipient of an outbound one).
+        limit: at most this many rows (default 100).
+    """
+
+    provider: str | None
+    direction: Direction | None
+    user: str | None
+    limit: int
+
+
+class WorkOutcome(TypedDict, total=False):
+    """How an attempt at a piece of work ended: the keywords of :meth:`Store.finish_work`.
+
+    Attributes:
+        error: ``None`` (default): handled; else what went wrong.
+        retry_at: with an ``error``, when to try again (``None``: the work is ``dead``).
+    """
+
+    error: str | None
+    retry_at: datetime | None
+
+
 class SendOutcome(TypedDict, total=False):
     """How an outbox attempt ended: the keywords of :meth:`Store.finish_send`.
 
@@ -261,15 +289,8 @@ class Store(Protocol):
         """The log row of a message (inbound or outbound) by provider id."""
         ...
 
-    def list_log(
-        self,
-        *,
-        provider: str | None = None,
-        direction: Direction | None = None,
-        user: str | None = None,
-        limit: int = 100,
-    ) -> list[LogEntry]:
-        """Newest first."""
+    def list_log(self, **query: Unpack[LogQuery]) -> list[LogEntry]:
+        """Log rows, newest first, filtered by :class:`LogQuery` (``limit`` 100 by default)."""
         ...
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
@@ -301,17 +322,11 @@ class Store(Protocol):
         every time)."""
         ...
 
-    def finish_work(
-        self,
-        work_id: str,
-        owner: str,
-        *,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> bool:
-        """End an attempt of ``owner``'s: ``handled`` when ``error`` is ``None``; else ``failed``
-        (retried at ``retry_at``) or, without ``retry_at``, ``dead``. ``False`` (nothing changed)
-        when ``owner`` no longer holds the lease (it expired and another worker took it)."""
+    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
+        """End an attempt of ``owner``'s (:class:`WorkOutcome`): ``handled`` when ``error`` is
+        ``None``; else ``failed`` (retried at ``retry_at``) or, without ``retry_at``, ``dead``.
+        ``False`` (nothing changed) when ``owner`` no longer holds the lease (it expired and
+        another worker took it)."""
         ...
 
     def get_work(self, work_id: str) -> WorkItem | None: ...

@@ -12,16 +12,17 @@ from ..errors import StoreError
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
 from .base import (
-    Direction,
     HandlingState,
     Lease,
     LedgerEntry,
     LogEntry,
+    LogQuery,
     OutboxItem,
     SendOutcome,
     StatusRecord,
     UsageRecord,
     WorkItem,
+    WorkOutcome,
     as_utc,
     utcnow,
 )
@@ -236,22 +237,16 @@ class MemoryStore:
                 self._show(work_id, work)
         return claimed
 
-    def finish_work(
-        self,
-        work_id: str,
-        owner: str,
-        *,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> bool:
+    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
         with self._lock:
             work = self._work.get(work_id)
             if work is None or work.lease_owner != owner or work.state not in rules.OPEN_STATES:
                 return False
-            work.state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
+            retry_at = outcome.get("retry_at")
+            work.state = rules.finished_state(outcome)
             work.lease_owner = work.lease_until = None
             work.next_at = None if retry_at is None else as_utc(retry_at)
-            work.error = error
+            work.error = outcome.get("error")
             self._show(work_id, work)
             return True
 
@@ -300,14 +295,9 @@ class MemoryStore:
             index = self._by_id.get((provider, message_id))
             return None if index is None else self._row(index)
 
-    def list_log(
-        self,
-        *,
-        provider: str | None = None,
-        direction: Direction | None = None,
-        user: str | None = None,
-        limit: int = 100,
-    ) -> list[LogEntry]:
+    def list_log(self, **query: Unpack[LogQuery]) -> list[LogEntry]:
+        provider, direction, user = query.get("provider"), query.get("direction"), query.get("user")
+        limit = rules.log_limit(query)
         with self._lock:
             out = []
             for index in range(len(self._rows) - 1, -1, -1):

@@ -37,17 +37,19 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
+from ._sql import log_filter
 from .base import (
-    Direction,
     Lease,
     LedgerEntry,
     LogEntry,
+    LogQuery,
     OutboxItem,
     SendOutcome,
     StatusRecord,
     UsageRecord,
     WorkItem,
     WorkKind,
+    WorkOutcome,
     as_utc,
     utcnow,
 )
@@ -655,31 +657,10 @@ class PostgresStore:
         )
         return self._row(rows[0]) if rows else None
 
-    def list_log(
-        self,
-        *,
-        provider: str | None = None,
-        direction: Direction | None = None,
-        user: str | None = None,
-        limit: int = 100,
-    ) -> list[LogEntry]:
-        where: list[str] = []
-        params: list[Any] = []
-        if provider is not None:
-            where.append("provider=%s")
-            params.append(provider)
-        if direction is not None:
-            where.append("direction=%s")
-            params.append(direction)
-        if user is not None:
-            where.append("((direction='in' AND sender=%s) OR (direction='out' AND recipient=%s))")
-            params.extend([user, user])
-        sql = f"SELECT {_ROW_COLUMNS} FROM message_log"  # noqa: S608
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT %s"
-        params.append(int(limit))
-        return [self._row(r) for r in self._query(sql, params)]
+    def list_log(self, **query: Unpack[LogQuery]) -> list[LogEntry]:
+        where, params = log_filter(query, "%s")
+        sql = f"SELECT {_ROW_COLUMNS} FROM message_log{where} ORDER BY id DESC LIMIT %s"  # noqa: S608
+        return [self._row(r) for r in self._query(sql, [*params, rules.log_limit(query)])]
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         rows = self._query(
@@ -790,26 +771,19 @@ class PostgresStore:
         claimed.sort(key=lambda w: w.created_at)
         return claimed[:limit]
 
-    def finish_work(
-        self,
-        work_id: str,
-        owner: str,
-        *,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> bool:
+    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
         ref = rules.parse_work_id(work_id)
         if ref is None:
             return False
         table, key = ref
         name, column, _ = _WORK_TABLES[table]
-        state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
+        state = rules.finished_state(outcome)
         with self._conn() as conn:
             cur = conn.execute(
                 f"UPDATE {name} SET handling=%s, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
                 f"next_attempt_at=%s, last_error=%s WHERE {column}=%s AND lease_owner=%s "
                 "AND handling IN ('pending', 'failed')",
-                (state, _dt(retry_at), error, key, owner),
+                (state, _dt(outcome.get("retry_at")), outcome.get("error"), key, owner),
             )
             return cur.rowcount > 0
 

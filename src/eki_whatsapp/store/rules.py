@@ -71,7 +71,16 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..events import STATUS_RANK, ChangeEvent, Event, InboundMessage, StatusUpdate
-from .base import LedgerEntry, LogEntry, StatusRecord, WorkKind, as_utc
+from .base import (
+    HandlingState,
+    LedgerEntry,
+    LogEntry,
+    LogQuery,
+    StatusRecord,
+    WorkKind,
+    WorkOutcome,
+    as_utc,
+)
 
 __all__ = [
     "OPEN_STATES",
@@ -85,10 +94,12 @@ __all__ = [
     "dies",
     "dumps",
     "entry_work_kind",
+    "finished_state",
     "first_error",
     "inbound_entry",
     "json_copy",
     "ledger_key",
+    "log_limit",
     "outbox_id",
     "parse_outbox_id",
     "parse_work_id",
@@ -331,6 +342,19 @@ def retry_at(attempts: int, max_attempts: int, now: datetime, backoff: float) ->
         return None
     delay = timedelta(seconds=backoff * 2 ** max(attempts - 1, 0))
     return now + min(delay, MAX_BACKOFF)
+
+
+def finished_state(outcome: WorkOutcome) -> HandlingState:
+    """The state an attempt leaves its work in: ``handled`` without an error, else ``failed``
+    (to be retried at ``retry_at``) or, without ``retry_at``, ``dead``."""
+    if outcome.get("error") is None:
+        return "handled"
+    return "failed" if outcome.get("retry_at") is not None else "dead"
+
+
+def log_limit(query: LogQuery) -> int:
+    """How many rows :meth:`~.base.Store.list_log` returns at most (default 100)."""
+    return int(query.get("limit", 100))
 
 
 def died_error(attempts: int) -> str:

@@ -21,17 +21,19 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
+from ._sql import log_filter
 from .base import (
-    Direction,
     Lease,
     LedgerEntry,
     LogEntry,
+    LogQuery,
     OutboxItem,
     SendOutcome,
     StatusRecord,
     UsageRecord,
     WorkItem,
     WorkKind,
+    WorkOutcome,
     as_utc,
     utcnow,
 )
@@ -538,32 +540,25 @@ class SQLiteStore:
         claimed.sort(key=lambda w: w.created_at)
         return claimed[:limit]
 
-    def finish_work(
-        self,
-        work_id: str,
-        owner: str,
-        *,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> bool:
+    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
         ref = rules.parse_work_id(work_id)
         if ref is None:
             return False
         table, key = ref
-        state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
-        outcome = _Outcome(
+        state = rules.finished_state(outcome)
+        update = _Outcome(
             f"UPDATE {_TABLES[table]} SET handling=?, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
             f"next_attempt_at=?, last_error=? WHERE {_KEYS[table]}=? AND lease_owner=? "
             "AND handling IN ('pending', 'failed')",
-            (state, _epoch(retry_at), error, key, owner),
+            (state, _epoch(outcome.get("retry_at")), outcome.get("error"), key, owner),
         )
         # Group commit: outcomes that arrive while another thread writes are queued, and the
         # first thread to get the store commits every queued one in one transaction (a commit
         # costs more than the updates in it). Each caller returns once its own is committed.
         with self._outcomes_lock:
-            self._outcomes.append(outcome)
+            self._outcomes.append(update)
         with self._lock:
-            if outcome.changed is None:
+            if update.changed is None:
                 with self._outcomes_lock:
                     batch, self._outcomes = self._outcomes, []
                 try:
@@ -573,9 +568,9 @@ class SQLiteStore:
                 except BaseException as exc:
                     for queued in batch:
                         queued.changed, queued.error = False, exc
-        if outcome.error is not None:
-            raise outcome.error
-        return bool(outcome.changed)
+        if update.error is not None:
+            raise update.error
+        return bool(update.changed)
 
     def get_work(self, work_id: str) -> WorkItem | None:
         ref = rules.parse_work_id(work_id)
@@ -667,30 +662,10 @@ class SQLiteStore:
         )
         return self._row(rows[0]) if rows else None
 
-    def list_log(
-        self,
-        *,
-        provider: str | None = None,
-        direction: Direction | None = None,
-        user: str | None = None,
-        limit: int = 100,
-    ) -> list[LogEntry]:
-        where, params = [], []
-        if provider is not None:
-            where.append("provider=?")
-            params.append(provider)
-        if direction is not None:
-            where.append("direction=?")
-            params.append(direction)
-        if user is not None:
-            where.append("((direction='in' AND sender=?) OR (direction='out' AND recipient=?))")
-            params.extend([user, user])
-        sql = f"SELECT id, {_LOG_COLUMNS} FROM message_log"  # noqa: S608
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(str(int(limit)))
-        return [self._row(r) for r in self._query(sql, tuple(params))]
+    def list_log(self, **query: Unpack[LogQuery]) -> list[LogEntry]:
+        where, params = log_filter(query, "?")
+        sql = f"SELECT id, {_LOG_COLUMNS} FROM message_log{where} ORDER BY id DESC LIMIT ?"  # noqa: S608
+        return [self._row(r) for r in self._query(sql, (*params, str(rules.log_limit(query))))]
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         rows = self._query(

@@ -34,15 +34,16 @@ from eki_whatsapp.errors import StoreError, UnstorableValue
 from eki_whatsapp.events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from eki_whatsapp.store import rules
 from eki_whatsapp.store.base import (
-    Direction,
     Lease,
     LedgerEntry,
     LogEntry,
+    LogQuery,
     OutboxItem,
     SendOutcome,
     StatusRecord,
     UsageRecord,
     WorkItem,
+    WorkOutcome,
     as_utc,
     utcnow,
 )
@@ -429,19 +430,12 @@ class DjangoStore:
         return claimed[:limit]
 
     @_db
-    def finish_work(
-        self,
-        work_id: str,
-        owner: str,
-        *,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> bool:
+    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
         """End ``owner``'s attempt (only while it still holds the lease)."""
         found = self._rows(work_id)
         if found is None:
             return False
-        state = "handled" if error is None else ("failed" if retry_at is not None else "dead")
+        state = rules.finished_state(outcome)
         return bool(
             found[0]
             .filter(lease_owner=owner, handling__in=rules.OPEN_STATES)
@@ -449,8 +443,8 @@ class DjangoStore:
                 handling=state,
                 lease_owner=None,
                 lease_until=None,
-                next_attempt_at=_to_db(retry_at),
-                last_error=error,
+                next_attempt_at=_to_db(outcome.get("retry_at")),
+                last_error=outcome.get("error"),
             )
         )
 
@@ -540,23 +534,16 @@ class DjangoStore:
         return None if row is None else self._entry(row)
 
     @_db
-    def list_log(
-        self,
-        *,
-        provider: str | None = None,
-        direction: Direction | None = None,
-        user: str | None = None,
-        limit: int = 100,
-    ) -> list[LogEntry]:
+    def list_log(self, **query: Unpack[LogQuery]) -> list[LogEntry]:
         """Log rows, newest first."""
         rows = WhatsAppLog.objects.using(self.using).all()
-        if provider is not None:
+        if (provider := query.get("provider")) is not None:
             rows = rows.filter(provider=provider)
-        if direction is not None:
+        if (direction := query.get("direction")) is not None:
             rows = rows.filter(direction=direction)
-        if user is not None:
+        if (user := query.get("user")) is not None:
             rows = rows.filter(Q(direction="in", sender=user) | Q(direction="out", recipient=user))
-        return [self._entry(r) for r in rows.order_by("-id")[: int(limit)]]
+        return [self._entry(r) for r in rows.order_by("-id")[: rules.log_limit(query)]]
 
     @_db
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
