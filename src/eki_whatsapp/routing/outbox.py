@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..messages import Message
+from ..formatting import split
+from ..messages import Message, Text
 from ..optout import OptedOut
 from ..providers.base import (
     OutcomeUnknown,
@@ -251,7 +252,45 @@ class Outbox:
         )
         # (It was priced when its answer was lost: ``note="timed-out"`` in the ledger.)
         router.receipts.put(options.get("idempotency_key"), receipt)
+        self._queue_rest(item, status.provider)
         return True
+
+    def _queue_rest(self, item: OutboxItem, provider: str) -> None:
+        """A split text whose part went out (resolved) still owes the parts after it: they
+        are queued, due now, so nothing of the message is lost."""
+        try:
+            message = load_message(item.message)
+        except (TypeError, ValueError):
+            return
+        sender = self.router.providers.get(provider)
+        if not isinstance(message, Text) or sender is None:
+            return
+        parts = split(message.body, int(getattr(sender, "text_limit", 4096)))
+        if len(parts) < 2:
+            return
+        found = message.body.find(parts[0])
+        rest = message.body[found + len(parts[0]) :].strip() if found >= 0 else ""
+        if not rest:
+            return
+        options = dict(item.options)
+        req = self.router.pending(
+            item.to,
+            Text(rest, preview_url=message.preview_url),
+            load_inbound(options.get("inbound")),
+            options.get("category"),
+            options.get("provider"),
+            {**(options.get("extra") or {}), "rest_of": item.id},
+        )
+        now = self.router.clock()
+        rest_item = OutboxItem(
+            to=item.to,
+            message=dump_message(req.message),
+            options={**options, "idempotency_key": None, "extra": dict(req.extra), "via": provider},
+            expires_at=item.expires_at,
+            next_attempt_at=now,
+        )
+        rest_id = self.router.store.enqueue_send(rest_item, self._row(req, provider, "queued", None))
+        logger.info("%s: the parts after the one that went out are queued as %s", item.id, rest_id)
 
     # --- delivery (the sweeper) ------------------------------------------------------------------
     def deliver_due(self, owner: str, lease_seconds: float, *, limit: int = 100) -> int:

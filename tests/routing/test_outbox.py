@@ -1,0 +1,168 @@
+"""The outbox at the router level: in-process fake providers, a fake clock, memory and SQLite.
+
+The end-to-end scenarios (fake HTTP APIs, status webhooks) are in test_outbox_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from eki_whatsapp import Bot, MemoryStore, SQLiteStore
+from eki_whatsapp.events import StatusUpdate
+from eki_whatsapp.messages import Buttons, Template, Text
+from eki_whatsapp.providers import OutcomeUnknown, ProviderDown, RateLimited
+from eki_whatsapp.providers._common import part_key
+from eki_whatsapp.routing import Router
+from eki_whatsapp.routing.stored import dump_message, load_message
+from eki_whatsapp.store.base import Lease, utcnow
+from eki_whatsapp.testing.store_contract import queued_send
+
+from .conftest import USER, inbound, make_settings
+from .fakes import Clock, FakeProvider
+
+
+@dataclass
+class Correlating(FakeProvider):
+    """A fake provider that takes correlation keys, as the HTTP providers do."""
+
+    correlates: bool = True
+    keys: list[str | None] = field(default_factory=list)
+
+    def send(self, to: str, message: Any, correlation: str | None = None) -> Any:  # type: ignore[override]
+        self.keys.append(correlation)
+        if self.fail_next and isinstance(self.fail_next[0], OutcomeUnknown):
+            # As the HTTP providers do: the key of the part whose answer was lost.
+            lost = self.fail_next[0]
+            lost.correlation = part_key(correlation, len(lost.sent_message_ids))
+        return self._send(to, message)
+
+
+def down() -> ProviderDown:
+    return ProviderDown("down", provider="meta")
+
+
+def test_every_message_model_round_trips_through_the_outbox() -> None:
+    for message in (
+        Text("hi *there*", preview_url=True, reply_to="wamid.X"),
+        Buttons("Confirm?", [("yes", "Yes"), ("no", "No")], footer="f"),
+        Template("order_shipped", "en_US", body=["Sheena", "8127"], callback_data="x"),
+    ):
+        assert load_message(dump_message(message)) == message
+
+
+def test_a_rate_limited_send_is_queued_and_a_refused_one_raises(
+    make_router: Callable[..., Router], store: Any, clock: Clock, meta: FakeProvider
+) -> None:
+    router = make_router(whatsapp_provider="meta")
+    store.record_inbound(inbound("meta", clock.now))
+    meta.fail_next.append(RateLimited("slow down", provider="meta"))
+    receipt = router.send(USER, "hola")
+    assert receipt.status == "queued" and receipt.message_id.startswith("o")
+    (item,) = store.pending_sends()
+    assert item.id == receipt.message_id and "slow down" in (item.last_error or "")
+    clock.advance(seconds=10)
+    assert router.outbox.deliver_due("me", 60) == 1
+    assert meta.sent == [(USER, Text("hola"))] and store.pending_sends() == []
+
+
+def test_a_queued_reply_is_answered_once_when_its_handler_runs_again(
+    make_router: Callable[..., Router], store: Any, clock: Clock, meta: FakeProvider
+) -> None:
+    router = make_router(whatsapp_provider="meta")
+    message = inbound("meta", clock.now)
+    store.record_inbound(message)
+    meta.fail_next.append(down())
+    first = router.send(USER, "hola", inbound=message, idempotency_key="meta:in#1")
+    again = router.send(USER, "hola", inbound=message, idempotency_key="meta:in#1")
+    assert first.status == again.status == "queued" and first.message_id == again.message_id
+    assert len(store.pending_sends()) == 1
+    clock.advance(seconds=10)
+    router.outbox.deliver_due("me", 60)
+    done = router.send(USER, "hola", inbound=message, idempotency_key="meta:in#1")
+    assert done.status == "accepted" and done.message_id.startswith("wamid.")
+    assert len(meta.sent) == 1
+
+
+def test_the_async_face_queues_too(
+    make_router: Callable[..., Router], store: Any, clock: Clock, meta: FakeProvider
+) -> None:
+    router = make_router(whatsapp_provider="meta")
+    store.record_inbound(inbound("meta", clock.now))
+    meta.fail_next.append(down())
+    receipt = asyncio.run(router.send_async(USER, "hola"))
+    assert receipt.status == "queued" and len(store.pending_sends()) == 1
+
+
+def test_a_resolved_part_of_a_split_text_leaves_the_rest_queued(
+    make_router: Callable[..., Router], store: Any, clock: Clock
+) -> None:
+    meta = Correlating("meta", "106540352242922")
+    meta.text_limit = 4096  # type: ignore[attr-defined]
+    router = make_router(whatsapp_provider="meta", providers={"meta": meta})
+    store.record_inbound(inbound("meta", clock.now))
+    body = "Alpha. " * 500 + "\n\n" + "Bravo. " * 500 + "\n\n" + "Charlie. " * 400  # 3 parts
+    lost = OutcomeUnknown("no answer", provider="meta")
+    lost.sent_message_ids = ("wamid.P1",)
+    meta.fail_next.append(lost)
+    receipt = router.send(USER, Text(body))
+    assert receipt.status == "unknown"
+    (item,) = store.pending_sends()
+    assert item.state == "unknown" and item.correlation == f"{meta.keys[0]}.2"
+    status = StatusUpdate(
+        provider="meta",
+        message_id="wamid.P2",
+        status="sent",
+        timestamp=clock.now,
+        raw={},
+        correlation=item.correlation,
+    )
+    store.record_status(status)
+    router.on_status(status)
+    (rest,) = store.pending_sends()
+    assert rest.state == "queued" and rest.id != item.id
+    text = load_message(rest.message)
+    assert isinstance(text, Text) and text.body == ("Charlie. " * 400).strip()
+    assert router.outbox.deliver_due("me", 60) == 1
+    assert [m.body[:8] for _, m in meta.sent] == ["Charlie."]
+
+
+def test_the_sweeper_delivers_the_outbox(clock: Clock) -> None:
+    meta = FakeProvider("meta", "106540352242922")
+    store = MemoryStore()
+    bot = Bot(make_settings(whatsapp_provider="meta"), store=store, providers={"meta": meta})
+    bot.router = Router(bot.providers, store, bot.settings, optouts=bot.optouts, clock=clock)
+    meta.fail_next.append(down())
+    assert bot.send(USER, Template("hello", "en_US")).status == "queued"
+    clock.advance(seconds=10)
+    bot.sweeper.sweep()
+    assert [m for _, m in meta.sent] == [Template("hello", "en_US")]
+    bot.close()
+
+
+def _claim_all(path: str, owner: str) -> list[str]:
+    store = SQLiteStore(path)
+    claimed: list[str] = []
+    while True:
+        items = store.claim_sends(Lease(owner, utcnow() + timedelta(minutes=5)), now=utcnow(), limit=3)
+        if not items:
+            break
+        claimed.extend(str(i.id) for i in items)
+    store.close()
+    return claimed
+
+
+def test_processes_sharing_a_sqlite_file_claim_each_send_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "outbox.sqlite3")
+    store = SQLiteStore(path)
+    ids = {store.enqueue_send(*queued_send(expires_at=utcnow() + timedelta(hours=1))) for _ in range(60)}
+    store.close()
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.starmap(_claim_all, [(path, f"p{n}") for n in range(4)])
+    claimed = [i for result in results for i in result]
+    assert sorted(claimed) == sorted(ids)  # every send claimed, none twice
