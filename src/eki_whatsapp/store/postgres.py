@@ -778,11 +778,17 @@ class PostgresStore:
         table, key = ref
         name, column, _ = _WORK_TABLES[table]
         state = rules.finished_state(outcome)
+        # Committed without waiting for the disk (synchronous_commit off for this one statement,
+        # through set_config in its own transaction): an outcome lost with a server crash only
+        # means the work runs again when its lease expires, and its sends carry idempotency
+        # keys. The webhook's acks, which must not be lost, keep waiting for theirs — and wait
+        # less, with half the disk flushes.
         with self._conn() as conn:
             cur = conn.execute(
                 f"UPDATE {name} SET handling=%s, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
                 f"next_attempt_at=%s, last_error=%s WHERE {column}=%s AND lease_owner=%s "
-                "AND handling IN ('pending', 'failed')",
+                "AND handling IN ('pending', 'failed') "
+                "AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL",
                 (state, _dt(outcome.get("retry_at")), outcome.get("error"), key, owner),
             )
             return cur.rowcount > 0
