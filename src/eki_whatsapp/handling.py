@@ -237,8 +237,15 @@ class Sweeper:
         """Claim what is due now and submit it, then deliver the outbox sends that are due;
         returns how many were submitted."""
         submitted = self._sweep_work()
+        bot = self._bot
         try:
-            self._bot.flush_outbox()
+            hand_over = getattr(bot.runner, "submit_send", None)
+            if hand_over is None:  # a runner that runs work here delivers here
+                bot.flush_outbox()
+            else:  # claimed here, delivered where the runner runs work (a Celery worker)
+                bot.router.outbox.deliver_due(
+                    bot.owner, bot.settings.whatsapp_handler_lease_seconds, hand_over=hand_over
+                )
         except StoreError as exc:  # unavailable for now: next time
             logger.warning("delivering queued sends failed: %s", exc)
         return submitted

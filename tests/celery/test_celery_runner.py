@@ -1,7 +1,8 @@
 """``WHATSAPP_RUNNER=celery`` against the real brokers (Redis, RabbitMQ) and real worker processes
 (``eki-whatsapp worker``): the web bot here only verifies, logs and acks; the handler runs on a
 worker; replies are counted at the fake Graph API on 127.0.0.1. A worker killed with ``kill -9``
-mid-task, and a task the broker lost, still end in exactly one reply per message."""
+mid-task, and a task the broker lost, still end in exactly one reply per message; a reply that
+could not go waits in the outbox and a worker delivers it."""
 
 from __future__ import annotations
 
@@ -104,6 +105,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
             "WHATSAPP_STORE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}",
             "WHATSAPP_HANDLER_LEASE_SECONDS": "4",
             "WHATSAPP_SWEEP_INTERVAL_SECONDS": "0.5",
+            "WHATSAPP_OUTBOX_BACKOFF_SECONDS": "0.5",
             "TEST_MARKS": str(marks),
             **graph.env(),
         }
@@ -154,3 +156,19 @@ def test_a_task_the_broker_lost_is_recovered_by_the_sweeper(setup: Setup) -> Non
         assert conn.default_channel.queue_purge(setup.queue) == 1  # the broker dropped the task
     with setup.worker():  # after the lease expires a sweeper claims it and sends it again
         setup.assert_answered_once(["lost in the queue"])
+
+
+def test_a_reply_that_could_not_go_waits_in_the_outbox_and_a_worker_delivers_it(setup: Setup) -> None:
+    store = SQLiteStore(setup.dir / "log.sqlite3")
+    try:
+        with setup.worker():
+            with setup.graph.outage("refuse"):  # Meta is down when the handler replies
+                setup.post("are you there?")
+                wait_for(lambda: bool(store.pending_sends()), "the reply to be queued in the outbox")
+            # A sweeper claims it when it is due and hands it to a worker, which delivers it.
+            wait_for(lambda: not store.pending_sends(), "the outbox to be empty", timeout=60)
+            setup.assert_answered_once(["are you there?"])
+    finally:
+        store.close()
+    log = setup.log.read_text(encoding="utf-8")
+    assert "eki_whatsapp.deliver_send" in log and "succeeded" in log

@@ -13,7 +13,7 @@ celery = pytest.importorskip("celery", reason="Celery is not installed: pip inst
 
 from ekidj_site.testkit import RecordingProvider  # noqa: E402
 
-from eki_whatsapp.runners.celery import TASK_NAME, CeleryRunner  # noqa: E402
+from eki_whatsapp.runners.celery import SEND_TASK_NAME, TASK_NAME, CeleryRunner  # noqa: E402
 from eki_whatsapp.testing import meta_text  # noqa: E402
 from eki_whatsapp_django import create_bot, get_bot, reset_bot  # noqa: E402
 from eki_whatsapp_django.conf import close_bot  # noqa: E402
@@ -61,6 +61,7 @@ def test_the_web_side_sends_with_the_projects_app_and_the_task_runs_the_projects
         assert bot.handle(meta_text("hola", message_id="wamid.DJ1").request(URL, secret=SECRET)).status == 200
         [(name, [work_id, owner])] = sent
         assert name == TASK_NAME and meta.sent == []
+        assert SEND_TASK_NAME in project_app.tasks  # the outbox's deliveries run there too
         project_app.tasks[TASK_NAME](work_id, owner)  # what `celery -A myproject worker` runs
         assert [m.body for _, m in meta.sent] == ["echo hola"]
         assert bot.store.pending_work() == []

@@ -39,6 +39,7 @@ from ..providers.base import (
     SendReceipt,
     WindowClosed,
 )
+from ..store import rules
 from ..store.base import Lease, LogEntry, OutboxItem, OutboxState
 from .kinds import message_kind, message_text
 from .log import user_key
@@ -293,8 +294,16 @@ class Outbox:
         logger.info("%s: the parts after the one that went out are queued as %s", item.id, rest_id)
 
     # --- delivery (the sweeper) ------------------------------------------------------------------
-    def deliver_due(self, owner: str, lease_seconds: float, *, limit: int = 100) -> int:
-        """Claim the sends that are due and deliver them here; how many were claimed."""
+    def deliver_due(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        limit: int = 100,
+        hand_over: Callable[[OutboxItem, Lease], None] | None = None,
+    ) -> int:
+        """Claim the sends that are due and deliver them here — or give each, claimed, to
+        ``hand_over`` (a runner that delivers elsewhere: a Celery worker); how many were claimed."""
         if not self.enabled:
             return 0
         now = self.router.clock()
@@ -302,10 +311,20 @@ class Outbox:
         items = self.router.store.claim_sends(lease, now=now, limit=limit)
         for item in items:
             try:
-                self.deliver(item, lease)
+                (hand_over or self.deliver)(item, lease)
             except Exception:
                 logger.exception("delivering %s failed; it is tried again when its lease ends", item.id)
         return len(items)
+
+    def deliver_claimed(self, outbox_id: str, owner: str) -> bool:
+        """Deliver a send another process claimed for ``owner`` and handed over (a Celery task):
+        only while it is open and still held by ``owner`` (a task delivered again finds it
+        final, or claimed by a sweeper under another owner after its lease expired)."""
+        item = self.router.store.get_send(outbox_id)
+        if item is None or item.state not in rules.OUTBOX_OPEN or item.lease_owner != owner:
+            return False
+        self.deliver(item, Lease(owner, item.lease_until or self.router.clock()))
+        return True
 
     def deliver(self, item: OutboxItem, lease: Lease) -> None:
         """Route one claimed send again and record what happened."""

@@ -33,14 +33,26 @@ from ..store.base import Lease, utcnow
 if TYPE_CHECKING:
     from ..bot import Bot
     from ..settings import Settings
+    from ..store.base import OutboxItem
     from . import Work
 
 logger = logging.getLogger("eki_whatsapp.runners.celery")
 
-__all__ = ["TASK_NAME", "CeleryRunner", "build_app", "register_tasks", "run_task", "worker_bot"]
+__all__ = [
+    "SEND_TASK_NAME",
+    "TASK_NAME",
+    "CeleryRunner",
+    "build_app",
+    "register_tasks",
+    "run_send_task",
+    "run_task",
+    "worker_bot",
+]
 
 #: The name of the task that handles one piece of work (what web processes send by name).
 TASK_NAME = "eki_whatsapp.process_work"
+#: The name of the task that delivers one send of the outbox, claimed by a sweeper.
+SEND_TASK_NAME = "eki_whatsapp.deliver_send"
 #: Options of that task: a worker killed mid-task leaves it to another (late ack, and a lost
 #: worker rejects it back to the queue).
 TASK_OPTIONS: dict[str, Any] = {
@@ -49,6 +61,7 @@ TASK_OPTIONS: dict[str, Any] = {
     "reject_on_worker_lost": True,
     "ignore_result": True,
 }
+SEND_TASK_OPTIONS: dict[str, Any] = {**TASK_OPTIONS, "name": SEND_TASK_NAME}
 EXTRA_HINT = "install the extra: pip install 'eki-whatsapp[celery]'"
 
 
@@ -142,12 +155,18 @@ class CeleryRunner:
         self.queue = bot.settings.whatsapp_celery_queue
 
     def submit(self, work: Work) -> None:
-        owner = work.lease.owner if work.lease is not None else None
+        self._send(TASK_NAME, work.id, work.lease.owner if work.lease is not None else None)
+
+    def submit_send(self, item: OutboxItem, lease: Lease) -> None:
+        """Send an outbox send a sweeper claimed to a worker, which delivers it under ``lease``."""
+        self._send(SEND_TASK_NAME, item.id, lease.owner)
+
+    def _send(self, task: str, item_id: str | None, owner: str | None) -> None:
         options: dict[str, Any] = {"queue": self.queue} if self.queue else {}
         try:
-            self.app.send_task(TASK_NAME, args=[work.id, owner], **options)
+            self.app.send_task(task, args=[item_id, owner], **options)
         except Exception:  # the broker is down: the lease expires, and a sweeper sends it again
-            logger.exception("sending %s to Celery failed; a sweeper will send it again", work.id)
+            logger.exception("sending %s to Celery failed; a sweeper will send it again", item_id)
 
     def close(self) -> None:
         return None
@@ -208,15 +227,24 @@ def _takes_argument(func: Callable[..., Any]) -> bool:
     return any(p.kind in positional and p.default is p.empty for p in params)
 
 
-def register_tasks(app: Any, bot: Callable[[], Bot] | None = None) -> Any:
-    """Register the handling task on your Celery ``app``; its workers get the bot from ``bot()``
-    (default: :func:`worker_bot`, from ``WHATSAPP_BOT``). Returns the task."""
+def run_send_task(bot: Bot, outbox_id: str, owner: str) -> None:
+    """What the delivery task does: deliver the outbox send ``outbox_id`` under ``owner``'s lease."""
+    if not bot.router.outbox.deliver_claimed(outbox_id, owner):
+        logger.info("%s is no longer held by %s: not delivered here", outbox_id, owner)
+
+
+def register_tasks(app: Any, bot: Callable[[], Bot] | None = None) -> list[Any]:
+    """Register the handling and delivery tasks on your Celery ``app``; its workers get the bot
+    from ``bot()`` (default: :func:`worker_bot`, from ``WHATSAPP_BOT``). Returns the tasks."""
     get_bot = bot or worker_bot
 
     def process_work(work_id: str, owner: str | None = None) -> None:
         run_task(get_bot(), work_id, owner)
 
-    return app.task(**TASK_OPTIONS)(process_work)
+    def deliver_send(outbox_id: str, owner: str) -> None:
+        run_send_task(get_bot(), outbox_id, owner)
+
+    return [app.task(**TASK_OPTIONS)(process_work), app.task(**SEND_TASK_OPTIONS)(deliver_send)]
 
 
 # --- workers -------------------------------------------------------------------------------------
@@ -229,7 +257,7 @@ def worker_app(settings: Settings | None = None) -> Any:
 
     settings = settings if settings is not None else Settings()
     app = app_for(settings)
-    if TASK_NAME not in app.tasks:
+    if TASK_NAME not in app.tasks or SEND_TASK_NAME not in app.tasks:
         register_tasks(app)
     _connect_worker_signals()
     return app
