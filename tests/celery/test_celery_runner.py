@@ -1,6 +1,6 @@
 """``WHATSAPP_RUNNER=celery`` against the real brokers (Redis, RabbitMQ) and real worker processes
-(``eki-whatsapp worker``): the web bot here only verifies, logs and acks; the handler runs on a
-worker; replies are counted at the fake Graph API on 127.0.0.1. A worker killed with ``kill -9``
+(``eki-whatsapp worker``), sharing a PostgreSQL store: the web bot here only verifies, logs and
+acks; the handler runs on a worker; replies are counted at the fake Graph API on 127.0.0.1. A worker killed with ``kill -9``
 mid-task, and a task the broker lost, still end in exactly one reply per message; a reply that
 could not go waits in the outbox and a worker delivers it."""
 
@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 
-from eki_whatsapp import Bot, SQLiteStore
+from eki_whatsapp import Bot
+from eki_whatsapp.store import Store, open_store
 from eki_whatsapp.testing import FakeGraphAPI, meta_text
 from eki_whatsapp.testing.processes import celery_worker, forget_queue, kill, wait_for
 from eki_whatsapp.testing.services import require_service
 
 pytest.importorskip("celery", reason="Celery is not installed: pip install 'eki-whatsapp[celery]'")
+
+pytestmark = pytest.mark.slow  # worker processes
 
 APP_SECRET = "celery-test-secret"
 URL = "https://bot.example.com/webhook/whatsapp/"
@@ -74,12 +77,16 @@ class Setup:
     def worker(self, name: str = "worker", **options: Any) -> Any:
         return celery_worker(env=self.env, cwd=self.dir, log=self.log, name=name, **options)
 
+    def store(self) -> Store:
+        """The store the web process and the workers share (PostgreSQL)."""
+        return open_store(self.env["WHATSAPP_STORE_URL"])
+
     def started(self) -> list[int]:
         """The process ids the handler started in, one per start."""
         return [int(p.read_text()) for p in self.marks.iterdir()]
 
     def assert_answered_once(self, texts: list[str]) -> None:
-        store = SQLiteStore(self.dir / "log.sqlite3")
+        store = self.store()
         try:
             wait_for(lambda: not store.pending_work(), "every message to be handled", timeout=60)
         finally:
@@ -88,13 +95,16 @@ class Setup:
 
 
 @pytest.fixture(params=sorted(BROKERS))
-def setup(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+def setup(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> Iterator[Setup]:
     name, port, broker = BROKERS[request.param]
     require_service(name, "127.0.0.1", port)
     (tmp_path / "celery_bot.py").write_text(BOT, encoding="utf-8")
     marks = tmp_path / "marks"
     marks.mkdir()
     queue = f"eki-test-{uuid.uuid4().hex[:10]}"  # the brokers are shared: a queue of this test's own
+    open_store(pg_url).close()  # the schema exists before the processes race to create it
     with FakeGraphAPI(app_secret=APP_SECRET) as graph:
         settings = {
             "WHATSAPP_PROVIDER": "meta",
@@ -102,7 +112,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
             "WHATSAPP_BOT": "celery_bot:create_bot",
             "WHATSAPP_CELERY_BROKER_URL": broker,
             "WHATSAPP_CELERY_QUEUE": queue,
-            "WHATSAPP_STORE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}",
+            "WHATSAPP_STORE_URL": pg_url,
             "WHATSAPP_HANDLER_LEASE_SECONDS": "4",
             "WHATSAPP_SWEEP_INTERVAL_SECONDS": "0.5",
             "WHATSAPP_OUTBOX_BACKOFF_SECONDS": "0.5",
@@ -159,7 +169,7 @@ def test_a_task_the_broker_lost_is_recovered_by_the_sweeper(setup: Setup) -> Non
 
 
 def test_a_reply_that_could_not_go_waits_in_the_outbox_and_a_worker_delivers_it(setup: Setup) -> None:
-    store = SQLiteStore(setup.dir / "log.sqlite3")
+    store = setup.store()
     try:
         with setup.worker():
             with setup.graph.outage("refuse"):  # Meta is down when the handler replies
