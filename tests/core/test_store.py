@@ -133,3 +133,25 @@ def test_the_unread_created_index_of_older_files_is_dropped(tmp_path: Path) -> N
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     db.close()
     assert "message_log_created" not in names
+
+
+def test_writes_in_a_batch_commit_together_and_each_stays_atomic(tmp_path: Path) -> None:
+    # A send's log row, ledger entry and receipt go to disk in one commit (store.batch()); a
+    # write that fails inside leaves the others in place.
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    other = sqlite3.connect(tmp_path / "bot.sqlite3")
+    with store.batch():
+        store.set_value("sent", "k1", {"id": 1})
+        assert store.record_inbound(inbound("in-batch"))
+        with pytest.raises(Exception, match=r"cannot hold a value|surrogate"):
+            store.set_value("sent", "bad", "\ud800")
+        # nothing is visible to another connection before the batch commits
+        assert other.execute("SELECT count(*) FROM kv").fetchone() == (0,)
+    assert other.execute("SELECT key FROM kv").fetchall() == [("k1",)]
+    assert store.get_message("meta", "in-batch") is not None
+    with pytest.raises(RuntimeError), store.batch():
+        store.set_value("sent", "k2", {"id": 2})
+        raise RuntimeError("the caller failed")
+    assert store.get_value("sent", "k2") is None  # the whole batch rolled back
+    other.close()
+    store.close()

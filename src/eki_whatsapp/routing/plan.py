@@ -73,6 +73,8 @@ class Pending:
     outbox: str | None = None
     #: The decision of the latest attempt (what the outbox records of a send that waits).
     decision: Decision | None = None
+    #: The send's idempotency key: its receipt is stored with the log row, in one write.
+    key: str | None = None
 
 
 @dataclass(slots=True)

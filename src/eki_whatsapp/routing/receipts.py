@@ -8,6 +8,7 @@ space: the smallest durable record that does the job, shared by every process on
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ class Receipts:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._local = threading.local()  # the receipt this thread stored last
 
     def get(self, key: str | None) -> SendReceipt | None:
         """The receipt of the send made under ``key`` (``None``: no key, or not sent yet)."""
@@ -51,15 +53,19 @@ class Receipts:
         if key is None:
             return
         self.store.set_value(self.SPACE, key, _stored(receipt))
+        self._local.stored = receipt
 
     def once(self, key: str | None, plan: Callable[[], RoutePlan]) -> RoutePlan:
         """The plan of a keyed send: the stored receipt when ``key`` was sent already (the plan is
-        then not even made: no opt-out check, no request), else ``plan()`` run and remembered."""
+        then not even made: no opt-out check, no request), else ``plan()`` run (it remembers)."""
         done = self.get(key)
         if done is not None:
             return done
         receipt = yield from plan()
-        self.put(key, receipt)
+        # The router stores it with the send's log row, in one write (Router.accepted); a plan
+        # that did not is remembered here.
+        if getattr(self._local, "stored", None) is not receipt:
+            self.put(key, receipt)
         return receipt
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from ..providers.base import (
     UnsupportedMessage,
     WindowClosed,
 )
-from ..store.base import Store
+from ..store.base import Store, batch
 from .breaker import Breakers
 from .facts import Facts
 from .fallback import Fallback, FallbackTemplate
@@ -332,8 +333,34 @@ class Router:
         self.facts.opt_in(user_key(user), *(self._require(p) for p in providers))
 
     def accepted(self, req: Pending, decision: Decision, receipt: SendReceipt) -> SendReceipt:
-        """Record a send the provider accepted: close its breaker, price it, log it."""
+        """Record a send the provider accepted: close its breaker, price it, log it, and keep its
+        receipt under the send's idempotency key — one write to the store where it can batch."""
         self.breakers[decision.provider].success()
+        writes: AbstractContextManager[Any]
+        try:
+            writes = batch(self.store)
+            writes.__enter__()
+        except Exception:  # no batch now (the store is busy): each write commits on its own
+            logger.warning("the writes of message %s are not batched", receipt.message_id, exc_info=True)
+            writes = nullcontext()
+        try:
+            self._record_accepted(req, decision, receipt)
+            self.receipts.put(req.key, receipt)
+        except BaseException as exc:
+            writes.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        try:
+            writes.__exit__(None, None, None)
+        except Exception:
+            logger.exception(
+                "%s accepted message %s but its log row, price and receipt could not be written; "
+                "the message was sent",
+                receipt.provider,
+                receipt.message_id,
+            )
+        return receipt
+
+    def _record_accepted(self, req: Pending, decision: Decision, receipt: SendReceipt) -> None:
         ids = receipt.message_ids or (receipt.message_id,)
         try:
             self._costs.record_send(
@@ -349,7 +376,7 @@ class Router:
         except Exception:
             logger.exception("pricing message %s failed; the send itself succeeded", receipt.message_id)
         if req.outbox is not None:
-            return receipt  # a queued send: the outbox rewrites its row
+            return  # a queued send: the outbox rewrites its row
         try:
             self.log.success(
                 receipt,
@@ -367,7 +394,6 @@ class Router:
                 receipt.provider,
                 receipt.message_id,
             )
-        return receipt
 
     # --- the two faces ---------------------------------------------------------------------------
     def send(self, to: str, message: Message | str, **options: Unpack[SendOptions]) -> SendReceipt:
@@ -406,6 +432,7 @@ class Router:
 
         def fresh() -> RoutePlan:
             req = self.pending(to, message, inbound, category, provider, extra)
+            req.key = idempotency_key  # accepted() keeps the receipt with the log row
             if not exempt:
                 self.optouts.check(req.user)
             req.queue = queue

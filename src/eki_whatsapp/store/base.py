@@ -11,6 +11,7 @@ operations. How rows merge (statuses, windows, dedup) is written once in
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import datetime, timezone
@@ -29,6 +30,13 @@ Direction = Literal["in", "out"]
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def batch(store: object) -> AbstractContextManager[Any]:
+    """``store.batch()`` when the store has one (SQLite: the writes inside commit together),
+    else nothing: every write commits on its own, as always."""
+    method = getattr(store, "batch", None)
+    return method() if method is not None else nullcontext()
 
 
 def as_utc(value: datetime) -> datetime:

@@ -256,6 +256,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._outcomes: list[_Outcome] = []  # finish_work calls waiting for the next commit
         self._outcomes_lock = threading.Lock()
+        self._batch_depth = 0  # batch() levels open; only the holder of self._lock reads it
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA busy_timeout=30000")
@@ -292,17 +293,51 @@ class SQLiteStore:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                nested = self._batch_depth > 0  # inside batch(): a savepoint, committed with it
+                self._db.execute("SAVEPOINT tx" if nested else "BEGIN IMMEDIATE")
                 try:
                     yield self._db
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    self._db.execute("ROLLBACK TO tx" if nested else "ROLLBACK")
+                    if nested:
+                        self._db.execute("RELEASE tx")
                     raise
-                self._db.execute("COMMIT")
+                self._db.execute("RELEASE tx" if nested else "COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             except (UnicodeEncodeError, OverflowError) as exc:  # a lone surrogate, a number > 2**63
                 raise UnstorableValue(f"SQLite store {self.path!r} cannot hold a value: {exc}") from exc
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commit every write this thread makes inside in one transaction (each write stays
+        atomic on its own, as a savepoint): one commit instead of several for the writes that
+        follow one event, such as a send's log row, ledger entry and receipt."""
+        with self._lock:
+            if self._batch_depth:
+                self._batch_depth += 1
+                try:
+                    yield
+                finally:
+                    self._batch_depth -= 1
+                return
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            self._batch_depth = 1
+            try:
+                yield
+            except BaseException:
+                self._batch_depth = 0
+                self._db.execute("ROLLBACK")
+                raise
+            self._batch_depth = 0
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
