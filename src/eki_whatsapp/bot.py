@@ -40,10 +40,12 @@ from .store.base import Lease
 from .webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .costs import Costs
     from .messages import Message
     from .providers.base import Provider, SendReceipt
-    from .routing import Router
+    from .routing import Router, SendOptions
     from .routing.outbox import UndeliverableHook
     from .templates import Templates
 
@@ -332,17 +334,10 @@ class Bot:
         await self.background.drain_async()
 
     # --- sending -------------------------------------------------------------------------------
-    def send(
-        self,
-        to: str,
-        message: Message | str,
-        *,
-        category: str | None = None,
-        provider: str | None = None,
-        exempt: bool = False,
-        queue: bool = True,
-    ) -> SendReceipt:
-        """Send a business-initiated message; the routing policy picks the provider.
+    def send(self, to: str, message: Message | str, **options: Unpack[SendOptions]) -> SendReceipt:
+        """Send a business-initiated message; the routing policy picks the provider
+        (``options``: :class:`~eki_whatsapp.routing.SendOptions`: ``category``, ``provider``,
+        ``exempt``, ``queue``...).
 
         When no provider can take it now (down, circuit open, rate-limited) it waits in the
         outbox and the receipt says ``queued``; ``queue=False`` raises the provider's error
@@ -351,22 +346,13 @@ class Bot:
         Raises:
             OptedOut: ``to`` opted out (nothing was sent); ``exempt=True`` sends anyway.
         """
-        return self.router.send(to, message, category=category, provider=provider, exempt=exempt, queue=queue)
+        return self.router.send(to, message, **options)
 
     async def send_async(
-        self,
-        to: str,
-        message: Message | str,
-        *,
-        category: str | None = None,
-        provider: str | None = None,
-        exempt: bool = False,
-        queue: bool = True,
+        self, to: str, message: Message | str, **options: Unpack[SendOptions]
     ) -> SendReceipt:
         """Async face of :meth:`send`."""
-        return await self.router.send_async(
-            to, message, category=category, provider=provider, exempt=exempt, queue=queue
-        )
+        return await self.router.send_async(to, message, **options)
 
     @property
     def costs(self) -> Costs:

@@ -21,16 +21,38 @@ from ..providers.base import Provider, ProviderError, SendReceipt
 if TYPE_CHECKING:
     from .policy import Decision
 
-__all__ = ["Attempt", "Outcome", "Pending", "RoutePlan", "SendOptions", "run_async", "run_sync"]
+__all__ = [
+    "Attempt",
+    "DecisionOptions",
+    "Outcome",
+    "Pending",
+    "RoutePlan",
+    "SendOptions",
+    "run_async",
+    "run_sync",
+]
 
 
-class SendOptions(TypedDict, total=False):
-    """The options of :meth:`Router.send` and :meth:`Router.send_async` (all keyword-only).
+class DecisionOptions(TypedDict, total=False):
+    """What a routing decision may be given besides the recipient and the message (keyword-only:
+    :meth:`Router.choose`, :meth:`Router.decide`, and every send).
 
     Attributes:
         inbound: the message this answers (a reply goes out on the channel it came in on).
         category: the pricing category (default: from the message: a template's, else service).
         provider: send through this provider only (no policy choice, no failover).
+    """
+
+    inbound: InboundMessage | None
+    category: str | None
+    provider: str | None
+
+
+class SendOptions(DecisionOptions, total=False):
+    """The options of a send (:meth:`Router.send`, :meth:`Bot.send <eki_whatsapp.Bot.send>`,
+    ``ctx.reply``): those of :class:`DecisionOptions`, and
+
+    Attributes:
         exempt: send even to a user who opted out (otherwise :class:`OptedOut` is raised before
             any request).
         extra: added to the message's log rows (the console logs ``{"staff": name}``).
@@ -42,9 +64,6 @@ class SendOptions(TypedDict, total=False):
             raises the provider's error instead (docs/deployment.md, "The outbox").
     """
 
-    inbound: InboundMessage | None
-    category: str | None
-    provider: str | None
     exempt: bool
     extra: Mapping[str, Any] | None
     idempotency_key: str | None

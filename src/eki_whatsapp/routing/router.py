@@ -41,7 +41,7 @@ from .fallback import Fallback, FallbackTemplate
 from .kinds import coerce_message, is_template, message_category
 from .log import OutboundLog, user_key
 from .outbox import Outbox, new_correlation
-from .plan import Attempt, Pending, RoutePlan, SendOptions, run_async, run_sync
+from .plan import Attempt, DecisionOptions, Pending, RoutePlan, SendOptions, run_async, run_sync
 from .policy import Decision, after_failure, choose
 from .receipts import Receipts
 from .recovery import Recovery
@@ -142,35 +142,22 @@ class Router:
         return self.fallback.template_for(user, message)
 
     # --- decisions (no sending) ----------------------------------------------------------------
-    def choose(
-        self,
-        to: str,
-        message: Message | str,
-        *,
-        inbound: InboundMessage | None = None,
-        category: str | None = None,
-        provider: str | None = None,
-    ) -> tuple[str, str]:
-        """``(provider name, reason)`` for this message."""
-        decision = self.decide(to, message, inbound=inbound, category=category, provider=provider)
+    def choose(self, to: str, message: Message | str, **options: Unpack[DecisionOptions]) -> tuple[str, str]:
+        """``(provider name, reason)`` for this message (``options``: :class:`DecisionOptions`)."""
+        decision = self.decide(to, message, **options)
         return decision.provider, decision.reason
 
-    def decide(
-        self,
-        to: str,
-        message: Message | str,
-        *,
-        inbound: InboundMessage | None = None,
-        category: str | None = None,
-        provider: str | None = None,
-    ) -> Decision:
+    def decide(self, to: str, message: Message | str, **options: Unpack[DecisionOptions]) -> Decision:
         """The full :class:`Decision` for a message, without sending it.
 
         Raises:
             WindowClosed: a free-form message, the window closed and no fallback template.
             ConfigError: no provider can send.
         """
-        decision = self.next_decision(self.pending(to, message, inbound, category, provider))
+        pending = self.pending(
+            to, message, options.get("inbound"), options.get("category"), options.get("provider")
+        )
+        decision = self.next_decision(pending)
         if decision is None:  # pragma: no cover - a first decision raises instead
             raise ConfigError("no provider can send this message")
         return decision
