@@ -8,12 +8,14 @@ handlers only while the row is still open and held by that owner. The store stay
 truth: a task the broker loses is found by a sweeper once the lease expires, claimed under a new
 owner and sent again; a task redelivered after its worker died (``acks_late`` with
 ``reject_on_worker_lost``) runs again, and its replies are not duplicated (idempotency keys).
+The outbox's deliveries go the same way: a sweeper claims a due send and sends a task naming it
+and the claim's owner (:meth:`CeleryRunner.submit_send`).
 
 Which app sends the tasks, first found: ``Bot(celery_app=app)``; ``WHATSAPP_CELERY_APP``
 (``package.module:attribute``); the app this module builds from ``WHATSAPP_CELERY_BROKER_URL``.
 Workers: ``eki-whatsapp worker`` (or ``celery -A eki_whatsapp.celery worker``) get the bot from
-``WHATSAPP_BOT``; your own app gets the task with :func:`register_tasks` (the Django adapter's
-``tasks`` module registers it on the project's app). See docs/deployment.md.
+``WHATSAPP_BOT``; your own app gets the tasks with :func:`register_tasks` (the Django adapter's
+``tasks`` module registers them on the project's app). See docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ __all__ = [
 TASK_NAME = "eki_whatsapp.process_work"
 #: The name of the task that delivers one send of the outbox, claimed by a sweeper.
 SEND_TASK_NAME = "eki_whatsapp.deliver_send"
-#: Options of that task: a worker killed mid-task leaves it to another (late ack, and a lost
+#: Options of both tasks: a worker killed mid-task leaves it to another (late ack, and a lost
 #: worker rejects it back to the queue).
 TASK_OPTIONS: dict[str, Any] = {
     "name": TASK_NAME,
