@@ -166,3 +166,38 @@ def test_processes_sharing_a_sqlite_file_claim_each_send_once(tmp_path: Path) ->
         results = pool.starmap(_claim_all, [(path, f"p{n}") for n in range(4)])
     claimed = [i for result in results for i in result]
     assert sorted(claimed) == sorted(ids)  # every send claimed, none twice
+
+
+def test_a_status_that_came_before_the_answer_was_lost_resolves_the_send(
+    make_router: Callable[..., Router], store: Any, clock: Clock
+) -> None:
+    meta = Correlating("meta", "106540352242922")
+    router = make_router(whatsapp_provider="meta", providers={"meta": meta})
+    store.record_inbound(inbound("meta", clock.now))
+    lost = OutcomeUnknown("connection reset while waiting for the answer", provider="meta")
+
+    def deliver_then_lose(to: str, message: Any) -> Any:
+        # The provider delivers at once and its status webhook is handled, then the HTTP
+        # answer is lost: the send is kept as unknown only after its status came.
+        status = StatusUpdate(
+            provider="meta",
+            message_id="wamid.EARLY",
+            status="sent",
+            timestamp=clock.now,
+            raw={},
+            correlation=meta.keys[-1],
+        )
+        store.record_status(status)
+        router.on_status(status)
+        lost.correlation = meta.keys[-1]  # what the HTTP providers set
+        return lost
+
+    meta.down = deliver_then_lose
+    receipt = router.send(USER, "hola", idempotency_key="meta:in#1")
+    assert (receipt.status, receipt.message_id) == ("accepted", "wamid.EARLY")
+    assert store.pending_sends() == []
+    row = store.get_message("meta", "wamid.EARLY")
+    assert row is not None and row.status == "sent"
+    clock.advance(hours=1)
+    meta.down = None
+    assert router.outbox.deliver_due("me", 60) == 0 and meta.sent == []  # never sent again

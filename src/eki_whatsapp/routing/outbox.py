@@ -57,6 +57,9 @@ __all__ = ["QUEUEABLE", "Outbox", "Undelivered", "new_correlation"]
 
 #: Failures a wait may cure: the send is queued instead of raised.
 QUEUEABLE: tuple[type[ProviderError], ...] = (ProviderDown, RateLimited)
+#: Statuses whose key matched no unknown send yet (their message has no log row): the send may
+#: be kept a moment later (key-value space, ``"<provider>:<key>" -> {message_id, status}``).
+_EARLY = "eki.outbox.early"
 #: The longest wait between two attempts at a queued send.
 MAX_BACKOFF = timedelta(minutes=5)
 
@@ -135,7 +138,7 @@ class Outbox:
             if not self.enabled:
                 raise
             receipt = self._keep(req, key, "unknown", exc)
-            if not req.queue:
+            if not req.queue and receipt.status != "accepted":
                 raise
             return receipt
         except QUEUEABLE as exc:
@@ -173,6 +176,11 @@ class Outbox:
         )
         entry = self._row(req, provider, state, decision, error=exc)
         outbox_id = router.store.enqueue_send(item, entry)
+        if unknown and self._resolve_early(item.provider, correlation):
+            resolved = router.receipts.get(key) if key is not None else None
+            return resolved or SendReceipt(
+                provider=provider, message_id=outbox_id, status="accepted", raw={"outbox": outbox_id}
+            )
         logger.warning(
             "%s to %s %s (%s): %s",
             message_kind(req.message),
@@ -232,29 +240,51 @@ class Outbox:
     # --- statuses ------------------------------------------------------------------------------
     def resolve(self, status: StatusUpdate) -> bool:
         """A status that echoes the key of a send whose outcome was unknown: it went out. Its
-        row takes the message id, and the receipt of its idempotency key is the real one."""
+        row takes the message id, and the receipt of its idempotency key is the real one.
+
+        A status can also come *before* the send is known to be ambiguous (the provider
+        delivered at once, the answer was lost much later): a status with a key whose message
+        has no log row is remembered, and the send is resolved with it when it is kept
+        (:meth:`_resolve_early`), or at the latest before it would be sent again."""
         if status.correlation is None or not self.enabled:
             return False
         router = self.router
-        item = router.store.resolve_send(status.provider, status.correlation, status.message_id)
+        if self._resolved(status.provider, status.correlation, status.message_id, status.status):
+            return True
+        if router.store.get_message(status.provider, status.message_id) is None:
+            key = f"{status.provider}:{status.correlation}"
+            router.store.set_value(_EARLY, key, {"message_id": status.message_id, "status": status.status})
+        return False
+
+    def _resolved(self, provider: str, correlation: str, message_id: str, by: str) -> bool:
+        router = self.router
+        item = router.store.resolve_send(provider, correlation, message_id)
         if item is None:
             return False
-        logger.info("%s: the status of %s says it went out (%s)", item.id, status.message_id, status.status)
-        options = item.options
+        logger.info("%s: the status of %s says it went out (%s)", item.id, message_id, by)
         receipt = SendReceipt(
-            provider=status.provider,
-            message_id=status.message_id,
+            provider=provider,
+            message_id=message_id,
             status="accepted",
-            raw={"outbox": item.id, "resolved_by": status.status},
+            raw={"outbox": item.id, "resolved_by": by},
             attempts=item.attempts,
             to=item.to,
             kind=str(item.message.get("$", "")).lower() or None,
-            sent_at=status.timestamp,
+            sent_at=router.clock(),
         )
         # (It was priced when its answer was lost: ``note="timed-out"`` in the ledger.)
-        router.receipts.put(options.get("idempotency_key"), receipt)
-        self._queue_rest(item, status.provider)
+        router.receipts.put(item.options.get("idempotency_key"), receipt)
+        self._queue_rest(item, provider)
         return True
+
+    def _resolve_early(self, provider: str | None, correlation: str | None) -> bool:
+        """Resolve an unknown send with a status that came before it was kept, if one did."""
+        if provider is None or correlation is None:
+            return False
+        seen = self.router.store.get_value(_EARLY, f"{provider}:{correlation}")
+        if not isinstance(seen, dict) or not seen.get("message_id"):
+            return False
+        return self._resolved(provider, correlation, str(seen["message_id"]), str(seen.get("status")))
 
     def _queue_rest(self, item: OutboxItem, provider: str) -> None:
         """A split text whose part went out (resolved) still owes the parts after it: they
@@ -336,6 +366,8 @@ class Outbox:
             ttl = router.settings.whatsapp_outbox_ttl_seconds
             self._end(item, lease, "expired", f"not delivered within WHATSAPP_OUTBOX_TTL_SECONDS ({ttl:g} s)")
             return
+        if item.state == "unknown" and self._resolve_early(item.provider, item.correlation):
+            return  # a status had come before the send was kept: it went out
         if item.state == "unknown" and not options.get("resend", True):
             reason = "no status arrived within WHATSAPP_AMBIGUOUS_GRACE_SECONDS; not sent again (queue=False)"
             self._end(item, lease, "failed", reason, hook=False)
