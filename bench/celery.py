@@ -16,6 +16,9 @@ only ``two``. A round sends a burst of ``--messages`` messages to ``one`` (1 wor
 * **latency**: from each message's webhook to its reply accepted by the fake provider (median,
   p99) — under a burst, mostly the wait in the queue.
 
+For information it also sends 20 messages paced at half of one worker's ceiling, where the
+latency is the handler's think time plus what the Celery hop costs.
+
 The figure is the median over rounds of the per-round ratio throughput(2 workers) /
 throughput(1 worker); target >= 1.6x (handlers wait on I/O, so a second worker should nearly
 double the rate even on a 2-core machine).
@@ -93,14 +96,17 @@ def drop_schema(schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def burst(web: Bot, graph: FakeGraphAPI, messages: int) -> dict[str, float]:
-    """Send ``messages`` at once; wait for every reply; throughput and latencies."""
+def burst(web: Bot, graph: FakeGraphAPI, messages: int, every: float = 0.0) -> dict[str, float]:
+    """Send ``messages`` at once (or one ``every`` seconds, on schedule); wait for every reply;
+    throughput and latencies."""
     tag = uuid.uuid4().hex[:8]
     posted: dict[str, float] = {}
     before = len(graph.sent)
     start = time.time()
     for n in range(messages):
         text = f"{tag}-{n}"
+        if every:
+            time.sleep(max(0.0, start + n * every - time.time()))
         posted[f"echo {text}"] = time.time()
         response = web.handle(meta_text(text, sender=f"1650556{n:04d}").request(URL, secret=SECRET))
         assert response.status == 200, response
@@ -170,6 +176,10 @@ def main(rounds: int, messages: int, think: float, concurrency: int, log_file: s
         for r in range(rounds):
             for workers in (1, 2) if r % 2 == 0 else (2, 1):
                 results[workers].append(burst(webs[workers], graph, messages))
+        # Paced at half of one worker's ceiling: no queue, so the latency is the handler's
+        # think time plus what the Celery hop costs (store, broker, worker, reply).
+        pace = 2 * think / concurrency
+        paced = [burst(webs[1], graph, 20, every=pace) for _ in range(rounds)]
         store = "PostgreSQL" if schema else "SQLite"
         print(
             f"{rounds} rounds, bursts of {messages} messages; handler think {think * 1000:.0f} ms; "
@@ -183,6 +193,12 @@ def main(rounds: int, messages: int, think: float, concurrency: int, log_file: s
                 f"{statistics.median(x['p50'] for x in rows) * 1000:6.0f}   "
                 f"{statistics.median(x['p99'] for x in rows) * 1000:6.0f}"
             )
+        p50 = statistics.median(x["p50"] for x in paced) * 1000
+        p99 = statistics.median(x["p99"] for x in paced) * 1000
+        print(
+            f"paced at {1 / pace:.0f}/s, 1 worker: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+            f"(the handler thinks {think * 1000:.0f} ms: the rest is the Celery hop)"
+        )
         ideal = concurrency / think
         print(
             f"(one worker's ceiling: {concurrency} threads / {think * 1000:.0f} ms = {ideal:.0f} answered/s)"
