@@ -14,7 +14,9 @@ hop is a fixed cost of tens to hundreds of microseconds depending on the machine
 
 **Returning users**: the same turn for users with a 20-turn history, the Agent loading it from
 its Store, fitting it to the request budget and saving it back, the bare loop keeping the same
-history in a list (target <= 1.2x).
+history in a list (target <= 1.2x). The Agent's store is the one users run by default, a SQLite
+file (its memory and usage rows written on every turn); the same comparison on ``MemoryStore``
+is printed for information.
 
 **Burst**: 50 users write at once to a Bot (handlers after the ack, 8 handler workers) whose
 Agent has a cap of 16 model calls; the model is the local OpenAI-compatible server with a fixed
@@ -44,9 +46,11 @@ import json
 import multiprocessing
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,7 +60,7 @@ from openai.types.chat import ChatCompletion
 
 from eki_whatsapp import Bot, Settings
 from eki_whatsapp.agent import Agent, tool
-from eki_whatsapp.store import MemoryStore
+from eki_whatsapp.store import MemoryStore, SQLiteStore, Store
 from eki_whatsapp.testing import FakeGraphAPI, FakeOpenAI, ModelRequest, Step, meta_text
 
 TARGET = 1.2
@@ -261,8 +265,11 @@ async def turn_benchmarks(turns: int, rounds: int) -> list[tuple[str, float, flo
         router.post("https://api.openai.com/v1/chat/completions").mock(side_effect=fake_openai)
         client = openai.AsyncOpenAI(api_key="sk-bench", http_client=httpx.AsyncClient(), max_retries=0)
 
-        def make(t: Any) -> Agent:
-            return Agent(SYSTEM, [t], client=client, store=MemoryStore(), whatsapp_hint=False)
+        tmp = tempfile.TemporaryDirectory()
+        sqlite = SQLiteStore(Path(tmp.name) / "agent.sqlite3")  # the default store, one file per bot
+
+        def make(t: Any, store: Store | None = None) -> Agent:
+            return Agent(SYSTEM, [t], client=client, store=store or sqlite, whatsapp_hint=False)
 
         gc.collect()
         per_round = max(50, turns // rounds)
@@ -271,6 +278,7 @@ async def turn_benchmarks(turns: int, rounds: int) -> list[tuple[str, float, flo
             "returning": [],
             "sync": [],
             "create": [],
+            "memory": [],
         }
         for _ in range(rounds):  # the three comparisons interleaved round by round
             results["agent"].append(
@@ -294,7 +302,18 @@ async def turn_benchmarks(turns: int, rounds: int) -> list[tuple[str, float, flo
                     via_create=True,
                 )
             )
+            results["memory"].append(
+                await compare_turns(
+                    client,
+                    make(course_price, MemoryStore()),
+                    course_price.func,
+                    per_round // 6,
+                    returning=True,
+                )
+            )
         await client.close()
+        sqlite.close()
+        tmp.cleanup()
 
     def summary(name: str, clock: str) -> tuple[float, float, float]:
         ratios = [median_ms(a[clock]) / median_ms(b[clock]) for a, b in results[name]]
@@ -309,6 +328,7 @@ async def turn_benchmarks(turns: int, rounds: int) -> list[tuple[str, float, flo
         ("new user, async tool (wall)", "agent", "wall"),
         (f"returning user, {HISTORY_TURNS}-turn history (CPU)", "returning", "cpu"),
         (f"returning user, {HISTORY_TURNS}-turn history (wall)", "returning", "wall"),
+        ("returning, Agent on MemoryStore (CPU)", "memory", "cpu"),
         ("sync tool, tool thread vs inline (wall)", "sync", "wall"),
         ("returning, bare loop on create() (CPU)", "create", "cpu"),
     ]
