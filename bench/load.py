@@ -1,6 +1,6 @@
 """Sustained webhook rate and ack latency under gunicorn, open loop, next to the floor.
 
-Three apps, each under ``gunicorn -w 2`` (its default sync workers) on 127.0.0.1:
+Three apps, each under ``gunicorn -w 2 --threads 8`` (see ``THREADS``) on 127.0.0.1:
 
 * ``floor`` — a minimal Flask app that only verifies the ``X-Hub-Signature-256`` HMAC and parses
   the JSON body: what any verified webhook costs;
@@ -55,8 +55,9 @@ PG_URL = os.environ.get("EKI_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0
 TIMEOUT = 10.0
 #: Threads per gunicorn worker (gthread): a request waiting for its database commit does not
 #: hold up the next one (a sync worker serves one at a time, so a PostgreSQL commit's fsync of a
-#: few ms caps it at a few hundred requests/s). The same for the floor.
-THREADS = int(os.environ.get("EKI_BENCH_THREADS", "4"))
+#: few ms caps it at a few hundred requests/s). The same for the floor. The PostgreSQL pool is
+#: sized as docs/store.md says: the server threads plus the handler threads (8 by default).
+THREADS = int(os.environ.get("EKI_BENCH_THREADS", "8"))
 
 APP = """
 import hashlib, hmac, json, os
@@ -312,6 +313,18 @@ def workers_cpu(server: Server) -> float:
     return total
 
 
+async def idle(servers: list[Server], limit: float = 15.0) -> None:
+    """Wait until the servers' workers use next to no CPU (their background work is done)."""
+    deadline = time.monotonic() + limit
+    before = sum(workers_cpu(s) for s in servers)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        now = sum(workers_cpu(s) for s in servers)
+        if now - before < 0.02:
+            return
+        before = now
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -346,7 +359,7 @@ def main() -> int:
             "sqlite": {"LOAD_STORE_URL": f"sqlite:///{work}/bench.sqlite3"},
         }
         if pg_up():
-            variants["postgres"] = {"LOAD_STORE_URL": f"{PG_URL}?schema={schema}"}
+            variants["postgres"] = {"LOAD_STORE_URL": f"{PG_URL}?schema={schema}&pool_max={THREADS + 8}"}
         else:
             print(f"PostgreSQL is not reachable on {PG[0]}:{PG[1]}: its variant is left out")
         try:
@@ -379,10 +392,10 @@ async def measure(servers: list[Server], seconds: float, rounds: int) -> dict[tu
             order = servers[r % len(servers) :] + servers[: r % len(servers)]  # rotate who goes first
             for server in order:
                 payloads = requests(server.port, f"{server.name}{rate}r{r}", n)
-                await asyncio.sleep(0.5)  # let the previous run's background work drain
+                await idle(servers)  # the previous run's background work is not this one's load
                 cpu = workers_cpu(server)
                 run = await shoot(server.port, payloads, rate)
-                await asyncio.sleep(0.5)  # the background work of this run, counted with it
+                await idle([server])  # this run's background work, counted with it
                 run.cpu = workers_cpu(server) - cpu
                 results.setdefault((server.name, rate), []).append(run)
                 print(
