@@ -26,6 +26,7 @@ The parts:
 * :mod:`~eki_whatsapp.routing.router` — :class:`Router`: gathers the facts, sends, fails over;
 * :mod:`~eki_whatsapp.routing.plan` — the one send loop, with a sync and an async runner;
 * :mod:`~eki_whatsapp.routing.receipts` — the receipts of keyed sends (never send twice);
+* :mod:`~eki_whatsapp.routing.records` — what is recorded of a send: breaker, price, log, receipt;
 * :mod:`~eki_whatsapp.routing.facts` — the windows, breakers and prices a decision reads;
 * :mod:`~eki_whatsapp.routing.fallback` — the template sent when the window is closed;
 * :mod:`~eki_whatsapp.routing.recovery` — late failures from status webhooks, partial sends;

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +33,7 @@ from ..providers.base import (
     UnsupportedMessage,
     WindowClosed,
 )
-from ..store.base import Store, batch
+from ..store.base import Store
 from .breaker import Breakers
 from .facts import Facts
 from .fallback import Fallback, FallbackTemplate
@@ -44,6 +43,7 @@ from .outbox import Outbox, new_correlation
 from .plan import Attempt, DecisionOptions, Pending, RoutePlan, SendOptions, run_async, run_sync
 from .policy import Decision, after_failure, choose
 from .receipts import Receipts
+from .records import SendRecords
 from .recovery import Recovery
 
 if TYPE_CHECKING:
@@ -115,6 +115,8 @@ class Router:
         self.recovery = Recovery(self)
         #: The receipts of keyed sends (``idempotency_key``), so a send is never made twice.
         self.receipts = Receipts(store)
+        #: Records what became of each send: breaker, price, log row, receipt.
+        self.records = SendRecords(self)
         #: Sends that wait for a provider, or for the status of a send whose answer was lost.
         self.outbox = Outbox(self)
 
@@ -244,7 +246,7 @@ class Router:
                     rest = self.recovery.partial_success(req, decision, outcome.sent_message_ids)
                     if rest is not None:
                         req.message = rest
-                self._price_unknown(req, decision)
+                self.records.price_unknown(req, decision)
                 raise outcome
             nxt = self._after_failure(req, decision, outcome)
             if nxt is None:
@@ -269,7 +271,7 @@ class Router:
             extra={**decision.extra, **req.extra},
         )
         if isinstance(exc, OutcomeUnknown):
-            self._price_unknown(req, decision)
+            self.records.price_unknown(req, decision)
         req.tried.append((decision.provider, decision.fallback))
         step = after_failure(exc, fallback=decision.fallback, template=is_template(decision.message))
         if step == "failover":
@@ -297,22 +299,6 @@ class Router:
                 return self.fallback.decision(decision.provider, "fallback-template", template, False, extra)
         return None
 
-    def _price_unknown(self, req: Pending, decision: Decision) -> None:
-        """A send whose answer was lost after the request left may have been delivered and
-        charged: it goes into the ledger (``note="timed-out"``), so the report does not
-        understate the bill."""
-        try:
-            self._costs.record_timeout(
-                decision.provider,
-                req.user,
-                decision.category,
-                business=self.providers[decision.provider].business_number,
-                in_window=self.facts.priced_window(decision.provider, req),
-                at=req.at,
-            )
-        except Exception:
-            logger.exception("pricing a timed-out send to %s failed", req.user)
-
     def opt_in(self, user: str, *providers: str) -> None:
         """Record that ``user`` may be written to from these providers' business numbers (an
         opt-in collected elsewhere), besides the numbers they wrote to. Business-initiated
@@ -320,67 +306,8 @@ class Router:
         self.facts.opt_in(user_key(user), *(self._require(p) for p in providers))
 
     def accepted(self, req: Pending, decision: Decision, receipt: SendReceipt) -> SendReceipt:
-        """Record a send the provider accepted: close its breaker, price it, log it, and keep its
-        receipt under the send's idempotency key — one write to the store where it can batch."""
-        self.breakers[decision.provider].success()
-        writes: AbstractContextManager[Any]
-        try:
-            writes = batch(self.store)
-            writes.__enter__()
-        except Exception:  # no batch now (the store is busy): each write commits on its own
-            logger.warning("the writes of message %s are not batched", receipt.message_id, exc_info=True)
-            writes = nullcontext()
-        try:
-            self._record_accepted(req, decision, receipt)
-            self.receipts.put(req.key, receipt)
-        except BaseException as exc:
-            writes.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        try:
-            writes.__exit__(None, None, None)
-        except Exception:
-            logger.exception(
-                "%s accepted message %s but its log row, price and receipt could not be written; "
-                "the message was sent",
-                receipt.provider,
-                receipt.message_id,
-            )
-        return receipt
-
-    def _record_accepted(self, req: Pending, decision: Decision, receipt: SendReceipt) -> None:
-        ids = receipt.message_ids or (receipt.message_id,)
-        try:
-            self._costs.record_send(
-                receipt.provider,
-                ids,
-                req.user,
-                decision.category,
-                business=self.providers[decision.provider].business_number,
-                # Priced with the provider's own 24 hours, not the deciding margin.
-                in_window=self.facts.priced_window(decision.provider, req),
-                at=req.at,
-            )
-        except Exception:
-            logger.exception("pricing message %s failed; the send itself succeeded", receipt.message_id)
-        if req.outbox is not None:
-            return  # a queued send: the outbox rewrites its row
-        try:
-            self.log.success(
-                receipt,
-                req.to,
-                decision.message,
-                decision.reason,
-                decision.category,
-                {**decision.extra, **req.extra},
-            )
-        except Exception:
-            # The provider accepted the message: it is on its way, so the caller (ctx.reply) must
-            # not see a failure and send it again. The row is missing; say so loudly.
-            logger.exception(
-                "%s accepted message %s but writing its log row failed; the message was sent",
-                receipt.provider,
-                receipt.message_id,
-            )
+        """Record a send the provider accepted (see :meth:`SendRecords.accepted`)."""
+        return self.records.accepted(req, decision, receipt)
 
     # --- the two faces ---------------------------------------------------------------------------
     def send(self, to: str, message: Message | str, **options: Unpack[SendOptions]) -> SendReceipt:
