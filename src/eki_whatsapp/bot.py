@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .background import Background
 from .context import Context
 from .dispatch import Handler, Handlers
-from .errors import ConfigError, StoreError
+from .errors import ConfigError
 from .events import Event, InboundMessage
 from .handling import Sweeper, Worker
 from .handoff import Handoff
 from .optout import OptOuts
-from .pipeline import Ingested, ingest
+from .pipeline import receive
 from .providers import senders, webhook_readers
 from .providers.base import WebhookReader
 from .runners import Runner, Work, make_runner
@@ -219,8 +219,8 @@ class Bot:
         lost with this process is found again (docs/deployment.md, "Durable handling").
         """
         self._check_fork()
-        result = self._ingest(request)
-        for work in self._works(result):
+        result = receive(self, request)
+        for work in result.works():
             try:
                 if self.inline:
                     self.process_work(work)
@@ -233,8 +233,8 @@ class Bot:
     async def handle_async(self, request: WebhookRequest) -> WebhookResponse:
         """Answer a webhook request (async face)."""
         self._check_fork()
-        result = self._ingest(request)
-        for work in self._works(result):
+        result = receive(self, request)
+        for work in result.works():
             try:
                 if self.inline:
                     await self.worker.process_async(work)
@@ -249,37 +249,6 @@ class Bot:
             except Exception:  # recorded already: the sweeper hands it out again
                 logger.exception("handing out %s failed; it stays to be handled", work.id or "an event")
         return result.response
-
-    @staticmethod
-    def _works(result: Ingested) -> list[Work]:
-        """The work the pipeline recorded, with the lease it wrote (``None``: to be claimed)."""
-        return [
-            Work(work_id, event, result.lease)
-            for event, work_id in zip(result.events, result.work, strict=True)
-            if work_id is not None
-        ]
-
-    def _ingest(self, request: WebhookRequest) -> Ingested:
-        try:
-            result = ingest(self, request)
-        except StoreError:
-            logger.exception("store failure while logging a webhook; answering 503 so it is retried")
-            return Ingested(WebhookResponse.text(503, "store unavailable, retry later"), [])
-        except Exception:  # a bug: answered, not raised into the web framework
-            logger.exception("webhook request failed")
-            return Ingested(WebhookResponse.text(500, "internal error"), [])
-        self._price_inbound(result.events)
-        return result
-
-    def _price_inbound(self, events: list[Event]) -> None:
-        """Record the fee of each new inbound message of a provider that charges one (Twilio's
-        USD 0.005 a message, docs/costs.md); pricing never fails a webhook."""
-        for event in events:
-            if isinstance(event, InboundMessage):
-                try:
-                    self.costs.record_inbound(event)
-                except Exception:
-                    logger.exception("pricing inbound message %s failed", event.id)
 
     # --- handler dispatch ----------------------------------------------------------------------
     def needs_handling(self, event: Event) -> bool:

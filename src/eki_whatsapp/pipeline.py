@@ -6,7 +6,10 @@ Each request goes through small steps, each one testable on its own:
 2. **detect** — the first reader whose ``detect`` claims the request (:func:`detect`);
 3. **verify** — handshakes and signatures: the reader answers at once or lets it through;
 4. **parse** — the reader turns the body into events (a malformed body is a 400);
-5. **record** — every event is logged before the answer; duplicates are dropped (:func:`record`).
+5. **record** — every event is logged before the answer; duplicates are dropped (:func:`record`);
+6. **price** — the fee of a provider that charges for inbound messages (:func:`price_inbound`).
+
+:func:`receive` runs them and always answers (a store failure is a 503 the provider retries).
 
 What a reader is: :class:`~eki_whatsapp.providers.base.WebhookReader`. Nothing here runs
 handlers: the :class:`~eki_whatsapp.bot.Bot` does that after (or, inline, before) answering.
@@ -20,8 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .errors import StoreError
 from .events import Event, InboundMessage, StatusUpdate
 from .providers.base import PayloadError, WebhookReader, refuse
+from .runners import Work
 from .webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
@@ -44,10 +49,44 @@ class Ingested:
     #: The lease the work was recorded with (``None``: recorded unclaimed, for the runner).
     lease: Lease | None = None
 
+    def works(self) -> list[Work]:
+        """The work recorded, with the lease it was written with (``None``: to be claimed)."""
+        return [
+            Work(work_id, event, self.lease)
+            for event, work_id in zip(self.events, self.work, strict=True)
+            if work_id is not None
+        ]
+
 
 def reject(status: int, reason: str, *, provider: str | None = None, **headers: str) -> Ingested:
     """A refusal with nothing to handle."""
     return Ingested(refuse(status, reason, **headers), [], provider)
+
+
+def receive(bot: Bot, request: WebhookRequest) -> Ingested:
+    """:func:`ingest`, answered whatever happens (a store failure is a 503 the provider retries;
+    a bug a 500, never raised into the web framework), then the inbound fees priced."""
+    try:
+        result = ingest(bot, request)
+    except StoreError:
+        logger.exception("store failure while logging a webhook; answering 503 so it is retried")
+        return Ingested(WebhookResponse.text(503, "store unavailable, retry later"), [])
+    except Exception:
+        logger.exception("webhook request failed")
+        return Ingested(WebhookResponse.text(500, "internal error"), [])
+    price_inbound(bot, result.events)
+    return result
+
+
+def price_inbound(bot: Bot, events: Sequence[Event]) -> None:
+    """Record the fee of each new inbound message of a provider that charges one (Twilio's
+    USD 0.005 a message, docs/costs.md); pricing never fails a webhook."""
+    for event in events:
+        if isinstance(event, InboundMessage):
+            try:
+                bot.costs.record_inbound(event)
+            except Exception:
+                logger.exception("pricing inbound message %s failed", event.id)
 
 
 def ingest(bot: Bot, request: WebhookRequest) -> Ingested:
