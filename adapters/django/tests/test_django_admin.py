@@ -137,3 +137,17 @@ def test_superuser_sees_the_status_list_too(client: Client, rows: None) -> None:
     response = client.get("/admin/eki_whatsapp_django/whatsappstatus/?status__exact=read")
     assert response.status_code == 200
     assert [r.status for r in response.context["cl"].result_list] == ["read"]
+
+
+def test_the_outbox_page_lists_queued_sends_read_only(client: Client) -> None:
+    from datetime import timedelta
+
+    from eki_whatsapp.testing.store_contract import queued_send
+
+    user = User.objects.create_user("operator2", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_whatsappoutbox"))
+    client.force_login(user)
+    outbox_id = DjangoStore().enqueue_send(*queued_send(expires_at=T0 + timedelta(days=1)))
+    page = client.get("/admin/eki_whatsapp_django/whatsappoutbox/").content.decode()
+    assert outbox_id in page and "queued" in page and "the provider is down" in page
+    assert client.get("/admin/eki_whatsapp_django/whatsappoutbox/add/").status_code == 403

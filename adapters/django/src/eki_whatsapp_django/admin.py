@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from eki_whatsapp.conversations import e164, explain_error
 
 from .console import ConversationAdmin, language, local_time
-from .models import Conversation, WhatsAppLedger, WhatsAppLog, WhatsAppStatus, WhatsAppUsage
+from .models import Conversation, WhatsAppLedger, WhatsAppLog, WhatsAppOutbox, WhatsAppStatus, WhatsAppUsage
 
 admin.site.register(Conversation, ConversationAdmin)
 
@@ -221,3 +221,27 @@ class WhatsAppUsageAdmin(ReadOnlyAdmin):
     list_display = ("at", "user", "model", "prompt_tokens", "completion_tokens", "cached_tokens", "cost")
     list_filter = ("model",)
     search_fields = ("user",)
+
+
+@admin.register(WhatsAppOutbox)
+class WhatsAppOutboxAdmin(ReadOnlyAdmin):
+    """Sends waiting in the outbox, and how the others ended (``eki-whatsapp retry o<n>`` sends
+    one now; docs/deployment.md, "The outbox")."""
+
+    list_display = (
+        "created_at",
+        "outbox_id",
+        "recipient",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "expires_at",
+        "last_error",
+    )
+    list_filter = ("state", "provider")
+    search_fields = ("recipient", "correlation")
+    ordering = ("-id",)
+
+    @admin.display(description="id")
+    def outbox_id(self, obj: WhatsAppOutbox) -> str:
+        return f"o{obj.pk}"
