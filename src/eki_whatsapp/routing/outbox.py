@@ -115,7 +115,7 @@ class Outbox:
 
     @property
     def enabled(self) -> bool:
-        """Whether the store keeps an outbox (every built-in store but PostgreSQL, for now)."""
+        """Whether the store keeps an outbox (every built-in store does; one of your own may not)."""
         return callable(getattr(self.router.store, "enqueue_send", None))
 
     @property
