@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..addresses import normalize
 from ..messages import Message, Template
 from ..providers.base import Provider, ProviderError, SendReceipt
 from ..store.base import LogEntry, Store
 from .kinds import message_kind, message_text
+
+if TYPE_CHECKING:
+    from .plan import Pending
+    from .policy import Decision
 
 __all__ = ["OutboundLog", "user_key"]
 
@@ -53,17 +57,13 @@ class OutboundLog:
         self.providers = providers
         self.clock = clock
 
-    def success(
-        self,
-        receipt: SendReceipt,
-        to: str,
-        message: Message,
-        reason: str,
-        category: str | None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        """One ``accepted`` row per message id of the receipt (a long text has several)."""
-        for entry in self.entries(receipt, to, message, reason, category, extra):
+    def success(self, receipt: SendReceipt, req: Pending, decision: Decision) -> None:
+        """One ``accepted`` row per message id of the receipt (a long text has several), for the
+        message ``decision`` sent of ``req``."""
+        extra = {**decision.extra, **req.extra}
+        for entry in self.entries(
+            receipt, req.to, decision.message, decision.reason, decision.category, extra
+        ):
             self.store.log_outbound(entry)
 
     def entries(

@@ -85,14 +85,7 @@ class SendRecords:
         if req.outbox is not None:
             return  # a queued send: the outbox rewrites its row
         try:
-            self.router.log.success(
-                receipt,
-                req.to,
-                decision.message,
-                decision.reason,
-                decision.category,
-                {**decision.extra, **req.extra},
-            )
+            self.router.log.success(receipt, req, decision)
         except Exception:
             # The provider accepted the message: it is on its way, so the caller (ctx.reply) must
             # not see a failure and send it again. The row is missing; say so loudly.
