@@ -121,3 +121,59 @@ def test_a_window_is_per_provider_business_and_user_and_moves_forward() -> None:
 def test_stored_values_are_json() -> None:
     assert json_copy({"n": (1, 2), "at": T0}) == {"n": [1, 2], "at": str(T0)}
     assert json_copy(None) is None
+
+
+# --- values a store cannot hold (rules.storable) ------------------------------------------------
+def test_storable_text_replaces_nul_and_lone_surrogates_and_keeps_pairs() -> None:
+    from eki_whatsapp.store.rules import storable_text
+
+    assert storable_text("plain") == "plain"
+    assert storable_text("a\x00b") == "a\ufffdb"
+    assert storable_text("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    assert storable_text("\ud83d\ude00 ok") == "\U0001f600 ok"  # a pair is the character it encodes
+    assert storable_text("olá 😀") == "olá 😀"
+
+
+def test_storable_cleans_typed_fields_and_raw_data_and_says_what() -> None:
+    from eki_whatsapp.store.rules import storable
+
+    status = StatusUpdate(
+        provider="meta",
+        message_id="wamid.\x00",
+        status="failed",
+        timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        raw={"errors": [{"code": 10**20}], "x": float("inf"), "\ud800": "v"},
+        errors=(ErrorInfo(code=10**20, message="m\ud800"),),
+    )
+
+    cleaned, replaced = storable(status)
+
+    assert cleaned.message_id == "wamid.\ufffd"
+    assert cleaned.errors[0].code is None and cleaned.errors[0].message == "m\ufffd"
+    assert cleaned.raw == {"errors": [{"code": 10**20}], "x": "inf", "\ufffd": "v"}  # JSON holds any int
+    assert len(replaced) == 3  # text, a number out of range, a number that is not finite
+    assert storable(cleaned) == (cleaned, [])  # cleaning twice changes nothing
+
+
+def test_storable_keeps_data_nested_too_deep_as_its_json_text() -> None:
+    from eki_whatsapp.store.rules import MAX_DEPTH, storable
+
+    deep: list[object] = []
+    for _ in range(MAX_DEPTH + 10):
+        deep = [deep]
+    message = InboundMessage(
+        provider="meta",
+        id="wamid.D",
+        sender="1",
+        recipient="2",
+        type="text",
+        timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        raw={"deep": deep},
+    )
+
+    cleaned, replaced = storable(message)
+
+    text = cleaned.raw["deep"]
+    for _ in range(MAX_DEPTH - 2):  # the levels kept as data
+        text = text[0]
+    assert isinstance(text, str) and text.startswith("[[") and replaced
