@@ -293,3 +293,22 @@ def test_inline_handling_that_fails_is_logged_and_the_work_stays_recorded(
     assert response.status == 200  # acked: the row says it is still to be handled
     assert "handing out" in caplog.text
     assert handled.store.get_message("meta", "wamid.W") is not None
+
+
+def test_a_lone_surrogate_in_a_twilio_json_callback_is_stored_and_handled(handled: Handled) -> None:
+    from eki_whatsapp import WebhookRequest
+    from eki_whatsapp.providers.twilio.webhook import body_sha256, twilio_signature
+
+    from .helpers import TWILIO_TOKEN, WEBHOOK_URL
+
+    params = dict(payloads.twilio_text("hi").params) | {"Body": "a\ud800b"}
+    body = json.dumps(params).encode()  # escaped: \ud800
+    url = f"{WEBHOOK_URL}?bodySHA256={body_sha256(body)}"
+    headers = {"Content-Type": "application/json", "X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url)}
+
+    response = handled.bot.handle(WebhookRequest("POST", url, headers, None, body))
+
+    assert response.status == 200
+    got = handled.messages()[params["MessageSid"]]
+    row = handled.store.get_message("twilio", params["MessageSid"])
+    assert row is not None and row.text == got.text and got.text in ("a\ud800b", "a\ufffdb")
