@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -161,10 +162,18 @@ class Bot:
         self.undeliverable_hooks.append(func)
         return func
 
-    def flush_outbox(self) -> int:
+    def flush_outbox(self, *, batch: int = 100) -> int:
         """Deliver the outbox sends that are due, here and now (the sweeper does it every
-        ``WHATSAPP_SWEEP_INTERVAL_SECONDS``); how many were tried."""
-        return self.router.outbox.deliver_due(self.owner, self.settings.whatsapp_handler_lease_seconds)
+        ``WHATSAPP_SWEEP_INTERVAL_SECONDS``); how many were tried. A backlog (after an outage)
+        is drained batch by batch, for at most half a lease per call."""
+        lease = self.settings.whatsapp_handler_lease_seconds
+        deadline = time.monotonic() + lease / 2
+        tried = 0
+        while True:
+            claimed = self.router.outbox.deliver_due(self.owner, lease, limit=batch)
+            tried += claimed
+            if claimed < batch or time.monotonic() >= deadline:
+                return tried
 
     @property
     def templates(self) -> Templates:

@@ -201,3 +201,29 @@ def test_a_status_that_came_before_the_answer_was_lost_resolves_the_send(
     clock.advance(hours=1)
     meta.down = None
     assert router.outbox.deliver_due("me", 60) == 0 and meta.sent == []  # never sent again
+
+
+def test_a_backlog_is_drained_batch_by_batch(clock: Clock) -> None:
+    meta = FakeProvider("meta", "106540352242922")
+    store = MemoryStore()
+    bot = Bot(make_settings(whatsapp_provider="meta"), store=store, providers={"meta": meta})
+    bot.router = Router(bot.providers, store, bot.settings, optouts=bot.optouts, clock=clock)
+    meta.down = lambda to, message: down()
+    for n in range(7):
+        assert bot.send(USER, Template(f"t{n}", "en_US"), queue=True).status == "queued"
+    meta.down = None
+    clock.advance(minutes=5)
+    assert bot.flush_outbox(batch=3) == 7 and len(meta.sent) == 7
+    bot.close()
+
+
+def test_a_queued_send_waits_as_long_as_the_provider_asked(
+    make_router: Callable[..., Router], store: Any, clock: Clock, meta: FakeProvider
+) -> None:
+    router = make_router(whatsapp_provider="meta")
+    meta.fail_next.append(RateLimited("slow down", provider="meta", retry_after=90))
+    assert router.send(USER, Template("hello", "en_US")).status == "queued"
+    clock.advance(seconds=60)
+    assert router.outbox.deliver_due("me", 60) == 0  # Retry-After: 90 s
+    clock.advance(seconds=31)
+    assert router.outbox.deliver_due("me", 60) == 1 and len(meta.sent) == 1

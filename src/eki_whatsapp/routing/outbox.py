@@ -171,7 +171,7 @@ class Outbox:
             state=state,
             correlation=correlation,
             provider=provider if unknown else None,
-            next_attempt_at=now + (self.grace if unknown else self._backoff(1)),
+            next_attempt_at=now + (self.grace if unknown else self._wait(1, exc)),
             last_error=exc.message,
         )
         entry = self._row(req, provider, state, decision, error=exc)
@@ -232,6 +232,13 @@ class Outbox:
                 **({"correlation": error.correlation} if isinstance(error, OutcomeUnknown) else {}),
             },
         )
+
+    def _wait(self, attempts: int, error: ProviderError) -> timedelta:
+        """Before the next attempt: the backoff, or longer when the provider asked to wait."""
+        wait = self._backoff(attempts)
+        if error.retry_after is not None:
+            wait = max(wait, timedelta(seconds=error.retry_after))
+        return wait
 
     def _backoff(self, attempts: int) -> timedelta:
         base = self.router.settings.whatsapp_outbox_backoff_seconds
@@ -404,7 +411,7 @@ class Outbox:
                 provider=req.decision.provider if req.decision is not None else exc.provider,
             )
         except QUEUEABLE as exc:
-            retry = min(now + self._backoff(item.attempts), item.expires_at)
+            retry = min(now + self._wait(item.attempts, exc), item.expires_at)
             self._finish(item, lease, "queued", None, retry_at=retry, error=exc.message)
         except WindowClosed as exc:
             reason = (
