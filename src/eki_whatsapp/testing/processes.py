@@ -125,15 +125,18 @@ def celery_worker(
     pool: str = "solo",
     concurrency: int = 1,
     options: Sequence[str] = (),
+    app: str | None = None,
     timeout: float = 60.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``eki-whatsapp worker`` (the bot from ``WHATSAPP_BOT`` in ``env``), its output in ``log``;
-    ready when Celery says so. ``pool="solo"`` runs tasks in the one process ``kill`` stops."""
+    """``eki-whatsapp worker`` (the bot from ``WHATSAPP_BOT`` in ``env``) — or, with ``app``,
+    ``celery -A app worker`` (a project's own app: ``"mysite"``) — its output in ``log``; ready
+    when Celery says so. ``pool="solo"`` runs tasks in the one process ``kill`` stops."""
     log.parent.mkdir(parents=True, exist_ok=True)
     start = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
+    command = ("celery", "-A", app) if app else ("eki_whatsapp",)
     with log.open("ab") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "eki_whatsapp", "worker", "--pool", pool,
+            [sys.executable, "-m", *command, "worker", "--pool", pool,
              "--concurrency", str(concurrency), "--hostname", f"{name}-{os.getpid()}@%h",
              "--loglevel", "INFO", "--without-gossip",
              "--without-mingle", "--without-heartbeat", *options],

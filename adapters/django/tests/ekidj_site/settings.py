@@ -71,6 +71,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATIC_URL = "/static/"
 
+# Celery (WHATSAPP_RUNNER=celery in the e2e test): the broker from the environment.
+CELERY_BROKER_URL = os.environ.get("EKIDJ_CELERY_BROKER_URL")
+CELERY_TASK_IGNORE_RESULT = True
+
 # WhatsApp: no .env; everything else comes from the environment (the e2e test sets it).
 EKI_WHATSAPP_ENV_FILE = None
 EKI_WHATSAPP_BOT = os.environ.get("EKIDJ_BOT", "ekidj_site.bot.setup")
