@@ -464,7 +464,19 @@ class Costs:
         when sending; the allowance is a discount beside the price; inbound fees are a line of
         their own."""
         month = month or self.clock().strftime("%Y-%m")
-        return build_report(self.store.ledger(month=month), month, self.prices.currency, fee_of=self._own_fee)
+        day = date.fromisoformat(f"{month}-01")
+
+        def rates_of(provider: str) -> str | None:
+            table = self.prices.table(provider, day)
+            return table.includes if table is not None else None
+
+        return build_report(
+            self.store.ledger(month=month),
+            month,
+            self.prices.currency,
+            fee_of=self._own_fee,
+            rates_of=rates_of,
+        )
 
     def _own_fee(self, entry: LedgerEntry) -> Decimal:
         """The part of an outbound entry's amount that is the provider's own per-message fee

@@ -4,8 +4,8 @@ inbound messages, and the free-allowance discount as a line of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -67,6 +67,9 @@ class CostReport:
     month: str
     currency: str
     lines: tuple[CostLine, ...]
+    #: Whose rates a provider with a fee of its own passes through (its price table's
+    #: ``includes``: Twilio → Meta); a provider not named charges its own rates.
+    rates_of: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> Decimal:
@@ -98,7 +101,8 @@ class CostReport:
     def fees(self) -> dict[str, Decimal]:
         """Who charges what: ``{"meta": Meta's rates (sent directly or passed through),
         "twilio": Twilio's outbound fees, "inbound": inbound fees, "allowance": -discount}``
-        (a provider of your own appears under its name). Sums to :attr:`total`."""
+        (a provider of your own appears under its name; whose rates a provider passes through
+        is :attr:`rates_of`). Sums to :attr:`total`."""
         out: dict[str, Decimal] = {}
         inbound = ZERO
         for line in self.lines:
@@ -108,7 +112,7 @@ class CostReport:
             rates = line.gross - line.fee
             # Rates on a line of a provider with a fee are the passed-through ones (Twilio's
             # table includes Meta's); a provider without a fee charges its own rates.
-            owner = "meta" if line.fee > 0 or line.provider == "meta" else line.provider
+            owner = self.rates_of.get(line.provider, line.provider) if line.fee > 0 else line.provider
             out[owner] = out.get(owner, ZERO) + rates
             if line.fee:
                 out[line.provider] = out.get(line.provider, ZERO) + line.fee
@@ -140,7 +144,8 @@ class CostReport:
                 label = f"{ln.provider} {ln.category} allowance"
                 rows.append(f"{label:<33} {ln.free:>7} {'discount':>15} {-ln.discount:>12.4f}")
         fees = self.fees()
-        parts = [f"{name} {amount:.4f}" for name, amount in fees.items() if amount or name in ("meta",)]
+        passed = set(self.rates_of.values())  # whose rates others pass through: shown even at 0
+        parts = [f"{name} {amount:.4f}" for name, amount in fees.items() if amount or name in passed]
         rows.append("by who charges: " + ", ".join(parts))
         total = f"{self.total:.4f}"
         if self.unknown:
@@ -155,12 +160,14 @@ def build_report(
     currency: str,
     *,
     fee_of: Callable[[LedgerEntry], Decimal] | None = None,
+    rates_of: Callable[[str], str | None] | None = None,
 ) -> CostReport:
     """The report of ``month`` from its ledger entries. Per message, the provider's pricing from
     a status webhook wins over the estimate made when sending; an allowance entry is a discount
     (at most the price); a failure after acceptance is counted as failed, not charged; inbound
     fees make lines of category ``inbound``. ``fee_of`` tells the provider's own fee within an
-    entry's amount (none when not given)."""
+    entry's amount (none when not given); ``rates_of`` whose rates a provider passes through
+    (``None``: its own)."""
     buckets: dict[str, dict[tuple[str, str], LedgerEntry]] = {
         "send": {},
         "status": {},
@@ -244,4 +251,5 @@ def build_report(
         )
         for (provider, category), v in sorted(acc.items())
     )
-    return CostReport(month, currency, lines)
+    passes = {p: owner for p in {line.provider for line in lines} if rates_of and (owner := rates_of(p))}
+    return CostReport(month, currency, lines, passes)
