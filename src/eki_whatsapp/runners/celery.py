@@ -258,6 +258,12 @@ def worker_app(settings: Settings | None = None) -> Any:
     from ..settings import Settings
 
     settings = settings if settings is not None else Settings()
+    if settings.whatsapp_runner != "celery":
+        logger.warning(
+            "WHATSAPP_RUNNER=%s: web processes with these settings handle events themselves and "
+            "send this worker nothing; set WHATSAPP_RUNNER=celery for them and for the workers",
+            settings.whatsapp_runner,
+        )
     app = app_for(settings)
     if TASK_NAME not in app.tasks or SEND_TASK_NAME not in app.tasks:
         register_tasks(app)
