@@ -138,8 +138,10 @@ def normalize_keyword(text: str | None) -> str:
     """``" Baja. "`` → ``"BAJA"``: upper case, no accents, no surrounding punctuation or spaces."""
     if not text:
         return ""
-    plain = unicodedata.normalize("NFKD", text)
-    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    plain = text
+    if not text.isascii():  # (ASCII has no accents to strip: the usual message skips this)
+        plain = unicodedata.normalize("NFKD", text)
+        plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
     return plain.strip().strip(".!¡¿?,;:*_~\"'").strip().upper()
 
 

@@ -155,3 +155,29 @@ def test_writes_in_a_batch_commit_together_and_each_stays_atomic(tmp_path: Path)
     assert store.get_value("sent", "k2") is None  # the whole batch rolled back
     other.close()
     store.close()
+
+
+def test_logging_an_inbound_message_moves_its_window_in_the_same_statement(tmp_path: Path) -> None:
+    # The ack's whole write is one INSERT: the message_log_window trigger moves the window
+    # forward only, and a notification row (no sender) moves none.
+    from datetime import timedelta
+
+    from eki_whatsapp import ChangeEvent
+
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    later = InboundMessage(
+        provider="meta", id="later", sender="5511", recipient="106", type="text",
+        timestamp=T0 + timedelta(hours=1), raw={}, text="hi",
+    )  # fmt: skip
+    assert store.record_inbound(later)
+    assert store.record_inbound(inbound("earlier"))  # T0: delivered late
+    assert store.last_inbound_at("meta", "106", "5511") == T0 + timedelta(hours=1)
+    store.record_change(
+        ChangeEvent(provider="meta", field="account_update", timestamp=T0, raw={}, account_id="106")
+    )
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
+        assert db.execute("SELECT provider, business, user FROM windows").fetchall() == [
+            ("meta", "106", "5511")
+        ]
+    db.close()
+    store.close()

@@ -99,6 +99,16 @@ CREATE TABLE IF NOT EXISTS windows (
     last_inbound_at TEXT NOT NULL,
     PRIMARY KEY (provider, business, user)
 );
+-- rules.window_moves, in the statement that logs an inbound message: the window only moves forward.
+CREATE TRIGGER IF NOT EXISTS message_log_window AFTER INSERT ON message_log
+WHEN NEW.direction = 'in' AND NEW.type NOT LIKE 'event:%' AND NEW.sender IS NOT NULL
+    AND NEW.recipient IS NOT NULL AND NEW.timestamp IS NOT NULL
+BEGIN
+    INSERT INTO windows (provider, business, user, last_inbound_at)
+    VALUES (NEW.provider, NEW.recipient, NEW.sender, NEW.timestamp)
+    ON CONFLICT(provider, business, user) DO UPDATE SET last_inbound_at=excluded.last_inbound_at
+    WHERE excluded.last_inbound_at > windows.last_inbound_at;
+END;
 CREATE TABLE IF NOT EXISTS memory (
     key TEXT PRIMARY KEY,
     items TEXT NOT NULL,
@@ -339,6 +349,17 @@ class SQLiteStore:
                 self._db.execute("ROLLBACK")
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
+    def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        """One statement that is a whole write: its own transaction (no BEGIN/COMMIT round
+        trips), or part of the open :meth:`batch`."""
+        with self._lock:
+            try:
+                return self._db.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            except (UnicodeEncodeError, OverflowError) as exc:  # a lone surrogate, a number > 2**63
+                raise UnstorableValue(f"SQLite store {self.path!r} cannot hold a value: {exc}") from exc
+
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
@@ -409,22 +430,11 @@ class SQLiteStore:
     def _record_inbound(
         self, message: InboundMessage, *, work: bool = False, lease: Lease | None = None
     ) -> int:
-        entry = rules.inbound_entry(message)
-        params = self._log_params(entry, work=work, lease=lease)
-        window = (*rules.window_key(message), params[11])  # the message's own time
-        with self._tx() as db:
-            row = self._insert_log(db, entry, ignore=True, params=params)
-            if not row:
-                return 0
-            # rules.window_moves, atomic in one statement: the window only moves forward.
-            db.execute(
-                "INSERT INTO windows (provider, business, user, last_inbound_at) VALUES (?,?,?,?) "
-                "ON CONFLICT(provider, business, user) DO UPDATE SET "
-                "last_inbound_at=excluded.last_inbound_at "
-                "WHERE excluded.last_inbound_at > windows.last_inbound_at",
-                window,
-            )
-            return row
+        # One statement, its own transaction: the row (and its work), and through the
+        # message_log_window trigger the sender's window.
+        params = self._log_params(rules.inbound_entry(message), work=work, lease=lease)
+        cur = self._write("INSERT OR IGNORE " + _INSERT_LOG, params)
+        return cur.rowcount and (cur.lastrowid or 0)
 
     def record_status(self, status: StatusUpdate) -> bool:
         return self._record_status(status) > 0
@@ -597,9 +607,12 @@ class SQLiteStore:
                 with self._outcomes_lock:
                     batch, self._outcomes = self._outcomes, []
                 try:
-                    with self._tx() as db:
-                        for queued in batch:
-                            queued.changed = bool(db.execute(queued.sql, queued.params).rowcount)
+                    if len(batch) == 1:  # alone: one statement, its own transaction
+                        update.changed = bool(self._write(update.sql, update.params).rowcount)
+                    else:
+                        with self._tx() as db:
+                            for queued in batch:
+                                queued.changed = bool(db.execute(queued.sql, queued.params).rowcount)
                 except BaseException as exc:
                     for queued in batch:
                         queued.changed, queued.error = False, exc
