@@ -4,6 +4,8 @@
   (:class:`MetaWebhook`);
 * :mod:`.parse` — notification bodies → events;
 * :mod:`.send` — :class:`MetaCloud`, rendering and sending through the Graph API;
+* :mod:`.media` — downloading inbound media, uploading media to send;
+* :mod:`.templates` — the ``message_templates`` API and the template webhooks;
 * :mod:`.errors` — Meta's error codes → the typed errors;
 * :mod:`.doctor` — the checks of ``eki-whatsapp doctor``.
 

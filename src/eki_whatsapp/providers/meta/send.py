@@ -18,13 +18,10 @@ Graph server can stand in for tests, the sandbox or staging.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -57,8 +54,10 @@ from ...messages import (
 )
 from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient, part_key
 from .._http import Attempts, HttpOptions, Plan, exchange, parse_retry_after
-from ..base import MediaError, ProviderError, ProviderName, SendReceipt, UnsupportedMessage, classify_error
+from ..base import ProviderError, ProviderName, SendReceipt, UnsupportedMessage, classify_error
+from . import templates
 from .errors import PAIR_LIMIT
+from .media import download_plan, upload_plan
 from .parse import CORRELATION_PREFIX, correlation_of
 
 if TYPE_CHECKING:
@@ -71,8 +70,6 @@ if TYPE_CHECKING:
 __all__ = ["MetaCloud"]
 
 _JSON = "application/json"
-#: Hosts Meta serves media from; the Bearer token is only ever sent to these (and base_url).
-_MEDIA_HOST_SUFFIXES = (".fbsbx.com", ".facebook.com", ".whatsapp.net", ".fbcdn.net")
 #: After a pair rate limit Meta advises waiting at least 6 s for that recipient.
 _PAIR_LIMIT_WAIT = 6.0
 #: Every message model Meta renders: all of them.
@@ -174,78 +171,22 @@ class MetaCloud(HttpProvider):
         not a template pushed with :mod:`eki_whatsapp.templates` that Meta has not approved."""
         return self.unsupported_reason(message) is None
 
-    # --- templates (docs/wire.md §4.10) ---------------------------------------------------------
-    def _waba(self) -> str:
-        if not self.business_account_id:
-            raise ConfigError(
-                "managing templates on Meta needs the WhatsApp Business Account id: set "
-                "META_BUSINESS_ACCOUNT_ID (WhatsApp Manager > Account tools)"
-            )
-        return self.business_account_id
-
-    def _template_plan(
-        self, method: str, url: str, payload: Mapping[str, Any] | None, pick: Callable[[Any], Any]
-    ) -> Plan[Any]:
-        build = (
-            self._post_json(url, payload)
-            if payload is not None
-            else (lambda: httpx.Request(method, url, headers=self._auth()))
-        )
-
-        def parse(response: httpx.Response) -> Any:
-            data = json_body(response)
-            if response.is_success and isinstance(data, dict):
-                return pick(data)
-            raise self._error(response, data)
-
-        return exchange(self.name, build, parse, self.retry, Attempts())
-
+    # --- templates (docs/wire.md §4.10; the requests: providers/meta/templates.py) ---------------
     def create_template(self, definition: TemplateDefinition) -> RemoteTemplate:
         """Submit a template for review (``POST /{WABA-ID}/message_templates``)."""
-        from .templates import creation_body, remote
-
-        url = f"{self._api}/{self._waba()}/message_templates"
-        result: RemoteTemplate = self._run(
-            self._template_plan("POST", url, creation_body(definition), remote)
-        )
+        result: RemoteTemplate = self._run(templates.create_plan(self, definition))
         return result
 
     def update_template(self, remote_id: str, definition: TemplateDefinition) -> RemoteTemplate:
         """Edit a template (``POST /{template-id}``): it goes back to review."""
-        from ...templates.definition import RemoteTemplate
-        from .templates import creation_body
-
-        url = f"{self._api}/{remote_id}"
-        body = creation_body(definition, with_name=False)
-
-        def pick(data: Any) -> RemoteTemplate:
-            return RemoteTemplate(id=remote_id, status="pending", category=definition.category)
-
-        result: RemoteTemplate = self._run(self._template_plan("POST", url, body, pick))
+        result: RemoteTemplate = self._run(templates.update_plan(self, remote_id, definition))
         return result
 
     def fetch_template(
         self, definition: TemplateDefinition, remote_id: str | None = None
     ) -> RemoteTemplate | None:
         """The template's status as Meta reports it now (``None``: Meta has no such template)."""
-        from .templates import remote
-
-        query = urlencode(
-            {"name": definition.name, "fields": "id,name,language,status,category,rejected_reason"}
-        )
-        url = f"{self._api}/{self._waba()}/message_templates?{query}"
-
-        def pick(data: Any) -> RemoteTemplate | None:
-            for item in data.get("data") or ():
-                if not isinstance(item, dict):
-                    continue
-                if (remote_id and str(item.get("id")) == remote_id) or (
-                    item.get("name") == definition.name and item.get("language") == definition.language
-                ):
-                    return remote(item)
-            return None
-
-        result: RemoteTemplate | None = self._run(self._template_plan("GET", url, None, pick))
+        result: RemoteTemplate | None = self._run(templates.fetch_plan(self, definition, remote_id))
         return result
 
     def __repr__(self) -> str:
@@ -384,97 +325,21 @@ class MetaCloud(HttpProvider):
         """Async face of :meth:`show_typing`."""
         return await self.mark_as_read_async(message_id, typing=True)
 
-    # --- media ----------------------------------------------------------------------------------
-    def _trusted(self, url: str) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        return host == self._base_host or host.endswith(_MEDIA_HOST_SUFFIXES)
-
+    # --- media (providers/meta/media.py) ---------------------------------------------------------
     def _download_plan(self, ref: MediaRef) -> Plan[bytes]:
-        attempts = Attempts()
-        url, sha256 = ref.url, ref.sha256
-        if ref.id:
-            lookup = f"{self._api}/{ref.id}"
-            headers = self._auth()
-
-            def parse_lookup(response: httpx.Response) -> dict[str, Any]:
-                data = json_body(response)
-                if response.is_success and isinstance(data, dict) and data.get("url"):
-                    return data
-                raise self._error(response, data, media=True)
-
-            info = yield from exchange(
-                self.name,
-                lambda: httpx.Request("GET", lookup, headers=headers),
-                parse_lookup,
-                self.retry,
-                attempts,
-            )
-            url = str(info["url"])
-            sha256 = info.get("sha256") or sha256
-        if not url:
-            raise MediaError("the media reference has neither an id nor a url", provider=self.name)
-        if not self._trusted(url):
-            raise MediaError(
-                f"refusing to send the access token to {urlsplit(url).hostname!r}: Meta media is "
-                "served from *.fbsbx.com / *.whatsapp.net; pass the media id instead",
-                provider=self.name,
-            )
-        download_url = url
-        headers = self._auth()
-
-        def parse_download(response: httpx.Response) -> bytes:
-            if response.is_success:
-                return response.content
-            raise self._error(response, json_body(response), media=True)
-
-        content: bytes = yield from exchange(
-            self.name,
-            lambda: httpx.Request("GET", download_url, headers=headers),
-            parse_download,
-            self.retry,
-            attempts,
-            follow_redirects=True,
-        )
-        if sha256 and not _digest_matches(content, str(sha256)):
-            raise MediaError(
-                "the downloaded media does not match its sha256; download it again", provider=self.name
-            )
-        return content
-
-    def _upload_plan(self, data: bytes, mime: str, filename: str) -> Plan[str]:
-        if not mime or "/" not in mime:
-            raise ValueError(f"upload_media needs a MIME type such as 'image/jpeg', not {mime!r}")
-        url = f"{self._api}/{self.phone_number_id}/media"
-        headers = self._auth()
-
-        def build() -> httpx.Request:
-            return httpx.Request(
-                "POST",
-                url,
-                headers=headers,
-                data={"messaging_product": "whatsapp", "type": mime},
-                files={"file": (filename, data, mime)},
-            )
-
-        def parse(response: httpx.Response) -> str:
-            body = json_body(response)
-            if response.is_success and isinstance(body, dict) and body.get("id"):
-                return str(body["id"])
-            raise self._error(response, body, media=True)
-
-        return exchange(self.name, build, parse, self.retry, Attempts())
+        return download_plan(self, ref)
 
     def upload_media(self, data: bytes, mime: str, *, filename: str = "file") -> str:
         """Upload bytes to Meta; returns the media id to send with ``Media(kind, media_id=...)``.
 
         Uploaded media lives 30 days.
         """
-        result: str = self._run(self._upload_plan(data, mime, filename))
+        result: str = self._run(upload_plan(self, data, mime, filename))
         return result
 
     async def upload_media_async(self, data: bytes, mime: str, *, filename: str = "file") -> str:
         """Async face of :meth:`upload_media`."""
-        result: str = await self._run_async(self._upload_plan(data, mime, filename))
+        result: str = await self._run_async(upload_plan(self, data, mime, filename))
         return result
 
 
@@ -755,12 +620,3 @@ def render(recipient: Address, message: Message) -> dict[str, Any]:
     )
     error.attempts = 0
     raise error
-
-
-def _digest_matches(content: bytes, expected: str) -> bool:
-    """Meta gives sha256 as hex (media lookup) or base64 (some webhooks); accept either."""
-    digest = hashlib.sha256(content).digest()
-    expected = expected.strip()
-    if hmac.compare_digest(digest.hex(), expected.lower()):
-        return True
-    return hmac.compare_digest(base64.b64encode(digest).decode(), expected)

@@ -12,9 +12,13 @@ Shapes: docs/wire.md §4.10.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+import httpx
+
+from ...errors import ConfigError
 from ...events import ChangeEvent
 from ...templates.definition import (
     CopyCodeButton,
@@ -28,8 +32,21 @@ from ...templates.definition import (
     substitute,
 )
 from ...templates.registry import TemplateChange
+from .._common import json_body
+from .._http import Attempts, Plan, exchange
 
-__all__ = ["STATUS_FIELDS", "creation_body", "remote", "template_change"]
+if TYPE_CHECKING:
+    from .send import MetaCloud
+
+__all__ = [
+    "STATUS_FIELDS",
+    "create_plan",
+    "creation_body",
+    "fetch_plan",
+    "remote",
+    "template_change",
+    "update_plan",
+]
 
 #: Webhook fields that change a template's state.
 STATUS_FIELDS = ("message_template_status_update", "template_category_update")
@@ -135,3 +152,67 @@ def template_change(event: ChangeEvent) -> TemplateChange | None:
         id=str(template_id) if template_id is not None else None,
         category=str(category).upper() if category else None,
     )
+
+
+# --- the requests (MetaCloud.create_template / update_template / fetch_template) -------------------
+def _waba(cloud: MetaCloud) -> str:
+    if not cloud.business_account_id:
+        raise ConfigError(
+            "managing templates on Meta needs the WhatsApp Business Account id: set "
+            "META_BUSINESS_ACCOUNT_ID (WhatsApp Manager > Account tools)"
+        )
+    return cloud.business_account_id
+
+
+def _plan(
+    cloud: MetaCloud, method: str, url: str, payload: Mapping[str, Any] | None, pick: Callable[[Any], Any]
+) -> Plan[Any]:
+    build = (
+        cloud._post_json(url, payload)
+        if payload is not None
+        else (lambda: httpx.Request(method, url, headers=cloud._auth()))
+    )
+
+    def parse(response: httpx.Response) -> Any:
+        data = json_body(response)
+        if response.is_success and isinstance(data, dict):
+            return pick(data)
+        raise cloud._error(response, data)
+
+    return exchange(cloud.name, build, parse, cloud.retry, Attempts())
+
+
+def create_plan(cloud: MetaCloud, definition: TemplateDefinition) -> Plan[RemoteTemplate]:
+    """Submit a template for review (``POST /{WABA-ID}/message_templates``)."""
+    url = f"{cloud._api}/{_waba(cloud)}/message_templates"
+    return _plan(cloud, "POST", url, creation_body(definition), remote)
+
+
+def update_plan(cloud: MetaCloud, remote_id: str, definition: TemplateDefinition) -> Plan[RemoteTemplate]:
+    """Edit a template (``POST /{template-id}``): it goes back to review."""
+
+    def pick(data: Any) -> RemoteTemplate:
+        return RemoteTemplate(id=remote_id, status="pending", category=definition.category)
+
+    body = creation_body(definition, with_name=False)
+    return _plan(cloud, "POST", f"{cloud._api}/{remote_id}", body, pick)
+
+
+def fetch_plan(
+    cloud: MetaCloud, definition: TemplateDefinition, remote_id: str | None = None
+) -> Plan[RemoteTemplate | None]:
+    """The template's status as Meta reports it now (``None``: Meta has no such template)."""
+    query = urlencode({"name": definition.name, "fields": "id,name,language,status,category,rejected_reason"})
+    url = f"{cloud._api}/{_waba(cloud)}/message_templates?{query}"
+
+    def pick(data: Any) -> RemoteTemplate | None:
+        for item in data.get("data") or ():
+            if not isinstance(item, dict):
+                continue
+            if (remote_id and str(item.get("id")) == remote_id) or (
+                item.get("name") == definition.name and item.get("language") == definition.language
+            ):
+                return remote(item)
+        return None
+
+    return _plan(cloud, "GET", url, None, pick)

@@ -3,8 +3,12 @@
 * :mod:`.webhook` — recognise Twilio's requests (form, GET, JSON), ``X-Twilio-Signature`` with
   port variants, token rotation and the public URL, ``bodySHA256`` (:class:`TwilioWebhook`);
 * :mod:`.parse` — webhook parameters → events;
-* :mod:`.send` — :class:`Twilio`, rendering and sending through the Messages API;
+* :mod:`.send` — :class:`Twilio`, sending through the Messages API;
+* :mod:`.render` — what Twilio can carry, and each message as Messages API form fields;
 * :mod:`.content` — Content Templates and the numbered-text rendering of buttons and lists;
+* :mod:`.content_api` — the Content API requests (session content, templates);
+* :mod:`.templates` — managed templates as Content plus a WhatsApp approval request;
+* :mod:`.media` — downloading inbound media;
 * :mod:`.errors` — Twilio's error codes → the typed errors;
 * :mod:`.doctor` — the checks of ``eki-whatsapp doctor``.
 

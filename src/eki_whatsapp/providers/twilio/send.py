@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -51,44 +50,28 @@ from ...errors import ConfigError
 from ...events import MediaRef
 from ...formatting import TWILIO_TEXT_LIMIT, split
 from ...messages import (
-    Buttons,
-    Catalog,
-    Contacts,
-    CtaUrl,
-    Flow,
-    ListMenu,
-    Location,
-    LocationRequest,
-    Media,
     Message,
-    Product,
-    ProductList,
-    Reaction,
     Template,
-    Text,
 )
 from .._common import Accepted, HttpProvider, coerce, json_body, parse_recipient, part_key
-from .._http import Attempts, HttpOptions, Plan, exchange, parse_retry_after
+from .._http import HttpOptions, Plan, parse_retry_after
 from ..base import (
-    MediaError,
     ProviderError,
     ProviderName,
     SendReceipt,
-    TemplateError,
-    UnsupportedMessage,
 )
+from . import templates
 from .cache import ContentCache
 from .content import (
     Form,
     content_form,
     content_variables_json,
-    cta_text,
-    geo_uri,
-    numbered_text,
     session_content,
-    template_variables,
 )
+from .content_api import create_content_plan
+from .media import download_plan
 from .parse import CORRELATION_PARAM
+from .render import render, unsupported_reason
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -102,11 +85,8 @@ __all__ = ["Twilio"]
 logger = logging.getLogger("eki_whatsapp.providers.twilio")
 
 _FORM = "application/x-www-form-urlencoded"
-_JSON = "application/json"
 _DEFAULT_API = "https://api.twilio.com"
 _DEFAULT_CONTENT_API = "https://content.twilio.com"
-#: Kinds Twilio sends only as a Content Template made beforehand (``content_sid``).
-_CONTENT_ONLY = (Flow, Product, ProductList, Catalog)
 
 
 class Twilio(HttpProvider):
@@ -182,37 +162,7 @@ class Twilio(HttpProvider):
     # --- what Twilio can carry --------------------------------------------------------------
     def unsupported_reason(self, message: Message | str) -> str | None:
         """Why Twilio cannot send ``message`` (``None``: it can). Decided without a request."""
-        message = coerce(message)
-        if isinstance(message, Reaction):
-            return "Twilio's Messages API cannot send reactions; send a Text instead"
-        if isinstance(message, Contacts):
-            return "Twilio's Messages API cannot send contact cards; send them through Meta"
-        if isinstance(message, LocationRequest):
-            return "Twilio has no location-request message; send it through Meta or ask in a Text"
-        if isinstance(message, Media) and message.url is None:
-            return "Twilio sends media by public URL only: pass Media(url=...) instead of a Meta media_id"
-        header = getattr(message, "header", None)
-        if isinstance(message, (Buttons, CtaUrl)) and isinstance(header, Media) and header.url is None:
-            return "Twilio needs a public URL for a media header, not a Meta media_id"
-        if isinstance(message, _CONTENT_ONLY) and not message.content_sid:
-            kind = "twilio/flows" if isinstance(message, Flow) else "twilio/catalog"
-            return (
-                f"Twilio sends a {type(message).__name__} only as a {kind} Content Template: create "
-                "one (Twilio Console > Content Template Builder) and pass content_sid=, or send it "
-                "through Meta"
-            )
-        if isinstance(message, Template) and not self._template_sid(message):
-            return (
-                f"Template {message.name!r} has no content_sid: Twilio sends templates as Content "
-                "Templates; push it with `eki-whatsapp templates push` (then it is found by name), "
-                "or create one in Twilio Console > Content Template Builder and pass its HX… SID "
-                "as Template(..., content_sid=...)"
-            )
-        if not isinstance(
-            message, (Text, Media, Template, Buttons, ListMenu, CtaUrl, Location, *_CONTENT_ONLY)
-        ):
-            return f"cannot send {type(message).__name__}: pass a str or a model from eki_whatsapp.messages"
-        return None
+        return unsupported_reason(coerce(message), self._template_sid)
 
     def supports(self, message: Message | str) -> bool:
         """Whether Twilio can carry ``message`` (the router asks before choosing a provider)."""
@@ -274,7 +224,7 @@ class Twilio(HttpProvider):
         recipient = parse_recipient(self.name, to)
         if getattr(message, "reply_to", None):
             logger.debug("twilio cannot quote a message: reply_to=%s is not sent", message.reply_to)
-        fields = self._render(message)
+        fields = render(self.name, self._template_sid, message)
         if isinstance(fields, str):  # a body that may need splitting
             parts = split(fields, self.text_limit)
             return [[*self._base(recipient, correlation, i), ("Body", part)] for i, part in enumerate(parts)]
@@ -311,45 +261,6 @@ class Twilio(HttpProvider):
             return [None] * len(forms)
         return [part_key(correlation, index) for index in range(len(forms))]
 
-    def _render(self, message: Message) -> str | Form | tuple[Form, str]:
-        reason = self.unsupported_reason(message)
-        if reason is not None:
-            if isinstance(message, Template):
-                error: ProviderError = TemplateError(reason, provider=self.name)
-                error.attempts = 0
-                raise error
-            raise _unsupported(reason)
-        if isinstance(message, Text):
-            return message.body
-        if isinstance(message, Media):
-            form: Form = [("MediaUrl", str(message.url))]
-            if message.caption:
-                form.insert(0, ("Body", message.caption))
-            return form
-        if isinstance(message, Template):
-            sid = self._template_sid(message)
-            return content_form(str(sid), content_variables_json(template_variables(message)))
-        if isinstance(message, (Buttons, ListMenu, CtaUrl, *_CONTENT_ONLY)) and message.content_sid:
-            return content_form(message.content_sid, content_variables_json(message.content_variables))
-        if isinstance(message, (Buttons, ListMenu, CtaUrl)):
-            text = cta_text(message) if isinstance(message, CtaUrl) else numbered_text(message)
-            header = message.header
-            if isinstance(header, Media):
-                return ([("MediaUrl", str(header.url))], text)
-            return text
-        if isinstance(message, Location):
-            label = message.name or message.address or ""
-            body = ", ".join(p for p in (message.name, message.address) if p) or (
-                f"{message.latitude},{message.longitude}"
-            )
-            action = geo_uri(message.latitude, message.longitude)
-            if label:
-                action += f"|{label}"
-            return [("Body", body), ("PersistentAction", action)]
-        raise _unsupported(  # pragma: no cover - unsupported_reason refused it already
-            f"cannot send {type(message).__name__}: pass a str or a model from eki_whatsapp.messages"
-        )
-
     def _post_form(self, form: Form) -> Callable[[], httpx.Request]:
         content = urlencode(form).encode()
         headers = {**self._auth(), "Content-Type": _FORM}
@@ -375,7 +286,7 @@ class Twilio(HttpProvider):
         rendering = "content:cached"
         if sid is None:
             try:
-                sid = yield from self._create_content_plan(key, session.content)
+                sid = yield from create_content_plan(self, key, session.content)
             except ProviderError as exc:
                 logger.warning(
                     "twilio: the Content API refused %s content (%s: %s); sending numbered text",
@@ -398,48 +309,10 @@ class Twilio(HttpProvider):
         receipt = yield from self._send_all(to, kind, builds, self._parse_send, keys)
         return dataclasses.replace(receipt, rendering=rendering)
 
-    def _create_content_plan(self, key: str, content: dict[str, Any]) -> Plan[str]:
-        """Create session content through the Content API; its ``HX…`` SID."""
-        body = {"friendly_name": f"eki_{key[:24]}", **content}
-        return self._content_request("POST", "/v1/Content", body, lambda data: str(data["sid"]))
-
-    def _content_request(
-        self, method: str, path: str, body: dict[str, Any] | None, pick: Callable[[dict[str, Any]], Any]
-    ) -> Plan[Any]:
-        """One JSON request to the Content API (``content_base_url``), retried like a send."""
-        url = f"{self.content_base_url}{path}"
-        content = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-        headers = {**self._auth(), "Content-Type": _JSON} if body is not None else self._auth()
-
-        def build() -> httpx.Request:
-            return httpx.Request(method, url, content=content, headers=headers)
-
-        def parse(response: httpx.Response) -> Any:
-            data = json_body(response)
-            if response.is_success and isinstance(data, dict):
-                try:
-                    return pick(data)
-                except (KeyError, TypeError, ValueError):
-                    pass
-            raise self._error(response, data)
-
-        return exchange(self.name, build, parse, self.retry, Attempts())
-
-    # --- templates (docs/wire.md §9.1) -----------------------------------------------------------
-    def _create_template_plan(self, definition: TemplateDefinition) -> Plan[RemoteTemplate]:
-        from .templates import approval_body, content_body, remote
-
-        sid: str = yield from self._content_request(
-            "POST", "/v1/Content", content_body(definition), lambda data: str(data["sid"])
-        )
-        approval: dict[str, Any] = yield from self._content_request(
-            "POST", f"/v1/Content/{sid}/ApprovalRequests/whatsapp", approval_body(definition), lambda d: d
-        )
-        return remote(sid, approval)
-
+    # --- templates (docs/wire.md §9.1; the requests: providers/twilio/templates.py) -------------
     def create_template(self, definition: TemplateDefinition) -> RemoteTemplate:
         """Create the content of ``definition`` and submit it for WhatsApp approval."""
-        result: RemoteTemplate = self._run(self._create_template_plan(definition))
+        result: RemoteTemplate = self._run(templates.create_plan(self, definition))
         return result
 
     def update_template(self, remote_id: str, definition: TemplateDefinition) -> RemoteTemplate:
@@ -451,20 +324,14 @@ class Twilio(HttpProvider):
         self, definition: TemplateDefinition, remote_id: str | None = None
     ) -> RemoteTemplate | None:
         """The approval status of content ``remote_id`` (``None`` without an id)."""
-        from .templates import remote
-
         if not remote_id:
             return None
-        sid = remote_id
-
-        def pick(data: dict[str, Any]) -> RemoteTemplate:
-            approval = data.get("whatsapp")
-            return remote(sid, approval if isinstance(approval, dict) else {})
-
-        result: RemoteTemplate = self._run(
-            self._content_request("GET", f"/v1/Content/{sid}/ApprovalRequests", None, pick)
-        )
+        result: RemoteTemplate = self._run(templates.fetch_plan(self, remote_id))
         return result
+
+    # --- media (providers/twilio/media.py) ------------------------------------------------------
+    def _download_plan(self, ref: MediaRef) -> Plan[bytes]:
+        return download_plan(self, ref)
 
     def _parse_send(self, response: httpx.Response) -> Accepted:
         data = json_body(response)
@@ -493,41 +360,9 @@ class Twilio(HttpProvider):
             )
         return self._failure(text, response, data, code=code, retry_after=retry_after, media=media)
 
-    # --- media ----------------------------------------------------------------------------------
-    def _trusted(self, url: str) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        return host == self._base_host or host == "twilio.com" or host.endswith(".twilio.com")
-
-    def _download_plan(self, ref: MediaRef) -> Plan[bytes]:
-        if not ref.url:
-            raise MediaError("a Twilio media reference needs its MediaUrl", provider=self.name)
-        url = ref.url
-        # Credentials only go to Twilio's own hosts; its redirect to storage drops them.
-        headers = self._auth() if self._trusted(url) else {}
-
-        def parse(response: httpx.Response) -> bytes:
-            if response.is_success:
-                return response.content
-            raise self._error(response, json_body(response), media=True)
-
-        return exchange(
-            self.name,
-            lambda: httpx.Request("GET", url, headers=headers),
-            parse,
-            self.retry,
-            Attempts(),
-            follow_redirects=True,
-        )
-
 
 # --------------------------------------------------------------------------------------------
 # Rendering helpers
 # --------------------------------------------------------------------------------------------
 def _whatsapp_address(recipient: Address) -> str:
     return f"whatsapp:{recipient.value}" if recipient.is_bsuid else f"whatsapp:+{recipient.value}"
-
-
-def _unsupported(text: str) -> UnsupportedMessage:
-    error = UnsupportedMessage(text, provider="twilio")
-    error.attempts = 0
-    return error

@@ -28,11 +28,21 @@ from ...templates.definition import (
     UrlButton,
 )
 from ...templates.registry import approved_id
+from .._http import Plan
+from .content_api import content_request
 
 if TYPE_CHECKING:
     from ...store.base import Store
+    from .send import Twilio
 
-__all__ = ["approval_body", "content_body", "content_sid_for", "remote"]
+__all__ = [
+    "approval_body",
+    "content_body",
+    "content_sid_for",
+    "create_plan",
+    "fetch_plan",
+    "remote",
+]
 
 #: Twilio says ``received`` for an approval request not yet looked at: that is pending to us.
 _STATUS = {"received": "pending", "unsubmitted": "pending"}
@@ -116,3 +126,25 @@ def remote(content_sid: str, approval: Mapping[str, Any]) -> RemoteTemplate:
         category=str(category).upper() if category else None,
         reason=str(reason) if reason else None,
     )
+
+
+# --- the requests (Twilio.create_template / fetch_template) ----------------------------------------
+def create_plan(twilio: Twilio, definition: TemplateDefinition) -> Plan[RemoteTemplate]:
+    """Create the content of ``definition`` and submit it for WhatsApp approval."""
+    sid: str = yield from content_request(
+        twilio, "POST", "/v1/Content", content_body(definition), lambda data: str(data["sid"])
+    )
+    approval: dict[str, Any] = yield from content_request(
+        twilio, "POST", f"/v1/Content/{sid}/ApprovalRequests/whatsapp", approval_body(definition), lambda d: d
+    )
+    return remote(sid, approval)
+
+
+def fetch_plan(twilio: Twilio, sid: str) -> Plan[RemoteTemplate]:
+    """The approval status of content ``sid``."""
+
+    def pick(data: dict[str, Any]) -> RemoteTemplate:
+        approval = data.get("whatsapp")
+        return remote(sid, approval if isinstance(approval, dict) else {})
+
+    return content_request(twilio, "GET", f"/v1/Content/{sid}/ApprovalRequests", None, pick)
