@@ -35,6 +35,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..store.base import LedgerEntry, Store
+from .allowances import KV as _KV
+from .allowances import Allowances
 from .prices import CATEGORIES, ZERO, Allowance, PriceBook, Quote
 from .report import CostReport, build_report
 
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Costs"]
 
-_KV = "eki.costs"
 _UNSET: Any = object()
 
 
@@ -78,8 +79,8 @@ class Costs:
     ) -> None:
         self.store = store
         self.prices = prices if prices is not None else PriceBook.default()
-        self.free_allowance = {k: int(v) for k, v in (free_allowance or {}).items() if int(v) > 0}
-        self.allowance_categories = frozenset(c.lower() for c in allowance_categories)
+        #: The monthly free allowances and their counters in the store.
+        self.allowances = Allowances(store, self.prices, free_allowance or {}, allowance_categories)
         self.default_market = default_market
         self.clock = clock
         self._lock = threading.Lock()
@@ -119,36 +120,23 @@ class Costs:
         return self.prices.market_of(user, self.default_market)
 
     def allowance(self, provider: str, at: datetime | date) -> Allowance | None:
-        """The monthly free allowance of ``provider`` on that day: the configured one (e.g.
-        ``WHATSAPP_META_FREE_ALLOWANCE``), else the price table's (``None``: none)."""
-        given = self.free_allowance.get(provider)
-        if given is not None:
-            return Allowance(given, self.allowance_categories)
-        found = self.prices.allowance(provider, at)
-        if found is None or not self.allowance_categories:
-            return found
-        return Allowance(found.per_month, self.allowance_categories)
+        """The monthly free allowance of ``provider`` on that day (see :meth:`Allowances.of`)."""
+        return self.allowances.of(provider, at)
 
     @property
     def may_have_allowance(self) -> bool:
         """Whether any provider may have a free allowance (configured, or in a price table)."""
-        return bool(self.free_allowance) or self.prices.has_allowances
+        return self.allowances.may_exist
 
     def has_allowance(self, provider: str, at: datetime | date) -> bool:
         """Whether ``provider`` has a monthly free allowance at all on that day."""
-        return self.allowance(provider, at) is not None
+        return self.allowances.of(provider, at) is not None
 
     def allowance_left(self, provider: str, month: str | None = None) -> int:
         """Free messages ``provider`` has left in ``month`` (``"2026-11"``, default: this
         month; 0 when it has no allowance)."""
         day = date.fromisoformat(f"{month}-01") if month else self.clock()
-        return self._allowance_left(provider, self.allowance(provider, day), f"{day:%Y-%m}")
-
-    def _allowance_left(self, provider: str, allowance: Allowance | None, month: str) -> int:
-        if allowance is None:
-            return 0
-        used = int(self.store.get_value(_KV, f"allowance:{provider}:{month}") or 0)
-        return max(0, allowance.per_month - used)
+        return self.allowances.left(provider, self.allowances.of(provider, day), f"{day:%Y-%m}")
 
     def quote(
         self,
@@ -180,8 +168,7 @@ class Costs:
             allowance
             and quote.amount is not None
             and quote.amount > 0
-            and self.may_have_allowance
-            and self._allowance_covers(provider, category, at)
+            and self.allowances.covers(provider, category, at)
         ):
             return Quote(
                 provider,
@@ -197,56 +184,8 @@ class Costs:
 
     def allowance_bar(self, provider: str, user: str, category: str | None, at: datetime) -> Decimal | None:
         """The least a message must save for the router to send it to ``provider`` *because* its
-        free allowance would waive the price, or ``None`` when the allowance does not cover it
-        (none, used up, or another category).
-
-        A provider applies its allowance to the first messages it gets (first come), so the
-        router decides where slots go by deciding which messages the allowance may attract. It
-        paces them through the month: while more slots are left than an even pace would keep
-        (``per_month`` x the fraction of the month still to come) they would expire unused, so
-        any saving may take one (bar 0); behind that pace only messages as dear as the dearest
-        the allowance covers in the user's market (the bar is that rate) are moved to it. So a
-        cheap day-1 reminder that Twilio's open window carries for 0.005 stays there, and the
-        slots are left for the messages where they save most.
-        """
-        allowance = self.allowance(provider, at)
-        if allowance is None or not allowance.covers(category):
-            return None
-        month = at.strftime("%Y-%m")
-        left = self._allowance_left(provider, allowance, month)
-        if left <= 0:
-            return None
-        start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        end = (start + timedelta(days=32)).replace(day=1)
-        still_to_come = (end - at) / (end - start)
-        if left > allowance.per_month * still_to_come:
-            return ZERO
-        market = self.market_of(user)
-        dearest = ZERO
-        for cat in allowance.categories or CATEGORIES:
-            quote = self.prices.quote(provider, cat, market, at=at, in_window=False)
-            if quote.amount is not None and quote.amount > dearest:
-                dearest = quote.amount
-        return dearest
-
-    def _take_allowance(self, provider: str, at: datetime) -> str | None:
-        """Count one free message of ``provider``'s allowance for ``at``'s month — one atomic
-        step in the Store, so processes sharing it never count one too many; the counter's key,
-        or ``None`` when the allowance is used up."""
-        allowance = self.allowance(provider, at)
-        key = f"allowance:{provider}:{at.strftime('%Y-%m')}"
-        if allowance is None or self.store.increment(_KV, key, limit=allowance.per_month) is None:
-            return None
-        return key
-
-    def _allowance_covers(self, provider: str, category: str | None, at: datetime) -> bool:
-        """The provider's free allowance covers a message of ``category`` sent at ``at``."""
-        allowance = self.allowance(provider, at)
-        return (
-            allowance is not None
-            and allowance.covers(category)
-            and self._allowance_left(provider, allowance, at.strftime("%Y-%m")) > 0
-        )
+        free allowance would waive the price (see :meth:`Allowances.bar`)."""
+        return self.allowances.bar(provider, category, at, lambda: self.market_of(user))
 
     # --- recording -------------------------------------------------------------------------
     def record_send(
@@ -283,10 +222,9 @@ class Costs:
                     allowance
                     and quote.amount is not None
                     and quote.amount > 0
-                    and self.may_have_allowance
-                    and self._allowance_covers(provider, category, at)
+                    and self.allowances.covers(provider, category, at)
                 ):
-                    taken = self._take_allowance(provider, at)  # None: another process took the last one
+                    taken = self.allowances.take(provider, at)  # None: another process took the last one
                 entry = LedgerEntry(
                     provider=provider,
                     message_id=message_id,
@@ -303,7 +241,7 @@ class Costs:
                 )
                 if not self.store.add_ledger(entry):
                     if taken is not None:  # recorded before: give the free message back
-                        self.store.increment(_KV, taken, -1)
+                        self.allowances.release(taken)
                     continue
                 entries.append(entry)
                 if taken is not None:
@@ -323,8 +261,7 @@ class Costs:
                             "free-allowance",
                         )
                     )
-                    # Remembered so a failure reported later gives the slot back.
-                    self.store.set_value(_KV, f"took:{provider}:{message_id}", taken)
+                    self.allowances.remember(provider, message_id, taken)
                 opens = quote.billable or taken is not None
                 if quote.pricing_model == "CBP" and opens and category is not None:
                     # This message opened a conversation: later ones of the category are free.
@@ -383,12 +320,7 @@ class Costs:
     def give_back(self, provider: str, message_id: str) -> bool:
         """Return the free slot a message took, if it took one (its send failed); ``True`` when
         a slot was given back. Safe to call twice: the slot goes back once."""
-        key = f"took:{provider}:{message_id}"
-        taken = self.store.get_value(_KV, key)
-        if not taken or not self.store.compare_and_set(_KV, key, taken, None):
-            return False
-        self.store.increment(_KV, str(taken), -1)
-        return True
+        return self.allowances.give_back(provider, message_id)
 
     def record_status(
         self, status: StatusUpdate, *, category: str | None = None, sent_at: datetime | None = None
