@@ -480,8 +480,7 @@ class SQLiteStore:
             return status_row
 
     def record_change(self, event: ChangeEvent) -> None:
-        with self._tx() as db:
-            self._insert_log(db, rules.change_entry(event))
+        self._write("INSERT " + _INSERT_LOG, self._log_params(rules.change_entry(event)))
 
     # --- durable handling ------------------------------------------------------------------
     def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
@@ -491,8 +490,8 @@ class SQLiteStore:
         elif isinstance(event, StatusUpdate):
             row = self._record_status(event, work=True, lease=lease)
         else:
-            with self._tx() as db:
-                row = self._insert_log(db, rules.change_entry(event), work=True, lease=lease)
+            params = self._log_params(rules.change_entry(event), work=True, lease=lease)
+            row = self._write("INSERT " + _INSERT_LOG, params).lastrowid or 0
         return rules.work_id(kind, row) if row else None
 
     def _work_items(self, db: sqlite3.Connection, table: str, keys: list[int]) -> list[WorkItem]:
@@ -756,30 +755,28 @@ class SQLiteStore:
         return list(json.loads(rows[0][0])) if rows else []
 
     def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO memory (key, items, updated_at) VALUES (?,?,?) "
-                "ON CONFLICT(key) DO UPDATE SET items=excluded.items, updated_at=excluded.updated_at",
-                (key, rules.dumps(items), _iso(utcnow())),
-            )
+        self._write(
+            "INSERT INTO memory (key, items, updated_at) VALUES (?,?,?) "
+            "ON CONFLICT(key) DO UPDATE SET items=excluded.items, updated_at=excluded.updated_at",
+            (key, rules.dumps(items), _iso(utcnow())),
+        )
 
     def record_usage(self, record: UsageRecord) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO usage (user, model, prompt_tokens, completion_tokens, cached_tokens, "
-                "cost, at, turn_id, provider) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    record.user,
-                    record.model,
-                    record.prompt_tokens,
-                    record.completion_tokens,
-                    record.cached_tokens,
-                    None if record.cost is None else str(record.cost),
-                    _iso(record.at),
-                    record.turn_id,
-                    record.provider,
-                ),
-            )
+        self._write(
+            "INSERT INTO usage (user, model, prompt_tokens, completion_tokens, cached_tokens, "
+            "cost, at, turn_id, provider) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                record.user,
+                record.model,
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.cached_tokens,
+                None if record.cost is None else str(record.cost),
+                _iso(record.at),
+                record.turn_id,
+                record.provider,
+            ),
+        )
 
     def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
         sql = (
@@ -811,28 +808,27 @@ class SQLiteStore:
 
     # --- ledger ----------------------------------------------------------------------------
     def add_ledger(self, entry: LedgerEntry) -> bool:
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO ledger (provider, message_id, source, category, at, month, user, "
-                "market, pricing_model, billable, amount, currency, note) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    entry.provider,
-                    entry.message_id,
-                    entry.source,
-                    entry.category,
-                    _iso(entry.at),
-                    entry.month,
-                    entry.user,
-                    entry.market,
-                    entry.pricing_model,
-                    None if entry.billable is None else int(entry.billable),
-                    None if entry.amount is None else str(entry.amount),
-                    entry.currency,
-                    entry.note,
-                ),
-            )
-            return bool(cur.rowcount)
+        cur = self._write(
+            "INSERT OR IGNORE INTO ledger (provider, message_id, source, category, at, month, user, "
+            "market, pricing_model, billable, amount, currency, note) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                entry.provider,
+                entry.message_id,
+                entry.source,
+                entry.category,
+                _iso(entry.at),
+                entry.month,
+                entry.user,
+                entry.market,
+                entry.pricing_model,
+                None if entry.billable is None else int(entry.billable),
+                None if entry.amount is None else str(entry.amount),
+                entry.currency,
+                entry.note,
+            ),
+        )
+        return bool(cur.rowcount)
 
     def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
         sql = (
@@ -868,12 +864,11 @@ class SQLiteStore:
         return json.loads(rows[0][0]) if rows else None
 
     def set_value(self, namespace: str, key: str, value: Any) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO kv (namespace, key, value) VALUES (?,?,?) "
-                "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value",
-                (namespace, key, rules.dumps(value)),
-            )
+        self._write(
+            "INSERT INTO kv (namespace, key, value) VALUES (?,?,?) "
+            "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value",
+            (namespace, key, rules.dumps(value)),
+        )
 
     @staticmethod
     def _write_value(db: sqlite3.Connection, namespace: str, key: str, new: Any) -> None:
