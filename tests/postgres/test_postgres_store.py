@@ -90,7 +90,7 @@ def test_an_older_schema_is_upgraded_in_place_and_keeps_its_rows(pg_base_url: st
         indexes = {
             r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname=%s", (pg_schema,))
         }
-    assert {"message_log_sender", "message_log_recipient"} <= indexes
+    assert {"message_log_user_in", "message_log_recipient", "message_log_work"} <= indexes
 
 
 def test_a_version_2_schema_gets_durable_handling_and_keeps_its_windows(
