@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +37,13 @@ class WorkerThreads:
     def __init__(self, size: int, name: str = "eki-whatsapp") -> None:
         self._size = size
         self._name = name
+        self._stopping = False
+        self._reset()
+        # A forked child (gunicorn --preload) has none of the parent's threads: start afresh.
+        method = weakref.WeakMethod(self._reset)
+        os.register_at_fork(after_in_child=lambda: _call(method))
+
+    def _reset(self) -> None:
         self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         lock = threading.Lock()
         self._wake = threading.Condition(lock)  # threads wait here for work
@@ -43,7 +52,6 @@ class WorkerThreads:
         self._sleeping = 0  # threads waiting for work
         self._free = 0  # threads awake and about to take an item (each takes one)
         self._unfinished = 0  # queued or running
-        self._stopping = False
 
     def submit(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` on one of the threads."""
@@ -115,6 +123,12 @@ class WorkerThreads:
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join()
+
+
+def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    func = method()
+    if func is not None:
+        func()
 
 
 class LoopThread:
