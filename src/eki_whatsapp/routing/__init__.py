@@ -30,7 +30,9 @@ The parts:
 * :mod:`~eki_whatsapp.routing.facts` — the windows, breakers and prices a decision reads;
 * :mod:`~eki_whatsapp.routing.fallback` — the template sent when the window is closed;
 * :mod:`~eki_whatsapp.routing.recovery` — late failures from status webhooks, partial sends;
-* :mod:`~eki_whatsapp.routing.log` — the outbound log rows.
+* :mod:`~eki_whatsapp.routing.log` — the outbound log rows;
+* :mod:`~eki_whatsapp.routing.outbox` — sends kept and retried when no provider could take them;
+* :mod:`~eki_whatsapp.routing.unknown` — kept sends whose outcome is unknown, resolved by status.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..addresses import normalize
 from ..messages import Message, Template
-from ..providers.base import Provider, ProviderError, SendReceipt
+from ..providers.base import OutcomeUnknown, Provider, ProviderError, SendReceipt
 from ..store.base import LogEntry, Store
 from .kinds import message_kind, message_text
 
@@ -107,6 +107,39 @@ class OutboundLog:
                 )
             )
         return entries
+
+    def kept(
+        self,
+        req: Pending,
+        provider: str,
+        status: str,
+        decision: Decision | None,
+        *,
+        error: ProviderError | None = None,
+        text: str | None = None,
+    ) -> LogEntry:
+        """The row of a send the outbox keeps, as it stands (no provider message id)."""
+        sender = self.providers.get(provider)
+        message = decision.message if decision is not None else req.message
+        reason = f"{status}:{type(error).__name__}" if error is not None else status
+        return LogEntry(
+            direction="out",
+            provider=provider,
+            type=message_kind(message),
+            sender=sender.business_number if sender is not None else None,
+            recipient=user_key(req.to),
+            text=message_text(message),
+            status=status,
+            error_code=error.code if error is not None else None,
+            error_message=text or (error.message if error is not None else None),
+            timestamp=self.clock(),
+            reason=reason,
+            category=decision.category if decision is not None else req.category,
+            extra={
+                **req.extra,
+                **({"correlation": error.correlation} if isinstance(error, OutcomeUnknown) else {}),
+            },
+        )
 
     def failure(
         self,

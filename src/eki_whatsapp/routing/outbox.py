@@ -28,8 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..formatting import split
-from ..messages import Message, Text
+from ..messages import Message
 from ..optout import OptedOut
 from ..providers.base import (
     OutcomeUnknown,
@@ -41,14 +40,14 @@ from ..providers.base import (
 )
 from ..store import rules
 from ..store.base import Lease, LogEntry, OutboxItem, OutboxState
-from .kinds import message_kind, message_text
+from .kinds import message_kind
 from .log import user_key
 from .plan import Pending, RoutePlan, run_sync
 from .stored import dump_inbound, dump_message, load_inbound, load_message
+from .unknown import UnknownSends
 
 if TYPE_CHECKING:
     from ..events import StatusUpdate
-    from .policy import Decision
     from .router import Router
 
 logger = logging.getLogger("eki_whatsapp.routing")
@@ -57,18 +56,8 @@ __all__ = ["QUEUEABLE", "Outbox", "Undelivered", "new_correlation"]
 
 #: Failures a wait may cure: the send is queued instead of raised.
 QUEUEABLE: tuple[type[ProviderError], ...] = (ProviderDown, RateLimited)
-#: Statuses whose key matched no unknown send yet (their message has no log row): the send may
-#: be kept a moment later (key-value space, ``"<provider>:<key>" -> {message_id, status}``).
-_EARLY = "eki.outbox.early"
 #: The longest wait between two attempts at a queued send.
 MAX_BACKOFF = timedelta(minutes=5)
-
-
-def _correlation(error: ProviderError | None) -> dict[str, Any]:
-    """The correlation key of an unknown send, for its row (to find it by its status)."""
-    if isinstance(error, OutcomeUnknown) and error.correlation is not None:
-        return {"correlation": error.correlation}
-    return {}
 
 
 def new_correlation() -> str:
@@ -112,6 +101,8 @@ class Outbox:
         self.router = router
         #: Called once for each send that finally fails or expires (``bot.on_undeliverable``).
         self.hooks: list[UndeliverableHook] = []
+        #: Sends whose outcome is unknown, resolved by their status webhooks.
+        self.unknown = UnknownSends(self)
 
     @property
     def enabled(self) -> bool:
@@ -174,9 +165,9 @@ class Outbox:
             next_attempt_at=now + (self.grace if unknown else self._wait(1, exc)),
             last_error=exc.message,
         )
-        entry = self._row(req, provider, state, decision, error=exc)
+        entry = self.router.log.kept(req, provider, state, decision, error=exc)
         outbox_id = router.store.enqueue_send(item, entry)
-        if unknown and self._resolve_early(item.provider, correlation):
+        if unknown and self.unknown.resolve_early(item.provider, correlation):
             resolved = router.receipts.get(key) if key is not None else None
             return resolved or SendReceipt(
                 provider=provider, message_id=outbox_id, status="accepted", raw={"outbox": outbox_id}
@@ -200,39 +191,6 @@ class Outbox:
             sent_at=None,
         )
 
-    def _row(
-        self,
-        req: Pending,
-        provider: str,
-        status: str,
-        decision: Decision | None,
-        *,
-        error: ProviderError | None = None,
-        text: str | None = None,
-    ) -> LogEntry:
-        """The send's log row as it stands (no provider message id)."""
-        sender = self.router.providers.get(provider)
-        message = decision.message if decision is not None else req.message
-        reason = f"{status}:{type(error).__name__}" if error is not None else status
-        return LogEntry(
-            direction="out",
-            provider=provider,
-            type=message_kind(message),
-            sender=sender.business_number if sender is not None else None,
-            recipient=user_key(req.to),
-            text=message_text(message),
-            status=status,
-            error_code=error.code if error is not None else None,
-            error_message=text or (error.message if error is not None else None),
-            timestamp=self.router.clock(),
-            reason=reason,
-            category=decision.category if decision is not None else req.category,
-            extra={
-                **req.extra,
-                **({"correlation": error.correlation} if isinstance(error, OutcomeUnknown) else {}),
-            },
-        )
-
     def _wait(self, attempts: int, error: ProviderError) -> timedelta:
         """Before the next attempt: the backoff, or longer when the provider asked to wait."""
         wait = self._backoff(attempts)
@@ -246,89 +204,9 @@ class Outbox:
 
     # --- statuses ------------------------------------------------------------------------------
     def resolve(self, status: StatusUpdate) -> bool:
-        """A status that echoes the key of a send whose outcome was unknown: it went out. Its
-        row takes the message id, and the receipt of its idempotency key is the real one.
-
-        A status can also come *before* the send is known to be ambiguous (the provider
-        delivered at once, the answer was lost much later): a status with a key whose message
-        has no log row is remembered, and the send is resolved with it when it is kept
-        (:meth:`_resolve_early`), or at the latest before it would be sent again."""
-        if status.correlation is None or not self.enabled:
-            return False
-        router = self.router
-        if self._resolved(status.provider, status.correlation, status.message_id, status.status):
-            return True
-        if router.store.get_message(status.provider, status.message_id) is None:
-            key = f"{status.provider}:{status.correlation}"
-            router.store.set_value(_EARLY, key, {"message_id": status.message_id, "status": status.status})
-        return False
-
-    def _resolved(self, provider: str, correlation: str, message_id: str, by: str) -> bool:
-        router = self.router
-        item = router.store.resolve_send(provider, correlation, message_id)
-        if item is None:
-            return False
-        logger.info("%s: the status of %s says it went out (%s)", item.id, message_id, by)
-        receipt = SendReceipt(
-            provider=provider,
-            message_id=message_id,
-            status="accepted",
-            raw={"outbox": item.id, "resolved_by": by},
-            attempts=item.attempts,
-            to=item.to,
-            kind=str(item.message.get("$", "")).lower() or None,
-            sent_at=router.clock(),
-        )
-        # (It was priced when its answer was lost: ``note="timed-out"`` in the ledger.)
-        router.receipts.put(item.options.get("idempotency_key"), receipt)
-        self._queue_rest(item, provider)
-        return True
-
-    def _resolve_early(self, provider: str | None, correlation: str | None) -> bool:
-        """Resolve an unknown send with a status that came before it was kept, if one did."""
-        if provider is None or correlation is None:
-            return False
-        seen = self.router.store.get_value(_EARLY, f"{provider}:{correlation}")
-        if not isinstance(seen, dict) or not seen.get("message_id"):
-            return False
-        return self._resolved(provider, correlation, str(seen["message_id"]), str(seen.get("status")))
-
-    def _queue_rest(self, item: OutboxItem, provider: str) -> None:
-        """A split text whose part went out (resolved) still owes the parts after it: they
-        are queued, due now, so nothing of the message is lost."""
-        try:
-            message = load_message(item.message)
-        except (TypeError, ValueError):
-            return
-        sender = self.router.providers.get(provider)
-        if not isinstance(message, Text) or sender is None:
-            return
-        parts = split(message.body, int(getattr(sender, "text_limit", 4096)))
-        if len(parts) < 2:
-            return
-        found = message.body.find(parts[0])
-        rest = message.body[found + len(parts[0]) :].strip() if found >= 0 else ""
-        if not rest:
-            return
-        options = dict(item.options)
-        req = self.router.pending(
-            item.to,
-            Text(rest, preview_url=message.preview_url),
-            load_inbound(options.get("inbound")),
-            options.get("category"),
-            options.get("provider"),
-            {**(options.get("extra") or {}), "rest_of": item.id},
-        )
-        now = self.router.clock()
-        rest_item = OutboxItem(
-            to=item.to,
-            message=dump_message(req.message),
-            options={**options, "idempotency_key": None, "extra": dict(req.extra), "via": provider},
-            expires_at=item.expires_at,
-            next_attempt_at=now,
-        )
-        rest_id = self.router.store.enqueue_send(rest_item, self._row(req, provider, "queued", None))
-        logger.info("%s: the parts after the one that went out are queued as %s", item.id, rest_id)
+        """A status that echoes the key of a send whose outcome was unknown: it went out (see
+        :meth:`UnknownSends.resolve <eki_whatsapp.routing.unknown.UnknownSends.resolve>`)."""
+        return self.unknown.resolve(status)
 
     # --- delivery (the sweeper) ------------------------------------------------------------------
     def deliver_due(
@@ -373,7 +251,7 @@ class Outbox:
             ttl = router.settings.whatsapp_outbox_ttl_seconds
             self._end(item, lease, "expired", f"not delivered within WHATSAPP_OUTBOX_TTL_SECONDS ({ttl:g} s)")
             return
-        if item.state == "unknown" and self._resolve_early(item.provider, item.correlation):
+        if item.state == "unknown" and self.unknown.resolve_early(item.provider, item.correlation):
             return  # a status had come before the send was kept: it went out
         if item.state == "unknown" and not options.get("resend", True):
             reason = "no status arrived within WHATSAPP_AMBIGUOUS_GRACE_SECONDS; not sent again (queue=False)"
@@ -404,7 +282,7 @@ class Outbox:
                 item,
                 lease,
                 "unknown",
-                self._row(req, exc.provider, "unknown", req.decision, error=exc),
+                self.router.log.kept(req, exc.provider, "unknown", req.decision, error=exc),
                 retry_at=now + self.grace,
                 error=exc.message,
                 correlation=exc.correlation,
@@ -486,7 +364,7 @@ class Outbox:
         entry = None
         if req is not None:
             provider = req.decision.provider if req.decision is not None else str(item.options.get("via", ""))
-            entry = self._row(req, provider, state, req.decision, error=error, text=reason)
+            entry = self.router.log.kept(req, provider, state, req.decision, error=error, text=reason)
         if not self._finish(item, lease, state, entry, error=reason):
             return
         logger.error("%s to %s was not delivered (%s): %s", item.id, user_key(item.to), state, reason)
