@@ -4,6 +4,9 @@
   dated (``effective``), per market and category, with any monthly free allowance;
 * :mod:`~eki_whatsapp.costs.ledger` — :class:`Costs` (``bot.costs``): sends and statuses priced
   in the Store;
+* :mod:`~eki_whatsapp.costs.allowances` — the monthly free allowances and their counters;
+* :mod:`~eki_whatsapp.costs.conversations` — open conversations under conversation-based pricing;
+* :mod:`~eki_whatsapp.costs.statuses` — the ledger entry of a priced or failed status;
 * :mod:`~eki_whatsapp.costs.report` — :class:`CostReport`: ``bot.costs.report("2026-11")``;
 * :mod:`~eki_whatsapp.costs.markets` — the user's country, hence pricing market.
 """

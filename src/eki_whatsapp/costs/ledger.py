@@ -30,23 +30,53 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from typing_extensions import Unpack
 
 from ..store.base import LedgerEntry, Store
-from .allowances import KV as _KV
 from .allowances import Allowances
-from .prices import CATEGORIES, ZERO, Allowance, PriceBook, Quote
+from .conversations import Conversations
+from .prices import ZERO, Allowance, PriceBook, Quote
 from .report import CostReport, build_report
+from .statuses import status_entry
 
 if TYPE_CHECKING:
     from ..events import InboundMessage, StatusUpdate
     from ..settings import Settings
 
-__all__ = ["Costs"]
+__all__ = ["Costs", "Priced"]
+
+
+class Priced(TypedDict, total=False):
+    """How a message is priced besides its provider, user and category.
+
+    Attributes:
+        business: the business number it goes from (CBP conversations are per number).
+        in_window: the user's customer service window is open on that provider's number.
+        at: when (default: now).
+    """
+
+    business: str | None
+    in_window: bool
+    at: datetime | None
+
 
 _UNSET: Any = object()
+
+
+def _entry(
+    quote: Quote, message_id: str, at: datetime, user: str, source: str, note: str | None
+) -> LedgerEntry:
+    """The ledger entry of one message priced by ``quote``."""
+    q = quote
+    return LedgerEntry(
+        q.provider, message_id, q.category, at, user, q.market, q.pricing_model, q.billable, q.amount,
+        q.currency, source, note,
+    )  # fmt: skip
 
 
 def _utcnow() -> datetime:
@@ -81,6 +111,8 @@ class Costs:
         self.prices = prices if prices is not None else PriceBook.default()
         #: The monthly free allowances and their counters in the store.
         self.allowances = Allowances(store, self.prices, free_allowance or {}, allowance_categories)
+        #: Open conversations under conversation-based pricing.
+        self.conversations = Conversations(store)
         self.default_market = default_market
         self.clock = clock
         self._lock = threading.Lock()
@@ -116,8 +148,14 @@ class Costs:
 
     # --- quoting ---------------------------------------------------------------------------
     def market_of(self, user: str) -> str | None:
-        """The pricing market of a user."""
-        return self.prices.market_of(user, self.default_market)
+        """The pricing market of a user (cached: every priced status webhook asks)."""
+        market = self._markets.get(user, _UNSET)
+        if market is _UNSET:
+            market = self.prices.market_of(user, self.default_market)
+            if len(self._markets) >= 10_000:  # bounded
+                self._markets.clear()
+            self._markets[user] = market
+        return market  # type: ignore[no-any-return]
 
     def allowance(self, provider: str, at: datetime | date) -> Allowance | None:
         """The monthly free allowance of ``provider`` on that day (see :meth:`Allowances.of`)."""
@@ -144,32 +182,26 @@ class Costs:
         user: str,
         category: str | None,
         *,
-        business: str | None = None,
-        in_window: bool = False,
-        at: datetime | None = None,
         allowance: bool = True,
+        **priced: Unpack[Priced],
     ) -> Quote:
         """What sending one message now would cost, counting open CBP conversations and (unless
         ``allowance=False``) the free allowance (read-only: nothing is recorded)."""
-        at = at or self.clock()
+        business, in_window = priced.get("business"), priced.get("in_window", False)
+        at = priced.get("at") or self.clock()
         market = self.market_of(user)
         table = self.prices.table(provider, at)
         conv_open = False
         if table is not None and category is not None:
             model_table = self.prices.table(table.includes, at) if table.includes else table
             if model_table is not None and model_table.model == "CBP":
-                conv_open = self._conversation_open(
+                conv_open = self.conversations.is_open(
                     provider, business, user, category, at, model_table.conversation_hours
                 )
         quote = self.prices.quote(
             provider, category, market, at=at, in_window=in_window, conversation_open=conv_open
         )
-        if (
-            allowance
-            and quote.amount is not None
-            and quote.amount > 0
-            and self.allowances.covers(provider, category, at)
-        ):
+        if allowance and self._covers(quote, category, at):
             return Quote(
                 provider,
                 category,
@@ -181,6 +213,11 @@ class Costs:
                 note="free-allowance",
             )
         return quote
+
+    def _covers(self, quote: Quote, category: str | None, at: datetime) -> bool:
+        """Whether a free slot of the quoted provider's allowance would waive a priced message."""
+        amount = quote.amount
+        return amount is not None and amount > 0 and self.allowances.covers(quote.provider, category, at)
 
     def allowance_bar(self, provider: str, user: str, category: str | None, at: datetime) -> Decimal | None:
         """The least a message must save for the router to send it to ``provider`` *because* its
@@ -195,11 +232,9 @@ class Costs:
         user: str,
         category: str | None,
         *,
-        business: str | None = None,
-        in_window: bool = False,
-        at: datetime | None = None,
         allowance: bool = True,
         note: str | None = None,
+        **priced: Unpack[Priced],
     ) -> list[LedgerEntry]:
         """Price and record a successful send (one entry per message id).
 
@@ -210,64 +245,32 @@ class Costs:
         discount entry (``source="allowance"``).
         ``note``: recorded instead of the quote's note (e.g. ``timed-out``).
         """
-        at = at or self.clock()
+        business = priced.get("business")
+        at = priced.get("at") or self.clock()
         entries = []
         with self._lock:
             for message_id in message_ids:
+                in_window = priced.get("in_window", False)
                 quote = self.quote(
                     provider, user, category, business=business, in_window=in_window, at=at, allowance=False
                 )
                 taken = None
-                if (
-                    allowance
-                    and quote.amount is not None
-                    and quote.amount > 0
-                    and self.allowances.covers(provider, category, at)
-                ):
+                if allowance and self._covers(quote, category, at):
                     taken = self.allowances.take(provider, at)  # None: another process took the last one
-                entry = LedgerEntry(
-                    provider=provider,
-                    message_id=message_id,
-                    category=category,
-                    at=at,
-                    user=user,
-                    market=quote.market,
-                    pricing_model=quote.pricing_model,
-                    billable=quote.billable,
-                    amount=quote.amount,
-                    currency=quote.currency,
-                    source="send",
-                    note=note or quote.note,
-                )
+                entry = _entry(quote, message_id, at, user, "send", note or quote.note)
                 if not self.store.add_ledger(entry):
                     if taken is not None:  # recorded before: give the free message back
                         self.allowances.release(taken)
                     continue
                 entries.append(entry)
                 if taken is not None:
-                    self.store.add_ledger(
-                        LedgerEntry(
-                            provider,
-                            message_id,
-                            category,
-                            at,
-                            user,
-                            quote.market,
-                            quote.pricing_model,
-                            False,
-                            quote.amount,
-                            quote.currency,
-                            "allowance",
-                            "free-allowance",
-                        )
-                    )
+                    discount = replace(entry, billable=False, source="allowance", note="free-allowance")
+                    self.store.add_ledger(discount)
                     self.allowances.remember(provider, message_id, taken)
                 opens = quote.billable or taken is not None
                 if quote.pricing_model == "CBP" and opens and category is not None:
                     # This message opened a conversation: later ones of the category are free.
-                    self.store.set_value(
-                        _KV, self._conv_key(provider, business, user, category), at.isoformat()
-                    )
+                    self.conversations.open(provider, business, user, category, at)
         return entries
 
     def record_timeout(
@@ -275,10 +278,7 @@ class Costs:
         provider: str,
         user: str,
         category: str | None,
-        *,
-        business: str | None = None,
-        in_window: bool = False,
-        at: datetime | None = None,
+        **priced: Unpack[Priced],
     ) -> LedgerEntry | None:
         """Record a send whose request left but whose answer never came (a timeout): the
         provider may have delivered and charged it, so it is priced (``note="timed-out"``) under
@@ -288,11 +288,9 @@ class Costs:
             [f"timeout:{uuid.uuid4().hex}"],
             user,
             category,
-            business=business,
-            in_window=in_window,
-            at=at,
             allowance=False,
             note="timed-out",
+            **priced,
         )
         return entries[0] if entries else None
 
@@ -339,53 +337,11 @@ class Costs:
             return None
         at = sent_at or status.timestamp
         user = status.recipient or status.recipient_user_id or ""
-        market = self._markets.get(user, _UNSET)
-        if market is _UNSET:
-            market = self.market_of(user)
-            if len(self._markets) >= 10_000:
-                self._markets.clear()
-            self._markets[user] = market
+        market = self.market_of(user)
         if status.failed:
             self.give_back(status.provider, status.message_id)
-            entry = LedgerEntry(
-                provider=status.provider,
-                message_id=status.message_id,
-                category=category,
-                at=at,
-                user=user or None,
-                market=market,
-                billable=False,
-                amount=ZERO,
-                source="failure",
-                note="failed",
-            )
-        elif pricing is not None:
-            cat = (pricing.category or category or "").lower() or None
-            model = (pricing.pricing_model or "").upper() or None
-            free = (pricing.type or "").startswith("free") or pricing.billable is False
-            if free:
-                amount: Decimal | None = ZERO
-                note: str | None = pricing.type or "not billable"
-                currency = self.prices.currency
-            else:
-                quote = self.prices.quote(status.provider, cat, market, at=at, in_window=False)
-                amount, note, currency = quote.amount, quote.note, quote.currency
-            # positional, in field order: this runs for every priced status webhook
-            entry = LedgerEntry(
-                status.provider,
-                status.message_id,
-                cat,
-                at,
-                user or None,
-                market,
-                model,
-                None if amount is None else amount > 0,
-                amount,
-                currency,
-                "status",
-                note,
-            )
-        else:
+        entry = status_entry(self.prices, status, category, at, user or None, market)
+        if entry is None:
             return None
         return entry if self.store.add_ledger(entry) else None
 
@@ -397,39 +353,10 @@ class Costs:
         their own."""
         month = month or self.clock().strftime("%Y-%m")
         day = date.fromisoformat(f"{month}-01")
-
-        def rates_of(provider: str) -> str | None:
-            table = self.prices.table(provider, day)
-            return table.includes if table is not None else None
-
         return build_report(
             self.store.ledger(month=month),
             month,
             self.prices.currency,
-            fee_of=self._own_fee,
-            rates_of=rates_of,
+            fee_of=lambda entry: self.prices.own_fee(entry.provider, entry.at, entry.amount),
+            rates_of=lambda provider: self.prices.rates_of(provider, day),
         )
-
-    def _own_fee(self, entry: LedgerEntry) -> Decimal:
-        """The part of an outbound entry's amount that is the provider's own per-message fee
-        (Twilio's), as opposed to the rates it passes through (Meta's)."""
-        table = self.prices.table(entry.provider, entry.at)
-        if table is None or entry.amount is None:
-            return ZERO
-        return min(table.fee_per_message, entry.amount)
-
-    # --- CBP conversations -----------------------------------------------------------------
-    @staticmethod
-    def _conv_key(provider: str, business: str | None, user: str, category: str) -> str:
-        return f"conv:{provider}:{business or '-'}:{user}:{category}"
-
-    def _conversation_open(
-        self, provider: str, business: str | None, user: str, category: str, at: datetime, hours: int
-    ) -> bool:
-        # A service message falls into any open conversation; a template needs its own category.
-        categories = CATEGORIES if category == "service" else (category,)
-        for cat in categories:
-            opened = self.store.get_value(_KV, self._conv_key(provider, business, user, cat))
-            if opened and timedelta(0) <= at - datetime.fromisoformat(opened) < timedelta(hours=hours):
-                return True
-        return False

@@ -223,6 +223,10 @@ class Quote:
         return self.amount is not None
 
 
+#: What a quote depends on: provider, category, market, day, in window, conversation open.
+_QuoteKey = tuple[str, "str | None", "str | None", date, bool, bool]
+
+
 class PriceBook:
     """Every provider's dated price tables plus the country → market map.
 
@@ -261,7 +265,7 @@ class PriceBook:
             items.sort(key=lambda t: t.effective)
         #: Whether any table grants a free allowance (most books have none: skip the look-up).
         self.has_allowances = any(t.free_allowance is not None for t in tables_of(self.tables))
-        self._quotes: dict[tuple[Any, ...], Quote] = {}
+        self._quotes: dict[_QuoteKey, Quote] = {}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, rules: Iterable[str] = ()) -> PriceBook:
@@ -352,6 +356,19 @@ class PriceBook:
         table = self.table(provider, at)
         return table.free_allowance if table is not None else None
 
+    def own_fee(self, provider: str, at: datetime, amount: Decimal | None) -> Decimal:
+        """The part of an outbound message's ``amount`` that is ``provider``'s own per-message fee
+        (Twilio's), as opposed to the rates it passes through (Meta's)."""
+        table = self.table(provider, at)
+        if table is None or amount is None:
+            return ZERO
+        return min(table.fee_per_message, amount)
+
+    def rates_of(self, provider: str, at: datetime | date) -> str | None:
+        """Whose rates ``provider`` passes through on that day (its table's ``includes``)."""
+        table = self.table(provider, at)
+        return table.includes if table is not None else None
+
     def market_of(self, user: str | None, default: str | None = None) -> str | None:
         """The pricing market of a user key (``None`` when neither number nor default tell)."""
         country = country_of(user)
@@ -378,22 +395,15 @@ class PriceBook:
         cached = self._quotes.get(key)
         if cached is not None:
             return cached
-        quote = self._quote(provider, category, market, at, in_window, conversation_open)
+        quote = self._quote(key, at)
         if len(self._quotes) >= 4096:  # bounded: tables are immutable, keys are few in practice
             self._quotes.clear()
         self._quotes[key] = quote
         return quote
 
-    def _quote(
-        self,
-        provider: str,
-        category: str | None,
-        market: str | None,
-        at: datetime,
-        in_window: bool,
-        conversation_open: bool,
-    ) -> Quote:
-        """The quote, uncached (``conversation_open``: see :meth:`quote`)."""
+    def _quote(self, key: _QuoteKey, at: datetime) -> Quote:
+        """The quote, uncached, of ``key`` (see :meth:`quote`)."""
+        provider, category, market, _, in_window, conversation_open = key
         table = self.table(provider, at)
         if table is None:
             return Quote(

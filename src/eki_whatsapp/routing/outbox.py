@@ -371,14 +371,7 @@ class Outbox:
         if not hook:
             return
         gone = Undelivered(
-            id=item.id,
-            to=item.to,
-            message=message,
-            state=state,
-            reason=reason,
-            attempts=item.attempts,
-            created_at=item.created_at,
-            options=item.options,
+            item.id, item.to, message, state, reason, item.attempts, item.created_at, item.options
         )
         for call in list(self.hooks):
             try:
