@@ -441,43 +441,54 @@ class SQLiteStore:
 
     def _record_status(self, status: StatusUpdate, *, work: bool = False, lease: Lease | None = None) -> int:
         facts = rules.status_facts(status)
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO status_log (provider, message_id, status, timestamp, error_code, "
-                "error_message, raw, category, handling, attempts, lease_owner, lease_until) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    status.provider,
-                    status.message_id,
-                    status.status,
-                    _iso(status.timestamp),
-                    facts.error_code,
-                    facts.error_message,
-                    rules.dumps(dict(status.raw)),
-                    facts.category,
-                    "pending" if work else None,
-                    0 if lease is None else 1,
-                    None if lease is None else lease.owner,
-                    None if lease is None else lease.until.timestamp(),
-                ),
-            )
-            if not cur.rowcount:
-                return 0
-            status_row: int = cur.lastrowid or 0
-            row = db.execute(
+        cur = self._write(
+            "INSERT OR IGNORE INTO status_log (provider, message_id, status, timestamp, error_code, "
+            "error_message, raw, category, handling, attempts, lease_owner, lease_until) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                status.provider,
+                status.message_id,
+                status.status,
+                _iso(status.timestamp),
+                facts.error_code,
+                facts.error_message,
+                rules.dumps(dict(status.raw)),
+                facts.category,
+                "pending" if work else None,
+                0 if lease is None else 1,
+                None if lease is None else lease.owner,
+                None if lease is None else lease.until.timestamp(),
+            ),
+        )
+        # Merged into its message's row once the status is committed: a row written meanwhile
+        # reads the status itself (log_outbound), and a redelivered status (the process may have
+        # died in between, before the answer) merges again, which changes nothing the second time.
+        self._merge_status(status.provider, status.message_id, facts)
+        return cur.rowcount and (cur.lastrowid or 0)
+
+    def _merge_status(self, provider: str, message_id: str, facts: rules.StatusFacts) -> None:
+        """rules.status_changes on the message's row: a compare-and-set on the status and
+        category it was computed from (one statement), again if another write came first."""
+        while True:
+            rows = self._query(
                 "SELECT id, status, category FROM message_log WHERE provider=? AND message_id=?",
-                (status.provider, status.message_id),
-            ).fetchone()
-            if row is not None:
-                changes = rules.status_changes(row[1], row[2], (facts,))
-                if changes:
-                    changes["updated_at"] = _iso(utcnow())
-                    # Column names come from rules.status_changes, never from input.
-                    db.execute(
-                        f"UPDATE message_log SET {', '.join(f'{c}=?' for c in changes)} WHERE id=?",  # noqa: S608
-                        (*changes.values(), row[0]),
-                    )
-            return status_row
+                (provider, message_id),
+            )
+            if not rows:
+                return
+            key, status, category = rows[0]
+            changes = rules.status_changes(status, category, (facts,))
+            if not changes:
+                return
+            changes["updated_at"] = _iso(utcnow())
+            # Column names come from rules.status_changes, never from input.
+            cur = self._write(
+                f"UPDATE message_log SET {', '.join(f'{c}=?' for c in changes)} "  # noqa: S608
+                "WHERE id=? AND status IS ? AND category IS ?",
+                (*changes.values(), key, status, category),
+            )
+            if cur.rowcount:
+                return
 
     def record_change(self, event: ChangeEvent) -> None:
         self._write("INSERT " + _INSERT_LOG, self._log_params(rules.change_entry(event)))
