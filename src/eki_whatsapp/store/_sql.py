@@ -1,12 +1,40 @@
-"""SQL the SQLite and PostgreSQL stores share, with the dialect's placeholder (``?`` or ``%s``)."""
+"""SQL the SQLite and PostgreSQL stores share, with each dialect's placeholder (``?`` or ``%s``)
+and value conversions (SQLite keeps times as ISO text and JSON as text; PostgreSQL has
+``timestamptz``, ``numeric`` and ``jsonb``).
 
+:class:`SharedSQL` holds the reads and writes that are the same statement in both: the message
+log's reads, the key-value space, agent memory, usage and the cost ledger. Each store subclasses
+it, sets :attr:`~SharedSQL.MARK` and the ``SEQ`` columns, and supplies ``_query``, ``_changes``
+and the conversions; what needs a dialect's own locking (counters, claims) stays in the store.
+"""
+
+# ruff: noqa: S608  (statements built from this module's constants and the placeholder, never values)
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .base import LogQuery
+from . import rules
+from .base import LedgerEntry, LogEntry, LogQuery, StatusRecord, UsageRecord, utcnow
 
-__all__ = ["log_filter"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["SharedSQL", "json_text", "log_filter"]
+
+#: The columns of a log row as read back (its id first, its handling state last).
+LOG_COLUMNS = (
+    "id, direction, provider, message_id, sender, recipient, type, text, status, error_code, "
+    "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra, handling"
+)
+STATUS_COLUMNS = "provider, message_id, status, timestamp, error_code, error_message, raw, category"
+_USAGE_COLUMNS = '"user", model, prompt_tokens, completion_tokens, cached_tokens, cost, at, turn_id, provider'
+_LEDGER_COLUMNS = (
+    'provider, message_id, source, category, at, "user", market, pricing_model, billable, amount, '
+    "currency, note"
+)
 
 
 def log_filter(query: LogQuery, mark: str) -> tuple[str, list[Any]]:
@@ -24,3 +52,211 @@ def log_filter(query: LogQuery, mark: str) -> tuple[str, list[Any]]:
         where.append(f"((direction='in' AND sender={mark}) OR (direction='out' AND recipient={mark}))")
         params.extend([user, user])
     return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as the text both stores write (PostgreSQL casts it to ``jsonb``): one
+    encoding, as :func:`.rules.json_copy` would read it back."""
+    return rules.dumps(dict(value) if isinstance(value, Mapping) else value)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class _Statements:
+    """The shared statements in one dialect's placeholder."""
+
+    def __init__(self, mark: str, seq: str) -> None:
+        def marks(n: int) -> str:
+            return ",".join([mark] * n)
+
+        self.get_message = (
+            f"SELECT {LOG_COLUMNS} FROM message_log WHERE provider={mark} AND message_id={mark}"
+        )
+        self.statuses = (
+            f"SELECT {STATUS_COLUMNS} FROM status_log WHERE provider={mark} AND message_id={mark} "
+            f"ORDER BY timestamp, {seq}"
+        )
+        self.get_value = f"SELECT value FROM kv WHERE namespace={mark} AND key={mark}"
+        self.set_value = (
+            f"INSERT INTO kv (namespace, key, value) VALUES ({marks(3)}) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value=excluded.value"
+        )
+        self.load_memory = f"SELECT items FROM memory WHERE key={mark}"
+        self.save_memory = (
+            f"INSERT INTO memory (key, items, updated_at) VALUES ({marks(3)}) "
+            "ON CONFLICT (key) DO UPDATE SET items=excluded.items, updated_at=excluded.updated_at"
+        )
+        self.record_usage = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({marks(9)})"
+        self.usage = f"SELECT {_USAGE_COLUMNS} FROM usage WHERE 1=1"
+        self.add_ledger = (
+            f"INSERT INTO ledger ({_LEDGER_COLUMNS}, month) VALUES ({marks(13)}) ON CONFLICT DO NOTHING"
+        )
+        self.ledger = f"SELECT {_LEDGER_COLUMNS} FROM ledger"
+
+
+class SharedSQL:
+    """The statements the SQL stores share (see the module docstring)."""
+
+    #: The dialect's placeholder.
+    MARK: ClassVar[str] = "?"
+    #: The columns that order ``status_log``'s and ``ledger``'s rows as they were inserted.
+    SEQ: ClassVar[str] = "rowid"
+    LEDGER_SEQ: ClassVar[str] = "rowid"
+    _SQL: ClassVar[_Statements]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._SQL = _Statements(cls.MARK, cls.SEQ)
+
+    # --- what each store supplies ------------------------------------------------------------
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _changes(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run one statement that is a whole write; how many rows it changed."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _time_in(value: datetime) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _time_out(value: Any) -> datetime | None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _json_out(value: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _amount_in(value: Decimal | None) -> Any:
+        raise NotImplementedError
+
+    # --- the message log's reads -------------------------------------------------------------
+    def _row(self, row: Sequence[Any]) -> LogEntry:
+        load, time = self._json_out, self._time_out
+        return LogEntry(
+            id=row[0],
+            direction=row[1],
+            provider=row[2],
+            message_id=row[3],
+            sender=row[4],
+            recipient=row[5],
+            type=row[6],
+            text=row[7],
+            status=row[8],
+            error_code=row[9],
+            error_message=row[10],
+            raw=None if row[11] is None else load(row[11]),
+            timestamp=time(row[12]),
+            created_at=time(row[13]),
+            updated_at=time(row[14]),
+            attempts=row[15],
+            reason=row[16],
+            category=row[17],
+            extra=(None if row[18] is None else load(row[18])) or {},
+            handling=row[19],
+        )
+
+    def _status(self, r: Sequence[Any]) -> StatusRecord:
+        return StatusRecord(
+            r[0],
+            r[1],
+            r[2],
+            self._time_out(r[3]) or utcnow(),
+            r[4],
+            r[5],
+            None if r[6] is None else self._json_out(r[6]),
+            r[7],
+        )
+
+    def get_message(self, provider: str, message_id: str) -> LogEntry | None:
+        rows = self._query(self._SQL.get_message, (provider, message_id))
+        return self._row(rows[0]) if rows else None
+
+    def list_log(self, **query: Unpack[LogQuery]) -> list[LogEntry]:
+        where, params = log_filter(query, self.MARK)
+        sql = f"SELECT {LOG_COLUMNS} FROM message_log{where} ORDER BY id DESC LIMIT {self.MARK}"
+        return [self._row(r) for r in self._query(sql, (*params, rules.log_limit(query)))]
+
+    def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
+        return [self._status(r) for r in self._query(self._SQL.statuses, (provider, message_id))]
+
+    # --- key-value space ---------------------------------------------------------------------
+    def get_value(self, namespace: str, key: str) -> Any:
+        rows = self._query(self._SQL.get_value, (namespace, key))
+        return self._json_out(rows[0][0]) if rows else None
+
+    def set_value(self, namespace: str, key: str, value: Any) -> None:
+        self._changes(self._SQL.set_value, (namespace, key, json_text(value)))
+
+    # --- memory / usage ----------------------------------------------------------------------
+    def load_memory(self, key: str) -> list[dict[str, Any]]:
+        rows = self._query(self._SQL.load_memory, (key,))
+        return list(self._json_out(rows[0][0])) if rows else []
+
+    def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
+        self._changes(self._SQL.save_memory, (key, json_text(items), self._time_in(utcnow())))
+
+    def record_usage(self, record: UsageRecord) -> None:
+        r = record
+        params = (r.user, r.model, r.prompt_tokens, r.completion_tokens, r.cached_tokens)
+        at = self._time_in(r.at)
+        self._changes(self._SQL.record_usage, (*params, self._amount_in(r.cost), at, r.turn_id, r.provider))
+
+    def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
+        sql = self._SQL.usage
+        params: list[Any] = []
+        if user is not None:
+            sql += f' AND "user"={self.MARK}'
+            params.append(user)
+        if since is not None:
+            sql += f" AND at>={self.MARK}"
+            params.append(self._time_in(since))
+        time = self._time_out
+        return [
+            UsageRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                None if r[5] is None else Decimal(r[5]),
+                time(r[6]) or utcnow(),
+                r[7],
+                r[8],
+            )
+            for r in self._query(sql + " ORDER BY id", params)
+        ]
+
+    # --- ledger ------------------------------------------------------------------------------
+    def add_ledger(self, entry: LedgerEntry) -> bool:
+        e = entry
+        head = (e.provider, e.message_id, e.source, e.category, self._time_in(e.at), e.user, e.market)
+        tail = (e.pricing_model, e.billable, self._amount_in(e.amount), e.currency, e.note, e.month)
+        return bool(self._changes(self._SQL.add_ledger, (*head, *tail)))
+
+    def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
+        sql, params = self._SQL.ledger, tuple[str, ...]()
+        if month is not None:
+            sql, params = f"{sql} WHERE month={self.MARK}", (month,)
+        rows = self._query(f"{sql} ORDER BY at, {self.LEDGER_SEQ}", params)
+        return [
+            LedgerEntry(
+                provider=r[0],
+                message_id=r[1],
+                source=r[2],
+                category=r[3],
+                at=self._time_out(r[4]) or utcnow(),
+                user=r[5],
+                market=r[6],
+                pricing_model=r[7],
+                billable=None if r[8] is None else bool(r[8]),
+                amount=_decimal(r[9]),
+                currency=r[10],
+                note=r[11],
+            )
+            for r in rows
+        ]

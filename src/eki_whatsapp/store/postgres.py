@@ -37,16 +37,12 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
-from ._sql import log_filter
+from ._sql import SharedSQL
 from .base import (
     Lease,
-    LedgerEntry,
     LogEntry,
-    LogQuery,
     OutboxItem,
     SendOutcome,
-    StatusRecord,
-    UsageRecord,
     WorkItem,
     WorkKind,
     WorkOutcome,
@@ -407,12 +403,26 @@ def _check_connection(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
-class PostgresStore:
+class PostgresStore(SharedSQL):
     """The :class:`~eki_whatsapp.store.base.Store` protocol on PostgreSQL (see the module's text).
 
     ``PostgresStore("postgresql://bot:secret@db:5432/app")``; ``schema`` overrides the URL's
     ``?schema=`` (default ``eki_whatsapp``).
     """
+
+    MARK = "%s"
+    SEQ = "seq"
+    LEDGER_SEQ = "id"
+    _time_in = staticmethod(as_utc)
+    _time_out = staticmethod(_dt)
+
+    @staticmethod
+    def _json_out(value: Any) -> Any:
+        return value  # psycopg reads jsonb back as Python values
+
+    @staticmethod
+    def _amount_in(value: Decimal | None) -> Decimal | None:
+        return value
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         try:
@@ -526,6 +536,10 @@ class PostgresStore:
         with self._conn() as conn:
             return conn.execute(sql.encode(), params).fetchall()
 
+    def _changes(self, sql: str, params: tuple[Any, ...]) -> int:
+        with self._conn() as conn:
+            return conn.execute(sql.encode(), params).rowcount
+
     def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         """One statement (its own transaction); the first row it returns, if any."""
         with self._conn() as conn:
@@ -635,64 +649,6 @@ class PostgresStore:
                 )
             return row_id
 
-    @staticmethod
-    def _row(row: Sequence[Any]) -> LogEntry:
-        return LogEntry(
-            id=row[0],
-            direction=row[1],
-            provider=row[2],
-            message_id=row[3],
-            sender=row[4],
-            recipient=row[5],
-            type=row[6],
-            text=row[7],
-            status=row[8],
-            error_code=row[9],
-            error_message=row[10],
-            raw=row[11],
-            timestamp=_dt(row[12]),
-            created_at=_dt(row[13]),
-            updated_at=_dt(row[14]),
-            attempts=row[15],
-            reason=row[16],
-            category=row[17],
-            extra=row[18] or {},
-            handling=row[19],
-        )
-
-    def get_message(self, provider: str, message_id: str) -> LogEntry | None:
-        rows = self._query(
-            f"SELECT {_ROW_COLUMNS} FROM message_log WHERE provider=%s AND message_id=%s",  # noqa: S608
-            (provider, message_id),
-        )
-        return self._row(rows[0]) if rows else None
-
-    def list_log(self, **query: Unpack[LogQuery]) -> list[LogEntry]:
-        where, params = log_filter(query, "%s")
-        sql = f"SELECT {_ROW_COLUMNS} FROM message_log{where} ORDER BY id DESC LIMIT %s"  # noqa: S608
-        return [self._row(r) for r in self._query(sql, [*params, rules.log_limit(query)])]
-
-    def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
-        rows = self._query(
-            f"SELECT {_STATUS_COLUMNS} FROM status_log "  # noqa: S608
-            "WHERE provider=%s AND message_id=%s ORDER BY timestamp, seq",
-            (provider, message_id),
-        )
-        return [self._status(r) for r in rows]
-
-    @staticmethod
-    def _status(r: Sequence[Any]) -> StatusRecord:
-        return StatusRecord(
-            provider=r[0],
-            message_id=r[1],
-            status=r[2],
-            timestamp=as_utc(r[3]),
-            error_code=r[4],
-            error_message=r[5],
-            raw=r[6],
-            category=r[7],
-        )
-
     # --- durable handling (rules: "Durable handling") --------------------------------------------
     def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
         kind = rules.work_kind(event)
@@ -705,15 +661,14 @@ class PostgresStore:
                 row = self._insert_log(conn, rules.change_entry(event), work=True, lease=lease)
         return rules.work_id(kind, row) if row else None
 
-    @classmethod
-    def _work_item(cls, table: str, r: Sequence[Any]) -> WorkItem:
+    def _work_item(self, table: str, r: Sequence[Any]) -> WorkItem:
         """A work item from a row read with ``_WORK_TABLES[table]``'s columns."""
         kind: WorkKind
         if table == "m":
-            entry: LogEntry | None = cls._row(r[:20])
+            entry: LogEntry | None = self._row(r[:20])
             status, created, work, kind = None, r[13], r[20:], rules.entry_work_kind(entry)
         else:
-            entry, status = None, cls._status(r[1:9])
+            entry, status = None, self._status(r[1:9])
             created, work, kind = r[4], r[9:], "status"
         return WorkItem(
             id=f"{table}{r[0]}",
@@ -1045,131 +1000,7 @@ class PostgresStore:
         rows = self._query(sql, params)
         return _dt(rows[0][0]) if rows else None
 
-    # --- memory / usage ------------------------------------------------------------------------
-    def load_memory(self, key: str) -> list[dict[str, Any]]:
-        rows = self._query("SELECT items FROM memory WHERE key=%s", (key,))
-        return list(rows[0][0]) if rows else []
-
-    def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT INTO memory (key, items, updated_at) VALUES (%s,%s,%s) "
-                "ON CONFLICT (key) DO UPDATE SET items=excluded.items, updated_at=excluded.updated_at",
-                (key, _json(items), utcnow()),
-            )
-
-    def record_usage(self, record: UsageRecord) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                'INSERT INTO usage ("user", model, prompt_tokens, completion_tokens, cached_tokens, '
-                "cost, at, turn_id, provider) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                (
-                    record.user,
-                    record.model,
-                    record.prompt_tokens,
-                    record.completion_tokens,
-                    record.cached_tokens,
-                    record.cost,
-                    as_utc(record.at),
-                    record.turn_id,
-                    record.provider,
-                ),
-            )
-
-    def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
-        sql = (
-            'SELECT "user", model, prompt_tokens, completion_tokens, cached_tokens, cost, at, turn_id, '
-            "provider FROM usage WHERE true"
-        )
-        params: list[Any] = []
-        if user is not None:
-            sql += ' AND "user"=%s'
-            params.append(user)
-        if since is not None:
-            sql += " AND at>=%s"
-            params.append(as_utc(since))
-        sql += " ORDER BY id"
-        return [
-            UsageRecord(
-                user=r[0],
-                model=r[1],
-                prompt_tokens=r[2],
-                completion_tokens=r[3],
-                cached_tokens=r[4],
-                cost=None if r[5] is None else Decimal(r[5]),
-                at=as_utc(r[6]),
-                turn_id=r[7],
-                provider=r[8],
-            )
-            for r in self._query(sql, params)
-        ]
-
-    # --- ledger ----------------------------------------------------------------------------------
-    def add_ledger(self, entry: LedgerEntry) -> bool:
-        with self._conn() as conn:
-            row = conn.execute(
-                'INSERT INTO ledger (provider, message_id, source, category, at, month, "user", '
-                "market, pricing_model, billable, amount, currency, note) "
-                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING RETURNING id",
-                (
-                    entry.provider,
-                    entry.message_id,
-                    entry.source,
-                    entry.category,
-                    as_utc(entry.at),
-                    entry.month,
-                    entry.user,
-                    entry.market,
-                    entry.pricing_model,
-                    entry.billable,
-                    entry.amount,
-                    entry.currency,
-                    entry.note,
-                ),
-            ).fetchone()
-            return row is not None
-
-    def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
-        sql = (
-            'SELECT provider, message_id, source, category, at, "user", market, pricing_model, billable, '
-            "amount, currency, note FROM ledger"
-        )
-        params: tuple[Any, ...] = ()
-        if month is not None:
-            sql += " WHERE month=%s"
-            params = (month,)
-        sql += " ORDER BY at, id"
-        return [
-            LedgerEntry(
-                provider=r[0],
-                message_id=r[1],
-                source=r[2],
-                category=r[3],
-                at=as_utc(r[4]),
-                user=r[5],
-                market=r[6],
-                pricing_model=r[7],
-                billable=r[8],
-                amount=None if r[9] is None else Decimal(r[9]),
-                currency=r[10],
-                note=r[11],
-            )
-            for r in self._query(sql, params)
-        ]
-
-    # --- kv and counters -------------------------------------------------------------------------
-    def get_value(self, namespace: str, key: str) -> Any:
-        rows = self._query("SELECT value FROM kv WHERE namespace=%s AND key=%s", (namespace, key))
-        return rows[0][0] if rows else None
-
-    def set_value(self, namespace: str, key: str, value: Any) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT INTO kv (namespace, key, value) VALUES (%s,%s,%s) "
-                "ON CONFLICT (namespace, key) DO UPDATE SET value=excluded.value",
-                (namespace, key, _jsonb(value)),
-            )
-
+    # --- counters (reads and plain writes of the kv space: SharedSQL) -----------------------------
     def _update_value(self, namespace: str, key: str, change: Callable[[Any], Any]) -> Any:
         """Replace the value with ``change(current)`` in one transaction, the row locked meanwhile
         (``change`` returns ``_KEEP`` to leave it). Returns what ``change`` returned."""

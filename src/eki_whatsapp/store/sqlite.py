@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -21,16 +21,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
-from ._sql import log_filter
+from ._sql import SharedSQL
 from .base import (
     Lease,
-    LedgerEntry,
     LogEntry,
-    LogQuery,
     OutboxItem,
     SendOutcome,
     StatusRecord,
-    UsageRecord,
     WorkItem,
     WorkKind,
     WorkOutcome,
@@ -256,8 +253,21 @@ class _Outcome:
         self.error: BaseException | None = None
 
 
-class SQLiteStore:
+class SQLiteStore(SharedSQL):
     """A :class:`Store` in one SQLite file (``":memory:"`` for a private in-memory database)."""
+
+    MARK = "?"
+    SEQ = "rowid"
+    _time_in = staticmethod(_iso)
+    _time_out = staticmethod(_dt)
+
+    @staticmethod
+    def _json_out(value: Any) -> Any:
+        return json.loads(value)
+
+    @staticmethod
+    def _amount_in(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
 
     def __init__(self, path: str | Path = "eki_whatsapp.sqlite3") -> None:
         self.path = str(path)
@@ -360,7 +370,10 @@ class SQLiteStore:
             except (UnicodeEncodeError, OverflowError) as exc:  # a lone surrogate, a number > 2**63
                 raise UnstorableValue(f"SQLite store {self.path!r} cannot hold a value: {exc}") from exc
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _changes(self, sql: str, params: tuple[Any, ...]) -> int:
+        return self._write(sql, params).rowcount
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._db.execute(sql, params).fetchall()
@@ -688,64 +701,6 @@ class SQLiteStore:
                     entry = replace(entry, **changes)
             return self._insert_log(db, entry)
 
-    @staticmethod
-    def _row(row: tuple[Any, ...]) -> LogEntry:
-        return LogEntry(
-            id=row[0],
-            direction=row[1],
-            provider=row[2],
-            message_id=row[3],
-            sender=row[4],
-            recipient=row[5],
-            type=row[6],
-            text=row[7],
-            status=row[8],
-            error_code=row[9],
-            error_message=row[10],
-            raw=_loads(row[11]),
-            timestamp=_dt(row[12]),
-            created_at=_dt(row[13]),
-            updated_at=_dt(row[14]),
-            attempts=row[15],
-            reason=row[16],
-            category=row[17],
-            extra=_loads(row[18]) or {},
-            handling=row[19],
-        )
-
-    def get_message(self, provider: str, message_id: str) -> LogEntry | None:
-        rows = self._query(
-            f"SELECT id, {_LOG_COLUMNS} FROM message_log WHERE provider=? AND message_id=?",  # noqa: S608
-            (provider, message_id),
-        )
-        return self._row(rows[0]) if rows else None
-
-    def list_log(self, **query: Unpack[LogQuery]) -> list[LogEntry]:
-        where, params = log_filter(query, "?")
-        sql = f"SELECT id, {_LOG_COLUMNS} FROM message_log{where} ORDER BY id DESC LIMIT ?"  # noqa: S608
-        return [self._row(r) for r in self._query(sql, (*params, str(rules.log_limit(query))))]
-
-    def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
-        rows = self._query(
-            "SELECT provider, message_id, status, timestamp, error_code, error_message, raw, category "
-            "FROM status_log WHERE provider=? AND message_id=? ORDER BY timestamp, rowid",
-            (provider, message_id),
-        )
-        return [self._status(r) for r in rows]
-
-    @staticmethod
-    def _status(r: tuple[Any, ...]) -> StatusRecord:
-        return StatusRecord(
-            provider=r[0],
-            message_id=r[1],
-            status=r[2],
-            timestamp=_dt(r[3]) or utcnow(),
-            error_code=r[4],
-            error_message=r[5],
-            raw=_loads(r[6]),
-            category=r[7],
-        )
-
     # --- window ----------------------------------------------------------------------------
     def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
         if business is None:
@@ -760,127 +715,7 @@ class SQLiteStore:
             )
         return _dt(rows[0][0]) if rows else None
 
-    # --- memory / usage ----------------------------------------------------------------------
-    def load_memory(self, key: str) -> list[dict[str, Any]]:
-        rows = self._query("SELECT items FROM memory WHERE key=?", (key,))
-        return list(json.loads(rows[0][0])) if rows else []
-
-    def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
-        self._write(
-            "INSERT INTO memory (key, items, updated_at) VALUES (?,?,?) "
-            "ON CONFLICT(key) DO UPDATE SET items=excluded.items, updated_at=excluded.updated_at",
-            (key, rules.dumps(items), _iso(utcnow())),
-        )
-
-    def record_usage(self, record: UsageRecord) -> None:
-        self._write(
-            "INSERT INTO usage (user, model, prompt_tokens, completion_tokens, cached_tokens, "
-            "cost, at, turn_id, provider) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                record.user,
-                record.model,
-                record.prompt_tokens,
-                record.completion_tokens,
-                record.cached_tokens,
-                None if record.cost is None else str(record.cost),
-                _iso(record.at),
-                record.turn_id,
-                record.provider,
-            ),
-        )
-
-    def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
-        sql = (
-            "SELECT user, model, prompt_tokens, completion_tokens, cached_tokens, cost, at, turn_id, "
-            "provider FROM usage WHERE 1=1"
-        )
-        params: list[Any] = []
-        if user is not None:
-            sql += " AND user=?"
-            params.append(user)
-        if since is not None:
-            sql += " AND at>=?"
-            params.append(_iso(since))
-        sql += " ORDER BY id"
-        return [
-            UsageRecord(
-                user=r[0],
-                model=r[1],
-                prompt_tokens=r[2],
-                completion_tokens=r[3],
-                cached_tokens=r[4],
-                cost=None if r[5] is None else Decimal(r[5]),
-                at=_dt(r[6]) or utcnow(),
-                turn_id=r[7],
-                provider=r[8],
-            )
-            for r in self._query(sql, tuple(params))
-        ]
-
-    # --- ledger ----------------------------------------------------------------------------
-    def add_ledger(self, entry: LedgerEntry) -> bool:
-        cur = self._write(
-            "INSERT OR IGNORE INTO ledger (provider, message_id, source, category, at, month, user, "
-            "market, pricing_model, billable, amount, currency, note) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                entry.provider,
-                entry.message_id,
-                entry.source,
-                entry.category,
-                _iso(entry.at),
-                entry.month,
-                entry.user,
-                entry.market,
-                entry.pricing_model,
-                None if entry.billable is None else int(entry.billable),
-                None if entry.amount is None else str(entry.amount),
-                entry.currency,
-                entry.note,
-            ),
-        )
-        return bool(cur.rowcount)
-
-    def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
-        sql = (
-            "SELECT provider, message_id, source, category, at, user, market, pricing_model, billable, "
-            "amount, currency, note FROM ledger"
-        )
-        params: tuple[Any, ...] = ()
-        if month is not None:
-            sql += " WHERE month=?"
-            params = (month,)
-        sql += " ORDER BY at, rowid"
-        return [
-            LedgerEntry(
-                provider=r[0],
-                message_id=r[1],
-                source=r[2],
-                category=r[3],
-                at=_dt(r[4]) or utcnow(),
-                user=r[5],
-                market=r[6],
-                pricing_model=r[7],
-                billable=None if r[8] is None else bool(r[8]),
-                amount=None if r[9] is None else Decimal(r[9]),
-                currency=r[10],
-                note=r[11],
-            )
-            for r in self._query(sql, params)
-        ]
-
-    # --- kv --------------------------------------------------------------------------------
-    def get_value(self, namespace: str, key: str) -> Any:
-        rows = self._query("SELECT value FROM kv WHERE namespace=? AND key=?", (namespace, key))
-        return json.loads(rows[0][0]) if rows else None
-
-    def set_value(self, namespace: str, key: str, value: Any) -> None:
-        self._write(
-            "INSERT INTO kv (namespace, key, value) VALUES (?,?,?) "
-            "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value",
-            (namespace, key, rules.dumps(value)),
-        )
-
+    # --- kv (reads and plain writes: SharedSQL) ------------------------------------------------
     @staticmethod
     def _write_value(db: sqlite3.Connection, namespace: str, key: str, new: Any) -> None:
         db.execute(
