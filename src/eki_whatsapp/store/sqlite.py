@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,22 +21,18 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
-from ._sql import SharedSQL
+from ._sqlite_counters import SQLiteCounters
+from ._sqlite_outbox import SQLiteOutbox
+from ._sqlite_values import _INSERT_LOG, _dt, _iso
+from ._sqlite_work import SQLiteWork, _Outcome
 from .base import (
     Lease,
     LogEntry,
-    OutboxItem,
-    SendOutcome,
-    StatusRecord,
-    WorkItem,
-    WorkKind,
-    WorkOutcome,
-    as_utc,
     utcnow,
 )
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    pass
 
 
 # Every page a write touches is copied to the WAL and checksummed, so each index and counter a row
@@ -168,14 +164,6 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 """
 
-_LOG_COLUMNS = (
-    "direction, provider, message_id, sender, recipient, type, text, status, error_code, "
-    "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra, handling"
-)
-_INSERT_LOG = (
-    f"INTO message_log ({_LOG_COLUMNS}, lease_owner, lease_until) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
 #: Columns added since the first release: (table, column, type), added by ``_upgrade``.
 _ADDED = (
     ("status_log", "category", "TEXT"),
@@ -198,62 +186,9 @@ CREATE INDEX IF NOT EXISTS message_log_work ON message_log(handling)
 CREATE INDEX IF NOT EXISTS status_log_work ON status_log(handling)
     WHERE handling IN ('pending', 'failed', 'dead');
 """
-#: The work columns read back, the same for both tables (after the row's id and created time).
-_WORK_COLUMNS = "handling, attempts, lease_owner, lease_until, next_attempt_at, last_error"
-_TABLES = {"m": "message_log", "s": "status_log"}
-_KEYS = {"m": "id", "s": "rowid"}
-# rules.claimable, in SQL.
-_CLAIMABLE = (
-    "handling IN ('pending', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
-    "AND (lease_until IS NULL OR lease_until <= ?)"
-)
 
 
-_OUTBOX_COLUMNS = (
-    "id, state, recipient, message, options, correlation, provider, attempts, next_attempt_at, "
-    "expires_at, lease_owner, lease_until, last_error, log_id, created_at, updated_at"
-)
-# rules.send_claimable, in SQL.
-_SEND_CLAIMABLE = (
-    "state IN ('queued', 'unknown') AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
-    "AND (lease_until IS NULL OR lease_until <= ?)"
-)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else as_utc(value).isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
-def _epoch(value: datetime | None) -> float | None:
-    """Lease and retry times as seconds since the epoch: compared in SQL, whatever the format."""
-    return None if value is None else value.timestamp()
-
-
-def _from_epoch(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
-
-
-class _Outcome:
-    """One queued ``finish_work`` update, and what became of it once committed."""
-
-    __slots__ = ("changed", "error", "params", "sql")
-
-    def __init__(self, sql: str, params: tuple[Any, ...]) -> None:
-        self.sql = sql
-        self.params = params
-        self.changed: bool | None = None
-        self.error: BaseException | None = None
-
-
-class SQLiteStore(SharedSQL):
+class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
     """A :class:`Store` in one SQLite file (``":memory:"`` for a private in-memory database)."""
 
     MARK = "?"
@@ -518,174 +453,6 @@ class SQLiteStore(SharedSQL):
             row = self._write("INSERT " + _INSERT_LOG, params).lastrowid or 0
         return rules.work_id(kind, row) if row else None
 
-    def _work_items(self, db: sqlite3.Connection, table: str, keys: list[int]) -> list[WorkItem]:
-        if not keys:
-            return []
-        marks = ",".join("?" * len(keys))
-        if table == "m":
-            rows = db.execute(
-                f"SELECT id, {_LOG_COLUMNS}, {_WORK_COLUMNS} FROM message_log "  # noqa: S608
-                f"WHERE id IN ({marks}) ORDER BY id",
-                keys,
-            ).fetchall()
-            return [self._work_item("m", r[0], self._row(r[:20]), None, r[13], r[20:]) for r in rows]
-        rows = db.execute(
-            "SELECT rowid, provider, message_id, status, timestamp, error_code, error_message, raw, "  # noqa: S608
-            f"category, {_WORK_COLUMNS} FROM status_log WHERE rowid IN ({marks}) ORDER BY rowid",
-            keys,
-        ).fetchall()
-        return [self._work_item("s", r[0], None, self._status(r[1:9]), r[4], r[9:]) for r in rows]
-
-    @staticmethod
-    def _work_item(
-        table: str,
-        key: int,
-        entry: LogEntry | None,
-        status: StatusRecord | None,
-        created: str,
-        work: tuple[Any, ...],
-    ) -> WorkItem:
-        kind: WorkKind = "status" if status is not None else rules.entry_work_kind(entry)
-        return WorkItem(
-            id=f"{table}{key}",
-            kind=kind,
-            state=work[0],
-            attempts=work[1],
-            created_at=_dt(created) or utcnow(),
-            lease_owner=work[2],
-            lease_until=_from_epoch(work[3]),
-            next_attempt_at=_from_epoch(work[4]),
-            last_error=work[5],
-            entry=entry,
-            status=status,
-        )
-
-    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
-            return None
-        table, key = ref
-        t = now.timestamp()
-        with self._tx() as db:
-            cur = db.execute(
-                f"UPDATE {_TABLES[table]} SET lease_owner=?, lease_until=?, attempts=attempts+1 "  # noqa: S608
-                f"WHERE {_KEYS[table]}=? AND {_CLAIMABLE}",
-                (lease.owner, lease.until.timestamp(), key, t, t),
-            )
-            if not cur.rowcount:
-                return None
-            return self._work_items(db, table, [key])[0]
-
-    def claim_due(
-        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
-    ) -> list[WorkItem]:
-        t = now.timestamp()
-        claimed: list[WorkItem] = []
-        with self._tx() as db:
-            for table in ("m", "s"):
-                name, key = _TABLES[table], _KEYS[table]
-                rows = db.execute(
-                    f"SELECT {key}, attempts, lease_until FROM {name} "  # noqa: S608
-                    f"WHERE handling IN ('pending', 'failed', 'dead') AND {_CLAIMABLE} "
-                    f"ORDER BY {key} LIMIT ?",
-                    (t, t, limit),
-                ).fetchall()
-                dead = [r for r in rows if rules.dies(r[1], max_attempts, _from_epoch(r[2]), now)]
-                for r in dead:
-                    db.execute(
-                        f"UPDATE {name} SET handling='dead', lease_owner=NULL, lease_until=NULL, "  # noqa: S608
-                        f"last_error=? WHERE {key}=?",
-                        (rules.died_error(r[1]), r[0]),
-                    )
-                due = [r[0] for r in rows if r not in dead]
-                if due:
-                    db.execute(
-                        f"UPDATE {name} SET lease_owner=?, lease_until=?, attempts=attempts+1 "  # noqa: S608
-                        f"WHERE {key} IN ({','.join('?' * len(due))})",
-                        (lease.owner, lease.until.timestamp(), *due),
-                    )
-                    claimed.extend(self._work_items(db, table, due))
-        claimed.sort(key=lambda w: w.created_at)
-        return claimed[:limit]
-
-    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
-            return False
-        table, key = ref
-        state = rules.finished_state(outcome)
-        update = _Outcome(
-            f"UPDATE {_TABLES[table]} SET handling=?, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
-            f"next_attempt_at=?, last_error=? WHERE {_KEYS[table]}=? AND lease_owner=? "
-            "AND handling IN ('pending', 'failed')",
-            (state, _epoch(outcome.get("retry_at")), outcome.get("error"), key, owner),
-        )
-        # Group commit: outcomes that arrive while another thread writes are queued, and the
-        # first thread to get the store commits every queued one in one transaction (a commit
-        # costs more than the updates in it). Each caller returns once its own is committed.
-        with self._outcomes_lock:
-            self._outcomes.append(update)
-        with self._lock:
-            if update.changed is None:
-                with self._outcomes_lock:
-                    batch, self._outcomes = self._outcomes, []
-                try:
-                    if len(batch) == 1:  # alone: one statement, its own transaction
-                        update.changed = bool(self._write(update.sql, update.params).rowcount)
-                    else:
-                        with self._tx() as db:
-                            for queued in batch:
-                                queued.changed = bool(db.execute(queued.sql, queued.params).rowcount)
-                except BaseException as exc:
-                    for queued in batch:
-                        queued.changed, queued.error = False, exc
-        if update.error is not None:
-            raise update.error
-        return bool(update.changed)
-
-    def get_work(self, work_id: str) -> WorkItem | None:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
-            return None
-        with self._lock:
-            items = self._work_items(self._db, ref[0], [ref[1]])
-        return items[0] if items and items[0].state is not None else None
-
-    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
-        items: list[WorkItem] = []
-        with self._lock:
-            for table in ("m", "s"):
-                keys = self._db.execute(
-                    f"SELECT {_KEYS[table]} FROM {_TABLES[table]} "  # noqa: S608
-                    f"WHERE handling IN ('pending', 'failed', 'dead') ORDER BY {_KEYS[table]} LIMIT ?",
-                    (limit,),
-                ).fetchall()
-                items.extend(self._work_items(self._db, table, [k[0] for k in keys]))
-        items.sort(key=lambda w: w.created_at)
-        return items[:limit]
-
-    def retry_work(self, work_id: str | None = None) -> int:
-        refs: list[tuple[str, str]] = []
-        if work_id is None:
-            refs = [(t, "handling IN ('failed', 'dead')") for t in ("m", "s")]
-            params: tuple[Any, ...] = ()
-        else:
-            ref = rules.parse_work_id(work_id)
-            if ref is None:
-                return 0
-            refs = [(ref[0], f"{_KEYS[ref[0]]}=? AND handling IN ('pending', 'failed', 'dead')")]
-            params = (ref[1],)
-        changed = 0
-        with self._tx() as db:
-            for table, where in refs:
-                cur = db.execute(
-                    f"UPDATE {_TABLES[table]} SET handling='pending', attempts=0, lease_owner=NULL, "  # noqa: S608
-                    f"lease_until=NULL, next_attempt_at=NULL WHERE {where}",
-                    params,
-                )
-                changed += cur.rowcount
-        return changed
-
     def log_outbound(self, entry: LogEntry) -> int:
         with self._tx() as db:
             if entry.message_id is not None:
@@ -714,220 +481,6 @@ class SQLiteStore(SharedSQL):
                 (provider, business, user),
             )
         return _dt(rows[0][0]) if rows else None
-
-    # --- kv (reads and plain writes: SharedSQL) ------------------------------------------------
-    @staticmethod
-    def _write_value(db: sqlite3.Connection, namespace: str, key: str, new: Any) -> None:
-        db.execute(
-            "INSERT INTO kv (namespace, key, value) VALUES (?,?,?) "
-            "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value",
-            (namespace, key, rules.dumps(new)),
-        )
-
-    @staticmethod
-    def _read_value(db: sqlite3.Connection, namespace: str, key: str) -> Any:
-        row = db.execute("SELECT value FROM kv WHERE namespace=? AND key=?", (namespace, key)).fetchone()
-        return None if row is None else json.loads(row[0])
-
-    # BEGIN IMMEDIATE takes the file's write lock before the read: read and write are one step for
-    # every process on the file.
-    def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
-        with self._tx() as db:
-            after = rules.counter_after(self._read_value(db, namespace, key), amount, limit)
-            if after is not None:
-                self._write_value(db, namespace, key, after)
-            return after
-
-    def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
-        with self._tx() as db:
-            if not rules.same_value(self._read_value(db, namespace, key), expected):
-                return False
-            self._write_value(db, namespace, key, value)
-            return True
-
-    # --- outbox ----------------------------------------------------------------------------
-    @staticmethod
-    def _outbox_item(r: tuple[Any, ...]) -> OutboxItem:
-        return OutboxItem(
-            id=rules.outbox_id(r[0]),
-            state=r[1],
-            to=r[2],
-            message=json.loads(r[3]),
-            options=json.loads(r[4]),
-            correlation=r[5],
-            provider=r[6],
-            attempts=r[7],
-            next_attempt_at=_from_epoch(r[8]),
-            expires_at=_from_epoch(r[9]) or utcnow(),
-            lease_owner=r[10],
-            lease_until=_from_epoch(r[11]),
-            last_error=r[12],
-            log_id=r[13],
-            created_at=_dt(r[14]),
-            updated_at=_dt(r[15]),
-        )
-
-    def enqueue_send(self, item: OutboxItem, entry: LogEntry) -> str:
-        now = _iso(utcnow())
-        with self._tx() as db:
-            row = self._insert_log(db, entry)
-            cur = db.execute(
-                "INSERT INTO outbox (state, recipient, message, options, correlation, provider, attempts, "
-                "next_attempt_at, expires_at, lease_owner, lease_until, last_error, log_id, created_at, "
-                "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    item.state,
-                    item.to,
-                    rules.dumps(dict(item.message)),
-                    rules.dumps(dict(item.options)),
-                    item.correlation,
-                    item.provider,
-                    item.attempts,
-                    _epoch(item.next_attempt_at),
-                    item.expires_at.timestamp(),
-                    item.lease_owner,
-                    _epoch(item.lease_until),
-                    item.last_error,
-                    row,
-                    now,
-                    now,
-                ),
-            )
-            return rules.outbox_id(cur.lastrowid or 0)
-
-    def claim_sends(self, lease: Lease, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        t = now.timestamp()
-        with self._tx() as db:  # BEGIN IMMEDIATE: the select and the claim are one step
-            keys = [
-                r[0]
-                for r in db.execute(
-                    f"SELECT id FROM outbox WHERE {_SEND_CLAIMABLE} ORDER BY id LIMIT ?",  # noqa: S608
-                    (t, t, limit),
-                ).fetchall()
-            ]
-            if not keys:
-                return []
-            marks = ",".join("?" * len(keys))
-            db.execute(
-                f"UPDATE outbox SET lease_owner=?, lease_until=?, attempts=attempts+1, updated_at=? "  # noqa: S608
-                f"WHERE id IN ({marks})",
-                (lease.owner, lease.until.timestamp(), _iso(utcnow()), *keys),
-            )
-            rows = db.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
-                keys,
-            ).fetchall()
-        return [self._outbox_item(r) for r in rows]
-
-    def _rewrite(self, db: sqlite3.Connection, log_id: int, entry: LogEntry) -> None:
-        """A send's log row, rewritten to its outcome (rules.rewritten_row)."""
-        early: list[rules.StatusFacts] = []
-        if entry.message_id is not None:
-            early = [
-                rules.StatusFacts(*r)
-                for r in db.execute(
-                    "SELECT status, error_code, error_message, category FROM status_log "
-                    "WHERE provider=? AND message_id=? ORDER BY rowid",
-                    (entry.provider, entry.message_id),
-                ).fetchall()
-            ]
-        fields = rules.rewritten_row(entry, early)
-        fields["raw"] = None if fields["raw"] is None else rules.dumps(fields["raw"])
-        fields["extra"] = rules.dumps(fields["extra"]) if fields["extra"] else None
-        fields["timestamp"] = _iso(fields["timestamp"])
-        fields["updated_at"] = _iso(utcnow())
-        # Column names come from rules.REWRITTEN_FIELDS, never from input.
-        db.execute(
-            f"UPDATE message_log SET {', '.join(f'{c}=?' for c in fields)} WHERE id=?",  # noqa: S608
-            (*fields.values(), log_id),
-        )
-
-    def finish_send(self, outbox_id: str, owner: str, **outcome: Unpack[SendOutcome]) -> bool:
-        key = rules.parse_outbox_id(outbox_id)
-        if key is None:
-            return False
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE outbox SET state=?, lease_owner=NULL, lease_until=NULL, next_attempt_at=?, "
-                "last_error=?, correlation=?, provider=?, updated_at=? "
-                "WHERE id=? AND lease_owner=? AND state IN ('queued', 'unknown')",
-                (
-                    outcome["state"],
-                    _epoch(outcome.get("retry_at")),
-                    outcome.get("error"),
-                    outcome.get("correlation"),
-                    outcome.get("provider"),
-                    _iso(utcnow()),
-                    key,
-                    owner,
-                ),
-            )
-            if not cur.rowcount:
-                return False
-            if (entry := outcome.get("entry")) is not None:
-                row = db.execute("SELECT log_id FROM outbox WHERE id=?", (key,)).fetchone()
-                if row is not None and row[0] is not None:
-                    self._rewrite(db, row[0], entry)
-            return True
-
-    def resolve_send(self, provider: str, correlation: str, message_id: str) -> OutboxItem | None:
-        with self._tx() as db:
-            row = db.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE correlation=? AND provider=? "  # noqa: S608
-                "AND state='unknown' ORDER BY id LIMIT 1",
-                (correlation, provider),
-            ).fetchone()
-            if row is None:
-                return None
-            item = self._outbox_item(row)
-            db.execute(
-                "UPDATE outbox SET state='sent', lease_owner=NULL, lease_until=NULL, updated_at=? WHERE id=?",
-                (_iso(utcnow()), row[0]),
-            )
-            if item.log_id is not None:
-                logged = db.execute(
-                    f"SELECT id, {_LOG_COLUMNS} FROM message_log WHERE id=?",  # noqa: S608
-                    (item.log_id,),
-                ).fetchone()
-                if logged is not None:
-                    entry = replace(
-                        self._row(logged), provider=provider, message_id=message_id, status="accepted"
-                    )
-                    self._rewrite(db, item.log_id, entry)
-            return item
-
-    def get_send(self, outbox_id: str) -> OutboxItem | None:
-        key = rules.parse_outbox_id(outbox_id)
-        if key is None:
-            return None
-        rows = self._query(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id=?", (key,))  # noqa: S608
-        return self._outbox_item(rows[0]) if rows else None
-
-    def pending_sends(self, *, limit: int = 100) -> list[OutboxItem]:
-        rows = self._query(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'unknown') "  # noqa: S608
-            "ORDER BY id LIMIT ?",
-            (limit,),
-        )
-        return [self._outbox_item(r) for r in rows]
-
-    def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
-        where, params = "state IN ('queued', 'unknown', 'failed', 'expired')", ()
-        if outbox_id is not None:
-            key = rules.parse_outbox_id(outbox_id)
-            if key is None:
-                return 0
-            where, params = where + " AND id=?", (key,)  # type: ignore[assignment]
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE outbox SET "  # noqa: S608
-                "expires_at=CASE WHEN state IN ('failed', 'expired') THEN ? ELSE expires_at END, "
-                "state=CASE WHEN state IN ('failed', 'expired') THEN 'queued' ELSE state END, "
-                "attempts=0, next_attempt_at=NULL, lease_owner=NULL, lease_until=NULL, updated_at=? "
-                f"WHERE {where}",
-                (expires_at.timestamp(), _iso(utcnow()), *params),
-            )
-            return cur.rowcount
 
     def close(self) -> None:
         with self._lock:

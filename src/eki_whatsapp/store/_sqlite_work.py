@@ -1,0 +1,223 @@
+"""The SQLite store's durable handling: claiming work (leases), finishing it (group commit),
+listing and retrying it (rules: "Durable handling" in :mod:`eki_whatsapp.store.rules`)."""
+
+# ruff: noqa: S608  (table and column names come from this module's constants, never from input)
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import rules
+from ._sql import SharedSQL
+from ._sqlite_values import _LOG_COLUMNS, _dt, _epoch, _from_epoch
+from .base import Lease, LogEntry, StatusRecord, WorkItem, WorkKind, WorkOutcome, utcnow
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from typing_extensions import Unpack
+
+#: The work columns read back, the same for both tables (after the row's id and created time).
+_WORK_COLUMNS = "handling, attempts, lease_owner, lease_until, next_attempt_at, last_error"
+_TABLES = {"m": "message_log", "s": "status_log"}
+_KEYS = {"m": "id", "s": "rowid"}
+# rules.claimable, in SQL.
+_CLAIMABLE = (
+    "handling IN ('pending', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+    "AND (lease_until IS NULL OR lease_until <= ?)"
+)
+
+
+class _Outcome:
+    """One queued ``finish_work`` update, and what became of it once committed."""
+
+    __slots__ = ("changed", "error", "params", "sql")
+
+    def __init__(self, sql: str, params: tuple[Any, ...]) -> None:
+        self.sql = sql
+        self.params = params
+        self.changed: bool | None = None
+        self.error: BaseException | None = None
+
+
+class SQLiteWork(SharedSQL):
+    """Durable handling, for :class:`~eki_whatsapp.store.sqlite.SQLiteStore`."""
+
+    if TYPE_CHECKING:
+        _db: sqlite3.Connection
+        _lock: threading.RLock
+        _outcomes: list[_Outcome]
+        _outcomes_lock: threading.Lock
+
+        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor: ...
+
+    def _work_items(self, db: sqlite3.Connection, table: str, keys: list[int]) -> list[WorkItem]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        if table == "m":
+            rows = db.execute(
+                f"SELECT id, {_LOG_COLUMNS}, {_WORK_COLUMNS} FROM message_log "
+                f"WHERE id IN ({marks}) ORDER BY id",
+                keys,
+            ).fetchall()
+            return [self._work_item("m", r[0], self._row(r[:20]), None, r[13], r[20:]) for r in rows]
+        rows = db.execute(
+            "SELECT rowid, provider, message_id, status, timestamp, error_code, error_message, raw, "
+            f"category, {_WORK_COLUMNS} FROM status_log WHERE rowid IN ({marks}) ORDER BY rowid",
+            keys,
+        ).fetchall()
+        return [self._work_item("s", r[0], None, self._status(r[1:9]), r[4], r[9:]) for r in rows]
+
+    @staticmethod
+    def _work_item(
+        table: str,
+        key: int,
+        entry: LogEntry | None,
+        status: StatusRecord | None,
+        created: str,
+        work: tuple[Any, ...],
+    ) -> WorkItem:
+        kind: WorkKind = "status" if status is not None else rules.entry_work_kind(entry)
+        return WorkItem(
+            id=f"{table}{key}",
+            kind=kind,
+            state=work[0],
+            attempts=work[1],
+            created_at=_dt(created) or utcnow(),
+            lease_owner=work[2],
+            lease_until=_from_epoch(work[3]),
+            next_attempt_at=_from_epoch(work[4]),
+            last_error=work[5],
+            entry=entry,
+            status=status,
+        )
+
+    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        table, key = ref
+        t = now.timestamp()
+        with self._tx() as db:
+            cur = db.execute(
+                f"UPDATE {_TABLES[table]} SET lease_owner=?, lease_until=?, attempts=attempts+1 "
+                f"WHERE {_KEYS[table]}=? AND {_CLAIMABLE}",
+                (lease.owner, lease.until.timestamp(), key, t, t),
+            )
+            if not cur.rowcount:
+                return None
+            return self._work_items(db, table, [key])[0]
+
+    def claim_due(
+        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
+    ) -> list[WorkItem]:
+        t = now.timestamp()
+        claimed: list[WorkItem] = []
+        with self._tx() as db:
+            for table in ("m", "s"):
+                name, key = _TABLES[table], _KEYS[table]
+                rows = db.execute(
+                    f"SELECT {key}, attempts, lease_until FROM {name} "
+                    f"WHERE handling IN ('pending', 'failed', 'dead') AND {_CLAIMABLE} "
+                    f"ORDER BY {key} LIMIT ?",
+                    (t, t, limit),
+                ).fetchall()
+                dead = [r for r in rows if rules.dies(r[1], max_attempts, _from_epoch(r[2]), now)]
+                for r in dead:
+                    db.execute(
+                        f"UPDATE {name} SET handling='dead', lease_owner=NULL, lease_until=NULL, "
+                        f"last_error=? WHERE {key}=?",
+                        (rules.died_error(r[1]), r[0]),
+                    )
+                due = [r[0] for r in rows if r not in dead]
+                if due:
+                    db.execute(
+                        f"UPDATE {name} SET lease_owner=?, lease_until=?, attempts=attempts+1 "
+                        f"WHERE {key} IN ({','.join('?' * len(due))})",
+                        (lease.owner, lease.until.timestamp(), *due),
+                    )
+                    claimed.extend(self._work_items(db, table, due))
+        claimed.sort(key=lambda w: w.created_at)
+        return claimed[:limit]
+
+    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return False
+        table, key = ref
+        state = rules.finished_state(outcome)
+        update = _Outcome(
+            f"UPDATE {_TABLES[table]} SET handling=?, lease_owner=NULL, lease_until=NULL, "
+            f"next_attempt_at=?, last_error=? WHERE {_KEYS[table]}=? AND lease_owner=? "
+            "AND handling IN ('pending', 'failed')",
+            (state, _epoch(outcome.get("retry_at")), outcome.get("error"), key, owner),
+        )
+        # Group commit: outcomes that arrive while another thread writes are queued, and the
+        # first thread to get the store commits every queued one in one transaction (a commit
+        # costs more than the updates in it). Each caller returns once its own is committed.
+        with self._outcomes_lock:
+            self._outcomes.append(update)
+        with self._lock:
+            if update.changed is None:
+                with self._outcomes_lock:
+                    batch, self._outcomes = self._outcomes, []
+                try:
+                    if len(batch) == 1:  # alone: one statement, its own transaction
+                        update.changed = bool(self._write(update.sql, update.params).rowcount)
+                    else:
+                        with self._tx() as db:
+                            for queued in batch:
+                                queued.changed = bool(db.execute(queued.sql, queued.params).rowcount)
+                except BaseException as exc:
+                    for queued in batch:
+                        queued.changed, queued.error = False, exc
+        if update.error is not None:
+            raise update.error
+        return bool(update.changed)
+
+    def get_work(self, work_id: str) -> WorkItem | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        with self._lock:
+            items = self._work_items(self._db, ref[0], [ref[1]])
+        return items[0] if items and items[0].state is not None else None
+
+    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
+        items: list[WorkItem] = []
+        with self._lock:
+            for table in ("m", "s"):
+                keys = self._db.execute(
+                    f"SELECT {_KEYS[table]} FROM {_TABLES[table]} "
+                    f"WHERE handling IN ('pending', 'failed', 'dead') ORDER BY {_KEYS[table]} LIMIT ?",
+                    (limit,),
+                ).fetchall()
+                items.extend(self._work_items(self._db, table, [k[0] for k in keys]))
+        items.sort(key=lambda w: w.created_at)
+        return items[:limit]
+
+    def retry_work(self, work_id: str | None = None) -> int:
+        refs: list[tuple[str, str]] = []
+        if work_id is None:
+            refs = [(t, "handling IN ('failed', 'dead')") for t in ("m", "s")]
+            params: tuple[Any, ...] = ()
+        else:
+            ref = rules.parse_work_id(work_id)
+            if ref is None:
+                return 0
+            refs = [(ref[0], f"{_KEYS[ref[0]]}=? AND handling IN ('pending', 'failed', 'dead')")]
+            params = (ref[1],)
+        changed = 0
+        with self._tx() as db:
+            for table, where in refs:
+                cur = db.execute(
+                    f"UPDATE {_TABLES[table]} SET handling='pending', attempts=0, lease_owner=NULL, "
+                    f"lease_until=NULL, next_attempt_at=NULL WHERE {where}",
+                    params,
+                )
+                changed += cur.rowcount
+        return changed
