@@ -111,7 +111,7 @@ class SharedSQL:
         cls._SQL = _Statements(cls.MARK, cls.SEQ)
 
     # --- what each store supplies ------------------------------------------------------------
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     def _changes(self, sql: str, params: tuple[Any, ...]) -> int:

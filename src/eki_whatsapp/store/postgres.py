@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -37,15 +37,13 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
-from ._sql import SharedSQL
+from ._postgres_counters import PostgresCounters
+from ._postgres_outbox import PostgresOutbox
+from ._postgres_values import _LOG_COLUMNS, _STATUS_COLUMNS, _dt, _json
+from ._postgres_work import PostgresWork
 from .base import (
     Lease,
     LogEntry,
-    OutboxItem,
-    SendOutcome,
-    WorkItem,
-    WorkKind,
-    WorkOutcome,
     as_utc,
     utcnow,
 )
@@ -53,7 +51,6 @@ from .base import (
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
-    from typing_extensions import Unpack
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore", "mask_url", "migrate"]
 
@@ -224,36 +221,9 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Settings of ours in the URL's query; the rest goes to libpq.
 _OWN_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout")
 
-_LOG_COLUMNS = (
-    "direction, provider, message_id, sender, recipient, type, text, status, error_code, "
-    "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra"
-)
+
 _INSERT_COLUMNS = f"{_LOG_COLUMNS}, handling, lease_owner, lease_until"
 _INSERT_VALUES = ",".join(["%s"] * 21)
-#: A log row as read back: its id, the written columns, its handling state.
-_ROW_COLUMNS = f"id, {_LOG_COLUMNS}, handling"
-#: The work columns read back, the same for both tables (after the row).
-_WORK_COLUMNS = "handling, attempts, lease_owner, lease_until, next_attempt_at, last_error"
-_STATUS_COLUMNS = "provider, message_id, status, timestamp, error_code, error_message, raw, category"
-#: Per table letter of a work id (rules.work_id): the table, its key, what a work item reads.
-_WORK_TABLES = {
-    "m": ("message_log", "id", f"{_ROW_COLUMNS}, {_WORK_COLUMNS}"),
-    "s": ("status_log", "seq", f"seq, {_STATUS_COLUMNS}, {_WORK_COLUMNS}"),
-}
-_OUTBOX_COLUMNS = (
-    "id, state, recipient, message, options, correlation, provider, attempts, next_attempt_at, "
-    "expires_at, lease_owner, lease_until, last_error, log_id, created_at, updated_at"
-)
-# rules.send_claimable, in SQL.
-_SEND_CLAIMABLE = (
-    "state IN ('queued', 'unknown') AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s) "
-    "AND (lease_until IS NULL OR lease_until <= %(now)s)"
-)
-# rules.claimable, in SQL (the parameter is `now` twice).
-_CLAIMABLE = (
-    "handling IN ('pending', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s) "
-    "AND (lease_until IS NULL OR lease_until <= %(now)s)"
-)
 
 
 class _Url(NamedTuple):
@@ -372,21 +342,6 @@ def _log_values(entry: LogEntry, *, work: bool = False, lease: Lease | None = No
     )
 
 
-def _dt(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
-
-
-def _json(value: Any) -> Any:
-    """A JSON value for a ``jsonb`` column (``None`` is SQL ``NULL``)."""
-    return None if value is None else _jsonb(value)
-
-
-def _jsonb(value: Any) -> Any:
-    """A JSON value for a ``jsonb`` column (``None`` is JSON ``null``): its text, which the
-    server casts (one encoding, as :func:`.rules.json_copy` would read it back)."""
-    return rules.dumps(dict(value) if isinstance(value, Mapping) else value)
-
-
 def _check_connection(conn: psycopg.Connection[Any]) -> None:
     """Ping a connection taken from the pool only when the server said something while it was
     idle (a server that ends a session sends its reason, then closes: the socket is readable):
@@ -403,7 +358,7 @@ def _check_connection(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
-class PostgresStore(SharedSQL):
+class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
     """The :class:`~eki_whatsapp.store.base.Store` protocol on PostgreSQL (see the module's text).
 
     ``PostgresStore("postgresql://bot:secret@db:5432/app")``; ``schema`` overrides the URL's
@@ -661,333 +616,6 @@ class PostgresStore(SharedSQL):
                 row = self._insert_log(conn, rules.change_entry(event), work=True, lease=lease)
         return rules.work_id(kind, row) if row else None
 
-    def _work_item(self, table: str, r: Sequence[Any]) -> WorkItem:
-        """A work item from a row read with ``_WORK_TABLES[table]``'s columns."""
-        kind: WorkKind
-        if table == "m":
-            entry: LogEntry | None = self._row(r[:20])
-            status, created, work, kind = None, r[13], r[20:], rules.entry_work_kind(entry)
-        else:
-            entry, status = None, self._status(r[1:9])
-            created, work, kind = r[4], r[9:], "status"
-        return WorkItem(
-            id=f"{table}{r[0]}",
-            kind=kind,
-            state=work[0],
-            attempts=work[1],
-            created_at=as_utc(created),
-            lease_owner=work[2],
-            lease_until=_dt(work[3]),
-            next_attempt_at=_dt(work[4]),
-            last_error=work[5],
-            entry=entry,
-            status=status,
-        )
-
-    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
-            return None
-        table, key = ref
-        name, column, read = _WORK_TABLES[table]
-        # One UPDATE: the row lock makes it a compare-and-set (a second claimer waits, then sees
-        # the first one's lease in the WHERE and changes nothing).
-        row = self._execute(
-            f"UPDATE {name} SET lease_owner=%(owner)s, lease_until=%(until)s, attempts=attempts+1 "  # noqa: S608
-            f"WHERE {column}=%(key)s AND {_CLAIMABLE} RETURNING {read}",
-            {"owner": lease.owner, "until": as_utc(lease.until), "key": key, "now": as_utc(now)},
-        )
-        return None if row is None else self._work_item(table, row)
-
-    def claim_due(
-        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
-    ) -> list[WorkItem]:
-        now = as_utc(now)
-        claimed: list[WorkItem] = []
-        for table, (name, column, read) in _WORK_TABLES.items():
-            with self._tx() as conn:
-                # Rows another sweeper is claiming right now are skipped, not waited for (SKIP
-                # LOCKED): each piece of work goes to one of them. The rows locked here are then
-                # either dead (rules.dies: their last attempt's worker died) or claimed.
-                rows = conn.execute(
-                    f"SELECT {column}, attempts, lease_until FROM {name} WHERE {_CLAIMABLE} "  # noqa: S608
-                    f"ORDER BY {column} LIMIT %(limit)s FOR UPDATE SKIP LOCKED".encode(),
-                    {"now": now, "limit": limit},
-                ).fetchall()
-                due: list[int] = []
-                for key, attempts, lease_until in rows:
-                    if rules.dies(attempts, max_attempts, lease_until, now):
-                        conn.execute(
-                            f"UPDATE {name} SET handling='dead', lease_owner=NULL, lease_until=NULL, "  # noqa: S608
-                            f"last_error=%s WHERE {column}=%s".encode(),
-                            (rules.died_error(attempts), key),
-                        )
-                    else:
-                        due.append(key)
-                if due:
-                    claimed.extend(
-                        self._work_item(table, r)
-                        for r in conn.execute(
-                            f"UPDATE {name} SET lease_owner=%s, lease_until=%s, attempts=attempts+1 "  # noqa: S608
-                            f"WHERE {column} = ANY(%s) RETURNING {read}".encode(),
-                            (lease.owner, as_utc(lease.until), due),
-                        ).fetchall()
-                    )
-        claimed.sort(key=lambda w: w.created_at)
-        return claimed[:limit]
-
-    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
-            return False
-        table, key = ref
-        name, column, _ = _WORK_TABLES[table]
-        state = rules.finished_state(outcome)
-        # Committed without waiting for the disk (synchronous_commit off for this one statement,
-        # through set_config in its own transaction): an outcome lost with a server crash only
-        # means the work runs again when its lease expires, and its sends carry idempotency
-        # keys. The webhook's acks, which must not be lost, keep waiting for theirs — and wait
-        # less, with half the disk flushes.
-        with self._conn() as conn:
-            cur = conn.execute(
-                f"UPDATE {name} SET handling=%s, lease_owner=NULL, lease_until=NULL, "  # noqa: S608
-                f"next_attempt_at=%s, last_error=%s WHERE {column}=%s AND lease_owner=%s "
-                "AND handling IN ('pending', 'failed') "
-                "AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL",
-                (state, _dt(outcome.get("retry_at")), outcome.get("error"), key, owner),
-            )
-            return cur.rowcount > 0
-
-    def get_work(self, work_id: str) -> WorkItem | None:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
-            return None
-        table, key = ref
-        name, column, read = _WORK_TABLES[table]
-        rows = self._query(
-            f"SELECT {read} FROM {name} WHERE {column}=%s AND handling IS NOT NULL",  # noqa: S608
-            (key,),
-        )
-        return self._work_item(table, rows[0]) if rows else None
-
-    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
-        items: list[WorkItem] = []
-        for table, (name, column, read) in _WORK_TABLES.items():
-            rows = self._query(
-                f"SELECT {read} FROM {name} WHERE handling IN ('pending', 'failed', 'dead') "  # noqa: S608
-                f"ORDER BY {column} LIMIT %s",
-                (limit,),
-            )
-            items.extend(self._work_item(table, r) for r in rows)
-        items.sort(key=lambda w: w.created_at)
-        return items[:limit]
-
-    def retry_work(self, work_id: str | None = None) -> int:
-        targets: list[tuple[str, str, tuple[Any, ...]]] = []
-        if work_id is None:
-            targets = [(name, "handling IN ('failed', 'dead')", ()) for name, _, _ in _WORK_TABLES.values()]
-        else:
-            ref = rules.parse_work_id(work_id)
-            if ref is None:
-                return 0
-            name, column, _ = _WORK_TABLES[ref[0]]
-            targets = [(name, f"{column}=%s AND handling IN ('pending', 'failed', 'dead')", (ref[1],))]
-        changed = 0
-        with self._tx() as conn:
-            for name, where, params in targets:
-                cur = conn.execute(
-                    f"UPDATE {name} SET handling='pending', attempts=0, lease_owner=NULL, "  # noqa: S608
-                    f"lease_until=NULL, next_attempt_at=NULL WHERE {where} RETURNING 1".encode(),
-                    params,
-                )
-                changed += len(cur.fetchall())  # (rowcount is not known yet in a pipeline)
-        return changed
-
-    # --- outbox (rules: "Outbox") ----------------------------------------------------------------
-    @staticmethod
-    def _outbox_item(r: Sequence[Any]) -> OutboxItem:
-        return OutboxItem(
-            id=rules.outbox_id(r[0]),
-            state=r[1],
-            to=r[2],
-            message=r[3],
-            options=r[4],
-            correlation=r[5],
-            provider=r[6],
-            attempts=r[7],
-            next_attempt_at=_dt(r[8]),
-            expires_at=as_utc(r[9]),
-            lease_owner=r[10],
-            lease_until=_dt(r[11]),
-            last_error=r[12],
-            log_id=r[13],
-            created_at=_dt(r[14]),
-            updated_at=_dt(r[15]),
-        )
-
-    def enqueue_send(self, item: OutboxItem, entry: LogEntry) -> str:
-        now = utcnow()
-        with self._tx() as conn:
-            log_id = self._insert_log(conn, entry)
-            if not log_id:
-                raise StoreError(
-                    f"message {entry.provider}:{entry.message_id} is already in the log; a message id is "
-                    "logged once"
-                )
-            row = conn.execute(
-                "INSERT INTO outbox (state, recipient, message, options, correlation, provider, attempts, "
-                "next_attempt_at, expires_at, lease_owner, lease_until, last_error, log_id, created_at, "
-                "updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                (
-                    item.state,
-                    item.to,
-                    _jsonb(item.message),
-                    _jsonb(item.options),
-                    item.correlation,
-                    item.provider,
-                    item.attempts,
-                    _dt(item.next_attempt_at),
-                    as_utc(item.expires_at),
-                    item.lease_owner,
-                    _dt(item.lease_until),
-                    item.last_error,
-                    log_id,
-                    now,
-                    now,
-                ),
-            ).fetchone()
-            assert row is not None
-            return rules.outbox_id(int(row[0]))
-
-    def claim_sends(self, lease: Lease, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        # Sends another process is claiming right now are skipped, not waited for: each send
-        # goes to one claimer (the subquery's row locks hold until this statement commits).
-        rows = self._query(
-            "UPDATE outbox SET lease_owner=%(owner)s, lease_until=%(until)s, attempts=attempts+1, "  # noqa: S608
-            f"updated_at=%(at)s WHERE id IN (SELECT id FROM outbox WHERE {_SEND_CLAIMABLE} "
-            f"ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING {_OUTBOX_COLUMNS}",
-            {
-                "owner": lease.owner,
-                "until": as_utc(lease.until),
-                "at": utcnow(),
-                "now": as_utc(now),
-                "limit": limit,
-            },
-        )
-        return sorted(
-            (self._outbox_item(r) for r in rows), key=lambda item: rules.parse_outbox_id(item.id or "") or 0
-        )
-
-    def _rewrite(self, conn: psycopg.Connection[Any], log_id: int, entry: LogEntry) -> None:
-        """A send's log row, rewritten to its outcome (rules.rewritten_row), the statuses already
-        received for its message id merged in (under the message's lock, as ``record_status``)."""
-        early: list[rules.StatusFacts] = []
-        if entry.message_id is not None:
-            self._lock_message(conn, entry.provider, entry.message_id)
-            early = [
-                rules.StatusFacts(*r)
-                for r in conn.execute(
-                    "SELECT status, error_code, error_message, category FROM status_log "
-                    "WHERE provider=%s AND message_id=%s ORDER BY seq",
-                    (entry.provider, entry.message_id),
-                ).fetchall()
-            ]
-        fields = rules.rewritten_row(entry, early)
-        fields["raw"] = _json(fields["raw"])
-        fields["extra"] = _json(fields["extra"]) if fields["extra"] else None
-        fields["timestamp"] = _dt(fields["timestamp"])
-        fields["updated_at"] = utcnow()
-        # Column names come from rules.REWRITTEN_FIELDS, never from input.
-        conn.execute(
-            f"UPDATE message_log SET {', '.join(f'{c}=%s' for c in fields)} WHERE id=%s".encode(),  # noqa: S608
-            (*fields.values(), log_id),
-        )
-
-    def finish_send(self, outbox_id: str, owner: str, **outcome: Unpack[SendOutcome]) -> bool:
-        key = rules.parse_outbox_id(outbox_id)
-        if key is None:
-            return False
-        with self._tx() as conn:
-            row = conn.execute(
-                "UPDATE outbox SET state=%s, lease_owner=NULL, lease_until=NULL, next_attempt_at=%s, "
-                "last_error=%s, correlation=%s, provider=%s, updated_at=%s "
-                "WHERE id=%s AND lease_owner=%s AND state IN ('queued', 'unknown') RETURNING log_id",
-                (
-                    outcome["state"],
-                    _dt(outcome.get("retry_at")),
-                    outcome.get("error"),
-                    outcome.get("correlation"),
-                    outcome.get("provider"),
-                    utcnow(),
-                    key,
-                    owner,
-                ),
-            ).fetchone()
-            if row is None:
-                return False
-            if (entry := outcome.get("entry")) is not None and row[0] is not None:
-                self._rewrite(conn, int(row[0]), entry)
-            return True
-
-    def resolve_send(self, provider: str, correlation: str, message_id: str) -> OutboxItem | None:
-        with self._tx() as conn:
-            row = conn.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE correlation=%s AND provider=%s "  # noqa: S608
-                "AND state='unknown' ORDER BY id LIMIT 1 FOR UPDATE",
-                (correlation, provider),
-            ).fetchone()
-            if row is None:
-                return None
-            item = self._outbox_item(row)
-            conn.execute(
-                "UPDATE outbox SET state='sent', lease_owner=NULL, lease_until=NULL, updated_at=%s "
-                "WHERE id=%s",
-                (utcnow(), row[0]),
-            )
-            if item.log_id is not None:
-                logged = conn.execute(
-                    f"SELECT {_ROW_COLUMNS} FROM message_log WHERE id=%s",  # noqa: S608
-                    (item.log_id,),
-                ).fetchone()
-                if logged is not None:
-                    entry = replace(
-                        self._row(logged), provider=provider, message_id=message_id, status="accepted"
-                    )
-                    self._rewrite(conn, item.log_id, entry)
-            return item
-
-    def get_send(self, outbox_id: str) -> OutboxItem | None:
-        key = rules.parse_outbox_id(outbox_id)
-        if key is None:
-            return None
-        rows = self._query(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id=%s", (key,))  # noqa: S608
-        return self._outbox_item(rows[0]) if rows else None
-
-    def pending_sends(self, *, limit: int = 100) -> list[OutboxItem]:
-        rows = self._query(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'unknown') "  # noqa: S608
-            "ORDER BY id LIMIT %s",
-            (limit,),
-        )
-        return [self._outbox_item(r) for r in rows]
-
-    def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
-        where, params = "state IN ('queued', 'unknown', 'failed', 'expired')", ()
-        if outbox_id is not None:
-            key = rules.parse_outbox_id(outbox_id)
-            if key is None:
-                return 0
-            where, params = where + " AND id=%s", (key,)  # type: ignore[assignment]
-        rows = self._query(
-            "UPDATE outbox SET "  # noqa: S608
-            "expires_at=CASE WHEN state IN ('failed', 'expired') THEN %s ELSE expires_at END, "
-            "state=CASE WHEN state IN ('failed', 'expired') THEN 'queued' ELSE state END, "
-            "attempts=0, next_attempt_at=NULL, lease_owner=NULL, lease_until=NULL, updated_at=%s "
-            f"WHERE {where} RETURNING 1",
-            (as_utc(expires_at), utcnow(), *params),
-        )
-        return len(rows)
-
     # --- window ----------------------------------------------------------------------------------
     def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
         # rules.window_key/window_moves: the latest provider timestamp among the user's messages
@@ -1000,51 +628,7 @@ class PostgresStore(SharedSQL):
         rows = self._query(sql, params)
         return _dt(rows[0][0]) if rows else None
 
-    # --- counters (reads and plain writes of the kv space: SharedSQL) -----------------------------
-    def _update_value(self, namespace: str, key: str, change: Callable[[Any], Any]) -> Any:
-        """Replace the value with ``change(current)`` in one transaction, the row locked meanwhile
-        (``change`` returns ``_KEEP`` to leave it). Returns what ``change`` returned."""
-        with self._tx() as conn:
-            while True:
-                row = conn.execute(
-                    "SELECT value FROM kv WHERE namespace=%s AND key=%s FOR UPDATE", (namespace, key)
-                ).fetchone()
-                new = change(None if row is None else row[0])
-                if new is _KEEP:
-                    return new
-                if row is not None:
-                    conn.execute(
-                        "UPDATE kv SET value=%s WHERE namespace=%s AND key=%s", (_jsonb(new), namespace, key)
-                    )
-                    return new
-                # Absent: insert, unless another process just did (then lock its row and redo).
-                if conn.execute(
-                    "INSERT INTO kv (namespace, key, value) VALUES (%s,%s,%s) ON CONFLICT DO NOTHING "
-                    "RETURNING 1",
-                    (namespace, key, _jsonb(new)),
-                ).fetchone():
-                    return new
-
-    def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
-        def change(current: Any) -> Any:
-            after = rules.counter_after(current, amount, limit)
-            return _KEEP if after is None else after
-
-        result = self._update_value(namespace, key, change)
-        return None if result is _KEEP else int(result)
-
-    def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
-        return (
-            self._update_value(
-                namespace, key, lambda current: value if rules.same_value(current, expected) else _KEEP
-            )
-            is not _KEEP
-        )
-
     def close(self) -> None:
         """Close this process's pool."""
         if self._pid == os.getpid():
             self._pool.close()
-
-
-_KEEP: Any = object()

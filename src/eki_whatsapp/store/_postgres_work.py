@@ -1,0 +1,183 @@
+"""The PostgreSQL store's durable handling: claiming work (leases, ``FOR UPDATE SKIP LOCKED``),
+finishing, listing and retrying it (rules: "Durable handling" in :mod:`eki_whatsapp.store.rules`)."""
+
+# ruff: noqa: S608  (table and column names come from this module's constants, never from input)
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import rules
+from ._postgres_values import _ROW_COLUMNS, _STATUS_COLUMNS, _WORK_COLUMNS, _dt
+from ._sql import SharedSQL
+from .base import Lease, LogEntry, WorkItem, WorkKind, WorkOutcome, as_utc
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    import psycopg
+    from typing_extensions import Unpack
+
+#: Per table letter of a work id (rules.work_id): the table, its key, what a work item reads.
+_WORK_TABLES = {
+    "m": ("message_log", "id", f"{_ROW_COLUMNS}, {_WORK_COLUMNS}"),
+    "s": ("status_log", "seq", f"seq, {_STATUS_COLUMNS}, {_WORK_COLUMNS}"),
+}
+# rules.claimable, in SQL (the parameter is `now` twice).
+_CLAIMABLE = (
+    "handling IN ('pending', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s) "
+    "AND (lease_until IS NULL OR lease_until <= %(now)s)"
+)
+
+
+class PostgresWork(SharedSQL):
+    """Durable handling, for :class:`~eki_whatsapp.store.postgres.PostgresStore`."""
+
+    if TYPE_CHECKING:
+
+        def _conn(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+        def _tx(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+        def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any: ...
+
+    def _work_item(self, table: str, r: Sequence[Any]) -> WorkItem:
+        """A work item from a row read with ``_WORK_TABLES[table]``'s columns."""
+        kind: WorkKind
+        if table == "m":
+            entry: LogEntry | None = self._row(r[:20])
+            status, created, work, kind = None, r[13], r[20:], rules.entry_work_kind(entry)
+        else:
+            entry, status = None, self._status(r[1:9])
+            created, work, kind = r[4], r[9:], "status"
+        return WorkItem(
+            id=f"{table}{r[0]}",
+            kind=kind,
+            state=work[0],
+            attempts=work[1],
+            created_at=as_utc(created),
+            lease_owner=work[2],
+            lease_until=_dt(work[3]),
+            next_attempt_at=_dt(work[4]),
+            last_error=work[5],
+            entry=entry,
+            status=status,
+        )
+
+    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        table, key = ref
+        name, column, read = _WORK_TABLES[table]
+        # One UPDATE: the row lock makes it a compare-and-set (a second claimer waits, then sees
+        # the first one's lease in the WHERE and changes nothing).
+        row = self._execute(
+            f"UPDATE {name} SET lease_owner=%(owner)s, lease_until=%(until)s, attempts=attempts+1 "
+            f"WHERE {column}=%(key)s AND {_CLAIMABLE} RETURNING {read}",
+            {"owner": lease.owner, "until": as_utc(lease.until), "key": key, "now": as_utc(now)},
+        )
+        return None if row is None else self._work_item(table, row)
+
+    def claim_due(
+        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
+    ) -> list[WorkItem]:
+        now = as_utc(now)
+        claimed: list[WorkItem] = []
+        for table, (name, column, read) in _WORK_TABLES.items():
+            with self._tx() as conn:
+                # Rows another sweeper is claiming right now are skipped, not waited for (SKIP
+                # LOCKED): each piece of work goes to one of them. The rows locked here are then
+                # either dead (rules.dies: their last attempt's worker died) or claimed.
+                rows = conn.execute(
+                    f"SELECT {column}, attempts, lease_until FROM {name} WHERE {_CLAIMABLE} "
+                    f"ORDER BY {column} LIMIT %(limit)s FOR UPDATE SKIP LOCKED".encode(),
+                    {"now": now, "limit": limit},
+                ).fetchall()
+                due: list[int] = []
+                for key, attempts, lease_until in rows:
+                    if rules.dies(attempts, max_attempts, lease_until, now):
+                        conn.execute(
+                            f"UPDATE {name} SET handling='dead', lease_owner=NULL, lease_until=NULL, "
+                            f"last_error=%s WHERE {column}=%s".encode(),
+                            (rules.died_error(attempts), key),
+                        )
+                    else:
+                        due.append(key)
+                if due:
+                    claimed.extend(
+                        self._work_item(table, r)
+                        for r in conn.execute(
+                            f"UPDATE {name} SET lease_owner=%s, lease_until=%s, attempts=attempts+1 "
+                            f"WHERE {column} = ANY(%s) RETURNING {read}".encode(),
+                            (lease.owner, as_utc(lease.until), due),
+                        ).fetchall()
+                    )
+        claimed.sort(key=lambda w: w.created_at)
+        return claimed[:limit]
+
+    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return False
+        table, key = ref
+        name, column, _ = _WORK_TABLES[table]
+        state = rules.finished_state(outcome)
+        # Committed without waiting for the disk (synchronous_commit off for this one statement,
+        # through set_config in its own transaction): an outcome lost with a server crash only
+        # means the work runs again when its lease expires, and its sends carry idempotency
+        # keys. The webhook's acks, which must not be lost, keep waiting for theirs — and wait
+        # less, with half the disk flushes.
+        with self._conn() as conn:
+            cur = conn.execute(
+                f"UPDATE {name} SET handling=%s, lease_owner=NULL, lease_until=NULL, "
+                f"next_attempt_at=%s, last_error=%s WHERE {column}=%s AND lease_owner=%s "
+                "AND handling IN ('pending', 'failed') "
+                "AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL",
+                (state, _dt(outcome.get("retry_at")), outcome.get("error"), key, owner),
+            )
+            return cur.rowcount > 0
+
+    def get_work(self, work_id: str) -> WorkItem | None:
+        ref = rules.parse_work_id(work_id)
+        if ref is None:
+            return None
+        table, key = ref
+        name, column, read = _WORK_TABLES[table]
+        rows = self._query(
+            f"SELECT {read} FROM {name} WHERE {column}=%s AND handling IS NOT NULL",
+            (key,),
+        )
+        return self._work_item(table, rows[0]) if rows else None
+
+    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
+        items: list[WorkItem] = []
+        for table, (name, column, read) in _WORK_TABLES.items():
+            rows = self._query(
+                f"SELECT {read} FROM {name} WHERE handling IN ('pending', 'failed', 'dead') "
+                f"ORDER BY {column} LIMIT %s",
+                (limit,),
+            )
+            items.extend(self._work_item(table, r) for r in rows)
+        items.sort(key=lambda w: w.created_at)
+        return items[:limit]
+
+    def retry_work(self, work_id: str | None = None) -> int:
+        targets: list[tuple[str, str, tuple[Any, ...]]] = []
+        if work_id is None:
+            targets = [(name, "handling IN ('failed', 'dead')", ()) for name, _, _ in _WORK_TABLES.values()]
+        else:
+            ref = rules.parse_work_id(work_id)
+            if ref is None:
+                return 0
+            name, column, _ = _WORK_TABLES[ref[0]]
+            targets = [(name, f"{column}=%s AND handling IN ('pending', 'failed', 'dead')", (ref[1],))]
+        changed = 0
+        with self._tx() as conn:
+            for name, where, params in targets:
+                cur = conn.execute(
+                    f"UPDATE {name} SET handling='pending', attempts=0, lease_owner=NULL, "
+                    f"lease_until=NULL, next_attempt_at=NULL WHERE {where} RETURNING 1".encode(),
+                    params,
+                )
+                changed += len(cur.fetchall())  # (rowcount is not known yet in a pipeline)
+        return changed
