@@ -1,0 +1,199 @@
+"""The Django store's values: agent memory, model usage, the cost ledger, the key-value space and
+its counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError
+
+from eki_whatsapp.store import rules
+from eki_whatsapp.store.base import (
+    LedgerEntry,
+    UsageRecord,
+    utcnow,
+)
+
+from .models import (
+    WhatsAppLedger,
+    WhatsAppMemory,
+    WhatsAppUsage,
+    WhatsAppValue,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from ._store_db import (
+    _KEEP,
+    StoreBase,
+    _db,
+    _decimal,
+    _from_db,
+    _to_db,
+)
+
+
+class DjangoValues(StoreBase):
+    """Memory, usage, ledger and key-value space, for :class:`~eki_whatsapp_django.store.DjangoStore`."""
+
+    # --- memory / usage ------------------------------------------------------------------------
+    @_db
+    def load_memory(self, key: str) -> list[dict[str, Any]]:
+        """The stored memory items of ``key`` (empty when none)."""
+        items = (
+            WhatsAppMemory.objects.using(self.using).filter(key=key).values_list("items", flat=True).first()
+        )
+        return list(items) if items else []
+
+    @_db
+    def save_memory(self, key: str, items: list[dict[str, Any]]) -> None:
+        """Replace the memory items of ``key``."""
+        WhatsAppMemory.objects.using(self.using).update_or_create(
+            key=key, defaults={"items": rules.json_copy(items), "updated_at": _to_db(utcnow())}
+        )
+
+    @_db
+    def record_usage(self, record: UsageRecord) -> None:
+        """Add the model usage of one call."""
+        WhatsAppUsage.objects.using(self.using).create(
+            user=record.user,
+            model=record.model,
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            cached_tokens=record.cached_tokens,
+            cost=None if record.cost is None else str(record.cost),
+            at=_to_db(record.at),
+            turn_id=record.turn_id,
+            provider=record.provider,
+        )
+
+    @_db
+    def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
+        """Usage records, oldest first, of a user and/or since a moment."""
+        rows = WhatsAppUsage.objects.using(self.using).all()
+        if user is not None:
+            rows = rows.filter(user=user)
+        if since is not None:
+            rows = rows.filter(at__gte=_to_db(since))
+        return [
+            UsageRecord(
+                user=r.user,
+                model=r.model,
+                prompt_tokens=r.prompt_tokens,
+                completion_tokens=r.completion_tokens,
+                cached_tokens=r.cached_tokens,
+                cost=_decimal(r.cost),
+                at=_from_db(r.at) or utcnow(),
+                turn_id=r.turn_id,
+                provider=r.provider,
+            )
+            for r in rows.order_by("id")
+        ]
+
+    # --- ledger ------------------------------------------------------------------------------
+    @_db
+    def add_ledger(self, entry: LedgerEntry) -> bool:
+        """Add a ledger entry; ``False`` if (provider, message id, source) is already there."""
+        return self._create_once(
+            WhatsAppLedger,
+            provider=entry.provider,
+            message_id=entry.message_id,
+            source=entry.source,
+            category=entry.category,
+            at=_to_db(entry.at),
+            month=entry.month,
+            user=entry.user,
+            market=entry.market,
+            pricing_model=entry.pricing_model,
+            billable=entry.billable,
+            amount=None if entry.amount is None else str(entry.amount),
+            currency=entry.currency,
+            note=entry.note,
+        )
+
+    @_db
+    def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
+        """Entries of a month (``"2026-11"``), or all, oldest first."""
+        rows = WhatsAppLedger.objects.using(self.using).all()
+        if month is not None:
+            rows = rows.filter(month=month)
+        return [
+            LedgerEntry(
+                provider=r.provider,
+                message_id=r.message_id,
+                source=r.source,
+                category=r.category,
+                at=_from_db(r.at) or utcnow(),
+                user=r.user,
+                market=r.market,
+                pricing_model=r.pricing_model,
+                billable=r.billable,
+                amount=_decimal(r.amount),
+                currency=r.currency,
+                note=r.note,
+            )
+            for r in rows.order_by("at", "id")
+        ]
+
+    # --- kv ----------------------------------------------------------------------------------
+    @_db
+    def get_value(self, namespace: str, key: str) -> Any:
+        """The JSON value stored under ``(namespace, key)``, or ``None``."""
+        return (
+            WhatsAppValue.objects.using(self.using)
+            .filter(namespace=namespace, key=key)
+            .values_list("value", flat=True)
+            .first()
+        )
+
+    @_db
+    def set_value(self, namespace: str, key: str, value: Any) -> None:
+        """Store a JSON value under ``(namespace, key)``."""
+        WhatsAppValue.objects.using(self.using).update_or_create(
+            namespace=namespace, key=key, defaults={"value": rules.json_copy(value)}
+        )
+
+    def _update_value(self, namespace: str, key: str, change: Callable[[Any], Any]) -> Any:
+        """Replace the value with ``change(current)`` while its row is locked (``_KEEP``: leave it);
+        returns what ``change`` returned. An absent row is created, or, when another process just
+        created it, locked and read again."""
+        values = WhatsAppValue.objects.using(self.using)
+        while True:
+            with self._atomic():
+                row = values.select_for_update().filter(namespace=namespace, key=key).first()
+                new = change(None if row is None else row.value)
+                if new is _KEEP:
+                    return new
+                if row is not None:
+                    values.filter(pk=row.pk).update(value=rules.json_copy(new))
+                    return new
+                try:
+                    with self._atomic():
+                        values.create(namespace=namespace, key=key, value=rules.json_copy(new))
+                except IntegrityError:
+                    continue
+                return new
+
+    @_db
+    def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
+        """Add ``amount`` to the counter (``None`` and no change when that would pass ``limit``)."""
+
+        def change(current: Any) -> Any:
+            after = rules.counter_after(current, amount, limit)
+            return _KEEP if after is None else after
+
+        result = self._update_value(namespace, key, change)
+        return None if result is _KEEP else int(result)
+
+    @_db
+    def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
+        """Store ``value`` only if the stored value is ``expected`` (``None``: absent)."""
+        return (
+            self._update_value(
+                namespace, key, lambda current: value if rules.same_value(current, expected) else _KEEP
+            )
+            is not _KEEP
+        )
