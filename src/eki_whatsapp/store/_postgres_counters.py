@@ -8,35 +8,25 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import rules
-from ._postgres_values import _jsonb
-from ._sql import SharedSQL
+from ._postgres_values import PostgresPart, _jsonb
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
-    import psycopg
-
-#: What a change returns to leave the value as it is.
-_KEEP: Any = object()
+    pass
 
 
-class PostgresCounters(SharedSQL):
+class PostgresCounters(PostgresPart):
     """Counters, for :class:`~eki_whatsapp.store.postgres.PostgresStore`."""
-
-    if TYPE_CHECKING:
-
-        def _tx(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
 
     def _update_value(self, namespace: str, key: str, change: Callable[[Any], Any]) -> Any:
         """Replace the value with ``change(current)`` in one transaction, the row locked meanwhile
-        (``change`` returns ``_KEEP`` to leave it). Returns what ``change`` returned."""
+        (``change`` returns ``rules.KEEP`` to leave it). Returns what ``change`` returned."""
         with self._tx() as conn:
             while True:
                 row = conn.execute(
                     "SELECT value FROM kv WHERE namespace=%s AND key=%s FOR UPDATE", (namespace, key)
                 ).fetchone()
                 new = change(None if row is None else row[0])
-                if new is _KEEP:
+                if new is rules.KEEP:
                     return new
                 if row is not None:
                     conn.execute(
@@ -52,17 +42,8 @@ class PostgresCounters(SharedSQL):
                     return new
 
     def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
-        def change(current: Any) -> Any:
-            after = rules.counter_after(current, amount, limit)
-            return _KEEP if after is None else after
-
-        result = self._update_value(namespace, key, change)
-        return None if result is _KEEP else int(result)
+        result = self._update_value(namespace, key, rules.increment_change(amount, limit))
+        return None if result is rules.KEEP else int(result)
 
     def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
-        return (
-            self._update_value(
-                namespace, key, lambda current: value if rules.same_value(current, expected) else _KEEP
-            )
-            is not _KEEP
-        )
+        return self._update_value(namespace, key, rules.swap_change(expected, value)) is not rules.KEEP

@@ -4,20 +4,17 @@
 # ruff: noqa: S608  (column names come from this module's constants and rules, never from input)
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from . import rules
-from ._postgres_values import _ROW_COLUMNS, _dt, _json, _jsonb
-from ._sql import SharedSQL
+from ._postgres_values import _ROW_COLUMNS, PostgresPart, _dt, _json, _jsonb
 from .base import Lease, LogEntry, OutboxItem, SendOutcome, as_utc, utcnow
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
     import psycopg
     from typing_extensions import Unpack
 
@@ -32,17 +29,8 @@ _SEND_CLAIMABLE = (
 )
 
 
-class PostgresOutbox(SharedSQL):
+class PostgresOutbox(PostgresPart):
     """The outbox, for :class:`~eki_whatsapp.store.postgres.PostgresStore`."""
-
-    if TYPE_CHECKING:
-
-        def _conn(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
-        def _tx(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
-        def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any: ...
-        def _insert_log(self, conn: psycopg.Connection[Any], entry: LogEntry) -> int: ...
-        @staticmethod
-        def _lock_message(conn: psycopg.Connection[Any], provider: str, message_id: str) -> None: ...
 
     @staticmethod
     def _outbox_item(r: Sequence[Any]) -> OutboxItem:

@@ -1,13 +1,19 @@
-"""How the PostgreSQL store reads and writes values (``timestamptz``, ``jsonb``) and the columns
-its parts read back."""
+"""How the PostgreSQL store reads and writes values (``timestamptz``, ``jsonb``), the columns its
+parts read back, and :class:`PostgresPart`, what each part may call on the store."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._sql import json_text
-from .base import as_utc
+from ._sql import SharedSQL, json_text
+from .base import LogEntry, as_utc
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    import psycopg
 
 _LOG_COLUMNS = (
     "direction, provider, message_id, sender, recipient, type, text, status, error_code, "
@@ -32,3 +38,19 @@ def _json(value: Any) -> Any:
 #: A JSON value for a ``jsonb`` column (``None`` is JSON ``null``): its text, which the server
 #: casts (one encoding, as :func:`.rules.json_copy` would read it back).
 _jsonb = json_text
+
+
+class PostgresPart(SharedSQL):
+    """A part of :class:`~eki_whatsapp.store.postgres.PostgresStore` (durable handling, outbox,
+    counters): the store's connections and log writes, which it calls, are the store's own."""
+
+    MARK = "%s"
+
+    if TYPE_CHECKING:
+
+        def _conn(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+        def _tx(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+        def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any: ...
+        def _insert_log(self, conn: psycopg.Connection[Any], entry: LogEntry) -> int: ...
+        @staticmethod
+        def _lock_message(conn: psycopg.Connection[Any], provider: str, message_id: str) -> None: ...

@@ -4,19 +4,15 @@ finishing, listing and retrying it (rules: "Durable handling" in :mod:`eki_whats
 # ruff: noqa: S608  (table and column names come from this module's constants, never from input)
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import rules
-from ._postgres_values import _ROW_COLUMNS, _STATUS_COLUMNS, _WORK_COLUMNS, _dt
-from ._sql import SharedSQL
+from ._postgres_values import _ROW_COLUMNS, _STATUS_COLUMNS, _WORK_COLUMNS, PostgresPart, _dt
 from .base import Lease, LogEntry, WorkItem, WorkKind, WorkOutcome, as_utc
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
-    import psycopg
     from typing_extensions import Unpack
 
 #: Per table letter of a work id (rules.work_id): the table, its key, what a work item reads.
@@ -31,14 +27,8 @@ _CLAIMABLE = (
 )
 
 
-class PostgresWork(SharedSQL):
+class PostgresWork(PostgresPart):
     """Durable handling, for :class:`~eki_whatsapp.store.postgres.PostgresStore`."""
-
-    if TYPE_CHECKING:
-
-        def _conn(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
-        def _tx(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
-        def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any: ...
 
     def _work_item(self, table: str, r: Sequence[Any]) -> WorkItem:
         """A work item from a row read with ``_WORK_TABLES[table]``'s columns."""

@@ -8,18 +8,14 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from . import rules
-from ._sql import SharedSQL
+from ._sqlite_values import SQLitePart
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+    pass
 
 
-class SQLiteCounters(SharedSQL):
+class SQLiteCounters(SQLitePart):
     """Counters, for :class:`~eki_whatsapp.store.sqlite.SQLiteStore`."""
-
-    if TYPE_CHECKING:
-
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
     @staticmethod
     def _write_value(db: sqlite3.Connection, namespace: str, key: str, new: Any) -> None:

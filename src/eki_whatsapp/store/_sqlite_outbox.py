@@ -11,13 +11,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import rules
-from ._sql import SharedSQL
-from ._sqlite_values import _LOG_COLUMNS, _dt, _epoch, _from_epoch, _iso
+from ._sqlite_values import _LOG_COLUMNS, SQLitePart, _dt, _epoch, _from_epoch, _iso
 from .base import Lease, LogEntry, OutboxItem, SendOutcome, utcnow
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
     from typing_extensions import Unpack
 
 
@@ -32,13 +29,8 @@ _SEND_CLAIMABLE = (
 )
 
 
-class SQLiteOutbox(SharedSQL):
+class SQLiteOutbox(SQLitePart):
     """The outbox, for :class:`~eki_whatsapp.store.sqlite.SQLiteStore`."""
-
-    if TYPE_CHECKING:
-
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _insert_log(self, db: sqlite3.Connection, entry: LogEntry) -> int: ...
 
     @staticmethod
     def _outbox_item(r: tuple[Any, ...]) -> OutboxItem:

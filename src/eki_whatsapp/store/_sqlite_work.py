@@ -10,13 +10,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import rules
-from ._sql import SharedSQL
-from ._sqlite_values import _LOG_COLUMNS, _dt, _epoch, _from_epoch
+from ._sqlite_values import _LOG_COLUMNS, SQLitePart, _dt, _epoch, _from_epoch
 from .base import Lease, LogEntry, StatusRecord, WorkItem, WorkKind, WorkOutcome, utcnow
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
     from typing_extensions import Unpack
 
 #: The work columns read back, the same for both tables (after the row's id and created time).
@@ -42,17 +39,12 @@ class _Outcome:
         self.error: BaseException | None = None
 
 
-class SQLiteWork(SharedSQL):
+class SQLiteWork(SQLitePart):
     """Durable handling, for :class:`~eki_whatsapp.store.sqlite.SQLiteStore`."""
 
     if TYPE_CHECKING:
-        _db: sqlite3.Connection
-        _lock: threading.RLock
         _outcomes: list[_Outcome]
         _outcomes_lock: threading.Lock
-
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor: ...
 
     def _work_items(self, db: sqlite3.Connection, table: str, keys: list[int]) -> list[WorkItem]:
         if not keys:

@@ -66,7 +66,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -282,6 +282,26 @@ def counter_after(current: Any, amount: int, limit: int | None = None) -> int | 
 def same_value(current: Any, expected: Any) -> bool:
     """Whether a stored value is the one a compare-and-set expects (compared as JSON)."""
     return bool(json_copy(current) == json_copy(expected))
+
+
+#: What a change given to a store's read-and-replace returns to leave the value as it is.
+KEEP: Any = object()
+
+
+def increment_change(amount: int, limit: int | None) -> Callable[[Any], Any]:
+    """``increment`` as a change of the stored value (:data:`KEEP` when it would pass ``limit``),
+    for a store that reads and replaces a value in one step."""
+
+    def change(current: Any) -> Any:
+        after = counter_after(current, amount, limit)
+        return KEEP if after is None else after
+
+    return change
+
+
+def swap_change(expected: Any, value: Any) -> Callable[[Any], Any]:
+    """``compare_and_set`` as a change of the stored value (:data:`KEEP` unless it is ``expected``)."""
+    return lambda current: value if same_value(current, expected) else KEEP
 
 
 # --- durable handling -------------------------------------------------------------------------

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     pass
 
 P = ParamSpec("P")
-_KEEP: Any = object()
 R = TypeVar("R")
 #: The store a decorated method belongs to (any part of DjangoStore).
 S = TypeVar("S", bound="StoreBase")

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     pass
 
 from ._store_db import (
-    _KEEP,
     StoreBase,
     _db,
     _decimal,
@@ -157,7 +156,7 @@ class DjangoValues(StoreBase):
         )
 
     def _update_value(self, namespace: str, key: str, change: Callable[[Any], Any]) -> Any:
-        """Replace the value with ``change(current)`` while its row is locked (``_KEEP``: leave it);
+        """Replace the value with ``change(current)`` while its row is locked (``rules.KEEP``: leave it);
         returns what ``change`` returned. An absent row is created, or, when another process just
         created it, locked and read again."""
         values = WhatsAppValue.objects.using(self.using)
@@ -165,7 +164,7 @@ class DjangoValues(StoreBase):
             with self._atomic():
                 row = values.select_for_update().filter(namespace=namespace, key=key).first()
                 new = change(None if row is None else row.value)
-                if new is _KEEP:
+                if new is rules.KEEP:
                     return new
                 if row is not None:
                     values.filter(pk=row.pk).update(value=rules.json_copy(new))
@@ -181,19 +180,10 @@ class DjangoValues(StoreBase):
     def increment(self, namespace: str, key: str, amount: int = 1, *, limit: int | None = None) -> int | None:
         """Add ``amount`` to the counter (``None`` and no change when that would pass ``limit``)."""
 
-        def change(current: Any) -> Any:
-            after = rules.counter_after(current, amount, limit)
-            return _KEEP if after is None else after
-
-        result = self._update_value(namespace, key, change)
-        return None if result is _KEEP else int(result)
+        result = self._update_value(namespace, key, rules.increment_change(amount, limit))
+        return None if result is rules.KEEP else int(result)
 
     @_db
     def compare_and_set(self, namespace: str, key: str, expected: Any, value: Any) -> bool:
         """Store ``value`` only if the stored value is ``expected`` (``None``: absent)."""
-        return (
-            self._update_value(
-                namespace, key, lambda current: value if rules.same_value(current, expected) else _KEEP
-            )
-            is not _KEEP
-        )
+        return self._update_value(namespace, key, rules.swap_change(expected, value)) is not rules.KEEP
