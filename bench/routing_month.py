@@ -39,6 +39,7 @@ Run: ``.venv/bin/python bench/routing_month.py [--students 2000] [--seed 1] [--r
 from __future__ import annotations
 
 import argparse
+import heapq
 import itertools
 import logging
 import random
@@ -52,10 +53,11 @@ from typing import Any
 
 from eki_whatsapp import MemoryStore, Settings
 from eki_whatsapp.costs import Costs, PriceBook
-from eki_whatsapp.events import InboundMessage
+from eki_whatsapp.events import InboundMessage, StatusUpdate
 from eki_whatsapp.messages import Template, Text
 from eki_whatsapp.providers.base import OutcomeUnknown, ProviderDown, ProviderError, SendReceipt, WindowClosed
 from eki_whatsapp.routing import Router
+from eki_whatsapp.store.base import Lease
 
 MONTH = "2026-11"
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -73,6 +75,13 @@ OUTAGES = {
     ),
 }
 TIMING_OUT = timedelta(minutes=10)  # the first minutes of an outage: delivered, but the request times out
+#: When the "delivered" status webhook of a timed-out send arrives. Usually some 30 s after a
+#: message went out; these are sent during an outage, when webhooks lag too: 90 s, under the
+#: default WHATSAPP_AMBIGUOUS_GRACE_SECONDS (120 s). A later status (--status-delay) finds the
+#: send resent after the grace: a duplicate, which is what the grace is there to weigh.
+STATUS_DELAY = timedelta(seconds=90)
+#: After the last event the outbox is run on for at most this long (its TTL is a day).
+DRAIN = timedelta(days=1)
 NUMBERS = {"meta": "106540352242922", "twilio": "14155238886"}
 MARKETS = [("52", 0.30), ("55", 0.30), ("57", 0.20), ("34", 0.20)]  # MX, BR, CO, ES
 HABITS = [("meta",), ("twilio",), ("meta", "twilio")]
@@ -82,6 +91,7 @@ PROMO = Template("oferta_semanal", "es", content_sid="HX" + "3" * 32)
 CATEGORY = {"recordatorio_clase": "utility", "oferta_semanal": "marketing"}
 TARGET = 1.01
 PROVIDERS = ("meta", "twilio")
+_STATUS_SEQ = itertools.count()  # orders statuses due at the same instant
 
 
 class SimClock:
@@ -100,6 +110,10 @@ class Tally:
     deliveries: dict[int, list[str]] = field(default_factory=dict)  # event seq -> providers
     billed: dict[str, Decimal] = field(default_factory=lambda: {p: Decimal(0) for p in PROVIDERS})
     refused: Counter[str] = field(default_factory=Counter)
+    #: Status webhooks the providers will send: (when, n, status), fed to the router in time.
+    statuses: list[tuple[datetime, int, StatusUpdate]] = field(default_factory=list)
+    #: The provider and message id of the latest delivery (an outbox delivery's log row).
+    last: tuple[str, str] | None = None
 
 
 @dataclass
@@ -113,6 +127,7 @@ class FakeProvider:
     tally: Tally
     windows: dict[str, datetime] = field(default_factory=dict)
     free_used: int = 0
+    status_delay: timedelta = STATUS_DELAY
     _ids: Any = field(default_factory=itertools.count)
 
     @property
@@ -123,7 +138,11 @@ class FakeProvider:
         last = self.windows.get(user)
         return last is not None and now - last < WINDOW
 
-    def send(self, to: str, message: Any) -> SendReceipt:
+    #: Like the real providers: ``send`` takes the router's correlation key, which the status
+    #: webhooks of the message echo (Meta's biz_opaque_callback_data, Twilio's StatusCallback).
+    correlates = True
+
+    def send(self, to: str, message: Any, correlation: str | None = None) -> SendReceipt:
         now = self.clock()
         start, end = OUTAGES[self.name]
         down = start <= now < end
@@ -144,19 +163,34 @@ class FakeProvider:
                 quote = replace(quote, amount=Decimal(0))
         self.tally.billed[self.name] += quote.amount
         self.tally.deliveries.setdefault(self.tally.seq, []).append(self.name)
+        message_id = f"{self.name}-{next(self._ids)}"
+        self.tally.last = (self.name, message_id)
         if down:  # delivered, but the answer never comes back
             self.tally.refused[f"{self.name}:timeout"] += 1
-            raise OutcomeUnknown(
+            # What reconciles it in production: the "delivered" status, echoing the key. (The
+            # statuses of answered sends change nothing here: no late failures, no pricing.)
+            status = StatusUpdate(
+                provider=self.name,  # type: ignore[arg-type]
+                message_id=message_id,
+                status="delivered",
+                timestamp=now + self.status_delay,
+                raw={},
+                recipient=to,
+                business_number=self.business_number,
+                correlation=correlation,
+            )
+            heapq.heappush(self.tally.statuses, (status.timestamp, next(_STATUS_SEQ), status))
+            error = OutcomeUnknown(
                 "no answer after the request was sent (ReadTimeout)",
                 provider=self.name,
                 raw={"exception": "ReadTimeout"},
             )
-        return SendReceipt(
-            self.name, f"{self.name}-{next(self._ids)}", "accepted", {}, to=to, kind=message.kind
-        )
+            error.correlation = correlation  # as providers/_common.py does
+            raise error
+        return SendReceipt(self.name, message_id, "accepted", {}, to=to, kind=message.kind)
 
-    async def send_async(self, to: str, message: Any) -> SendReceipt:
-        return self.send(to, message)
+    async def send_async(self, to: str, message: Any, correlation: str | None = None) -> SendReceipt:
+        return self.send(to, message, correlation)
 
     def download_media(self, ref: Any) -> bytes:
         raise NotImplementedError
@@ -169,6 +203,33 @@ class FakeProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+@dataclass
+class Outboxed:
+    """The sends the router kept in its outbox (receipt status ``queued`` or ``unknown``), by
+    outbox id: which event each belongs to, and which are still open."""
+
+    seq: dict[str, int] = field(default_factory=dict)  # outbox id -> event seq
+    open: set[str] = field(default_factory=set)
+
+    def keep(self, outbox_id: str, seq: int) -> None:
+        self.seq[outbox_id] = seq
+        self.open.add(outbox_id)
+
+    def check(self, outbox_id: str, store: Any, delivered: tuple[str, str] | None, settle: Any) -> None:
+        """Settle a send whose outbox state became final: ``sent`` through ``delivered``
+        (provider, message id: its final provider and reason come from the log row);
+        ``expired`` or ``failed`` is lost (counted from the fakes' deliveries)."""
+        item = store.get_send(outbox_id)
+        if item is None or item.state in ("queued", "unknown"):
+            return
+        self.open.discard(outbox_id)
+        if item.state == "sent":
+            settle(self.seq[outbox_id], *(delivered or (item.provider or "?", "")))
+
+    def states(self, store: Any) -> Counter[str]:
+        return Counter(store.get_send(i).state for i in self.seq)
 
 
 @dataclass(order=True)
@@ -249,12 +310,16 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def run_router(
-    students: list[Student], events: list[Event], rules: tuple[str, ...], recipe: str = "recommended"
+    students: list[Student],
+    events: list[Event],
+    rules: tuple[str, ...],
+    recipe: str = "recommended",
+    status_delay: timedelta = STATUS_DELAY,
 ) -> dict[str, Any]:
     clock = SimClock()
     book = PriceBook.default(rules=rules)
     tally = Tally()
-    fakes = {p: FakeProvider(p, clock, book, tally) for p in PROVIDERS}
+    fakes = {p: FakeProvider(p, clock, book, tally, status_delay=status_delay) for p in PROVIDERS}
     store = MemoryStore()
     # The settings docs/routing.md recommends for the seed's scenario.
     settings = Settings(
@@ -286,7 +351,54 @@ def run_router(
     receipts: dict[int, tuple[str, str]] = {}  # seq -> (provider, reason) of the final send
     errors: Counter[str] = Counter()
     inbound_fees = Decimal(0)
+    outbox = Outboxed()
+
+    def settle(seq: int, provider: str, message_id: str) -> None:
+        row = store.get_message(provider, message_id)
+        reason = row.reason if row is not None and row.reason else "?"
+        reasons[reason] += 1
+        receipts[seq] = (provider, reason)
+
+    def sweep() -> None:
+        """What the sweeper does every WHATSAPP_SWEEP_INTERVAL_SECONDS (bot.flush_outbox), one
+        claimed send at a time so each delivery is tallied under its event."""
+        lease = Lease("bench", clock() + timedelta(seconds=settings.whatsapp_handler_lease_seconds))
+        for item in store.claim_sends(lease, now=clock(), limit=len(outbox.open) or 1):
+            assert item.id is not None
+            tally.seq, tally.last = outbox.seq[item.id], None
+            router.outbox.deliver(item, lease)
+            outbox.check(item.id, store, tally.last, settle)
+
+    def status_due() -> None:
+        """A provider's status webhook, as the pipeline takes it: logged, then the router's."""
+        _, _, status = heapq.heappop(tally.statuses)
+        store.record_status(status)
+        router.on_status(status)
+        for outbox_id in list(outbox.open):  # the unknown send whose key it echoes went out
+            item = store.get_send(outbox_id)
+            if item is not None and item.correlation == status.correlation:
+                outbox.check(outbox_id, store, (status.provider, status.message_id), settle)
+
+    interval = timedelta(seconds=settings.whatsapp_sweep_interval_seconds)
+
+    def advance(to: datetime) -> None:
+        """Run the clock to ``to``: statuses as they come, the sweeper while the outbox holds
+        something (it finds nothing due otherwise)."""
+        while True:
+            due = [tally.statuses[0][0]] if tally.statuses else []
+            if outbox.open:
+                due.append(START + ((clock() - START) // interval + 1) * interval)
+            if not due or min(due) > to:
+                break
+            clock.now = min(due)
+            if tally.statuses and tally.statuses[0][0] <= clock.now:
+                status_due()
+            else:
+                sweep()
+        clock.now = max(clock.now, to)
+
     for event in events:
+        advance(event.at)
         clock.now = event.at
         tally.seq = event.seq
         if event.kind == "in":
@@ -313,10 +425,14 @@ def run_router(
         except ProviderError as exc:
             errors[type(exc).__name__] += 1
             continue
-        row = store.get_message(receipt.provider, receipt.message_id)
-        reason = row.reason if row is not None and row.reason else "?"
-        reasons[reason] += 1
-        receipts[event.seq] = (receipt.provider, reason)
+        if receipt.status in ("queued", "unknown"):  # kept in the outbox: it settles later
+            outbox.keep(receipt.message_id, event.seq)
+            continue
+        settle(event.seq, receipt.provider, receipt.message_id)
+    # After the last event: the outbox runs on until it is empty (or what is left expires).
+    last = clock()
+    while (outbox.open or tally.statuses) and clock() < last + DRAIN:
+        advance(clock() + timedelta(minutes=1))
     reach = {s.user: set(s.numbers) for s in students}
     lost = duplicates = off_thread = off_thread_failover = 0
     for event in events:
@@ -337,6 +453,7 @@ def run_router(
             else:
                 off_thread += 1
     return {
+        "outbox": outbox.states(store),
         "report": router.costs.report(MONTH),
         "billed": tally.billed,
         "inbound_fees": inbound_fees,
@@ -417,6 +534,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rules", default="", help="unverified price rules to apply, e.g. meta-2026-10")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="recommended", help="router settings")
+    parser.add_argument(
+        "--status-delay",
+        type=float,
+        default=STATUS_DELAY.total_seconds(),
+        help="seconds until a timed-out send's status webhook arrives",
+    )
     args = parser.parse_args()
     rules = tuple(r for r in args.rules.split(",") if r)
     logging.getLogger("eki_whatsapp").setLevel(logging.CRITICAL)  # failovers log; the counts say it
@@ -433,7 +556,7 @@ def main() -> int:
         + f", recipe {args.recipe}"
     )
     started = time.perf_counter()
-    result = run_router(students, events, rules, args.recipe)
+    result = run_router(students, events, rules, args.recipe, timedelta(seconds=args.status_delay))
     elapsed = time.perf_counter() - started
     report = result["report"]
     billed: dict[str, Decimal] = result["billed"]
@@ -444,6 +567,7 @@ def main() -> int:
     )
     print(f"  refused or timed out at the fakes: {dict(result['refused'])}")
     print(f"  reasons: {dict(result['reasons'].most_common())}")
+    print(f"  outbox: {dict(result['outbox'])} (queued or unknown when sent, by final state)")
     print(
         f"  lost {result['lost']}, duplicates {result['duplicates']}, off-thread {result['off_thread']} "
         f"(+{result['off_thread_failover']} as failover)"
@@ -470,6 +594,7 @@ def main() -> int:
     ok = (
         ratio <= TARGET
         and result["lost"] == 0
+        and result["duplicates"] == 0
         and result["off_thread"] == 0
         and below_single
         and honest
@@ -478,8 +603,9 @@ def main() -> int:
     if not honest:
         print(f"  the ledger (${report.total:.4f}) does not match what the providers billed (${total:.4f})")
     print(
-        f"routing_month: {ratio:.3f}x optimum, {result['lost']} lost, {result['off_thread']} off-thread "
-        f"(target <= {TARGET}x, 0 lost, 0 off-thread, <= single-provider) {'OK' if ok else 'BELOW'}"
+        f"routing_month: {ratio:.3f}x optimum, {result['lost']} lost, {result['duplicates']} duplicates, "
+        f"{result['off_thread']} off-thread (target <= {TARGET}x, 0 lost, 0 duplicates, 0 off-thread, "
+        f"<= single-provider) {'OK' if ok else 'BELOW'}"
     )
     return 0 if ok else 1
 
