@@ -15,9 +15,15 @@ recommends for the seed's scenario ("Meta first, Twilio after": ``WHATSAPP_PROVI
 weights, no allowance, a fallback template), with in-process fake providers that enforce the
 24-hour window themselves and bill what they deliver with the shipped price table (Twilio also
 bills its fee on every inbound message). The fakes are the ground truth: cost is what they billed.
+As in production (docs/deployment.md, "The outbox"), a send no provider can take is queued and a
+timed-out one kept as unknown: the fakes take the router's correlation key and send the
+"delivered" status webhook of a timed-out send (``STATUS_DELAY`` later), which the bench logs and
+gives to ``router.on_status`` as the webhook pipeline does; the sweeper delivers the outbox every
+``WHATSAPP_SWEEP_INTERVAL_SECONDS`` of simulated time, and after the last event the clock runs on
+until the outbox is empty. A send the outbox expires or fails is lost.
 
 Reported: lost messages (never delivered), duplicates (delivered twice: a timed-out send that
-had gone through, then failed over), off-thread deliveries outside failover, the cost by who
+had gone through, then sent again), off-thread deliveries outside failover, the cost by who
 charges it, and the cost of:
 
 (a) Meta only / (b) Twilio only: every outbound message through that provider (a fallback
@@ -30,10 +36,11 @@ charges it, and the cost of:
 All three include the same inbound fees. The router's ledger total is printed too: it must
 match what the providers billed (an honest ledger).
 
-Target: cost <= 1.01x (c), 0 lost, 0 off-thread sends outside failover, and never above (a) or
-(b). Deterministic for a seed (costs, not timings: nothing to interleave).
+Target: cost <= 1.01x (c), 0 lost, 0 duplicates, 0 off-thread sends outside failover, and never
+above (a) or (b). Deterministic for a seed (costs, not timings: nothing to interleave).
 
-Run: ``.venv/bin/python bench/routing_month.py [--students 2000] [--seed 1] [--rules meta-2026-10]``
+Run: ``.venv/bin/python bench/routing_month.py [--students 2000] [--seed 1] [--rules meta-2026-10]
+[--status-delay 90]``
 """
 
 from __future__ import annotations
@@ -212,10 +219,12 @@ class Outboxed:
 
     seq: dict[str, int] = field(default_factory=dict)  # outbox id -> event seq
     open: set[str] = field(default_factory=set)
+    kept: dict[str, str] = field(default_factory=dict)  # outbox id -> the receipt's status
 
-    def keep(self, outbox_id: str, seq: int) -> None:
+    def keep(self, outbox_id: str, seq: int, status: str) -> None:
         self.seq[outbox_id] = seq
         self.open.add(outbox_id)
+        self.kept[outbox_id] = status
 
     def check(self, outbox_id: str, store: Any, delivered: tuple[str, str] | None, settle: Any) -> None:
         """Settle a send whose outbox state became final: ``sent`` through ``delivered``
@@ -229,7 +238,8 @@ class Outboxed:
             settle(self.seq[outbox_id], *(delivered or (item.provider or "?", "")))
 
     def states(self, store: Any) -> Counter[str]:
-        return Counter(store.get_send(i).state for i in self.seq)
+        """``<status when sent> -> <final state>``: how many."""
+        return Counter(f"{self.kept[i]}->{store.get_send(i).state}" for i in self.seq)
 
 
 @dataclass(order=True)
@@ -356,6 +366,8 @@ def run_router(
     def settle(seq: int, provider: str, message_id: str) -> None:
         row = store.get_message(provider, message_id)
         reason = row.reason if row is not None and row.reason else "?"
+        if row is not None and reason.startswith("unknown:"):  # resolved by its status
+            reason = str(row.extra.get("choice", reason))  # why that provider was tried
         reasons[reason] += 1
         receipts[seq] = (provider, reason)
 
@@ -426,7 +438,7 @@ def run_router(
             errors[type(exc).__name__] += 1
             continue
         if receipt.status in ("queued", "unknown"):  # kept in the outbox: it settles later
-            outbox.keep(receipt.message_id, event.seq)
+            outbox.keep(receipt.message_id, event.seq, receipt.status)
             continue
         settle(event.seq, receipt.provider, receipt.message_id)
     # After the last event: the outbox runs on until it is empty (or what is left expires).
@@ -567,7 +579,7 @@ def main() -> int:
     )
     print(f"  refused or timed out at the fakes: {dict(result['refused'])}")
     print(f"  reasons: {dict(result['reasons'].most_common())}")
-    print(f"  outbox: {dict(result['outbox'])} (queued or unknown when sent, by final state)")
+    print(f"  outbox (receipt -> final state): {dict(result['outbox'])}")
     print(
         f"  lost {result['lost']}, duplicates {result['duplicates']}, off-thread {result['off_thread']} "
         f"(+{result['off_thread_failover']} as failover)"

@@ -132,6 +132,34 @@ def test_a_resolved_part_of_a_split_text_leaves_the_rest_queued(
     assert [m.body[:8] for _, m in meta.sent] == ["Charlie."]
 
 
+def test_a_resolved_send_keeps_why_its_provider_was_chosen(
+    make_router: Callable[..., Router], store: Any, clock: Clock
+) -> None:
+    meta = Correlating("meta", "106540352242922")
+    router = make_router(whatsapp_provider="meta", providers={"meta": meta})
+    store.record_inbound(inbound("meta", clock.now))
+    _, why = router.choose(USER, "hola")
+    meta.fail_next.append(OutcomeUnknown("no answer", provider="meta"))
+    assert router.send(USER, "hola").status == "unknown"
+    (item,) = store.pending_sends()
+    clock.advance(seconds=30)
+    status = StatusUpdate(
+        provider="meta",
+        message_id="wamid.LATE",
+        status="delivered",
+        timestamp=clock.now,
+        raw={},
+        correlation=item.correlation,
+    )
+    store.record_status(status)
+    router.on_status(status)
+    row = store.get_message("meta", "wamid.LATE")
+    assert row is not None and row.status == "delivered"
+    # The row says it was kept (reason) and why that provider was tried (the routing reason).
+    assert row.reason == "unknown:OutcomeUnknown" and row.extra["choice"] == why
+    assert store.pending_sends() == []
+
+
 def test_the_sweeper_delivers_the_outbox(clock: Clock) -> None:
     meta = FakeProvider("meta", "106540352242922")
     store = MemoryStore()

@@ -118,7 +118,9 @@ class OutboundLog:
         error: ProviderError | None = None,
         text: str | None = None,
     ) -> LogEntry:
-        """The row of a send the outbox keeps, as it stands (no provider message id)."""
+        """The row of a send the outbox keeps, as it stands (no provider message id). Its
+        reason says why it waits; ``extra.choice``, why that provider was tried (a send that a
+        status resolves keeps this row)."""
         sender = self.providers.get(provider)
         message = decision.message if decision is not None else req.message
         reason = f"{status}:{type(error).__name__}" if error is not None else status
@@ -136,6 +138,7 @@ class OutboundLog:
             reason=reason,
             category=decision.category if decision is not None else req.category,
             extra={
+                **({"choice": decision.reason} if decision is not None else {}),
                 **req.extra,
                 **({"correlation": error.correlation} if isinstance(error, OutcomeUnknown) else {}),
             },
