@@ -27,6 +27,12 @@ _CLAIMABLE = (
 )
 
 
+def _target(work_id: str) -> tuple[str, str, str, str, int] | None:
+    """What a work id names: its table letter, table, key column, columns read, key."""
+    ref = rules.parse_work_id(work_id)
+    return None if ref is None else (ref[0], *_WORK_TABLES[ref[0]], ref[1])
+
+
 class PostgresWork(PostgresPart):
     """Durable handling, for :class:`~eki_whatsapp.store.postgres.PostgresStore`."""
 
@@ -54,11 +60,9 @@ class PostgresWork(PostgresPart):
         )
 
     def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
+        if (target := _target(work_id)) is None:
             return None
-        table, key = ref
-        name, column, read = _WORK_TABLES[table]
+        table, name, column, read, key = target
         # One UPDATE: the row lock makes it a compare-and-set (a second claimer waits, then sees
         # the first one's lease in the WHERE and changes nothing).
         row = self._execute(
@@ -106,11 +110,9 @@ class PostgresWork(PostgresPart):
         return claimed[:limit]
 
     def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
+        if (target := _target(work_id)) is None:
             return False
-        table, key = ref
-        name, column, _ = _WORK_TABLES[table]
+        _, name, column, _, key = target
         state = rules.finished_state(outcome)
         # Committed without waiting for the disk (synchronous_commit off for this one statement,
         # through set_config in its own transaction): an outcome lost with a server crash only
@@ -128,11 +130,9 @@ class PostgresWork(PostgresPart):
             return cur.rowcount > 0
 
     def get_work(self, work_id: str) -> WorkItem | None:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
+        if (target := _target(work_id)) is None:
             return None
-        table, key = ref
-        name, column, read = _WORK_TABLES[table]
+        table, name, column, read, key = target
         rows = self._query(
             f"SELECT {read} FROM {name} WHERE {column}=%s AND handling IS NOT NULL",
             (key,),

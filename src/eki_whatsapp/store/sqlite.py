@@ -164,20 +164,21 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 """
 
-#: Columns added since the first release: (table, column, type), added by ``_upgrade``.
+#: The durable-handling columns both log tables gained (the status log also ``attempts``).
+_WORK_ADDED = (
+    ("handling", "TEXT"),
+    ("lease_owner", "TEXT"),
+    ("lease_until", "REAL"),
+    ("next_attempt_at", "REAL"),
+    ("last_error", "TEXT"),
+)
+#: Columns added since the first release: (table, column, type), added by ``_upgrade`` in order.
 _ADDED = (
     ("status_log", "category", "TEXT"),
-    ("message_log", "handling", "TEXT"),
-    ("message_log", "lease_owner", "TEXT"),
-    ("message_log", "lease_until", "REAL"),
-    ("message_log", "next_attempt_at", "REAL"),
-    ("message_log", "last_error", "TEXT"),
-    ("status_log", "handling", "TEXT"),
+    *(("message_log", column, kind) for column, kind in _WORK_ADDED),
+    ("status_log", *_WORK_ADDED[0]),
     ("status_log", "attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ("status_log", "lease_owner", "TEXT"),
-    ("status_log", "lease_until", "REAL"),
-    ("status_log", "next_attempt_at", "REAL"),
-    ("status_log", "last_error", "TEXT"),
+    *(("status_log", column, kind) for column, kind in _WORK_ADDED[1:]),
 )
 # Only unfinished work is indexed: the sweeper and `pending` read these, the log stays lean.
 _WORK_INDEXES = """

@@ -5,6 +5,7 @@ and :class:`StoreBase`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import threading
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 #: The store a decorated method belongs to (any part of DjangoStore).
 S = TypeVar("S", bound="StoreBase")
 
@@ -123,17 +125,23 @@ def _from_db(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
+def record_of(cls: type[T], row: models.Model, **values: Any) -> T:
+    """A record (``LogEntry``, ``StatusRecord``...) from an ORM row whose columns have the
+    record's field names; ``values`` are the fields that need more than a copy (times, ids)."""
+    copied = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls) if f.name not in values}  # type: ignore[arg-type]
+    return cls(**copied, **values)
+
+
+def columns_of(record: Any, *, skip: tuple[str, ...] = (), **values: Any) -> dict[str, Any]:
+    """The columns of an ORM row for ``record`` (fields of the same names, but those in
+    ``skip``); ``values`` are the columns that need more than a copy."""
+    skipped = set(skip) | values.keys()
+    copied = {f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.name not in skipped}
+    return {**copied, **values}
+
+
 def _status(row: WhatsAppStatus) -> StatusRecord:
-    return StatusRecord(
-        provider=row.provider,
-        message_id=row.message_id,
-        status=row.status,
-        timestamp=_from_db(row.timestamp) or utcnow(),
-        error_code=row.error_code,
-        error_message=row.error_message,
-        raw=row.raw,
-        category=row.category,
-    )
+    return record_of(StatusRecord, row, timestamp=_from_db(row.timestamp) or utcnow())
 
 
 def _work_fields(work: bool, lease: Lease | None) -> dict[str, Any]:

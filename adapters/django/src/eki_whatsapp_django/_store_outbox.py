@@ -35,6 +35,7 @@ from ._store_db import (
     _from_db,
     _status,
     _to_db,
+    record_of,
 )
 
 
@@ -44,21 +45,15 @@ class DjangoOutbox(StoreBase):
     # --- outbox ------------------------------------------------------------------------------
     @staticmethod
     def _send(row: WhatsAppOutbox) -> OutboxItem:
-        return OutboxItem(
+        return record_of(
+            OutboxItem,
+            row,
             id=rules.outbox_id(int(row.pk)),
-            state=row.state,  # type: ignore[arg-type]
             to=row.recipient,
-            message=row.message,
             options=row.options or {},
-            correlation=row.correlation,
-            provider=row.provider,
-            attempts=row.attempts,
             next_attempt_at=_from_db(row.next_attempt_at),
             expires_at=_from_db(row.expires_at) or utcnow(),
-            lease_owner=row.lease_owner,
             lease_until=_from_db(row.lease_until),
-            last_error=row.last_error,
-            log_id=row.log_id,
             created_at=_from_db(row.created_at),
             updated_at=_from_db(row.updated_at),
         )

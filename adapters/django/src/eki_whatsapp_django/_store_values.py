@@ -32,6 +32,8 @@ from ._store_db import (
     _decimal,
     _from_db,
     _to_db,
+    columns_of,
+    record_of,
 )
 
 
@@ -57,17 +59,8 @@ class DjangoValues(StoreBase):
     @_db
     def record_usage(self, record: UsageRecord) -> None:
         """Add the model usage of one call."""
-        WhatsAppUsage.objects.using(self.using).create(
-            user=record.user,
-            model=record.model,
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-            cached_tokens=record.cached_tokens,
-            cost=None if record.cost is None else str(record.cost),
-            at=_to_db(record.at),
-            turn_id=record.turn_id,
-            provider=record.provider,
-        )
+        cost = None if record.cost is None else str(record.cost)
+        WhatsAppUsage.objects.using(self.using).create(**columns_of(record, cost=cost, at=_to_db(record.at)))
 
     @_db
     def usage(self, *, user: str | None = None, since: datetime | None = None) -> list[UsageRecord]:
@@ -78,17 +71,7 @@ class DjangoValues(StoreBase):
         if since is not None:
             rows = rows.filter(at__gte=_to_db(since))
         return [
-            UsageRecord(
-                user=r.user,
-                model=r.model,
-                prompt_tokens=r.prompt_tokens,
-                completion_tokens=r.completion_tokens,
-                cached_tokens=r.cached_tokens,
-                cost=_decimal(r.cost),
-                at=_from_db(r.at) or utcnow(),
-                turn_id=r.turn_id,
-                provider=r.provider,
-            )
+            record_of(UsageRecord, r, cost=_decimal(r.cost), at=_from_db(r.at) or utcnow())
             for r in rows.order_by("id")
         ]
 
@@ -96,22 +79,9 @@ class DjangoValues(StoreBase):
     @_db
     def add_ledger(self, entry: LedgerEntry) -> bool:
         """Add a ledger entry; ``False`` if (provider, message id, source) is already there."""
-        return self._create_once(
-            WhatsAppLedger,
-            provider=entry.provider,
-            message_id=entry.message_id,
-            source=entry.source,
-            category=entry.category,
-            at=_to_db(entry.at),
-            month=entry.month,
-            user=entry.user,
-            market=entry.market,
-            pricing_model=entry.pricing_model,
-            billable=entry.billable,
-            amount=None if entry.amount is None else str(entry.amount),
-            currency=entry.currency,
-            note=entry.note,
-        )
+        amount = None if entry.amount is None else str(entry.amount)
+        columns = columns_of(entry, at=_to_db(entry.at), month=entry.month, amount=amount)
+        return self._create_once(WhatsAppLedger, **columns)
 
     @_db
     def ledger(self, *, month: str | None = None) -> list[LedgerEntry]:
@@ -120,20 +90,7 @@ class DjangoValues(StoreBase):
         if month is not None:
             rows = rows.filter(month=month)
         return [
-            LedgerEntry(
-                provider=r.provider,
-                message_id=r.message_id,
-                source=r.source,
-                category=r.category,
-                at=_from_db(r.at) or utcnow(),
-                user=r.user,
-                market=r.market,
-                pricing_model=r.pricing_model,
-                billable=r.billable,
-                amount=_decimal(r.amount),
-                currency=r.currency,
-                note=r.note,
-            )
+            record_of(LedgerEntry, r, at=_from_db(r.at) or utcnow(), amount=_decimal(r.amount))
             for r in rows.order_by("at", "id")
         ]
 

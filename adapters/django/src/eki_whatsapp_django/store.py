@@ -49,6 +49,8 @@ from ._store_db import (
     _status,
     _to_db,
     _work_fields,
+    columns_of,
+    record_of,
 )
 from ._store_outbox import DjangoOutbox
 from ._store_values import DjangoValues
@@ -70,27 +72,17 @@ class DjangoStore(DjangoWork, DjangoOutbox, DjangoValues):
     # --- log ---------------------------------------------------------------------------------
     def _create_log(self, entry: LogEntry, *, work: bool = False, lease: Lease | None = None) -> WhatsAppLog:
         now = _to_db(utcnow())
-        return WhatsAppLog.objects.using(self.using).create(
-            direction=entry.direction,
-            provider=entry.provider,
-            message_id=entry.message_id,
-            sender=entry.sender,
-            recipient=entry.recipient,
-            type=entry.type,
-            text=entry.text,
-            status=entry.status,
-            error_code=entry.error_code,
-            error_message=entry.error_message,
+        columns = columns_of(
+            entry,
+            skip=("id", "handling"),
             raw=rules.json_copy(entry.raw),
             timestamp=_to_db(entry.timestamp),
             created_at=now,
             updated_at=now,
             attempts=1 if lease is not None else entry.attempts,
-            reason=entry.reason,
-            category=entry.category,
             extra=rules.json_copy(dict(entry.extra)) or {},
-            **_work_fields(work, lease),
         )
+        return WhatsAppLog.objects.using(self.using).create(**columns, **_work_fields(work, lease))
 
     @_db
     def record_inbound(self, message: InboundMessage) -> bool:
@@ -146,14 +138,9 @@ class DjangoStore(DjangoWork, DjangoOutbox, DjangoValues):
             try:
                 with self._atomic():
                     return WhatsAppStatus.objects.using(self.using).create(
-                        provider=record.provider,
-                        message_id=record.message_id,
-                        status=record.status,
-                        timestamp=_to_db(record.timestamp),
-                        error_code=record.error_code,
-                        error_message=record.error_message,
-                        category=record.category,
-                        raw=rules.json_copy(record.raw),
+                        **columns_of(
+                            record, timestamp=_to_db(record.timestamp), raw=rules.json_copy(record.raw)
+                        ),
                         attempts=0 if lease is None else 1,
                         **_work_fields(work, lease),
                     )
@@ -232,27 +219,15 @@ class DjangoStore(DjangoWork, DjangoOutbox, DjangoValues):
 
     @staticmethod
     def _entry(row: WhatsAppLog) -> LogEntry:
-        return LogEntry(
+        return record_of(
+            LogEntry,
+            row,
             id=row.pk,
             direction="in" if row.direction == "in" else "out",
-            provider=row.provider,
-            message_id=row.message_id,
-            sender=row.sender,
-            recipient=row.recipient,
-            type=row.type,
-            text=row.text,
-            status=row.status,
-            error_code=row.error_code,
-            error_message=row.error_message,
-            raw=row.raw,
             timestamp=_from_db(row.timestamp),
             created_at=_from_db(row.created_at),
             updated_at=_from_db(row.updated_at),
-            attempts=row.attempts,
-            reason=row.reason,
-            category=row.category,
             extra=row.extra or {},
-            handling=row.handling,
         )
 
     @_db
