@@ -151,8 +151,11 @@ class DjangoOutbox(StoreBase):
             if not changed:
                 return False
             log_id = self._sends().filter(pk=key).values_list("log_id", flat=True).first()
-            if (entry := outcome.get("entry")) is not None and log_id is not None:
+            entry = outcome.get("entry")
+            if entry is not None and log_id is not None:
                 self._rewrite(log_id, entry)
+        if entry is not None and entry.message_id is not None:
+            self._reconcile(entry.provider, entry.message_id)
         return True
 
     @_db
@@ -179,6 +182,9 @@ class DjangoOutbox(StoreBase):
                     entry, provider=provider, message_id=message_id, status="accepted"
                 )
                 self._rewrite(int(logged.pk), entry)
+        # A status committed while the row was rewritten found no row with this message id yet:
+        # merge again now that the rewrite is committed (as log_outbound does).
+        self._reconcile(provider, message_id)
         return item
 
     @_db
