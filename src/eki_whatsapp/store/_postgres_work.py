@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._postgres_values import _ROW_COLUMNS, _STATUS_COLUMNS, _WORK_COLUMNS, PostgresPart, _dt
-from .base import Lease, LogEntry, WorkItem, WorkKind, WorkOutcome, as_utc
+from .base import Lease, WorkItem, WorkOutcome, as_utc
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -38,26 +38,12 @@ class PostgresWork(PostgresPart):
 
     def _work_item(self, table: str, r: Sequence[Any]) -> WorkItem:
         """A work item from a row read with ``_WORK_TABLES[table]``'s columns."""
-        kind: WorkKind
         if table == "m":
-            entry: LogEntry | None = self._row(r[:20])
-            status, created, work, kind = None, r[13], r[20:], rules.entry_work_kind(entry)
+            entry, status, created, work = self._row(r[:20]), None, r[13], r[20:]
         else:
-            entry, status = None, self._status(r[1:9])
-            created, work, kind = r[4], r[9:], "status"
-        return WorkItem(
-            id=f"{table}{r[0]}",
-            kind=kind,
-            state=work[0],
-            attempts=work[1],
-            created_at=as_utc(created),
-            lease_owner=work[2],
-            lease_until=_dt(work[3]),
-            next_attempt_at=_dt(work[4]),
-            last_error=work[5],
-            entry=entry,
-            status=status,
-        )
+            entry, status, created, work = None, self._status(r[1:9]), r[4], r[9:]
+        handling = (*work[:3], _dt(work[3]), _dt(work[4]), work[5])
+        return rules.work_item(f"{table}{r[0]}", entry, status, as_utc(created), handling)
 
     def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
         if (target := _target(work_id)) is None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import rules
 from ._sqlite_values import _LOG_COLUMNS, SQLitePart, _dt, _epoch, _from_epoch
-from .base import Lease, LogEntry, StatusRecord, WorkItem, WorkKind, WorkOutcome, utcnow
+from .base import Lease, LogEntry, StatusRecord, WorkItem, WorkOutcome, utcnow
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -71,22 +72,10 @@ class SQLiteWork(SQLitePart):
         entry: LogEntry | None,
         status: StatusRecord | None,
         created: str,
-        work: tuple[Any, ...],
+        work: Sequence[Any],
     ) -> WorkItem:
-        kind: WorkKind = "status" if status is not None else rules.entry_work_kind(entry)
-        return WorkItem(
-            id=f"{table}{key}",
-            kind=kind,
-            state=work[0],
-            attempts=work[1],
-            created_at=_dt(created) or utcnow(),
-            lease_owner=work[2],
-            lease_until=_from_epoch(work[3]),
-            next_attempt_at=_from_epoch(work[4]),
-            last_error=work[5],
-            entry=entry,
-            status=status,
-        )
+        handling = (*work[:3], _from_epoch(work[3]), _from_epoch(work[4]), work[5])
+        return rules.work_item(f"{table}{key}", entry, status, _dt(created) or utcnow(), handling)
 
     def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
         ref = rules.parse_work_id(work_id)

@@ -179,30 +179,17 @@ class MemoryStore:
                 self._rows[work.ref] = dataclasses.replace(row, handling=work.state, attempts=work.attempts)
 
     def _item(self, work_id: str, work: _Work) -> WorkItem:
+        entry: LogEntry | None = None
+        status: StatusRecord | None = None
         if isinstance(work.ref, int):
-            entry: LogEntry | None = self._row(work.ref)
-            status = None
-            kind = rules.entry_work_kind(entry)
+            entry = self._row(work.ref)
         else:
-            entry = None
             record = rules.status_record(work.ref)
             status = dataclasses.replace(
                 record, raw=rules.json_copy(record.raw), timestamp=as_utc(record.timestamp)
             )
-            kind = "status"
-        return WorkItem(
-            id=work_id,
-            kind=kind,
-            state=work.state,
-            attempts=work.attempts,
-            created_at=work.created,
-            lease_owner=work.lease_owner,
-            lease_until=work.lease_until,
-            next_attempt_at=work.next_at,
-            last_error=work.error,
-            entry=entry,
-            status=status,
-        )
+        handling = (work.state, work.attempts, work.lease_owner, work.lease_until, work.next_at, work.error)
+        return rules.work_item(work_id, entry, status, work.created, handling)
 
     def _claim(self, work: _Work, lease: Lease) -> None:
         work.lease_owner, work.lease_until = lease.owner, as_utc(lease.until)

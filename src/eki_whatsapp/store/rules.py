@@ -66,7 +66,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -77,6 +77,7 @@ from .base import (
     LogEntry,
     LogQuery,
     StatusRecord,
+    WorkItem,
     WorkKind,
     WorkOutcome,
     as_utc,
@@ -116,6 +117,7 @@ __all__ = [
     "window_key",
     "window_moves",
     "work_id",
+    "work_item",
     "work_kind",
 ]
 
@@ -323,6 +325,20 @@ def work_kind(event: Event) -> WorkKind:
 def work_id(kind: WorkKind, row: int) -> str:
     """The id of the work on a row: ``m<n>`` (a ``message_log`` row), ``s<n>`` (a status row)."""
     return f"{'s' if kind == 'status' else 'm'}{row}"
+
+
+def work_item(
+    work_id: str,
+    entry: LogEntry | None,
+    status: StatusRecord | None,
+    created_at: datetime,
+    handling: Sequence[Any],
+) -> WorkItem:
+    """The work on a log row (``entry``) or a status (``status``), from its handling columns
+    ``(state, attempts, lease_owner, lease_until, next_attempt_at, last_error)`` as datetimes."""
+    kind: WorkKind = "status" if status is not None else entry_work_kind(entry)
+    state, attempts, owner, until, next_at, error = handling
+    return WorkItem(work_id, kind, state, attempts, created_at, owner, until, next_at, error, entry, status)
 
 
 def parse_work_id(value: str) -> tuple[str, int] | None:

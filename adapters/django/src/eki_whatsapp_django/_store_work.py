@@ -46,25 +46,12 @@ class DjangoWork(StoreBase):
 
     def _item(self, row: WhatsAppLog | WhatsAppStatus) -> WorkItem:
         if isinstance(row, WhatsAppStatus):
-            entry, status, kind = None, _status(row), "status"
-            created = row.timestamp
+            entry, status, created, table = None, _status(row), row.timestamp, "s"
         else:
-            entry, status = self._entry(row), None
-            kind = rules.entry_work_kind(entry)
-            created = row.created_at
-        return WorkItem(
-            id=rules.work_id(kind, int(row.pk)),  # type: ignore[arg-type]
-            kind=kind,  # type: ignore[arg-type]
-            state=row.handling,  # type: ignore[arg-type]
-            attempts=row.attempts,
-            created_at=_from_db(created) or utcnow(),
-            lease_owner=row.lease_owner,
-            lease_until=_from_db(row.lease_until),
-            next_attempt_at=_from_db(row.next_attempt_at),
-            last_error=row.last_error,
-            entry=entry,
-            status=status,
-        )
+            entry, status, created, table = self._entry(row), None, row.created_at, "m"
+        until, next_at = _from_db(row.lease_until), _from_db(row.next_attempt_at)
+        handling = (row.handling, row.attempts, row.lease_owner, until, next_at, row.last_error)
+        return rules.work_item(f"{table}{row.pk}", entry, status, _from_db(created) or utcnow(), handling)
 
     @staticmethod
     def _claimable(now: datetime) -> Q:
