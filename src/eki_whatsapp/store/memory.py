@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
+from ._memory_outbox import MemoryOutbox
+from ._memory_state import _Lazy, _stored, _Work
+from ._memory_work import MemoryWork
 from .base import (
-    HandlingState,
     Lease,
     LedgerEntry,
     LogEntry,
     LogQuery,
-    OutboxItem,
-    SendOutcome,
     StatusRecord,
     UsageRecord,
-    WorkItem,
-    WorkOutcome,
     as_utc,
     utcnow,
 )
@@ -31,63 +28,12 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
-class _Lazy:
-    __slots__ = ("at", "id", "message")
-
-    def __init__(self, message: InboundMessage, id: int, at: datetime) -> None:
-        self.message = message
-        self.id = id
-        self.at = at
-
-
-class _Work:
-    """The handling state of one event (what the SQL stores keep in columns of its row)."""
-
-    __slots__ = ("attempts", "created", "error", "lease_owner", "lease_until", "next_at", "ref", "state")
-
-    def __init__(self, ref: int | StatusUpdate, lease: Lease | None, created: datetime) -> None:
-        self.ref = ref  # the index of its log row, or the status itself
-        self.state: HandlingState = "pending"
-        self.attempts = 0 if lease is None else 1
-        self.lease_owner = None if lease is None else lease.owner
-        self.lease_until = None if lease is None else as_utc(lease.until)
-        self.next_at: datetime | None = None
-        self.error: str | None = None
-        self.created = created
-
-
-def _stored(entry: LogEntry) -> LogEntry:
-    """A log row as a store gives it back: JSON values, UTC times (like the SQL stores)."""
-    return dataclasses.replace(
-        entry,
-        raw=rules.json_copy(entry.raw),
-        extra=rules.json_copy(dict(entry.extra)) if entry.extra else {},
-        timestamp=None if entry.timestamp is None else as_utc(entry.timestamp),
-    )
-
-
-class MemoryStore:
+class MemoryStore(MemoryWork, MemoryOutbox):
     """Everything in dicts behind one lock. Lost when the process exits.
 
     Follows :mod:`eki_whatsapp.store.rules` like every store: what goes in comes back as the SQL
     stores would give it back (JSON values, UTC times), so a test on this store holds on them.
     """
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._rows: list[LogEntry | _Lazy] = []
-        self._by_id: dict[tuple[str, str], int] = {}  # (provider, message_id) -> index in _rows
-        self._statuses: dict[tuple[str, str], list[StatusUpdate]] = {}
-        self._windows: dict[tuple[str, str, str], datetime] = {}
-        # Histories are kept as their JSON text, like the SQL stores: one encode to save and one
-        # decode to load is half the work of copying the objects both ways.
-        self._memory: dict[str, str] = {}
-        self._usage: list[UsageRecord] = []
-        self._ledger: dict[tuple[str, str, str], LedgerEntry] = {}
-        self._kv: dict[tuple[str, str], Any] = {}
-        self._work: dict[str, _Work] = {}
-        self._status_rows = 0
-        self._outbox: dict[int, OutboxItem] = {}
 
     # --- log -------------------------------------------------------------------------------
     def _row(self, index: int) -> LogEntry:
@@ -169,98 +115,6 @@ class MemoryStore:
             if not isinstance(ref, StatusUpdate) and not isinstance(self._rows[ref], _Lazy):
                 self._show(work_id, self._work[work_id])
             return work_id
-
-    def _show(self, work_id: str, work: _Work) -> None:
-        """Mirror the handling state on the log row (SQL stores keep it there). A row not built
-        yet takes the state when it is (``_row``): the hot path stays lazy."""
-        if isinstance(work.ref, int):
-            row = self._rows[work.ref]
-            if not isinstance(row, _Lazy):
-                self._rows[work.ref] = dataclasses.replace(row, handling=work.state, attempts=work.attempts)
-
-    def _item(self, work_id: str, work: _Work) -> WorkItem:
-        entry: LogEntry | None = None
-        status: StatusRecord | None = None
-        if isinstance(work.ref, int):
-            entry = self._row(work.ref)
-        else:
-            record = rules.status_record(work.ref)
-            status = dataclasses.replace(
-                record, raw=rules.json_copy(record.raw), timestamp=as_utc(record.timestamp)
-            )
-        handling = (work.state, work.attempts, work.lease_owner, work.lease_until, work.next_at, work.error)
-        return rules.work_item(work_id, entry, status, work.created, handling)
-
-    def _claim(self, work: _Work, lease: Lease) -> None:
-        work.lease_owner, work.lease_until = lease.owner, as_utc(lease.until)
-        work.attempts += 1
-
-    def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
-        with self._lock:
-            work = self._work.get(work_id)
-            if work is None or not rules.claimable(work.state, work.lease_until, work.next_at, as_utc(now)):
-                return None
-            self._claim(work, lease)
-            self._show(work_id, work)
-            return self._item(work_id, work)
-
-    def claim_due(
-        self, lease: Lease, *, now: datetime, max_attempts: int, limit: int = 100
-    ) -> list[WorkItem]:
-        now = as_utc(now)
-        claimed: list[WorkItem] = []
-        with self._lock:
-            for work_id, work in self._work.items():
-                if len(claimed) >= limit:
-                    break
-                if not rules.claimable(work.state, work.lease_until, work.next_at, now):
-                    continue
-                if rules.dies(work.attempts, max_attempts, work.lease_until, now):
-                    work.state, work.error = "dead", rules.died_error(work.attempts)
-                    work.lease_owner = work.lease_until = None
-                else:
-                    self._claim(work, lease)
-                    claimed.append(self._item(work_id, work))
-                self._show(work_id, work)
-        return claimed
-
-    def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
-        with self._lock:
-            work = self._work.get(work_id)
-            if work is None or work.lease_owner != owner or work.state not in rules.OPEN_STATES:
-                return False
-            retry_at = outcome.get("retry_at")
-            work.state = rules.finished_state(outcome)
-            work.lease_owner = work.lease_until = None
-            work.next_at = None if retry_at is None else as_utc(retry_at)
-            work.error = outcome.get("error")
-            self._show(work_id, work)
-            return True
-
-    def get_work(self, work_id: str) -> WorkItem | None:
-        with self._lock:
-            work = self._work.get(work_id)
-            return None if work is None else self._item(work_id, work)
-
-    def pending_work(self, *, limit: int = 100) -> list[WorkItem]:
-        with self._lock:
-            items = [self._item(i, w) for i, w in self._work.items() if w.state != "handled"]
-        items.sort(key=lambda w: w.created_at)
-        return items[:limit]
-
-    def retry_work(self, work_id: str | None = None) -> int:
-        changed = 0
-        with self._lock:
-            for wid, work in self._work.items():
-                if work_id is None and work.state not in ("failed", "dead"):
-                    continue
-                if work_id is not None and (wid != work_id or work.state == "handled"):
-                    continue
-                work.state, work.attempts, work.next_at = "pending", 0, None
-                work.lease_owner = work.lease_until = None
-                self._show(wid, work)
-                changed += 1
-        return changed
 
     def log_outbound(self, entry: LogEntry) -> int:
         with self._lock:
@@ -384,138 +238,6 @@ class MemoryStore:
                 return False
             self._kv[(namespace, key)] = copied
             return True
-
-    # --- outbox ----------------------------------------------------------------------------
-    def enqueue_send(self, item: OutboxItem, entry: LogEntry) -> str:
-        with self._lock:
-            row = self.log_outbound(entry)
-            key = len(self._outbox) + 1
-            now = utcnow()
-            self._outbox[key] = dataclasses.replace(
-                item,
-                id=rules.outbox_id(key),
-                log_id=row,
-                message=rules.json_copy(item.message),
-                options=rules.json_copy(item.options) or {},
-                expires_at=as_utc(item.expires_at),
-                lease_until=None if item.lease_until is None else as_utc(item.lease_until),
-                next_attempt_at=None if item.next_attempt_at is None else as_utc(item.next_attempt_at),
-                created_at=now,
-                updated_at=now,
-            )
-            return rules.outbox_id(key)
-
-    def claim_sends(self, lease: Lease, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        now = as_utc(now)
-        claimed: list[OutboxItem] = []
-        with self._lock:
-            for key, item in self._outbox.items():
-                if len(claimed) >= limit:
-                    break
-                if rules.send_claimable(item.state, item.lease_until, item.next_attempt_at, now):
-                    item = self._outbox[key] = dataclasses.replace(
-                        item,
-                        lease_owner=lease.owner,
-                        lease_until=as_utc(lease.until),
-                        attempts=item.attempts + 1,
-                        updated_at=utcnow(),
-                    )
-                    claimed.append(item)
-        return claimed
-
-    def finish_send(self, outbox_id: str, owner: str, **outcome: Unpack[SendOutcome]) -> bool:
-        key = rules.parse_outbox_id(outbox_id)
-        with self._lock:
-            item = self._outbox.get(key) if key is not None else None
-            if (
-                item is None
-                or key is None
-                or item.lease_owner != owner
-                or item.state not in rules.OUTBOX_OPEN
-            ):
-                return False
-            entry, retry_at = outcome.get("entry"), outcome.get("retry_at")
-            if entry is not None and item.log_id is not None:
-                self._rewrite(item.log_id - 1, entry)
-            self._outbox[key] = dataclasses.replace(
-                item,
-                state=outcome["state"],
-                lease_owner=None,
-                lease_until=None,
-                next_attempt_at=None if retry_at is None else as_utc(retry_at),
-                last_error=outcome.get("error"),
-                correlation=outcome.get("correlation"),
-                provider=outcome.get("provider"),
-                updated_at=utcnow(),
-            )
-            return True
-
-    def _rewrite(self, index: int, entry: LogEntry) -> None:
-        """A send's log row, rewritten to its outcome (rules.rewritten_row)."""
-        row = self._row(index)
-        early = []
-        if entry.message_id is not None:
-            key = (entry.provider, entry.message_id)
-            if self._by_id.get(key, index) != index:
-                raise StoreError(
-                    f"MemoryStore: message {entry.message_id!r} of {entry.provider!r} is already in the log"
-                )
-            early = [rules.status_facts(s) for s in self._statuses.get(key, ())]
-        if row.message_id is not None:
-            self._by_id.pop((row.provider, row.message_id), None)
-        fields = rules.rewritten_row(_stored(entry), early)
-        self._rows[index] = dataclasses.replace(row, updated_at=utcnow(), **fields)
-        if entry.message_id is not None:
-            self._by_id[(entry.provider, entry.message_id)] = index
-
-    def resolve_send(self, provider: str, correlation: str, message_id: str) -> OutboxItem | None:
-        with self._lock:
-            for key, item in self._outbox.items():
-                if item.state != "unknown" or item.correlation != correlation or item.provider != provider:
-                    continue
-                if item.log_id is not None:
-                    row = self._row(item.log_id - 1)
-                    resolved = dataclasses.replace(
-                        row, provider=provider, message_id=message_id, status="accepted"
-                    )
-                    self._rewrite(item.log_id - 1, resolved)
-                self._outbox[key] = dataclasses.replace(
-                    item, state="sent", lease_owner=None, lease_until=None, updated_at=utcnow()
-                )
-                return item
-        return None
-
-    def get_send(self, outbox_id: str) -> OutboxItem | None:
-        key = rules.parse_outbox_id(outbox_id)
-        with self._lock:
-            return None if key is None else self._outbox.get(key)
-
-    def pending_sends(self, *, limit: int = 100) -> list[OutboxItem]:
-        with self._lock:
-            return [i for i in self._outbox.values() if i.state in rules.OUTBOX_OPEN][:limit]
-
-    def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
-        wanted = None if outbox_id is None else rules.parse_outbox_id(outbox_id)
-        if outbox_id is not None and wanted is None:
-            return 0
-        changed = 0
-        with self._lock:
-            for key, item in self._outbox.items():
-                if (wanted is not None and key != wanted) or item.state not in rules.OUTBOX_RETRYABLE:
-                    continue
-                reopen = item.state not in rules.OUTBOX_OPEN
-                self._outbox[key] = dataclasses.replace(
-                    item,
-                    state="queued" if reopen else item.state,
-                    expires_at=as_utc(expires_at) if reopen else item.expires_at,
-                    attempts=0,
-                    next_attempt_at=None,
-                    lease_owner=None,
-                    lease_until=None,
-                    updated_at=utcnow(),
-                )
-                changed += 1
-        return changed
 
     def close(self) -> None:
         return None
