@@ -4,7 +4,6 @@
 # ruff: noqa: S608  (column names come from this module's constants and rules, never from input)
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -12,16 +11,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError
 from . import rules
 from ._postgres_values import _ROW_COLUMNS, PostgresPart, _dt, _json, _jsonb
+from ._sql import OUTBOX_COLUMNS
 from .base import Lease, LogEntry, OutboxItem, SendOutcome, as_utc, utcnow
 
 if TYPE_CHECKING:
     import psycopg
     from typing_extensions import Unpack
 
-_OUTBOX_COLUMNS = (
-    "id, state, recipient, message, options, correlation, provider, attempts, next_attempt_at, "
-    "expires_at, lease_owner, lease_until, last_error, log_id, created_at, updated_at"
-)
 # rules.send_claimable, in SQL.
 _SEND_CLAIMABLE = (
     "state IN ('queued', 'unknown') AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s) "
@@ -31,27 +27,6 @@ _SEND_CLAIMABLE = (
 
 class PostgresOutbox(PostgresPart):
     """The outbox, for :class:`~eki_whatsapp.store.postgres.PostgresStore`."""
-
-    @staticmethod
-    def _outbox_item(r: Sequence[Any]) -> OutboxItem:
-        return OutboxItem(
-            id=rules.outbox_id(r[0]),
-            state=r[1],
-            to=r[2],
-            message=r[3],
-            options=r[4],
-            correlation=r[5],
-            provider=r[6],
-            attempts=r[7],
-            next_attempt_at=_dt(r[8]),
-            expires_at=as_utc(r[9]),
-            lease_owner=r[10],
-            lease_until=_dt(r[11]),
-            last_error=r[12],
-            log_id=r[13],
-            created_at=_dt(r[14]),
-            updated_at=_dt(r[15]),
-        )
 
     def enqueue_send(self, item: OutboxItem, entry: LogEntry) -> str:
         now = utcnow()
@@ -93,7 +68,7 @@ class PostgresOutbox(PostgresPart):
         rows = self._query(
             "UPDATE outbox SET lease_owner=%(owner)s, lease_until=%(until)s, attempts=attempts+1, "
             f"updated_at=%(at)s WHERE id IN (SELECT id FROM outbox WHERE {_SEND_CLAIMABLE} "
-            f"ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING {_OUTBOX_COLUMNS}",
+            f"ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING {OUTBOX_COLUMNS}",
             {
                 "owner": lease.owner,
                 "until": as_utc(lease.until),
@@ -160,7 +135,7 @@ class PostgresOutbox(PostgresPart):
     def resolve_send(self, provider: str, correlation: str, message_id: str) -> OutboxItem | None:
         with self._tx() as conn:
             row = conn.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE correlation=%s AND provider=%s "
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE correlation=%s AND provider=%s "
                 "AND state='unknown' ORDER BY id LIMIT 1 FOR UPDATE",
                 (correlation, provider),
             ).fetchone()
@@ -183,20 +158,6 @@ class PostgresOutbox(PostgresPart):
                     )
                     self._rewrite(conn, item.log_id, entry)
             return item
-
-    def get_send(self, outbox_id: str) -> OutboxItem | None:
-        key = rules.parse_outbox_id(outbox_id)
-        if key is None:
-            return None
-        rows = self._query(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id=%s", (key,))
-        return self._outbox_item(rows[0]) if rows else None
-
-    def pending_sends(self, *, limit: int = 100) -> list[OutboxItem]:
-        rows = self._query(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'unknown') ORDER BY id LIMIT %s",
-            (limit,),
-        )
-        return [self._outbox_item(r) for r in rows]
 
     def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
         where, params = "state IN ('queued', 'unknown', 'failed', 'expired')", ()

@@ -3,9 +3,10 @@ and value conversions (SQLite keeps times as ISO text and JSON as text; PostgreS
 ``timestamptz``, ``numeric`` and ``jsonb``).
 
 :class:`SharedSQL` holds the reads and writes that are the same statement in both: the message
-log's reads, the key-value space, agent memory, usage and the cost ledger. Each store subclasses
-it, sets :attr:`~SharedSQL.MARK` and the ``SEQ`` columns, and supplies ``_query``, ``_changes``
-and the conversions; what needs a dialect's own locking (counters, claims) stays in the store.
+log's and the outbox's reads, the key-value space, agent memory, usage and the cost ledger. Each
+store subclasses it, sets :attr:`~SharedSQL.MARK` and the ``SEQ`` columns, and supplies
+``_query``, ``_changes`` and the conversions; what needs a dialect's own locking (counters,
+claims) stays in the store.
 """
 
 # ruff: noqa: S608  (statements built from this module's constants and the placeholder, never values)
@@ -17,18 +18,26 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import rules
-from .base import LedgerEntry, LogEntry, LogQuery, StatusRecord, UsageRecord, utcnow
+from .base import LedgerEntry, LogEntry, LogQuery, OutboxItem, StatusRecord, UsageRecord, utcnow
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["SharedSQL", "json_text", "log_filter"]
+__all__ = ["LOG_COLUMNS", "OUTBOX_COLUMNS", "STATUS_COLUMNS", "SharedSQL", "json_text", "log_filter"]
 
 #: The columns of a log row as read back (its id first, its handling state last).
 LOG_COLUMNS = (
     "id, direction, provider, message_id, sender, recipient, type, text, status, error_code, "
     "error_message, raw, timestamp, created_at, updated_at, attempts, reason, category, extra, handling"
 )
+#: The fields of a log row, in :data:`LOG_COLUMNS` order (the columns have the fields' names).
+_LOG_FIELDS = tuple(column.strip() for column in LOG_COLUMNS.split(","))
+OUTBOX_COLUMNS = (
+    "id, state, recipient, message, options, correlation, provider, attempts, next_attempt_at, "
+    "expires_at, lease_owner, lease_until, last_error, log_id, created_at, updated_at"
+)
+#: The fields of an outbox item, in :data:`OUTBOX_COLUMNS` order (``recipient`` is ``to``).
+_OUTBOX_FIELDS = tuple(column.strip() for column in OUTBOX_COLUMNS.replace("recipient", "to").split(","))
 STATUS_COLUMNS = "provider, message_id, status, timestamp, error_code, error_message, raw, category"
 _USAGE_COLUMNS = '"user", model, prompt_tokens, completion_tokens, cached_tokens, cost, at, turn_id, provider'
 _LEDGER_COLUMNS = (
@@ -134,31 +143,24 @@ class SharedSQL:
     def _amount_in(value: Decimal | None) -> Any:
         raise NotImplementedError
 
+    @staticmethod
+    def _lease_out(value: Any) -> datetime | None:
+        """A lease, retry or expiry time as read back."""
+        raise NotImplementedError
+
     # --- the message log's reads -------------------------------------------------------------
     def _row(self, row: Sequence[Any]) -> LogEntry:
+        fields = dict(zip(_LOG_FIELDS, row, strict=True))
         load, time = self._json_out, self._time_out
-        return LogEntry(
-            id=row[0],
-            direction=row[1],
-            provider=row[2],
-            message_id=row[3],
-            sender=row[4],
-            recipient=row[5],
-            type=row[6],
-            text=row[7],
-            status=row[8],
-            error_code=row[9],
-            error_message=row[10],
-            raw=None if row[11] is None else load(row[11]),
+        raw, extra = row[11], row[18]
+        fields.update(
+            raw=None if raw is None else load(raw),
             timestamp=time(row[12]),
             created_at=time(row[13]),
             updated_at=time(row[14]),
-            attempts=row[15],
-            reason=row[16],
-            category=row[17],
-            extra=(None if row[18] is None else load(row[18])) or {},
-            handling=row[19],
+            extra=(None if extra is None else load(extra)) or {},
         )
+        return LogEntry(**fields)
 
     def _status(self, r: Sequence[Any]) -> StatusRecord:
         return StatusRecord(
@@ -183,6 +185,34 @@ class SharedSQL:
 
     def statuses(self, provider: str, message_id: str) -> list[StatusRecord]:
         return [self._status(r) for r in self._query(self._SQL.statuses, (provider, message_id))]
+
+    # --- the outbox's reads ------------------------------------------------------------------
+    def _outbox_item(self, r: Sequence[Any]) -> OutboxItem:
+        item = dict(zip(_OUTBOX_FIELDS, r, strict=True))
+        lease, time = self._lease_out, self._time_out
+        item.update(
+            id=rules.outbox_id(r[0]),
+            message=self._json_out(r[3]),
+            options=self._json_out(r[4]),
+            next_attempt_at=lease(r[8]),
+            expires_at=lease(r[9]) or utcnow(),
+            lease_until=lease(r[11]),
+            created_at=time(r[14]),
+            updated_at=time(r[15]),
+        )
+        return OutboxItem(**item)
+
+    def get_send(self, outbox_id: str) -> OutboxItem | None:
+        key = rules.parse_outbox_id(outbox_id)
+        if key is None:
+            return None
+        rows = self._query(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id={self.MARK}", (key,))
+        return self._outbox_item(rows[0]) if rows else None
+
+    def pending_sends(self, *, limit: int = 100) -> list[OutboxItem]:
+        open_ = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'unknown')"
+        rows = self._query(f"{open_} ORDER BY id LIMIT {self.MARK}", (limit,))
+        return [self._outbox_item(r) for r in rows]
 
     # --- key-value space ---------------------------------------------------------------------
     def get_value(self, namespace: str, key: str) -> Any:

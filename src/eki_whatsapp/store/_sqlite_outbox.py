@@ -4,24 +4,20 @@
 # ruff: noqa: S608  (column names come from this module's constants and rules, never from input)
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import rules
-from ._sqlite_values import _LOG_COLUMNS, SQLitePart, _dt, _epoch, _from_epoch, _iso
+from ._sql import OUTBOX_COLUMNS
+from ._sqlite_values import _LOG_COLUMNS, SQLitePart, _epoch, _iso
 from .base import Lease, LogEntry, OutboxItem, SendOutcome, utcnow
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
-_OUTBOX_COLUMNS = (
-    "id, state, recipient, message, options, correlation, provider, attempts, next_attempt_at, "
-    "expires_at, lease_owner, lease_until, last_error, log_id, created_at, updated_at"
-)
 # rules.send_claimable, in SQL.
 _SEND_CLAIMABLE = (
     "state IN ('queued', 'unknown') AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
@@ -31,27 +27,6 @@ _SEND_CLAIMABLE = (
 
 class SQLiteOutbox(SQLitePart):
     """The outbox, for :class:`~eki_whatsapp.store.sqlite.SQLiteStore`."""
-
-    @staticmethod
-    def _outbox_item(r: tuple[Any, ...]) -> OutboxItem:
-        return OutboxItem(
-            id=rules.outbox_id(r[0]),
-            state=r[1],
-            to=r[2],
-            message=json.loads(r[3]),
-            options=json.loads(r[4]),
-            correlation=r[5],
-            provider=r[6],
-            attempts=r[7],
-            next_attempt_at=_from_epoch(r[8]),
-            expires_at=_from_epoch(r[9]) or utcnow(),
-            lease_owner=r[10],
-            lease_until=_from_epoch(r[11]),
-            last_error=r[12],
-            log_id=r[13],
-            created_at=_dt(r[14]),
-            updated_at=_dt(r[15]),
-        )
 
     def enqueue_send(self, item: OutboxItem, entry: LogEntry) -> str:
         now = _iso(utcnow())
@@ -100,7 +75,7 @@ class SQLiteOutbox(SQLitePart):
                 (lease.owner, lease.until.timestamp(), _iso(utcnow()), *keys),
             )
             rows = db.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id IN ({marks}) ORDER BY id",
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id IN ({marks}) ORDER BY id",
                 keys,
             ).fetchall()
         return [self._outbox_item(r) for r in rows]
@@ -159,7 +134,7 @@ class SQLiteOutbox(SQLitePart):
     def resolve_send(self, provider: str, correlation: str, message_id: str) -> OutboxItem | None:
         with self._tx() as db:
             row = db.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE correlation=? AND provider=? "
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE correlation=? AND provider=? "
                 "AND state='unknown' ORDER BY id LIMIT 1",
                 (correlation, provider),
             ).fetchone()
@@ -181,20 +156,6 @@ class SQLiteOutbox(SQLitePart):
                     )
                     self._rewrite(db, item.log_id, entry)
             return item
-
-    def get_send(self, outbox_id: str) -> OutboxItem | None:
-        key = rules.parse_outbox_id(outbox_id)
-        if key is None:
-            return None
-        rows = self._query(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id=?", (key,))
-        return self._outbox_item(rows[0]) if rows else None
-
-    def pending_sends(self, *, limit: int = 100) -> list[OutboxItem]:
-        rows = self._query(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'unknown') ORDER BY id LIMIT ?",
-            (limit,),
-        )
-        return [self._outbox_item(r) for r in rows]
 
     def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
         where, params = "state IN ('queued', 'unknown', 'failed', 'expired')", ()
