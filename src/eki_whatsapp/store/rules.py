@@ -210,17 +210,9 @@ def status_facts(status: StatusUpdate) -> StatusFacts:
 
 def status_record(status: StatusUpdate) -> StatusRecord:
     """What a store keeps of a status event."""
-    facts = status_facts(status)
-    return StatusRecord(
-        provider=status.provider,
-        message_id=status.message_id,
-        status=status.status,
-        timestamp=status.timestamp,
-        error_code=facts.error_code,
-        error_message=facts.error_message,
-        raw=dict(status.raw),
-        category=facts.category,
-    )
+    s, f = status, status_facts(status)
+    head = (s.provider, s.message_id, s.status, s.timestamp)
+    return StatusRecord(*head, f.error_code, f.error_message, dict(s.raw), f.category)
 
 
 class _StatusFields(Protocol):

@@ -514,6 +514,13 @@ class FakeProviderAPI(LocalServer):
         return f"{type(self).__name__}({self.base_url}, sent={len(self.sent)}{state})"
 
 
+def media_reply(found: tuple[str, bytes] | None) -> Reply:
+    """A media download: ``(content type, bytes)`` as they were stored, or 404."""
+    if found is None:
+        return Reply(404, {"Content-Type": "text/plain"}, b"Not Found")
+    return Reply(200, {"Content-Type": found[0]}, found[1])
+
+
 def json_reply(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Reply:
     """A JSON response."""
     all_headers = {"Content-Type": "application/json; charset=utf-8"}

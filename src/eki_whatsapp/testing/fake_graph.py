@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ._errors import meta_code_and_status, meta_error_body
-from ._fake import SentMessage, json_reply, normalize_address
+from ._fake import SentMessage, json_reply, media_reply, normalize_address
 from ._fake_graph_templates import GraphTemplates
 from ._http import RawRequest, Reply
 from .payloads import (
@@ -359,12 +359,9 @@ class FakeGraphAPI(GraphTemplates):
         if denied is not None:
             # lookaside answers 401 with an HTML-ish body; the status is what clients check
             return Reply(401, {"Content-Type": "text/plain"}, b"Unauthorized")
-        media_id = request.path.rsplit("/", 1)[-1]
         with self._state:
-            media = self.media.get(media_id)
-        if media is None:
-            return Reply(404, {"Content-Type": "text/plain"}, b"Not Found")
-        return Reply(200, {"Content-Type": media.mime_type}, media.data)
+            media = self.media.get(request.path.rsplit("/", 1)[-1])
+        return media_reply(None if media is None else (media.mime_type, media.data))
 
 
 # --- request checks ---------------------------------------------------------------------------

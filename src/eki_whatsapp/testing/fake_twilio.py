@@ -17,6 +17,7 @@ from ._fake import (
     SentMessage,
     basic_credentials,
     json_reply,
+    media_reply,
     normalize_address,
 )
 from ._fake_twilio_content import TwilioContent
@@ -337,12 +338,9 @@ class FakeTwilioAPI(TwilioContent):
         return Reply(307, {"Location": f"{self.base_url}/media-content/{media.sid}"})
 
     def _media_content(self, request: RawRequest) -> Reply:
-        media_sid = request.path.rsplit("/", 1)[-1]
         with self._state:
-            media = self.media.get(media_sid)
-        if media is None:
-            return Reply(404, {"Content-Type": "text/plain"}, b"Not Found")
-        return Reply(200, {"Content-Type": media.content_type}, media.data)
+            media = self.media.get(request.path.rsplit("/", 1)[-1])
+        return media_reply(None if media is None else (media.content_type, media.data))
 
     def _serve(self, request: RawRequest) -> Reply:
         # media URLs are public when "enforce HTTP auth on media URLs" is off
