@@ -11,32 +11,13 @@ from django.db import models
 from django.db.models import F, Q
 
 from eki_whatsapp.store import rules
-from eki_whatsapp.store.base import (
-    Lease,
-    LogEntry,
-    OutboxItem,
-    SendOutcome,
-    StatusRecord,
-    utcnow,
-)
+from eki_whatsapp.store.base import Lease, LogEntry, OutboxItem, SendOutcome, StatusRecord, utcnow
 
-from .models import (
-    WhatsAppLog,
-    WhatsAppOutbox,
-    WhatsAppStatus,
-)
+from ._store_db import StoreBase, _db, _from_db, _status, _to_db, record_of
+from .models import WhatsAppLog, WhatsAppOutbox, WhatsAppStatus
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-from ._store_db import (
-    StoreBase,
-    _db,
-    _from_db,
-    _status,
-    _to_db,
-    record_of,
-)
 
 
 class DjangoOutbox(StoreBase):

@@ -10,31 +10,14 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError
 
 from eki_whatsapp.store import rules
-from eki_whatsapp.store.base import (
-    LedgerEntry,
-    UsageRecord,
-    utcnow,
-)
+from eki_whatsapp.store.base import LedgerEntry, UsageRecord, utcnow
 
-from .models import (
-    WhatsAppLedger,
-    WhatsAppMemory,
-    WhatsAppUsage,
-    WhatsAppValue,
-)
+from .models import WhatsAppLedger, WhatsAppMemory, WhatsAppUsage, WhatsAppValue
 
 if TYPE_CHECKING:
     pass
 
-from ._store_db import (
-    StoreBase,
-    _db,
-    _decimal,
-    _from_db,
-    _to_db,
-    columns_of,
-    record_of,
-)
+from ._store_db import StoreBase, _db, _decimal, _from_db, _to_db, columns_of, record_of
 
 
 class DjangoValues(StoreBase):

@@ -10,28 +10,13 @@ from django.db import models
 from django.db.models import F, Q
 
 from eki_whatsapp.store import rules
-from eki_whatsapp.store.base import (
-    Lease,
-    WorkItem,
-    WorkOutcome,
-    utcnow,
-)
+from eki_whatsapp.store.base import Lease, WorkItem, WorkOutcome, utcnow
 
-from .models import (
-    WhatsAppLog,
-    WhatsAppStatus,
-)
+from ._store_db import StoreBase, _db, _from_db, _status, _to_db
+from .models import WhatsAppLog, WhatsAppStatus
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-from ._store_db import (
-    StoreBase,
-    _db,
-    _from_db,
-    _status,
-    _to_db,
-)
 
 
 class DjangoWork(StoreBase):

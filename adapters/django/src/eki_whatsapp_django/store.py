@@ -23,22 +23,7 @@ from django.db.models import Q
 
 from eki_whatsapp.events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from eki_whatsapp.store import rules
-from eki_whatsapp.store.base import (
-    Lease,
-    LogEntry,
-    LogQuery,
-    StatusRecord,
-    utcnow,
-)
-
-from .models import (
-    WhatsAppLog,
-    WhatsAppStatus,
-    WhatsAppWindow,
-)
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
+from eki_whatsapp.store.base import Lease, LogEntry, LogQuery, StatusRecord, utcnow
 
 from ._store_db import (
     LOCKED_RETRY_SECONDS,
@@ -55,6 +40,10 @@ from ._store_db import (
 from ._store_outbox import DjangoOutbox
 from ._store_values import DjangoValues
 from ._store_work import DjangoWork
+from .models import WhatsAppLog, WhatsAppStatus, WhatsAppWindow
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["LOCKED_RETRY_SECONDS", "DjangoStore"]
 
