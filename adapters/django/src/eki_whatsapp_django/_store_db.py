@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings as django_settings
 from django.db import DatabaseError, DataError, OperationalError, models, transaction
+from django.db.models import Q
 
 from eki_whatsapp.errors import StoreError, UnstorableValue
 from eki_whatsapp.store.base import (
@@ -119,6 +120,13 @@ def _to_db(value: datetime | None) -> datetime | None:
         return None
     value = as_utc(value)
     return value if django_settings.USE_TZ else value.replace(tzinfo=None)
+
+
+def _due(now: datetime) -> Q:
+    """Due and not leased at ``now`` (the time half of rules.claimable and rules.send_claimable)."""
+    when = _to_db(now)
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=when)
+    return due & (Q(lease_until__isnull=True) | Q(lease_until__lte=when))
 
 
 def _from_db(value: datetime | None) -> datetime | None:

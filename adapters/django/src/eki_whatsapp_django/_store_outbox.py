@@ -13,7 +13,7 @@ from django.db.models import F, Q
 from eki_whatsapp.store import rules
 from eki_whatsapp.store.base import Lease, LogEntry, OutboxItem, SendOutcome, StatusRecord, utcnow
 
-from ._store_db import StoreBase, _db, _from_db, _status, _to_db, record_of
+from ._store_db import StoreBase, _db, _due, _from_db, _status, _to_db, record_of
 from .models import WhatsAppLog, WhatsAppOutbox, WhatsAppStatus
 
 if TYPE_CHECKING:
@@ -70,12 +70,7 @@ class DjangoOutbox(StoreBase):
     @staticmethod
     def _send_claimable(now: datetime) -> Q:
         """rules.send_claimable as a filter."""
-        when = _to_db(now)
-        return (
-            Q(state__in=rules.OUTBOX_OPEN)
-            & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=when))
-            & (Q(lease_until__isnull=True) | Q(lease_until__lte=when))
-        )
+        return Q(state__in=rules.OUTBOX_OPEN) & _due(now)
 
     @_db
     def claim_sends(self, lease: Lease, *, now: datetime, limit: int = 100) -> list[OutboxItem]:

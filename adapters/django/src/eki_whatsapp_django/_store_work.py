@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from eki_whatsapp.store import rules
 from eki_whatsapp.store.base import Lease, WorkItem, WorkOutcome, utcnow
 
-from ._store_db import StoreBase, _db, _from_db, _status, _to_db
+from ._store_db import StoreBase, _db, _due, _from_db, _status, _to_db
 from .models import WhatsAppLog, WhatsAppStatus
 
 if TYPE_CHECKING:
@@ -41,12 +41,7 @@ class DjangoWork(StoreBase):
     @staticmethod
     def _claimable(now: datetime) -> Q:
         """rules.claimable as a filter."""
-        when = _to_db(now)
-        return (
-            Q(handling__in=rules.OPEN_STATES)
-            & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=when))
-            & (Q(lease_until__isnull=True) | Q(lease_until__lte=when))
-        )
+        return Q(handling__in=rules.OPEN_STATES) & _due(now)
 
     @_db
     def claim_work(self, work_id: str, lease: Lease, *, now: datetime) -> WorkItem | None:
