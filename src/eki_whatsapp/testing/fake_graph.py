@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 from ._errors import meta_code_and_status, meta_error_body
-from ._fake import SentMessage, json_reply, media_reply, normalize_address
+from ._fake import SentMessage, json_reply, media_reply
 from ._fake_graph_templates import GraphTemplates
+from ._fake_rules import normalize_address
 from ._http import RawRequest, Reply
 from .payloads import (
     DEFAULT_DISPLAY_PHONE_NUMBER,

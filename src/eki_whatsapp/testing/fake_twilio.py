@@ -18,8 +18,8 @@ from ._fake import (
     basic_credentials,
     json_reply,
     media_reply,
-    normalize_address,
 )
+from ._fake_rules import normalize_address
 from ._fake_twilio_content import TwilioContent
 from ._http import RawRequest, Reply
 from .payloads import (
