@@ -158,20 +158,3 @@ class PostgresOutbox(PostgresPart):
                     )
                     self._rewrite(conn, item.log_id, entry)
             return item
-
-    def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
-        where, params = "state IN ('queued', 'unknown', 'failed', 'expired')", ()
-        if outbox_id is not None:
-            key = rules.parse_outbox_id(outbox_id)
-            if key is None:
-                return 0
-            where, params = where + " AND id=%s", (key,)  # type: ignore[assignment]
-        rows = self._query(
-            "UPDATE outbox SET "
-            "expires_at=CASE WHEN state IN ('failed', 'expired') THEN %s ELSE expires_at END, "
-            "state=CASE WHEN state IN ('failed', 'expired') THEN 'queued' ELSE state END, "
-            "attempts=0, next_attempt_at=NULL, lease_owner=NULL, lease_until=NULL, updated_at=%s "
-            f"WHERE {where} RETURNING 1",
-            (as_utc(expires_at), utcnow(), *params),
-        )
-        return len(rows)

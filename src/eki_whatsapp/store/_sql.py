@@ -144,6 +144,11 @@ class SharedSQL:
         raise NotImplementedError
 
     @staticmethod
+    def _lease_in(value: datetime) -> Any:
+        """A lease, retry or expiry time as written."""
+        raise NotImplementedError
+
+    @staticmethod
     def _lease_out(value: Any) -> datetime | None:
         """A lease, retry or expiry time as read back."""
         raise NotImplementedError
@@ -213,6 +218,21 @@ class SharedSQL:
         open_ = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'unknown')"
         rows = self._query(f"{open_} ORDER BY id LIMIT {self.MARK}", (limit,))
         return [self._outbox_item(r) for r in rows]
+
+    def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
+        where, params = "state IN ('queued', 'unknown', 'failed', 'expired')", tuple[Any, ...]()
+        if outbox_id is not None:
+            key = rules.parse_outbox_id(outbox_id)
+            if key is None:
+                return 0
+            where, params = f"{where} AND id={self.MARK}", (key,)
+        ended = "state IN ('failed', 'expired')"
+        return self._changes(
+            f"UPDATE outbox SET expires_at=CASE WHEN {ended} THEN {self.MARK} ELSE expires_at END, "
+            f"state=CASE WHEN {ended} THEN 'queued' ELSE state END, attempts=0, next_attempt_at=NULL, "
+            f"lease_owner=NULL, lease_until=NULL, updated_at={self.MARK} WHERE {where}",
+            (self._lease_in(expires_at), self._time_in(utcnow()), *params),
+        )
 
     # --- key-value space ---------------------------------------------------------------------
     def get_value(self, namespace: str, key: str) -> Any:

@@ -156,21 +156,3 @@ class SQLiteOutbox(SQLitePart):
                     )
                     self._rewrite(db, item.log_id, entry)
             return item
-
-    def retry_send(self, outbox_id: str | None = None, *, expires_at: datetime) -> int:
-        where, params = "state IN ('queued', 'unknown', 'failed', 'expired')", ()
-        if outbox_id is not None:
-            key = rules.parse_outbox_id(outbox_id)
-            if key is None:
-                return 0
-            where, params = where + " AND id=?", (key,)  # type: ignore[assignment]
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE outbox SET "
-                "expires_at=CASE WHEN state IN ('failed', 'expired') THEN ? ELSE expires_at END, "
-                "state=CASE WHEN state IN ('failed', 'expired') THEN 'queued' ELSE state END, "
-                "attempts=0, next_attempt_at=NULL, lease_owner=NULL, lease_until=NULL, updated_at=? "
-                f"WHERE {where}",
-                (expires_at.timestamp(), _iso(utcnow()), *params),
-            )
-            return cur.rowcount

@@ -370,6 +370,7 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
     LEDGER_SEQ = "id"
     _time_in = staticmethod(as_utc)
     _time_out = staticmethod(_dt)
+    _lease_in = staticmethod(as_utc)
     _lease_out = staticmethod(_dt)
 
     @staticmethod

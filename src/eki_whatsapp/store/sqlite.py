@@ -23,7 +23,7 @@ from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from . import rules
 from ._sqlite_counters import SQLiteCounters
 from ._sqlite_outbox import SQLiteOutbox
-from ._sqlite_values import _INSERT_LOG, _dt, _from_epoch, _iso
+from ._sqlite_values import _INSERT_LOG, _dt, _epoch, _from_epoch, _iso
 from ._sqlite_work import SQLiteWork, _Outcome
 from .base import (
     Lease,
@@ -196,6 +196,7 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
     SEQ = "rowid"
     _time_in = staticmethod(_iso)
     _time_out = staticmethod(_dt)
+    _lease_in = staticmethod(_epoch)
     _lease_out = staticmethod(_from_epoch)
 
     @staticmethod
