@@ -9,14 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from . import rules
-from .base import (
-    Lease,
-    LogEntry,
-    OutboxItem,
-    SendOutcome,
-    as_utc,
-    utcnow,
-)
+from .base import Lease, LogEntry, OutboxItem, SendOutcome, as_utc, utcnow
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

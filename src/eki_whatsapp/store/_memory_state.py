@@ -10,15 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import InboundMessage, StatusUpdate
 from . import rules
-from .base import (
-    HandlingState,
-    Lease,
-    LedgerEntry,
-    LogEntry,
-    OutboxItem,
-    UsageRecord,
-    as_utc,
-)
+from .base import HandlingState, Lease, LedgerEntry, LogEntry, OutboxItem, UsageRecord, as_utc
 
 if TYPE_CHECKING:
     pass

@@ -8,14 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import rules
-from .base import (
-    Lease,
-    LogEntry,
-    StatusRecord,
-    WorkItem,
-    WorkOutcome,
-    as_utc,
-)
+from .base import Lease, LogEntry, StatusRecord, WorkItem, WorkOutcome, as_utc
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

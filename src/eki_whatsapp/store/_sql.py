@@ -12,7 +12,7 @@ claims) stays in the store.
 # ruff: noqa: S608  (statements built from this module's constants and the placeholder, never values)
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -127,31 +127,14 @@ class SharedSQL:
         """Run one statement that is a whole write; how many rows it changed."""
         raise NotImplementedError
 
-    @staticmethod
-    def _time_in(value: datetime) -> Any:
-        raise NotImplementedError
-
-    @staticmethod
-    def _time_out(value: Any) -> datetime | None:
-        raise NotImplementedError
-
-    @staticmethod
-    def _json_out(value: Any) -> Any:
-        raise NotImplementedError
-
-    @staticmethod
-    def _amount_in(value: Decimal | None) -> Any:
-        raise NotImplementedError
-
-    @staticmethod
-    def _lease_in(value: datetime) -> Any:
-        """A lease, retry or expiry time as written."""
-        raise NotImplementedError
-
-    @staticmethod
-    def _lease_out(value: Any) -> datetime | None:
-        """A lease, retry or expiry time as read back."""
-        raise NotImplementedError
+    # The dialect's conversions (each store sets them): times, lease times, JSON and amounts as
+    # written to and read back from its columns.
+    _time_in: Callable[[datetime], Any]
+    _time_out: Callable[[Any], datetime | None]
+    _lease_in: Callable[[datetime], Any]
+    _lease_out: Callable[[Any], datetime | None]
+    _json_out: Callable[[Any], Any]
+    _amount_in: Callable[[Decimal | None], Any]
 
     # --- the message log's reads -------------------------------------------------------------
     def _row(self, row: Sequence[Any]) -> LogEntry:

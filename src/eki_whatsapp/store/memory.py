@@ -13,16 +13,7 @@ from . import rules
 from ._memory_outbox import MemoryOutbox
 from ._memory_state import _Lazy, _stored, _Work
 from ._memory_work import MemoryWork
-from .base import (
-    Lease,
-    LedgerEntry,
-    LogEntry,
-    LogQuery,
-    StatusRecord,
-    UsageRecord,
-    as_utc,
-    utcnow,
-)
+from .base import Lease, LedgerEntry, LogEntry, LogQuery, StatusRecord, UsageRecord, as_utc, utcnow
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

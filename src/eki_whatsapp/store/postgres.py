@@ -41,12 +41,7 @@ from ._postgres_counters import PostgresCounters
 from ._postgres_outbox import PostgresOutbox
 from ._postgres_values import _LOG_COLUMNS, _STATUS_COLUMNS, _dt, _json
 from ._postgres_work import PostgresWork
-from .base import (
-    Lease,
-    LogEntry,
-    as_utc,
-    utcnow,
-)
+from .base import Lease, LogEntry, as_utc, utcnow
 
 if TYPE_CHECKING:
     import psycopg

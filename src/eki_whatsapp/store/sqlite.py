@@ -25,11 +25,7 @@ from ._sqlite_counters import SQLiteCounters
 from ._sqlite_outbox import SQLiteOutbox
 from ._sqlite_values import _INSERT_LOG, _dt, _epoch, _from_epoch, _iso
 from ._sqlite_work import SQLiteWork, _Outcome
-from .base import (
-    Lease,
-    LogEntry,
-    utcnow,
-)
+from .base import Lease, LogEntry, utcnow
 
 if TYPE_CHECKING:
     pass

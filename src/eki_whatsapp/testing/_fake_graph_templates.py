@@ -11,9 +11,7 @@ import httpx
 
 from ._fake import FakeProviderAPI, WebhookDelivery, json_reply
 from ._http import RawRequest, Reply
-from .payloads import (
-    meta_change,
-)
+from .payloads import meta_change
 
 
 class GraphTemplates(FakeProviderAPI):

@@ -11,16 +11,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._fake import (
-    FakeProviderAPI,
-    WebhookDelivery,
-    json_reply,
-)
+from ._fake import FakeProviderAPI, WebhookDelivery, json_reply
 from ._http import RawRequest, Reply
-from .payloads import (
-    twilio_button,
-    twilio_list_reply,
-)
+from .payloads import twilio_button, twilio_list_reply
 
 # The Content API (content.twilio.com in production; this fake serves it on the same port)
 _CONTENTS = re.compile(r"^/v1/Content/?$")
