@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from eki_whatsapp import security
+from eki_whatsapp import optout, security
 from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, _http, meta_text, serve_bot, twilio_text
 
 from .conftest import APP_SECRET, TWILIO_TOKEN
@@ -75,6 +75,9 @@ texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
 @given(text=texts, name=texts)
 def test_any_text_round_trips_through_the_bot(parse_bot, text, name):
     bot, seen = parse_bot
+    # A text that reads as an opt-out keyword (NFKD turns "ｅｎｄ" into END) is answered by the
+    # opt-out list, not by the handlers, and opts the sender out for the examples after it.
+    assume(optout.normalize_keyword(text) not in bot.optouts.stop_keywords)
     meta = meta_text(text, profile_name=name)
     assert meta.body.isascii()  # escaped like Meta
     assert security.verify_meta_signature(APP_SECRET, meta.body, meta.signature(APP_SECRET))
