@@ -228,7 +228,11 @@ class Sweeper:
     def _sweep_logged(self) -> None:
         try:
             self.sweep()
-        except StoreError as exc:  # unavailable for now (or closed under us): next time
+        except StoreError as exc:  # unavailable for now: next time
+            if getattr(self._bot.store, "closed", False):  # closed for good: nothing to sweep
+                self._stopping = True
+                logger.debug("the store is closed: the sweeper stops")
+                return
             logger.warning("sweeping for unhandled work failed: %s", exc)
         except Exception:
             logger.exception("sweeping for unhandled work failed; trying again later")

@@ -224,3 +224,18 @@ def test_a_store_that_cannot_record_work_is_refused(meta: FakeProvider) -> None:
     with pytest.raises(ConfigError, match="OldStore has no record_work, claim_due") as refused:
         make_bot(OldStore(), meta)
     assert "HandlingContract" in str(refused.value)
+
+
+def test_the_sweeper_stops_quietly_once_its_store_is_closed(
+    tmp_path: Path, meta: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "log.sqlite3")
+    bot = make_bot(store, meta, inline=True, whatsapp_sweep_interval_seconds=0)
+    says(bot, "hola", "wamid.CLOSED1")
+    store.close()
+    with caplog.at_level("WARNING", logger="eki_whatsapp.handling"):
+        bot.sweeper.kick()  # interval 0: sweeps here
+        bot.sweeper.kick()
+    assert store.closed and bot.sweeper._stopping
+    assert not [r for r in caplog.records if "sweeping" in r.getMessage()]
+    assert replies(meta) == ["echo: hola"]

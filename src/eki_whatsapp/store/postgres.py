@@ -389,6 +389,8 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
         self.schema = self._url.schema
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        #: Set by :meth:`close`: the sweeper stops instead of failing every interval.
+        self.closed = False
         self._pool = self._open_pool()
         try:
             # Not pipelined: a migration step is a script of several statements.
@@ -629,3 +631,4 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
         """Close this process's pool."""
         if self._pid == os.getpid():
             self._pool.close()
+            self.closed = True

@@ -211,6 +211,8 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
         self._outcomes: list[_Outcome] = []  # finish_work calls waiting for the next commit
         self._outcomes_lock = threading.Lock()
         self._batch_depth = 0  # batch() levels open; only the holder of self._lock reads it
+        #: Set by :meth:`close`: the sweeper stops instead of failing every interval.
+        self.closed = False
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA busy_timeout=30000")
@@ -484,3 +486,4 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self.closed = True
