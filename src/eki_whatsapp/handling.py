@@ -229,12 +229,15 @@ class Sweeper:
         try:
             self.sweep()
         except StoreError as exc:  # unavailable for now: next time
-            if getattr(self._bot.store, "closed", False):  # closed for good: nothing to sweep
+            if self._stopping or getattr(self._bot.store, "closed", False):  # closed for good
                 self._stopping = True
                 logger.debug("the store is closed: the sweeper stops")
                 return
             logger.warning("sweeping for unhandled work failed: %s", exc)
         except Exception:
+            if self._stopping:  # the bot closed during this sweep: its store may be gone too
+                logger.debug("a sweep cut short by close()", exc_info=True)
+                return
             logger.exception("sweeping for unhandled work failed; trying again later")
 
     def sweep(self) -> int:
