@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from eki_whatsapp.testing.services import require_service
+from eki_whatsapp.testing.services import require_module, require_service
 
 HOST, PORT = "127.0.0.1", 5432
 #: The server every PostgreSQL test uses; ``EKI_TEST_POSTGRES_URL`` points them elsewhere.
@@ -26,7 +26,7 @@ _numbers = itertools.count(1)
 def pg_base_url() -> str:
     """The test server's URL (skips, or fails under EKI_REQUIRE_SERVICES=1, when it is down)."""
     require_service("PostgreSQL", HOST, PORT, hint="start it, or set EKI_TEST_POSTGRES_URL")
-    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'eki-whatsapp[postgres]'")
+    require_module("psycopg", hint="pip install 'eki-whatsapp[postgres]'")
     return BASE_URL
 
 

@@ -33,10 +33,10 @@ from eki_whatsapp.testing.processes import (
     kill,
     wait_for,
 )
-from eki_whatsapp.testing.services import require_service
+from eki_whatsapp.testing.services import require_module, require_service
 
-pytest.importorskip("celery", reason="Celery is not installed: pip install 'eki-whatsapp[celery]'")
-pytest.importorskip("flask", reason="the Flask adapter is not installed")
+require_module("celery", hint="pip install 'eki-whatsapp[celery]'")
+require_module("flask", hint="the Flask adapter is not installed")
 
 pytestmark = pytest.mark.slow
 

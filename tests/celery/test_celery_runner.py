@@ -21,9 +21,9 @@ from eki_whatsapp import Bot
 from eki_whatsapp.store import Store, open_store
 from eki_whatsapp.testing import FakeGraphAPI, meta_text
 from eki_whatsapp.testing.processes import celery_worker, forget_queue, kill, wait_for
-from eki_whatsapp.testing.services import require_service
+from eki_whatsapp.testing.services import require_module, require_service
 
-pytest.importorskip("celery", reason="Celery is not installed: pip install 'eki-whatsapp[celery]'")
+require_module("celery", hint="pip install 'eki-whatsapp[celery]'")
 
 pytestmark = pytest.mark.slow  # worker processes
 

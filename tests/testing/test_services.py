@@ -6,7 +6,12 @@ import socket
 
 import pytest
 
-from eki_whatsapp.testing.services import require_executable, require_service, service_reachable
+from eki_whatsapp.testing.services import (
+    require_executable,
+    require_module,
+    require_service,
+    service_reachable,
+)
 
 
 def _closed_port() -> int:
@@ -45,3 +50,13 @@ def test_missing_program_skips_or_fails(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(pytest.fail.Exception):
         require_executable("A browser", "no-such-program-eki")
     assert require_executable("Python", "python3", "python")
+
+
+def test_missing_client_library_skips_on_a_laptop_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EKI_REQUIRE_SERVICES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no_such_module_eki is not installed: pip it"):
+        require_module("no_such_module_eki", hint="pip it")
+    monkeypatch.setenv("EKI_REQUIRE_SERVICES", "1")
+    with pytest.raises(pytest.fail.Exception, match="EKI_REQUIRE_SERVICES=1"):
+        require_module("no_such_module_eki")
+    assert require_module("json").dumps([1]) == "[1]"

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-celery = pytest.importorskip("celery", reason="Celery is not installed: pip install 'eki-whatsapp[celery]'")
+from eki_whatsapp.testing.services import require_module
+
+celery = require_module("celery", hint="pip install 'eki-whatsapp[celery]'")
 
 from ekidj_site.testkit import RecordingProvider  # noqa: E402
 

@@ -15,9 +15,9 @@ import pytest
 
 from eki_whatsapp.testing import FakeGraphAPI, FakeTwilioAPI, meta_text, twilio_text
 from eki_whatsapp.testing.processes import app_env, celery_worker, forget_queue, free_port, gunicorn, wait_for
-from eki_whatsapp.testing.services import require_service
+from eki_whatsapp.testing.services import require_module, require_service
 
-pytest.importorskip("celery", reason="Celery is not installed: pip install 'eki-whatsapp[celery]'")
+require_module("celery", hint="pip install 'eki-whatsapp[celery]'")
 
 pytestmark = pytest.mark.slow
 

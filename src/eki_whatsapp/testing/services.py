@@ -12,11 +12,19 @@ service can never turn a CI run green by skipping::
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
+from types import ModuleType
 
-__all__ = ["require_executable", "require_service", "service_reachable", "services_required"]
+__all__ = [
+    "require_executable",
+    "require_module",
+    "require_service",
+    "service_reachable",
+    "services_required",
+]
 
 REQUIRE_ENV = "EKI_REQUIRE_SERVICES"
 
@@ -35,12 +43,12 @@ def service_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def _missing(reason: str) -> None:
+def _missing(reason: str, *, module_level: bool = False) -> None:
     import pytest  # only tests call this; the library does not depend on pytest
 
     if services_required():
         pytest.fail(f"{reason} (and {REQUIRE_ENV}=1 says it must be there)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=module_level)
 
 
 def require_service(name: str, host: str, port: int, *, hint: str = "") -> None:
@@ -57,3 +65,13 @@ def require_executable(name: str, *candidates: str, hint: str = "") -> str:
             return found
     _missing(f"{name} is not installed ({', '.join(candidates)})" + (f": {hint}" if hint else ""))
     raise AssertionError("unreachable")  # pytest.skip/fail raise
+
+
+def require_module(name: str, *, hint: str = "") -> ModuleType:
+    """The module ``name`` (a service's client library: psycopg, celery); skip, or fail under
+    ``EKI_REQUIRE_SERVICES=1``, when it cannot be imported. May be called at module level."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        _missing(f"{name} is not installed" + (f": {hint}" if hint else ""), module_level=True)
+        raise AssertionError("unreachable") from None  # pytest.skip/fail raise
