@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import rules
-from .base import LedgerEntry, LogEntry, LogQuery, OutboxItem, StatusRecord, UsageRecord, utcnow
+from .base import Lease, LedgerEntry, LogEntry, LogQuery, OutboxItem, StatusRecord, UsageRecord, utcnow
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -133,8 +133,42 @@ class SharedSQL:
     _time_out: Callable[[Any], datetime | None]
     _lease_in: Callable[[datetime], Any]
     _lease_out: Callable[[Any], datetime | None]
+    _json_in: Callable[[Any], Any]  # a JSON value for a column (``None`` stays SQL ``NULL``)
     _json_out: Callable[[Any], Any]
     _amount_in: Callable[[Decimal | None], Any]
+
+    # --- the message log's writes ------------------------------------------------------------
+    @classmethod
+    def _log_values(
+        cls, entry: LogEntry, *, work: bool = False, lease: Lease | None = None
+    ) -> tuple[Any, ...]:
+        """The values of a log row in the order of the stores' insert (``work``: ``pending``,
+        claimed by ``lease``, its first attempt, when given); computed before the transaction
+        so the write lock is held only for the write."""
+        now = cls._time_in(utcnow())
+        return (
+            entry.direction,
+            entry.provider,
+            entry.message_id,
+            entry.sender,
+            entry.recipient,
+            entry.type,
+            entry.text,
+            entry.status,
+            entry.error_code,
+            entry.error_message,
+            cls._json_in(entry.raw),
+            None if entry.timestamp is None else cls._time_in(entry.timestamp),
+            now,
+            now,
+            1 if lease is not None else entry.attempts,
+            entry.reason,
+            entry.category,
+            cls._json_in(dict(entry.extra)) if entry.extra else None,
+            "pending" if work else None,
+            None if lease is None else lease.owner,
+            None if lease is None else cls._lease_in(lease.until),
+        )
 
     # --- the message log's reads -------------------------------------------------------------
     def _row(self, row: Sequence[Any]) -> LogEntry:

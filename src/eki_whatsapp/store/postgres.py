@@ -308,35 +308,6 @@ def migrate(conn: psycopg.Connection[Any], schema: str, target: int = SCHEMA_VER
     return found
 
 
-def _log_values(entry: LogEntry, *, work: bool = False, lease: Lease | None = None) -> tuple[Any, ...]:
-    """The values of a log row, in the order of ``_INSERT_COLUMNS``: with ``work``, ``pending``
-    (claimed by ``lease``, its first attempt, when given)."""
-    now = utcnow()
-    return (
-        entry.direction,
-        entry.provider,
-        entry.message_id,
-        entry.sender,
-        entry.recipient,
-        entry.type,
-        entry.text,
-        entry.status,
-        entry.error_code,
-        entry.error_message,
-        _json(entry.raw),
-        entry.timestamp and as_utc(entry.timestamp),
-        now,
-        now,
-        1 if lease is not None else entry.attempts,
-        entry.reason,
-        entry.category,
-        _json(dict(entry.extra)) if entry.extra else None,
-        "pending" if work else None,
-        None if lease is None else lease.owner,
-        None if lease is None else as_utc(lease.until),
-    )
-
-
 def _check_connection(conn: psycopg.Connection[Any]) -> None:
     """Ping a connection taken from the pool only when the server said something while it was
     idle (a server that ends a session sends its reason, then closes: the socket is readable):
@@ -367,6 +338,8 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
     _time_out = staticmethod(_dt)
     _lease_in = staticmethod(as_utc)
     _lease_out = staticmethod(_dt)
+
+    _json_in = staticmethod(_json)
 
     @staticmethod
     def _json_out(value: Any) -> Any:
@@ -508,16 +481,16 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
         )
 
     # --- log -------------------------------------------------------------------------------------
-    @staticmethod
+    @classmethod
     def _insert_log(
-        conn: psycopg.Connection[Any], entry: LogEntry, *, work: bool = False, lease: Lease | None = None
+        cls, conn: psycopg.Connection[Any], entry: LogEntry, *, work: bool = False, lease: Lease | None = None
     ) -> int:
         """Insert a row (with ``work``: ``pending``, claimed by ``lease`` when given, in the same
         statement); 0 when its message id is already logged (ids of ``NULL`` never collide)."""
         row = conn.execute(
             f"INSERT INTO message_log ({_INSERT_COLUMNS}) VALUES ({_INSERT_VALUES}) "  # noqa: S608
             "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id",
-            _log_values(entry, work=work, lease=lease),
+            cls._log_values(entry, work=work, lease=lease),
         ).fetchone()
         return 0 if row is None else int(row[0])
 

@@ -196,6 +196,10 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
     _lease_out = staticmethod(_from_epoch)
 
     @staticmethod
+    def _json_in(value: Any) -> str | None:
+        return None if value is None else rules.dumps(value)
+
+    @staticmethod
     def _json_out(value: Any) -> Any:
         return json.loads(value)
 
@@ -317,43 +321,6 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     # --- log -------------------------------------------------------------------------------
-    @staticmethod
-    def _log_params(
-        entry: LogEntry,
-        *,
-        work: bool = False,
-        lease: Lease | None = None,
-        now: str | None = None,
-    ) -> tuple[Any, ...]:
-        """The values of a log row (with ``work``: ``pending``, claimed when ``lease`` is given),
-        computed before the transaction so the write lock is held only for the write."""
-        now = now or _iso(utcnow())
-        return (
-            entry.direction,
-            entry.provider,
-            entry.message_id,
-            entry.sender,
-            entry.recipient,
-            entry.type,
-            entry.text,
-            entry.status,
-            entry.error_code,
-            entry.error_message,
-            None if entry.raw is None else rules.dumps(entry.raw),
-            _iso(entry.timestamp),
-            now,
-            now,
-            1 if lease is not None else entry.attempts,
-            entry.reason,
-            entry.category,
-            rules.dumps(entry.extra if type(entry.extra) is dict else dict(entry.extra))
-            if entry.extra
-            else None,
-            "pending" if work else None,
-            None if lease is None else lease.owner,
-            None if lease is None else lease.until.timestamp(),
-        )
-
     @classmethod
     def _insert_log(
         cls,
@@ -365,11 +332,11 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
         lease: Lease | None = None,
         params: tuple[Any, ...] | None = None,
     ) -> int:
-        """Insert a log row (``params``: :meth:`_log_params`, when computed before); its id, or 0
+        """Insert a log row (``params``: :meth:`_log_values`, when computed before); its id, or 0
         when ``ignore`` and it was a duplicate."""
         cur = db.execute(
             ("INSERT OR IGNORE " if ignore else "INSERT ") + _INSERT_LOG,
-            params or cls._log_params(entry, work=work, lease=lease),
+            params or cls._log_values(entry, work=work, lease=lease),
         )
         return cur.rowcount and (cur.lastrowid or 0)
 
@@ -381,7 +348,7 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
     ) -> int:
         # One statement, its own transaction: the row (and its work), and through the
         # message_log_window trigger the sender's window.
-        params = self._log_params(rules.inbound_entry(message), work=work, lease=lease)
+        params = self._log_values(rules.inbound_entry(message), work=work, lease=lease)
         cur = self._write("INSERT OR IGNORE " + _INSERT_LOG, params)
         return cur.rowcount and (cur.lastrowid or 0)
 
@@ -440,7 +407,7 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
                 return
 
     def record_change(self, event: ChangeEvent) -> None:
-        self._write("INSERT " + _INSERT_LOG, self._log_params(rules.change_entry(event)))
+        self._write("INSERT " + _INSERT_LOG, self._log_values(rules.change_entry(event)))
 
     # --- durable handling ------------------------------------------------------------------
     def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
@@ -450,7 +417,7 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
         elif isinstance(event, StatusUpdate):
             row = self._record_status(event, work=True, lease=lease)
         else:
-            params = self._log_params(rules.change_entry(event), work=True, lease=lease)
+            params = self._log_values(rules.change_entry(event), work=True, lease=lease)
             row = self._write("INSERT " + _INSERT_LOG, params).lastrowid or 0
         return rules.work_id(kind, row) if row else None
 
