@@ -32,9 +32,6 @@ Usage: ``python bench/load.py [SECONDS_PER_RUN] [ROUNDS]`` (default 3 s, 3 round
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import os
 import socket
 import statistics
@@ -44,6 +41,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from eki_whatsapp.testing import meta_text
 
 SECRET = "e1d2c3b4a5968778695a4b3c2d1e0f00"
 PHONE_ID = "106540352242922"
@@ -103,34 +102,6 @@ else:
     app.register_blueprint(whatsapp_blueprint(bot), url_prefix="/webhook")
 
 """
-
-TEXT = {
-    "object": "whatsapp_business_account",
-    "entry": [
-        {
-            "id": "102290129340398",
-            "changes": [
-                {
-                    "field": "messages",
-                    "value": {
-                        "messaging_product": "whatsapp",
-                        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
-                        "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": "16505551234"}],
-                        "messages": [
-                            {
-                                "from": "16505551234",
-                                "id": "wamid.X",
-                                "timestamp": "1749416383",
-                                "type": "text",
-                                "text": {"body": "Does it come in another color?"},
-                            }
-                        ],
-                    },
-                }
-            ],
-        }
-    ],
-}
 
 
 @dataclass
@@ -194,17 +165,15 @@ def requests(port: int, prefix: str, n: int) -> list[bytes]:
     """``n`` signed posts, each a new message id (so each is a new message for the store), from
     1000 users in turn."""
     out = []
-    key = SECRET.encode()
     for i in range(n):
-        doc = json.loads(json.dumps(TEXT))
-        message = doc["entry"][0]["changes"][0]["value"]["messages"][0]
-        message["id"] = f"wamid.LOAD{prefix}{i:07d}"
-        message["from"] = doc["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = (
-            f"1650555{i % 1000:04d}"
+        payload = meta_text(
+            "Does it come in another color?",
+            message_id=f"wamid.LOAD{prefix}{i:07d}",
+            sender=f"1650555{i % 1000:04d}",
+            timestamp=1749416383 + i,
+            phone_number_id=PHONE_ID,
         )
-        message["timestamp"] = str(1749416383 + i)
-        body = json.dumps(doc, separators=(",", ":")).encode()
-        signature = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+        body, signature = payload.body, payload.signature(SECRET)
         head = (
             f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
             f"X-Hub-Signature-256: {signature}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
