@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..events import Event, InboundMessage, StatusUpdate
 from . import rules
 from .base import Lease, LedgerEntry, LogEntry, LogQuery, OutboxItem, StatusRecord, UsageRecord, utcnow
 
@@ -138,6 +139,28 @@ class SharedSQL:
     _amount_in: Callable[[Decimal | None], Any]
 
     # --- the message log's writes ------------------------------------------------------------
+    def _record_inbound(
+        self, message: InboundMessage, *, work: bool = False, lease: Lease | None = None
+    ) -> int:
+        raise NotImplementedError
+
+    def _record_status(self, status: StatusUpdate, *, work: bool = False, lease: Lease | None = None) -> int:
+        raise NotImplementedError
+
+    def _record_change(self, entry: LogEntry, *, work: bool = False, lease: Lease | None = None) -> int:
+        """Insert another notification's row; its id."""
+        raise NotImplementedError
+
+    def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
+        """Record ``event`` and that it must be handled, in one insert (rules: durable handling)."""
+        if isinstance(event, InboundMessage):
+            row = self._record_inbound(event, work=True, lease=lease)
+        elif isinstance(event, StatusUpdate):
+            row = self._record_status(event, work=True, lease=lease)
+        else:
+            row = self._record_change(rules.change_entry(event), work=True, lease=lease)
+        return rules.work_id(rules.work_kind(event), row) if row else None
+
     @classmethod
     def _log_values(
         cls, entry: LogEntry, *, work: bool = False, lease: Lease | None = None

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError, UnstorableValue
-from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
+from ..events import ChangeEvent, InboundMessage, StatusUpdate
 from . import rules
 from ._postgres_counters import PostgresCounters
 from ._postgres_outbox import PostgresOutbox
@@ -551,8 +551,7 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
             return int(inserted[0])
 
     def record_change(self, event: ChangeEvent) -> None:
-        with self._conn() as conn:
-            self._insert_log(conn, rules.change_entry(event))
+        self._record_change(rules.change_entry(event))
 
     def log_outbound(self, entry: LogEntry) -> int:
         with self._tx() as conn:
@@ -576,17 +575,9 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
                 )
             return row_id
 
-    # --- durable handling (rules: "Durable handling") --------------------------------------------
-    def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
-        kind = rules.work_kind(event)
-        if isinstance(event, InboundMessage):
-            row = self._record_inbound(event, work=True, lease=lease)
-        elif isinstance(event, StatusUpdate):
-            row = self._record_status(event, work=True, lease=lease)
-        else:
-            with self._conn() as conn:
-                row = self._insert_log(conn, rules.change_entry(event), work=True, lease=lease)
-        return rules.work_id(kind, row) if row else None
+    def _record_change(self, entry: LogEntry, *, work: bool = False, lease: Lease | None = None) -> int:
+        with self._conn() as conn:
+            return self._insert_log(conn, entry, work=work, lease=lease)
 
     # --- window ----------------------------------------------------------------------------------
     def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:

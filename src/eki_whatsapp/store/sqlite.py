@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError, UnstorableValue
-from ..events import ChangeEvent, Event, InboundMessage, StatusUpdate
+from ..events import ChangeEvent, InboundMessage, StatusUpdate
 from . import rules
 from ._sqlite_counters import SQLiteCounters
 from ._sqlite_outbox import SQLiteOutbox
@@ -407,19 +407,13 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
                 return
 
     def record_change(self, event: ChangeEvent) -> None:
-        self._write("INSERT " + _INSERT_LOG, self._log_values(rules.change_entry(event)))
+        self._record_change(rules.change_entry(event))
 
-    # --- durable handling ------------------------------------------------------------------
-    def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
-        kind = rules.work_kind(event)
-        if isinstance(event, InboundMessage):
-            row = self._record_inbound(event, work=True, lease=lease)
-        elif isinstance(event, StatusUpdate):
-            row = self._record_status(event, work=True, lease=lease)
-        else:
-            params = self._log_values(rules.change_entry(event), work=True, lease=lease)
-            row = self._write("INSERT " + _INSERT_LOG, params).lastrowid or 0
-        return rules.work_id(kind, row) if row else None
+    def _record_change(self, entry: LogEntry, *, work: bool = False, lease: Lease | None = None) -> int:
+        return (
+            self._write("INSERT " + _INSERT_LOG, self._log_values(entry, work=work, lease=lease)).lastrowid
+            or 0
+        )
 
     def log_outbound(self, entry: LogEntry) -> int:
         with self._tx() as db:
