@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from eki_whatsapp.agent import Agent, ToolCall, tool, trim
-from eki_whatsapp.agent.memory import sanitize, split_turns
+from eki_whatsapp.agent.memory import estimate_tokens, fit, recall, sanitize, split_turns
 from eki_whatsapp.store import SQLiteStore
 
 from .conftest import ScriptedModel, call, completion, sent
@@ -214,3 +214,29 @@ async def test_identical_queued_messages_are_each_answered_without_merging(store
 def test_respond_sync_runs_a_turn_from_sync_code(store) -> None:
     reply = Agent("x", model=ScriptedModel(), store=store).respond_sync("judy", "hello")
     assert reply.text == "echo: hello"
+
+
+def test_recall_keeps_what_trim_keeps_of_the_repaired_history() -> None:
+    broken = [
+        {"role": "tool", "tool_call_id": "orphan", "content": "x"},
+        *[m for i in range(8) for m in turn(i, with_tool=i % 3 != 0)],
+        {"role": "user", "content": "u9"},
+        {"role": "assistant", "content": "let me check", "tool_calls": [call("t", {}, "c9")]},
+    ]
+    for max_turns in (None, 0, 1, 3, 20):
+        for max_tokens in (None, 0, 150, 400, 10_000):
+            kept = recall(broken, max_turns=max_turns, max_tokens=max_tokens)
+            assert kept.messages() == trim(sanitize(broken), max_turns=max_turns, max_tokens=max_tokens)
+            assert kept.sizes == [sum(estimate_tokens(m) for m in t) for t in kept.turns]
+
+
+def test_a_conversation_trims_and_fits_as_trim_and_fit_do() -> None:
+    history = [m for i in range(6) for m in turn(i, with_tool=i % 2 == 0)]
+    conversation = recall(history)
+    for budget in range(0, 1200, 37):
+        assert conversation.newest(budget) == fit(history, budget)
+        for max_turns in (None, 2, 4):
+            kept = conversation.trimmed(max_turns=max_turns, max_tokens=budget)
+            assert kept.messages() == trim(history, max_turns=max_turns, max_tokens=budget)
+    grown = conversation.extended(turn(6))
+    assert grown.messages() == [*history, *turn(6)] and grown.tokens == recall(grown.messages()).tokens

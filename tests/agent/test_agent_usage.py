@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from eki_whatsapp.agent import DEFAULT_PRICES, Agent, ModelPrice, ModelUsage, PriceTable, tool
@@ -85,3 +86,16 @@ async def test_without_a_price_table_no_cost_is_invented(openai_api, client, sto
     reply = await Agent("x", client=client, store=store).respond("henry", "hi")
     assert reply.cost is None
     assert store.usage(user="henry")[0].cost is None
+
+
+@pytest.mark.asyncio
+async def test_the_calls_of_a_turn_that_ends_in_a_fallback_are_recorded(openai_api, client, store) -> None:
+    openai_api.post("/chat/completions").mock(
+        side_effect=[
+            completion(tool_calls=[call("ping", {}, "p1")], prompt=400, completion_tokens=7),
+            httpx.Response(400, json={"error": {"message": "bad", "type": "invalid_request_error"}}),
+        ]
+    )
+    reply = await Agent("x", [ping], client=client, store=store).respond("ivan", "ping")
+    assert reply.fallback == "bad_request"
+    assert [(r.prompt_tokens, r.turn_id) for r in store.usage(user="ivan")] == [(400, reply.turn_id)]

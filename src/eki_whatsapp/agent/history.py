@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .memory import TokenCounter, sanitize, trim
-from .model import Message
+from ..store.base import batch
+from .memory import Conversation, recall, sanitize
 from .turn import Turn, mask
 
 if TYPE_CHECKING:
@@ -25,20 +25,18 @@ class History:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
 
-    def load(self, store: Store, user_id: str, count: TokenCounter) -> list[Message]:
+    def load(self, store: Store, user_id: str) -> Conversation:
         """The user's history within the memory budget (stored histories may be far larger)."""
         try:
             stored = store.load_memory(self.agent.memory_key(user_id))
         except Exception:
             logger.exception("agent %r could not load the memory of %s", self.agent.name, mask(user_id))
-            return []
-        # Repair only what the turn budget keeps (a few whole turns more, as repair may drop some).
-        recent = trim(stored, max_turns=self.agent.memory_turns + 5)
-        return trim(
-            sanitize(recent),
+            return Conversation()
+        return recall(
+            stored,
             max_turns=self.agent.memory_turns,
             max_tokens=self.agent.memory_tokens,
-            count=count,
+            count=self.agent.token_counter,
         )
 
     def remember(self, store: Store, user_id: str, turn: Turn, fallback: str | None) -> None:
@@ -50,17 +48,16 @@ class History:
             items = turn.items[:1]  # the tool rounds are what did not fit: keep the question only
         else:
             items = sanitize(turn.items)
-        combined = [*turn.history, *items]
-        if turn.history_tokens + sum(turn.count(m) for m in items) <= self.agent.memory_tokens:
-            kept = trim(combined, max_turns=self.agent.memory_turns)  # within the token budget already
-        else:
-            kept = trim(
-                combined,
-                max_turns=self.agent.memory_turns,
-                max_tokens=self.agent.memory_tokens,
-                count=turn.count,
-            )
-        try:
-            store.save_memory(self.agent.memory_key(user_id), kept)
-        except Exception:
-            logger.exception("agent %r could not save the memory of %s", self.agent.name, mask(user_id))
+        kept = turn.history.extended(items, count=turn.count).trimmed(
+            max_turns=self.agent.memory_turns, max_tokens=self.agent.memory_tokens
+        )
+        with batch(store):  # one commit for the turn's writes
+            try:
+                store.save_memory(self.agent.memory_key(user_id), kept.messages())
+            except Exception:
+                logger.exception("agent %r could not save the memory of %s", self.agent.name, mask(user_id))
+            for record in turn.usage_records:
+                try:
+                    store.record_usage(record)
+                except Exception:
+                    logger.exception("agent %r could not record usage", self.agent.name)

@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 Message = dict[str, Any]
 TokenCounter = Callable[[Message], int]
 
-__all__ = ["estimate_tokens", "fit", "sanitize", "scrub", "shorten", "split_turns", "trim"]
+__all__ = [
+    "Conversation",
+    "estimate_tokens",
+    "fit",
+    "recall",
+    "repair_turn",
+    "sanitize",
+    "scrub",
+    "shorten",
+    "split_turns",
+    "trim",
+]
 
 
 def scrub(text: str) -> str:
@@ -66,33 +78,37 @@ def sanitize(items: Sequence[Message]) -> list[Message]:
     """A history the API accepts: starts at a user message, and every tool call has its result
     (and every result its call). Repairs stored histories written by older versions or cut short.
     """
-    out: list[Message] = []
-    for turn in split_turns([_scrubbed(m) for m in items]):
-        if turn[0].get("role") != "user":
-            continue
-        clean: list[Message] = [turn[0]]
-        i = 1
-        while i < len(turn):
-            msg = turn[i]
-            if msg.get("role") == "assistant" and msg.get("tool_calls"):
-                ids = [c.get("id") for c in msg["tool_calls"]]
-                results = []
-                j = i + 1
-                while j < len(turn) and turn[j].get("role") == "tool":
-                    results.append(turn[j])
-                    j += 1
-                if sorted(str(r.get("tool_call_id")) for r in results) == sorted(str(i) for i in ids):
-                    clean.append(msg)
-                    clean.extend(results)
-                elif msg.get("content"):
-                    clean.append({"role": "assistant", "content": msg["content"]})
-                i = j
-                continue
-            if msg.get("role") == "assistant":
+    return [m for turn in split_turns(items) for m in repair_turn(turn)]
+
+
+def repair_turn(turn: Sequence[Message]) -> list[Message]:
+    """One turn of :func:`sanitize`: nothing when it does not start at a user message; tool
+    calls without all their results (or results without their call) dropped, the text kept."""
+    if not turn or turn[0].get("role") != "user":
+        return []
+    turn = [_scrubbed(m) for m in turn]
+    clean: list[Message] = [turn[0]]
+    i = 1
+    while i < len(turn):
+        msg = turn[i]
+        if msg.get("role") == "assistant" and msg.get("tool_calls"):
+            ids = [c.get("id") for c in msg["tool_calls"]]
+            results = []
+            j = i + 1
+            while j < len(turn) and turn[j].get("role") == "tool":
+                results.append(turn[j])
+                j += 1
+            if sorted(str(r.get("tool_call_id")) for r in results) == sorted(str(i) for i in ids):
                 clean.append(msg)
-            i += 1
-        out.extend(clean)
-    return out
+                clean.extend(results)
+            elif msg.get("content"):
+                clean.append({"role": "assistant", "content": msg["content"]})
+            i = j
+            continue
+        if msg.get("role") == "assistant":
+            clean.append(msg)
+        i += 1
+    return clean
 
 
 def _scrubbed(message: Message) -> Message:
@@ -142,6 +158,75 @@ def trim(
             total += size
         turns = list(reversed(kept))
     return [m for turn in turns for m in turn]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A history as whole turns, oldest first, with each turn's tokens counted once (a turn
+    measures its history for every model call and again when it saves it)."""
+
+    turns: list[list[Message]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.sizes)
+
+    def messages(self) -> list[Message]:
+        return [m for turn in self.turns for m in turn]
+
+    def newest(self, budget: int) -> list[Message]:
+        """The newest whole turns within ``budget`` tokens (possibly none), as :func:`fit`."""
+        start, total = len(self.turns), 0
+        while start and total + self.sizes[start - 1] <= budget:
+            start -= 1
+            total += self.sizes[start]
+        return [m for turn in self.turns[start:] for m in turn]
+
+    def extended(self, items: Sequence[Message], *, count: TokenCounter = estimate_tokens) -> Conversation:
+        """This conversation followed by the turns of ``items``."""
+        turns = split_turns(items)
+        return Conversation([*self.turns, *turns], [*self.sizes, *(sum(count(m) for m in t) for t in turns)])
+
+    def trimmed(self, *, max_turns: int | None = None, max_tokens: int | None = None) -> Conversation:
+        """The newest whole turns within ``max_turns`` and ``max_tokens``, as :func:`trim` keeps
+        them (the newest turn always)."""
+        start = 0
+        if max_turns is not None and max_turns >= 0:
+            start = max(0, len(self.turns) - max_turns)
+        if max_tokens is not None:
+            total = sum(self.sizes[start:])
+            while total > max_tokens and start < len(self.turns) - 1:
+                total -= self.sizes[start]
+                start += 1
+        return Conversation(self.turns[start:], self.sizes[start:])
+
+
+def recall(
+    items: Sequence[Message],
+    *,
+    max_turns: int | None = None,
+    max_tokens: int | None = None,
+    count: TokenCounter = estimate_tokens,
+) -> Conversation:
+    """``trim(sanitize(items), ...)`` in one pass from the newest turn: a stored history may be
+    far longer than what is kept, and only the turns kept are repaired and counted."""
+    turns: list[list[Message]] = []
+    sizes: list[int] = []
+    total = 0
+    for turn in reversed(split_turns(items)):
+        if max_turns is not None and 0 <= max_turns <= len(turns):
+            break
+        clean = repair_turn(turn)
+        if not clean:
+            continue
+        size = sum(count(m) for m in clean)
+        if max_tokens is not None and turns and total + size > max_tokens:
+            break
+        turns.append(clean)
+        sizes.append(size)
+        total += size
+    return Conversation(turns[::-1], sizes[::-1])
 
 
 def dumps(items: Sequence[Message]) -> str:

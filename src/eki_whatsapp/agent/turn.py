@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store.base import UsageRecord
 from .locale import TURN_LOCALE, detect_locale, fallback_text
-from .memory import TokenCounter, estimate_tokens, fit, scrub, shorten
+from .memory import Conversation, TokenCounter, estimate_tokens, scrub, shorten
 from .model import Message, ModelError, ModelResponse, ModelUsage, ToolCall, ToolChoice
 from .reply import AgentReply, ToolCallRecord
 from .tool_calls import run_tool
@@ -40,7 +40,7 @@ class Turn:
     """The state of one turn: its context, history, new items, usage and guards."""
 
     ctx: ToolContext
-    history: list[Message]
+    history: Conversation
     system: str
     items: list[Message] = field(default_factory=list)
     records: list[ToolCallRecord] = field(default_factory=list)
@@ -55,12 +55,13 @@ class Turn:
     #: a request was over the context window: send no history and short tool results
     compacted: bool = False
     truncated: bool = False
-    history_tokens: int = 0
     counter: TokenCounter = estimate_tokens
     sizes: dict[int, int] = field(default_factory=dict)
+    #: one per model call, written with the history when the turn ends
+    usage_records: list[UsageRecord] = field(default_factory=list)
 
     def count(self, message: Message) -> int:
-        """Tokens of a message, counted once per turn (the history is measured several times)."""
+        """Tokens of one of this turn's messages, counted once (measured at every model call)."""
         key = id(message)
         size = self.sizes.get(key)
         if size is None:
@@ -115,10 +116,11 @@ class TurnRunner:
             turn_id=turn_id,
         )
         turn = Turn(
-            ctx=ctx, history=[], system=self.agent._system_prompt(ctx), counter=self.agent.token_counter
+            ctx=ctx,
+            history=self.agent._history.load(store, user_id),
+            system=self.agent._system_prompt(ctx),
+            counter=self.agent.token_counter,
         )
-        turn.history = self.agent._history.load(store, user_id, turn.count)
-        turn.history_tokens = sum(turn.count(m) for m in turn.history)
         turn.items.append({"role": "user", "content": text})
         turn.deadline = time.monotonic() + self.agent.turn_timeout
         fallback: str | None = None
@@ -267,23 +269,18 @@ class TurnRunner:
             turn.cost = (turn.cost or Decimal(0)) + cost
         if response.metadata:
             turn.metadata.update({k: v for k, v in response.metadata.items() if k != "id"})
-        store = turn.ctx.store
-        if store is not None:
-            try:
-                store.record_usage(
-                    UsageRecord(
-                        user=turn.ctx.user_id,
-                        model=model_id,
-                        prompt_tokens=response.usage.prompt_tokens,
-                        completion_tokens=response.usage.completion_tokens,
-                        cached_tokens=response.usage.cached_tokens,
-                        cost=cost,
-                        turn_id=turn.ctx.turn_id,
-                        provider=turn.ctx.provider,
-                    )
-                )
-            except Exception:
-                logger.exception("agent %r could not record usage", self.agent.name)
+        turn.usage_records.append(
+            UsageRecord(
+                user=turn.ctx.user_id,
+                model=model_id,
+                prompt_tokens=response.usage.prompt_tokens,
+                completion_tokens=response.usage.completion_tokens,
+                cached_tokens=response.usage.cached_tokens,
+                cost=cost,
+                turn_id=turn.ctx.turn_id,
+                provider=turn.ctx.provider,
+            )
+        )
         return response
 
     def retry_wait(self, exc: ModelError, attempt: int, turn: Turn) -> float | None:
@@ -315,10 +312,10 @@ class TurnRunner:
         count = turn.count
         used = count(system) + sum(count(m) for m in items)
         room = self.agent.context_tokens - used
-        if turn.history_tokens <= room:
-            return [system, *turn.history, *items]
+        if turn.history.tokens <= room:
+            return [system, *turn.history.messages(), *items]
         if room > 0:
-            return [system, *fit(turn.history, room, count=count), *items]
+            return [system, *turn.history.newest(room), *items]
         # This turn alone is over the budget (many tool rounds): shorten its tool results.
         limit = max(COMPACT_RESULT_CHARS, (self.agent.context_tokens * 4) // max(1, len(items)))
         return [system, *(short_result(m, limit) for m in items)]
