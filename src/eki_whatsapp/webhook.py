@@ -22,9 +22,15 @@ def _norm_headers(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None)
     items = headers.items() if isinstance(headers, Mapping) else headers
     for name, value in items:
         key = str(name).lower()
-        text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+        # Adapters hand over text values (every request goes through here): no conversion then.
+        text = value if type(value) is str else _header_text(value)
         out[key] = f"{out[key]}, {text}" if key in out else text
     return out
+
+
+def _header_text(value: Any) -> str:
+    """A header value as text; a multi-valued header (a list) as its values joined by commas."""
+    return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _norm_query(query: Mapping[str, Any] | str | None, url: str) -> dict[str, list[str]]:
@@ -60,6 +66,9 @@ class WebhookRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, list[str]] = field(default_factory=dict)
     body: bytes = b""
+    #: The media type without parameters, lower case (``application/json``; ``""`` when none):
+    #: read once here, since every provider's ``detect`` asks for it.
+    content_type: str = field(init=False, repr=False, compare=False)
 
     def __init__(
         self,
@@ -71,7 +80,10 @@ class WebhookRequest:
     ) -> None:
         object.__setattr__(self, "method", method.upper())
         object.__setattr__(self, "url", url)
-        object.__setattr__(self, "headers", _norm_headers(headers))
+        normalised = _norm_headers(headers)
+        ctype = normalised.get("content-type")
+        object.__setattr__(self, "headers", normalised)
+        object.__setattr__(self, "content_type", ctype.split(";", 1)[0].strip().lower() if ctype else "")
         object.__setattr__(self, "query", _norm_query(query, url))
         if isinstance(body, str):
             body = body.encode("utf-8")
@@ -85,11 +97,6 @@ class WebhookRequest:
         """The first value of a query parameter."""
         values = self.query.get(name)
         return values[0] if values else None
-
-    @property
-    def content_type(self) -> str:
-        """The media type without parameters, lower case (``application/json``)."""
-        return (self.header("content-type") or "").split(";", 1)[0].strip().lower()
 
     def __repr__(self) -> str:
         return f"WebhookRequest({self.method} {self.url!r}, {len(self.body)} bytes)"
