@@ -30,13 +30,21 @@ class WorkerThreads:
     """The bot's own handler threads: a queue, and up to ``size`` threads that take from it.
 
     Leaner than a ``ThreadPoolExecutor`` on the path every message takes (no future and no
-    callbacks per item): a submission wakes a sleeping thread only when the threads already
-    awake between two items are fewer than the items queued, and :meth:`drain` waits on a count.
+    callbacks per item), and it gathers work: a thread woken for new work first waits
+    ``gather`` seconds while more arrives (a submission meanwhile wakes nobody), then takes the
+    items one by one, waking one more thread while more are queued than threads are awake. Quick
+    handlers thus run a burst on one thread, and what they write is committed together when it
+    runs out of work (``idle_hooks``) instead of two threads trading the interpreter lock at
+    every store call; slow handlers (a model call) still spread over every thread.
+    :meth:`drain` waits on a count.
     """
 
-    def __init__(self, size: int, name: str = "eki-whatsapp") -> None:
+    def __init__(self, size: int, name: str = "eki-whatsapp", *, gather: float = 0.001) -> None:
         self._size = size
         self._name = name
+        self._gather = gather
+        #: Called by a thread that finds nothing more to take, before :meth:`drain` can return.
+        self.idle_hooks: list[Callable[[], None]] = []
         self._stopping = False
         self._reset()
         # A forked child (gunicorn --preload) has none of the parent's threads: start afresh.
@@ -47,10 +55,13 @@ class WorkerThreads:
         self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         lock = threading.Lock()
         self._wake = threading.Condition(lock)  # threads wait here for work
+        self._gathered = threading.Condition(lock)  # the gathering thread waits here; shutdown ends it
         self._idle = threading.Condition(lock)  # drain() waits here for nothing left to do
         self._threads: list[threading.Thread] = []
         self._sleeping = 0  # threads waiting for work
         self._free = 0  # threads awake and about to take an item (each takes one)
+        self._gathering = False  # a thread waits, or is about to wait, for more work to gather
+        self._owed = False  # a gather is due: the next thread to take work waits first
         self._unfinished = 0  # queued or running
 
     def submit(self, func: Callable[..., Any], *args: Any) -> None:
@@ -60,37 +71,64 @@ class WorkerThreads:
                 raise RuntimeError("cannot schedule new work after shutdown")
             self._queue.append((func, args))
             self._unfinished += 1
-            if len(self._queue) <= self._free:
-                return  # a thread already awake takes it
-            if self._sleeping:
-                self._sleeping -= 1
-                self._free += 1
-                self._wake.notify()
-            elif len(self._threads) < self._size:
-                self._free += 1
-                thread = threading.Thread(
-                    target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
-            # else every thread is busy: the first to finish takes it
+            if not self._gathering and len(self._queue) > self._free:
+                self._start_one()
+
+    def _start_one(self) -> None:
+        """Wake a sleeping thread, or start one (the lock is held); it gathers first."""
+        if self._sleeping:
+            self._sleeping -= 1
+            self._free += 1
+            self._owe_gather()
+            self._wake.notify()
+        elif len(self._threads) < self._size:
+            self._free += 1
+            self._owe_gather()
+            thread = threading.Thread(
+                target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        # else every thread is busy: the first to finish takes it
+
+    def _owe_gather(self) -> None:
+        if self._gather and not self._gathering:
+            self._gathering = self._owed = True  # nobody else is woken until it has gathered
 
     def _run(self) -> None:
         wake, queue = self._wake, self._queue
+        woken = True  # started or woken for new work, not back from an item
         while True:
             with wake:
-                while not queue:
+                while True:
+                    if woken and self._owed:  # this thread was woken to gather: do it now
+                        self._owed = False
+                        if queue and not self._stopping:
+                            self._gathered.wait(self._gather)
+                        self._gathering = False
+                    if queue:
+                        break
                     self._free -= 1
                     if self._stopping:
                         return
                     self._sleeping += 1
                     wake.wait()  # whoever wakes this thread counted it free first
+                    woken = True
                 func, args = queue.popleft()
+                woken = False
                 self._free -= 1
+                if len(queue) > self._free and not self._gathering:
+                    self._start_one()
             try:
                 func(*args)
             except Exception:
                 logger.exception("background work %r failed", func)
+            if not queue:
+                for hook in self.idle_hooks:
+                    try:
+                        hook()
+                    except Exception:
+                        logger.exception("idle hook %r failed", hook)
             with wake:
                 self._free += 1
                 self._unfinished -= 1
@@ -119,6 +157,7 @@ class WorkerThreads:
             self._free += self._sleeping
             self._sleeping = 0
             self._wake.notify_all()
+            self._gathered.notify_all()
             threads = list(self._threads)
         for thread in threads:
             if thread is not threading.current_thread():
@@ -182,6 +221,14 @@ class Background:
         self.loop_thread = LoopThread()
         self._pending: set[Future[Any] | asyncio.Task[Any]] = set()
         self._lock = threading.Lock()
+
+    def when_idle(self, hook: Callable[[], None]) -> bool:
+        """Call ``hook`` whenever a handler thread runs out of work (before :meth:`drain`
+        returns). ``False`` when the threads are a caller's executor, which has no such moment."""
+        if self._threads is None:
+            return False
+        self._threads.idle_hooks.append(hook)
+        return True
 
     def submit(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` on a handler thread; :meth:`drain` waits for it."""

@@ -28,7 +28,7 @@ from .context import Context
 from .dispatch import Handler, Handlers
 from .errors import ConfigError
 from .events import Event, InboundMessage
-from .handling import Sweeper, Worker
+from .handling import Outcomes, Sweeper, Worker
 from .handoff import Handoff
 from .optout import OptOuts
 from .pipeline import receive
@@ -130,6 +130,11 @@ class Bot:
         self.runner: Runner = make_runner(self.settings.whatsapp_runner, self, celery_app=celery_app)
         #: Runs claimed work here and records its outcome (:class:`~eki_whatsapp.handling.Worker`).
         self.worker = Worker(self)
+        #: Outcomes of work handled on the bot's own threads, written together when they go
+        #: idle (:class:`~eki_whatsapp.handling.Outcomes`); ``None`` on an executor of yours.
+        self.outcomes: Outcomes | None = Outcomes(self.store)
+        if not self.background.when_idle(self.outcomes.flush):
+            self.outcomes = None
         #: Finds work whose worker died (expired leases) and due retries, here and periodically.
         self.sweeper = Sweeper(self)
         self.sweeper.start()

@@ -15,22 +15,23 @@ import os
 import secrets
 import socket
 import threading
+import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
 from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from .providers import reread
 from .runners import Work
 from .store import rules
-from .store.base import Lease, WorkItem, utcnow
+from .store.base import Lease, WorkItem, WorkOutcome, utcnow
 
 if TYPE_CHECKING:
     from .bot import Bot
 
 logger = logging.getLogger("eki_whatsapp.handling")
 
-__all__ = ["Sweeper", "Worker", "event_of", "idempotency_base"]
+__all__ = ["Outcomes", "Sweeper", "Worker", "event_of", "idempotency_base"]
 
 _HOST = socket.gethostname()
 
@@ -83,6 +84,58 @@ def idempotency_base(event: Event, work_id: str | None) -> str | None:
     if isinstance(event, InboundMessage):
         return f"{event.provider}:{event.id}"
     return work_id
+
+
+class Outcomes:
+    """Outcomes of work handled on the bot's threads, written to the store together.
+
+    A commit costs more than the updates in it, so the handler threads queue each outcome here
+    and write the queue in one transaction (``store.finish_works``, when the store offers it)
+    when they run out of work, or once ``size`` outcomes or ``age`` seconds have gathered under
+    load. Until then a crash leaves the work leased: it is handled again once the lease expires,
+    which at-least-once handling allows (its replies carry idempotency keys, so none is sent
+    twice; docs/deployment.md).
+    """
+
+    def __init__(self, store: Any, *, size: int = 64, age: float = 0.05) -> None:
+        self._store = store
+        self._size = size
+        self._age = age
+        self._queue: list[tuple[str, str, WorkOutcome]] = []
+        self._since = 0.0  # when the oldest queued outcome came
+        self._lock = threading.Lock()
+        # A forked child (gunicorn --preload) leaves its parent's outcomes to the parent.
+        os.register_at_fork(after_in_child=self._queue.clear)
+
+    def add(self, work_id: str, owner: str, outcome: WorkOutcome) -> None:
+        """Queue one outcome; write the queue when it is full or old enough."""
+        with self._lock:
+            if not self._queue:
+                self._since = time.monotonic()
+            self._queue.append((work_id, owner, outcome))
+            due = len(self._queue) >= self._size or time.monotonic() - self._since >= self._age
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued (the handler threads call it when they go idle)."""
+        with self._lock:
+            batch, self._queue = self._queue, []
+        if not batch:
+            return
+        store = self._store
+        try:
+            many = getattr(store, "finish_works", None)
+            if many is not None:
+                changed = many(batch)
+            else:
+                changed = [store.finish_work(w, o, **outcome) for w, o, outcome in batch]
+        except Exception:
+            logger.exception("recording %d outcomes failed; their work will be handled again", len(batch))
+            return
+        for (work_id, _, _), ok in zip(batch, changed, strict=True):
+            if not ok:
+                logger.warning("%s outlived its lease: another worker took it over", work_id)
 
 
 class Worker:
@@ -140,8 +193,9 @@ class Worker:
             return None
         return Work(work.id, event, lease, item.attempts)
 
-    def process(self, work: Work) -> None:
-        """Handle one piece of work here, and record the outcome."""
+    def process(self, work: Work, outcomes: Outcomes | None = None) -> None:
+        """Handle one piece of work here, and record the outcome (queued in ``outcomes``, to be
+        written with others, when given)."""
         handlers = self._bot.handlers
         claimed = self.claimed(work)
         if claimed is None or claimed.event is None or claimed.lease is None:
@@ -151,7 +205,7 @@ class Worker:
         except Exception as exc:  # the store, opt-outs or handoff failing: try again later
             logger.exception("handling %s failed", claimed.id)
             error = f"{type(exc).__name__}: {exc}"
-        self.finish(claimed, error)
+        self.finish(claimed, error, outcomes)
 
     async def process_async(self, work: Work) -> None:
         """:meth:`process` on the running loop."""
@@ -168,22 +222,26 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
         await loop.run_in_executor(executor, self.finish, claimed, error)
 
-    def finish(self, work: Work, error: str | None) -> None:
-        """Record the outcome: done, to retry after a backoff, or dead."""
+    def finish(self, work: Work, error: str | None, outcomes: Outcomes | None = None) -> None:
+        """Record the outcome: done, to retry after a backoff, or dead (in ``outcomes``, to be
+        written with others, when given)."""
         assert work.lease is not None
         settings = self._bot.settings
-        retry = None
+        outcome: WorkOutcome = {"error": error}
         if error is not None:
-            retry = rules.retry_at(
+            outcome["retry_at"] = rules.retry_at(
                 work.attempts,
                 settings.whatsapp_handler_max_attempts,
                 utcnow(),
                 settings.whatsapp_handler_backoff_seconds,
             )
-            if retry is None:
+            if outcome["retry_at"] is None:
                 logger.error("%s is dead after %d attempts: %s", work.id, work.attempts, error)
+        if outcomes is not None:
+            outcomes.add(work.id, work.lease.owner, outcome)
+            return
         try:
-            if not self._bot.store.finish_work(work.id, work.lease.owner, error=error, retry_at=retry):
+            if not self._bot.store.finish_work(work.id, work.lease.owner, **outcome):
                 logger.warning("%s outlived its lease: another worker took it over", work.id)
         except Exception:
             logger.exception("recording the outcome of %s failed; it will be handled again", work.id)

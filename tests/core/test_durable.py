@@ -239,3 +239,44 @@ def test_the_sweeper_stops_quietly_once_its_store_is_closed(
     assert store.closed and bot.sweeper._stopping
     assert not [r for r in caplog.records if "sweeping" in r.getMessage()]
     assert replies(meta) == ["echo: hola"]
+
+
+def test_outcomes_of_a_burst_are_committed_together_when_the_threads_go_idle(
+    tmp_path: Path, meta: FakeProvider
+) -> None:
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    bot = make_bot(store, meta)
+    written: list[int] = []
+    finish_works = store.finish_works
+
+    def counted(outcomes: Any) -> list[bool]:
+        written.append(len(outcomes))
+        return finish_works(outcomes)
+
+    store.finish_works = counted  # type: ignore[method-assign]
+    bot.background._threads._gather = 0.5  # type: ignore[union-attr]  # the burst arrives meanwhile
+    for n in range(20):
+        says(bot, f"m{n}", f"wamid.B{n}")
+    assert bot.drain()
+    assert written == [20]  # one transaction for the burst, before drain() returned
+    assert len(replies(meta)) == 20 and store.pending_work() == []
+    bot.close()
+
+
+def test_an_outcome_not_yet_written_when_the_process_dies_is_handled_again_without_a_second_reply(
+    tmp_path: Path, meta: FakeProvider
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    first = make_bot(SQLiteStore(path), meta, whatsapp_handler_lease_seconds=0.001)
+    assert first.outcomes is not None
+    first.outcomes.add = lambda *outcome: None  # type: ignore[method-assign]  # died before the write
+    says(first, "hello", "wamid.K1")
+    assert first.drain() and replies(meta) == ["echo: hello"]
+    row = first.store.get_message("meta", "wamid.K1")
+    assert row is not None and row.handling == "pending"
+    second = make_bot(SQLiteStore(path), meta)
+    assert second.sweeper.sweep() == 1 and second.drain()
+    assert replies(meta) == ["echo: hello"]  # run again; the stored receipt answered the reply
+    row = second.store.get_message("meta", "wamid.K1")
+    assert row is not None and row.handling == "handled"
+    second.close()

@@ -24,7 +24,7 @@ class ThreadRunner:
 
     def submit(self, work: Work) -> None:
         bot = self._bot
-        bot.background.submit(bot.process_work, work)
+        bot.background.submit(bot.worker.process, work, bot.outcomes)
 
     def close(self) -> None:
         return None

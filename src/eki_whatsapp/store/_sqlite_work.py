@@ -33,10 +33,10 @@ class _Outcome:
 
     __slots__ = ("changed", "error", "params", "sql")
 
-    def __init__(self, sql: str, params: tuple[Any, ...]) -> None:
+    def __init__(self, sql: str, params: tuple[Any, ...], changed: bool | None = None) -> None:
         self.sql = sql
         self.params = params
-        self.changed: bool | None = None
+        self.changed = changed
         self.error: BaseException | None = None
 
 
@@ -126,29 +126,53 @@ class SQLiteWork(SQLitePart):
         return claimed[:limit]
 
     def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
-        ref = rules.parse_work_id(work_id)
-        if ref is None:
-            return False
-        table, key = ref
-        state = rules.finished_state(outcome)
-        update = _Outcome(
-            f"UPDATE {_TABLES[table]} SET handling=?, lease_owner=NULL, lease_until=NULL, "
-            f"next_attempt_at=?, last_error=? WHERE {_KEYS[table]}=? AND lease_owner=? "
-            "AND handling IN ('pending', 'failed')",
-            (state, _epoch(outcome.get("retry_at")), outcome.get("error"), key, owner),
-        )
+        return self.finish_works([(work_id, owner, outcome)])[0]
+
+    def finish_works(self, outcomes: Sequence[tuple[str, str, WorkOutcome]]) -> list[bool]:
+        """:meth:`finish_work` for several attempts (``(work_id, owner, outcome)``), committed
+        together; whether each changed its row."""
+        updates: list[_Outcome] = []
+        for work_id, owner, outcome in outcomes:
+            ref = rules.parse_work_id(work_id)
+            if ref is None:
+                updates.append(_Outcome("", (), changed=False))
+                continue
+            table, key = ref
+            updates.append(
+                _Outcome(
+                    f"UPDATE {_TABLES[table]} SET handling=?, lease_owner=NULL, lease_until=NULL, "
+                    f"next_attempt_at=?, last_error=? WHERE {_KEYS[table]}=? AND lease_owner=? "
+                    "AND handling IN ('pending', 'failed')",
+                    (
+                        rules.finished_state(outcome),
+                        _epoch(outcome.get("retry_at")),
+                        outcome.get("error"),
+                        key,
+                        owner,
+                    ),
+                )
+            )
+        pending = [u for u in updates if u.changed is None]
+        if pending:
+            self._commit_outcomes(pending)
+        for update in updates:
+            if update.error is not None:
+                raise update.error
+        return [bool(u.changed) for u in updates]
+
+    def _commit_outcomes(self, updates: list[_Outcome]) -> None:
         # Group commit: outcomes that arrive while another thread writes are queued, and the
         # first thread to get the store commits every queued one in one transaction (a commit
-        # costs more than the updates in it). Each caller returns once its own is committed.
+        # costs more than the updates in it). Each caller returns once its own are committed.
         with self._outcomes_lock:
-            self._outcomes.append(update)
+            self._outcomes.extend(updates)
         with self._lock:
-            if update.changed is None:
+            if updates[-1].changed is None:
                 with self._outcomes_lock:
                     batch, self._outcomes = self._outcomes, []
                 try:
                     if len(batch) == 1:  # alone: one statement, its own transaction
-                        update.changed = bool(self._write(update.sql, update.params).rowcount)
+                        batch[0].changed = bool(self._write(batch[0].sql, batch[0].params).rowcount)
                     else:
                         with self._tx() as db:
                             for queued in batch:
@@ -156,9 +180,6 @@ class SQLiteWork(SQLitePart):
                 except BaseException as exc:
                     for queued in batch:
                         queued.changed, queued.error = False, exc
-        if update.error is not None:
-            raise update.error
-        return bool(update.changed)
 
     def get_work(self, work_id: str) -> WorkItem | None:
         ref = rules.parse_work_id(work_id)
