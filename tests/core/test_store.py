@@ -157,6 +157,34 @@ def test_writes_in_a_batch_commit_together_and_each_stays_atomic(tmp_path: Path)
     store.close()
 
 
+def test_a_send_log_row_refused_in_a_batch_leaves_the_batch_s_other_writes(tmp_path: Path) -> None:
+    # Inside a batch a log row is written without a savepoint of its own (one statement undoes
+    # itself): a row refused as a duplicate fails alone, the ledger entry and receipt commit.
+    from eki_whatsapp.errors import StoreError
+    from eki_whatsapp.store import LogEntry
+
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    row = LogEntry(direction="out", provider="meta", type="text", message_id="wamid.DUP", status="accepted")
+    store.log_outbound(row)
+    with store.batch():
+        store.set_value("sent", "k1", {"id": 1})
+        with pytest.raises(StoreError, match="UNIQUE"):
+            store.log_outbound(row)
+        store.set_value("sent", "k2", {"id": 2})
+    assert store.get_value("sent", "k1") == {"id": 1} and store.get_value("sent", "k2") == {"id": 2}
+    assert [e.message_id for e in store.list_log(direction="out")] == ["wamid.DUP"]
+    store.close()
+
+
+def test_the_key_value_space_of_a_new_file_is_one_b_tree(tmp_path: Path) -> None:
+    # WITHOUT ROWID: a receipt or counter written changes one page, not a table and an index page.
+    SQLiteStore(tmp_path / "bot.sqlite3").close()
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name='kv'").fetchone()
+    db.close()
+    assert sql.rstrip().endswith("WITHOUT ROWID")
+
+
 def test_logging_an_inbound_message_moves_its_window_in_the_same_statement(tmp_path: Path) -> None:
     # The ack's whole write is one INSERT: the message_log_window trigger moves the window
     # forward only, and a notification row (no sender) moves none.
