@@ -53,6 +53,38 @@ def test_reply_channel_wins_even_when_the_other_window_is_cheaper(
     assert make_router().choose(USER, "ok", inbound=message) == ("twilio", "reply-channel")
 
 
+def test_a_reply_to_a_message_inside_the_window_reads_no_window_from_the_store(
+    make_router: Callable[..., Router], store: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The message being answered opens the window by itself: deciding, pricing and reachability
+    # need no read of the store for a reply.
+    message = inbound("meta", clock.now, msg_id="m1")
+    store.record_inbound(message)
+    router = make_router()
+    reads: list[tuple[str, ...]] = []
+    real = store.last_inbound_at
+    monkeypatch.setattr(store, "last_inbound_at", lambda *a: reads.append(a) or real(*a))
+    clock.advance(hours=2)
+    router.send(USER, "Thanks!", inbound=message)
+    assert reads == []
+    row = last_out(store)
+    assert (row.provider, row.reason, row.category) == ("meta", "reply-channel", "service")
+    assert router.costs.report().total == 0  # priced inside the window: free
+
+
+def test_a_late_reply_reads_the_window_the_user_reopened_since(
+    make_router: Callable[..., Router], store: Any, clock: Clock
+) -> None:
+    # A reply made after the answered message's own window closed (a queued send, a slow
+    # handler) looks at the store: the user wrote again meanwhile, so a free-form reply may go.
+    message = inbound("meta", clock.now, msg_id="m1")
+    store.record_inbound(message)
+    clock.advance(hours=30)
+    store.record_inbound(inbound("meta", clock.now, msg_id="m2"))
+    decision = make_router().decide(USER, "Sorry for the wait", inbound=message)
+    assert (decision.provider, decision.reason, decision.fallback) == ("meta", "reply-channel", False)
+
+
 def test_business_message_uses_the_provider_whose_window_is_open(
     make_router: Callable[..., Router], store: Any, clock: Clock, twilio: FakeProvider
 ) -> None:

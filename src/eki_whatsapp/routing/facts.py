@@ -10,7 +10,8 @@ three facts: the window for deciding (closed ``WHATSAPP_WINDOW_MARGIN_SECONDS`` 
 free-form message is never sent at the last second), the window for pricing (the provider's
 own 24 hours: the margin must not make a free message look charged), and reachability (the user
 wrote to that number at some time: one rule, the store's inbound history), to which explicit
-opt-ins (:meth:`Facts.opt_in`) are added.
+opt-ins (:meth:`Facts.opt_in`) are added. A reply to a message still inside the window needs no
+read: that message alone makes all three true.
 """
 
 from __future__ import annotations
@@ -146,13 +147,24 @@ class Facts:
         return last is not None and self.router.clock() - last < WINDOW - self.router.window_margin
 
     def _seen(self, provider: str, req: Pending) -> datetime | None:
+        inbound = req.inbound
+        if (
+            inbound is not None
+            and inbound.provider == provider
+            and inbound.sender == req.user
+            and req.at - inbound.timestamp < WINDOW - self.router.window_margin
+        ):
+            # The message being answered opens the window on its own: a later one in the store
+            # would change no fact read from this (open for deciding, open for pricing, the user
+            # reachable there), so a reply costs no read of the store.
+            return inbound.timestamp
         if provider not in req.seen:
-            req.seen[provider] = self.last_inbound(provider, req.user, req.inbound)
+            req.seen[provider] = self.last_inbound(provider, req.user, inbound)
         return req.seen[provider]
 
     def _window(self, provider: str, req: Pending) -> bool:
         last = self._seen(provider, req)
-        return last is not None and self.router.clock() - last < WINDOW - self.router.window_margin
+        return last is not None and req.at - last < WINDOW - self.router.window_margin
 
     def priced_window(self, provider: str, req: Pending) -> bool:
         """Whether the provider will bill ``req`` as inside the window: its own 24 hours, no

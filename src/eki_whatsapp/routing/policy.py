@@ -201,8 +201,10 @@ def choose(s: Situation) -> Choice | None:
         return _fit(s, s.explicit, "explicit", windows[s.explicit])
     inbound = s.inbound
     if inbound is not None and s.cause is None and inbound in pool:
-        others_can = s.template or s.has_fallback or any(windows[p] for p in healthy if p != inbound)
-        if inbound in healthy or not others_can:
+        # (Another provider's window is read only when the inbound channel is not healthy.)
+        if inbound in healthy or not (
+            s.template or s.has_fallback or any(windows[p] for p in healthy if p != inbound)
+        ):
             # (With its breaker open, the channel is still better than no way at all.)
             return _fit(s, inbound, "reply-channel", windows[inbound])
         prefix = "failover:circuit-open"
