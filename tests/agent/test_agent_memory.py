@@ -10,7 +10,7 @@ import pytest
 
 from eki_whatsapp.agent import Agent, ToolCall, tool, trim
 from eki_whatsapp.agent.memory import estimate_tokens, fit, recall, sanitize, split_turns
-from eki_whatsapp.store import SQLiteStore
+from eki_whatsapp.store import MemoryStore, SQLiteStore
 
 from .conftest import ScriptedModel, call, completion, sent
 
@@ -240,3 +240,60 @@ def test_a_conversation_trims_and_fits_as_trim_and_fit_do() -> None:
             assert kept.messages() == trim(history, max_turns=max_turns, max_tokens=budget)
     grown = conversation.extended(turn(6))
     assert grown.messages() == [*history, *turn(6)] and grown.tokens == recall(grown.messages()).tokens
+
+
+def tool_turns(model_messages: list[dict]) -> ToolCall | str:
+    """A scripted model: a tool call for each new user message, then an answer."""
+    last = model_messages[-1]
+    if last["role"] == "user":
+        return ToolCall("c" + str(len(model_messages)), "remember_color", '{"color": "blue"}')
+    return "ok ü"  # not ASCII: stored as is by json.dumps and by SQLite's JSON functions alike
+
+
+@pytest.mark.asyncio
+async def test_a_history_saved_by_appending_to_sqlite_is_the_one_written_whole(tmp_path: Path) -> None:
+    db = SQLiteStore(tmp_path / "agent.sqlite3")
+    memory = MemoryStore()  # no append_memory: the whole history is written every turn
+    agents = [
+        Agent("x", [remember_color], model=ScriptedModel(tool_turns), store=s, memory_turns=3)
+        for s in (db, memory)
+    ]
+    for i in range(6):
+        for agent in agents:
+            await agent.respond("dora", f"message {i}")
+        assert agents[0].history("dora") == agents[1].history("dora")
+    assert [m["content"] for m in agents[0].history("dora") if m["role"] == "user"] == [
+        "message 3",
+        "message 4",
+        "message 5",
+    ]
+    db.close()
+
+
+@pytest.mark.asyncio
+async def test_a_history_changed_in_the_store_between_turns_is_the_one_sent(tmp_path: Path) -> None:
+    db = SQLiteStore(tmp_path / "agent.sqlite3")
+    model = ScriptedModel(tool_turns)
+    agent = Agent("x", [remember_color], model=model, store=db)
+    await agent.respond("erin", "first")
+    # another process (or an admin) rewrites the history meanwhile
+    db.save_memory(agent.memory_key("erin"), turn(7, with_tool=False))
+    await agent.respond("erin", "second")
+
+    assert [m["content"] for m in model.requests[-2] if m["role"] == "user"] == ["u7", "second"]
+    assert [m["content"] for m in agent.history("erin") if m["role"] == "user"] == ["u7", "second"]
+    db.close()
+
+
+def test_sqlite_append_memory_edits_the_stored_list_only_when_it_is_as_read(tmp_path: Path) -> None:
+    db = SQLiteStore(tmp_path / "store.sqlite3")
+    assert not db.append_memory("k", [{"n": 1}], drop=0, expect=0), "no row: nothing to append to"
+    db.save_memory("k", [{"n": 1}, {"n": 2}, {"n": 3}])
+
+    assert db.append_memory("k", [{"n": 4, "t": "é"}, {"n": 5}], drop=2, expect=3)
+    assert db.load_memory("k") == [{"n": 3}, {"n": 4, "t": "é"}, {"n": 5}]
+    assert not db.append_memory("k", [{"n": 6}], drop=1, expect=2), "changed since it was read"
+    assert db.load_memory("k") == [{"n": 3}, {"n": 4, "t": "é"}, {"n": 5}]
+    assert db.append_memory("k", [], drop=3, expect=3)
+    assert db.load_memory("k") == []
+    db.close()

@@ -304,6 +304,7 @@ class Agent:
     def forget(self, user_id: str, *, store: Store | None = None) -> None:
         """Erase a user's history with this agent."""
         (store or self._store()).save_memory(self.memory_key(user_id), [])
+        self._history.forget_recent(self.memory_key(user_id))
 
     def usage(
         self, user_id: str | None = None, *, store: Store | None = None, since: datetime | None = None

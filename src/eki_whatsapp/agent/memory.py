@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 Message = dict[str, Any]
@@ -163,10 +163,18 @@ def trim(
 @dataclass(frozen=True)
 class Conversation:
     """A history as whole turns, oldest first, with each turn's tokens counted once (a turn
-    measures its history for every model call and again when it saves it)."""
+    measures its history for every model call and again when it saves it).
+
+    ``start`` and ``stored`` say where it came from: ``stored`` messages were in the store, and
+    when its older messages are the last ones of those as stored (nothing repaired), ``start``
+    is the index of the first one, so a save can drop ``start`` messages and append the rest
+    instead of writing the whole history again. ``None`` when it cannot.
+    """
 
     turns: list[list[Message]] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
+    start: int | None = None
+    stored: int = 0
 
     @property
     def tokens(self) -> int:
@@ -186,20 +194,31 @@ class Conversation:
     def extended(self, items: Sequence[Message], *, count: TokenCounter = estimate_tokens) -> Conversation:
         """This conversation followed by the turns of ``items``."""
         turns = split_turns(items)
-        return Conversation([*self.turns, *turns], [*self.sizes, *(sum(count(m) for m in t) for t in turns)])
+        sizes = [sum(count(m) for m in t) for t in turns]
+        return Conversation([*self.turns, *turns], [*self.sizes, *sizes], self.start, self.stored)
 
     def trimmed(self, *, max_turns: int | None = None, max_tokens: int | None = None) -> Conversation:
         """The newest whole turns within ``max_turns`` and ``max_tokens``, as :func:`trim` keeps
         them (the newest turn always)."""
-        start = 0
+        first = 0
         if max_turns is not None and max_turns >= 0:
-            start = max(0, len(self.turns) - max_turns)
+            first = max(0, len(self.turns) - max_turns)
         if max_tokens is not None:
-            total = sum(self.sizes[start:])
-            while total > max_tokens and start < len(self.turns) - 1:
-                total -= self.sizes[start]
-                start += 1
-        return Conversation(self.turns[start:], self.sizes[start:])
+            total = sum(self.sizes[first:])
+            while total > max_tokens and first < len(self.turns) - 1:
+                total -= self.sizes[first]
+                first += 1
+        if not first:
+            return self
+        start = None if self.start is None else self.start + sum(len(t) for t in self.turns[:first])
+        return Conversation(self.turns[first:], self.sizes[first:], start, self.stored)
+
+    def appended(self) -> tuple[int, list[Message]] | None:
+        """``(messages dropped from the stored history, messages to append)`` that turn the
+        stored history into this one, or ``None`` when it must be written whole."""
+        if self.start is None or self.start > self.stored:
+            return None
+        return self.start, self.messages()[self.stored - self.start :]
 
 
 def recall(
@@ -226,7 +245,12 @@ def recall(
         turns.append(clean)
         sizes.append(size)
         total += size
-    return Conversation(turns[::-1], sizes[::-1])
+    kept = Conversation(turns[::-1], sizes[::-1], stored=len(items))
+    messages = kept.messages()
+    first = len(items) - len(messages)
+    if items[first:] == messages:  # nothing repaired: a save may append to what is stored
+        return replace(kept, start=first)
+    return kept
 
 
 def dumps(items: Sequence[Message]) -> str:

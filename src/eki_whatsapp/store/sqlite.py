@@ -220,6 +220,7 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
         self._batch_depth = 0  # batch() levels open; only the holder of self._lock reads it
         #: Set by :meth:`close`: the sweeper stops instead of failing every interval.
         self.closed = False
+        self._json_functions: bool | None = None  # SQLite's JSON functions, probed when first needed
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA busy_timeout=30000")
@@ -456,6 +457,33 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
                 (provider, business, user),
             )
         return _dt(rows[0][0]) if rows else None
+
+    # --- agent memory ------------------------------------------------------------------------
+    def append_memory(self, key: str, items: list[dict[str, Any]], *, drop: int, expect: int) -> bool:
+        """Remove the ``drop`` oldest items of the memory at ``key`` and append ``items``, when it
+        holds ``expect`` items (what the caller read); ``False``, and nothing written, when it
+        does not (changed meanwhile, or no row) or SQLite lacks its JSON functions.
+
+        One statement that edits the stored JSON in place: a long history is not encoded and
+        sent again to change its ends (the agent's memory, on every turn).
+        """
+        if self._json_functions is None:
+            try:
+                self._query("SELECT json_insert(json_remove('[1]', '$[0]'), '$[#]', json('2'))")
+                self._json_functions = True
+            except StoreError:
+                self._json_functions = False
+        if not self._json_functions:
+            return False
+        # Only counts shape the statement; every value is a parameter.
+        edited = "json_remove(items" + ", '$[0]'" * drop + ")" if drop else "items"  # each shifts the rest
+        if items:
+            edited = f"json_insert({edited}" + ", '$[#]', json(?)" * len(items) + ")"  # '$[#]': the end
+        changed = self._changes(
+            f"UPDATE memory SET items={edited}, updated_at=? WHERE key=? AND json_array_length(items)=?",  # noqa: S608
+            (*(rules.dumps(item) for item in items), _iso(utcnow()), key, expect),
+        )
+        return changed == 1
 
     def close(self) -> None:
         with self._lock:
