@@ -48,13 +48,13 @@ class MemoryStore(MemoryWork, MemoryOutbox):
     def record_inbound(self, message: InboundMessage) -> bool:
         return self._record_inbound(message) > 0
 
-    def _record_inbound(self, message: InboundMessage) -> int:
+    def _record_inbound(self, message: InboundMessage, now: datetime | None = None) -> int:
         key = (message.provider, message.id)
         with self._lock:
             if key in self._by_id:
                 return 0
             # The log row is built when first read: the hot path only files the message.
-            self._rows.append(_Lazy(message, len(self._rows) + 1, utcnow()))
+            self._rows.append(_Lazy(message, len(self._rows) + 1, now or utcnow()))
             self._by_id[key] = len(self._rows) - 1
             wkey, at = rules.window_key(message), as_utc(message.timestamp)
             if rules.window_moves(self._windows.get(wkey), at):
@@ -86,11 +86,11 @@ class MemoryStore(MemoryWork, MemoryOutbox):
 
     # --- durable handling ------------------------------------------------------------------
     def record_work(self, event: Event, lease: Lease | None = None) -> str | None:
-        kind = rules.work_kind(event)
+        now = utcnow()  # one clock read for the row and its work
         with self._lock:  # one write: nobody sees the event without its work
             ref: int | StatusUpdate
             if isinstance(event, InboundMessage):
-                row = self._record_inbound(event)
+                row = self._record_inbound(event, now)
                 ref = row - 1
             elif isinstance(event, StatusUpdate):
                 row = self._status_rows + 1 if self.record_status(event) else 0
@@ -101,10 +101,9 @@ class MemoryStore(MemoryWork, MemoryOutbox):
                 ref = row - 1
             if not row:
                 return None
-            work_id = rules.work_id(kind, row)
-            self._work[work_id] = _Work(ref, lease, utcnow())
-            if not isinstance(ref, StatusUpdate) and not isinstance(self._rows[ref], _Lazy):
-                self._show(work_id, self._work[work_id])
+            work_id = rules.work_id(rules.work_kind(event), row)
+            work = self._work[work_id] = _Work(ref, lease, now)
+            self._show(work_id, work)
             return work_id
 
     def log_outbound(self, entry: LogEntry) -> int:
