@@ -234,7 +234,7 @@ class Bot:
         """
         self._check_fork()
         result = receive(self, request)
-        for work in result.works():
+        for work in result.works:
             try:
                 if self.inline:
                     self.process_work(work)
@@ -248,7 +248,7 @@ class Bot:
         """Answer a webhook request (async face)."""
         self._check_fork()
         result = receive(self, request)
-        for work in result.works():
+        for work in result.works:
             try:
                 if self.inline:
                     await self.worker.process_async(work)

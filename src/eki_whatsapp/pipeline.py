@@ -39,23 +39,13 @@ logger = logging.getLogger("eki_whatsapp.webhook")
 
 @dataclass(slots=True)
 class Ingested:
-    """The answer to give and the new (not duplicate) events to hand to handlers; ``work`` says,
-    for each event, the id of its work in the store (``None``: nothing to handle)."""
+    """The answer to give and the new (not duplicate) events; ``works``: the work recorded for
+    those that have some (each with the lease it was written with; ``None``: to be claimed)."""
 
     response: WebhookResponse
     events: list[Event]
     provider: str | None = None
-    work: list[str | None] = field(default_factory=list)
-    #: The lease the work was recorded with (``None``: recorded unclaimed, for the runner).
-    lease: Lease | None = None
-
-    def works(self) -> list[Work]:
-        """The work recorded, with the lease it was written with (``None``: to be claimed)."""
-        return [
-            Work(work_id, event, self.lease)
-            for event, work_id in zip(self.events, self.work, strict=True)
-            if work_id is not None
-        ]
+    works: list[Work] = field(default_factory=list)
 
 
 def reject(status: int, reason: str, *, provider: str | None = None, **headers: str) -> Ingested:
@@ -108,8 +98,8 @@ def ingest(bot: Bot, request: WebhookRequest) -> Ingested:
         logger.exception("%s could not parse a verified request", reader.name)
         return reject(400, f"unreadable {reader.name} webhook body", provider=reader.name)
     lease = bot.new_lease() if bot.runner.leases_here else None
-    fresh, work = record(bot.store, events, bot.needs_handling, lease)
-    return Ingested(reader.ack, fresh, reader.name, work, lease)
+    fresh, works = record(bot.store, events, bot.needs_handling, lease)
+    return Ingested(reader.ack, fresh, reader.name, works)
 
 
 def admit(request: WebhookRequest, max_body_bytes: int) -> Ingested | None:
@@ -144,12 +134,12 @@ def record(
     events: list[Event],
     needs_handling: Callable[[Event], bool] | None = None,
     lease: Lease | None = None,
-) -> tuple[list[Event], list[str | None]]:
+) -> tuple[list[Event], list[Work]]:
     """Log every event before answering, and, in the same write, that it must be handled
-    (``needs_handling``; leased with ``lease``). Returns the events not seen before and the id
-    of each one's work (``None`` when it has none)."""
+    (``needs_handling``; leased with ``lease``). Returns the events not seen before and the work
+    recorded for those that have some."""
     fresh: list[Event] = []
-    work: list[str | None] = []
+    works: list[Work] = []
     for event in events:
         try:
             new, work_id = _record_one(store, event, needs_handling, lease)
@@ -160,8 +150,9 @@ def record(
             event, (new, work_id) = stored
         if new:
             fresh.append(event)
-            work.append(work_id)
-    return fresh, work
+            if work_id is not None:
+                works.append(Work(work_id, event, lease))
+    return fresh, works
 
 
 #: What a store raises for a value it cannot hold: UnstorableValue (a ValueError), or, from a
