@@ -176,13 +176,43 @@ def test_a_send_log_row_refused_in_a_batch_leaves_the_batch_s_other_writes(tmp_p
     store.close()
 
 
-def test_the_key_value_space_of_a_new_file_is_one_b_tree(tmp_path: Path) -> None:
-    # WITHOUT ROWID: a receipt or counter written changes one page, not a table and an index page.
+def test_the_ledger_and_key_value_space_of_a_new_file_are_one_b_tree_each(tmp_path: Path) -> None:
+    # WITHOUT ROWID: a send's ledger entry and receipt each change one page fewer.
     SQLiteStore(tmp_path / "bot.sqlite3").close()
     with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
-        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name='kv'").fetchone()
+        tables = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE name IN ('kv', 'ledger')"))
     db.close()
-    assert sql.rstrip().endswith("WITHOUT ROWID")
+    assert {name: sql.rstrip().endswith("WITHOUT ROWID") for name, sql in tables.items()} == {
+        "kv": True,
+        "ledger": True,
+    }
+
+
+def test_a_file_with_rowid_ledger_and_key_values_reads_and_writes_alike(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from eki_whatsapp.store import LedgerEntry
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # the layout of files made before WITHOUT ROWID
+        db.execute(
+            "CREATE TABLE ledger (provider TEXT NOT NULL, message_id TEXT NOT NULL, source TEXT NOT NULL, "
+            "category TEXT, at TEXT NOT NULL, month TEXT NOT NULL, user TEXT, market TEXT, "
+            "pricing_model TEXT, billable INTEGER, amount TEXT, currency TEXT NOT NULL, note TEXT, "
+            "PRIMARY KEY (provider, message_id, source))"
+        )
+        db.execute(
+            "CREATE TABLE kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+            "PRIMARY KEY (namespace, key))"
+        )
+    db.close()
+    store = SQLiteStore(path)
+    assert store.add_ledger(LedgerEntry("meta", "wamid.1", "service", T0, amount=Decimal("0")))
+    assert not store.add_ledger(LedgerEntry("meta", "wamid.1", "service", T0, amount=Decimal("0")))
+    assert store.add_ledger(LedgerEntry("meta", "wamid.1", "service", T0, source="status"))
+    assert [e.source for e in store.ledger(month="2026-11")] == ["send", "status"]
+    assert store.compare_and_set("sent", "k", None, {"id": 1}) and store.get_value("sent", "k") == {"id": 1}
+    store.close()
 
 
 def test_logging_an_inbound_message_moves_its_window_in_the_same_statement(tmp_path: Path) -> None:
