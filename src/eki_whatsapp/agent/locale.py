@@ -109,6 +109,19 @@ def fold(text: str) -> str:
 _FOLDED.update({lang: frozenset(fold(w) for w in words) for lang, words in _WORDS.items()})
 
 
+def _languages_of(table: dict[str, frozenset[str]]) -> dict[str, tuple[str, ...]]:
+    """Word -> the languages that use it: one lookup per word of a message."""
+    index: dict[str, tuple[str, ...]] = {}
+    for lang, words in table.items():
+        for word in words:
+            index[word] = (*index.get(word, ()), lang)
+    return index
+
+
+_LANGUAGES_OF = _languages_of(_WORDS)
+_FOLDED_LANGUAGES_OF = _languages_of(_FOLDED)
+
+
 def guess_language(text: str) -> str | None:
     """The language of a short message from its words (``"es"``, ``"pt"``, ``"en"``, ``"fr"``),
     or ``None`` when the words do not tell."""
@@ -118,10 +131,9 @@ def guess_language(text: str) -> str | None:
             return lang
     scores = dict.fromkeys(_WORDS, 0.0)
     for token in _TOKEN.findall(lower):
-        langs = [lang for lang, words in _WORDS.items() if token in words]
-        if not langs:
-            folded = fold(token)
-            langs = [lang for lang, words in _FOLDED.items() if folded in words]
+        langs = _LANGUAGES_OF.get(token)
+        if langs is None:  # an ASCII word has no accent to fold away
+            langs = _FOLDED_LANGUAGES_OF.get(token if token.isascii() else fold(token), ())
         for lang in langs:
             scores[lang] += 1 / len(langs)
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 Message = dict[str, Any]
@@ -181,7 +182,11 @@ class Conversation:
         return sum(self.sizes)
 
     def messages(self) -> list[Message]:
-        return [m for turn in self.turns for m in turn]
+        return list(self._messages)
+
+    @cached_property
+    def _messages(self) -> tuple[Message, ...]:  # read for every model call of a turn
+        return tuple(m for turn in self.turns for m in turn)
 
     def newest(self, budget: int) -> list[Message]:
         """The newest whole turns within ``budget`` tokens (possibly none), as :func:`fit`."""

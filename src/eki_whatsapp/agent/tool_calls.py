@@ -23,6 +23,10 @@ logger = logging.getLogger("eki_whatsapp.agent")
 
 __all__ = ["run_tool"]
 
+#: Arguments in one spelling, to tell a repeated call (json.dumps with options builds an encoder
+#: on every call).
+_CALL_KEY = json.JSONEncoder(sort_keys=True, default=str)
+
 
 async def run_tool(agent: Agent, call: ToolCall, turn: Turn) -> str:
     """Run one tool call of ``turn``; its result, or an error the model can act on (never raises)."""
@@ -41,7 +45,7 @@ async def run_tool(agent: Agent, call: ToolCall, turn: Turn) -> str:
         except ToolArgumentsError as exc:
             error = "invalid_arguments"
             return f"Error: invalid arguments for {t.name}: {exc}. Fix them and call it again."
-        key = t.name + json.dumps(kwargs, sort_keys=True, default=str)
+        key = t.name + _CALL_KEY.encode(kwargs)
         seen = turn.seen.get(key, 0)
         turn.seen[key] = seen + 1
         if seen:

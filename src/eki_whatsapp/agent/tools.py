@@ -237,7 +237,8 @@ class Tool:
         if not isinstance(data, dict):
             raise ToolArgumentsError("the arguments must be a JSON object")
         data = {k: v for k, v in data.items() if not (v is None and k in self.defaults)}
-        data = nulls_to_defaults(data, self.parameters)  # nested optional fields too
+        if not isinstance(arguments, str) or "null" in arguments:  # JSON without null has no None
+            data = nulls_to_defaults(data, self.parameters)  # nested optional fields too
         try:
             model = self.args_model.model_validate(data)
         except ValidationError as exc:
@@ -341,7 +342,7 @@ def render_result(result: Any) -> str:
     if isinstance(result, BaseModel):
         return result.model_dump_json()
     try:
-        return json.dumps(result, ensure_ascii=False, default=_json_default)
+        return _RESULT_JSON.encode(result)
     except (TypeError, ValueError):
         return str(result)
 
@@ -354,6 +355,10 @@ def _json_default(value: Any) -> Any:
 
         return dataclasses.asdict(value)
     return str(value)
+
+
+#: One encoder for every tool result (json.dumps with options builds one on every call).
+_RESULT_JSON = json.JSONEncoder(ensure_ascii=False, default=_json_default)
 
 
 # --- docstrings ---------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -103,7 +103,7 @@ class TurnRunner:
 
         started = time.perf_counter()
         store = store or self.agent._store()
-        turn_id = uuid.uuid4().hex[:16]
+        turn_id = secrets.token_hex(8)  # 16 hex digits, as uuid4().hex[:16] gave, without the UUID object
         text = scrub(text)
         lang = locale or detect_locale(user_id, text, self.agent.default_locale)
         ctx = ToolContext(
