@@ -287,13 +287,17 @@ async def test_a_history_changed_in_the_store_between_turns_is_the_one_sent(tmp_
 
 def test_sqlite_append_memory_edits_the_stored_list_only_when_it_is_as_read(tmp_path: Path) -> None:
     db = SQLiteStore(tmp_path / "store.sqlite3")
-    assert not db.append_memory("k", [{"n": 1}], drop=0, expect=0), "no row: nothing to append to"
+    assert db.memory_version("k") is None
+    assert not db.append_memory("k", [{"n": 1}], drop=0, version="1970 0"), "no row: nothing to append to"
     db.save_memory("k", [{"n": 1}, {"n": 2}, {"n": 3}])
+    read = db.memory_version("k")
+    assert read is not None
 
-    assert db.append_memory("k", [{"n": 4, "t": "é"}, {"n": 5}], drop=2, expect=3)
+    assert db.append_memory("k", [{"n": 4, "t": "é"}, {"n": 5}], drop=2, version=read)
     assert db.load_memory("k") == [{"n": 3}, {"n": 4, "t": "é"}, {"n": 5}]
-    assert not db.append_memory("k", [{"n": 6}], drop=1, expect=2), "changed since it was read"
+    assert db.memory_version("k") != read
+    assert not db.append_memory("k", [{"n": 6}], drop=1, version=read), "changed since it was read"
     assert db.load_memory("k") == [{"n": 3}, {"n": 4, "t": "é"}, {"n": 5}]
-    assert db.append_memory("k", [], drop=3, expect=3)
+    assert db.append_memory("k", [], drop=3, version=str(db.memory_version("k")))
     assert db.load_memory("k") == []
     db.close()

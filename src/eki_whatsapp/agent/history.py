@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..store.base import batch
@@ -20,9 +21,19 @@ logger = logging.getLogger("eki_whatsapp.agent")
 
 __all__ = ["History"]
 
-#: Users whose last saved history is kept in memory, to skip repairing and counting it again
-#: when the store still holds exactly that at their next turn.
+#: Users whose last saved history is kept in memory, to skip reading, repairing and counting it
+#: again when the store still holds exactly that at their next turn.
 RECENT_USERS = 256
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A history as this agent last saved it."""
+
+    messages: list[Message]
+    conversation: Conversation  # the same, repaired and counted
+    counter: TokenCounter  # what counted it
+    version: str | None  # the store's version of it, when the store tells versions
 
 
 class History:
@@ -30,24 +41,36 @@ class History:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        # memory key -> (the list saved, it as a Conversation, the token counter that sized it)
-        self._recent: OrderedDict[str, tuple[list[Message], Conversation, TokenCounter]] = OrderedDict()
+        self._recent: OrderedDict[str, _Saved] = OrderedDict()  # by memory key, least recent first
         self._recent_lock = threading.Lock()  # turns of several event loops may share the agent
 
     def load(self, store: Store, user_id: str) -> Conversation:
-        """The user's history within the memory budget (stored histories may be far larger)."""
+        """The user's history within the memory budget (stored histories may be far larger).
+
+        A store that tells versions (``memory_version``) is asked whether it still holds what
+        this agent saved last, and only read when it does not; another store is read and its
+        history compared with that. Either way only a history that is not the one saved is
+        repaired and counted again.
+        """
         key = self.agent.memory_key(user_id)
+        budget = {"max_turns": self.agent.memory_turns, "max_tokens": self.agent.memory_tokens}
+        with self._recent_lock:
+            recent = self._recent.get(key)
+        if recent is not None and recent.counter is not self.agent.token_counter:
+            recent = None
+        version_of = getattr(store, "memory_version", None)
         try:
+            version = version_of(key) if version_of is not None else None
+            if recent is not None and version is not None and version == recent.version:
+                return recent.conversation.trimmed(**budget)
             stored = store.load_memory(key)
         except Exception:
             logger.exception("agent %r could not load the memory of %s", self.agent.name, mask(user_id))
             return Conversation()
-        budget = {"max_turns": self.agent.memory_turns, "max_tokens": self.agent.memory_tokens}
-        with self._recent_lock:
-            recent = self._recent.get(key)
-        if recent is not None and recent[2] is self.agent.token_counter and recent[0] == stored:
-            return recent[1].trimmed(**budget)  # what this agent saved: repaired and counted then
-        return recall(stored, count=self.agent.token_counter, **budget)
+        if recent is not None and version is None and recent.messages == stored:
+            return recent.conversation.trimmed(**budget)
+        recalled = recall(stored, count=self.agent.token_counter, **budget)
+        return replace(recalled, version=version)
 
     def remember(self, store: Store, user_id: str, turn: Turn, fallback: str | None) -> None:
         if fallback is None:
@@ -64,14 +87,17 @@ class History:
         key = self.agent.memory_key(user_id)
         with batch(store):  # one commit for the turn's writes
             try:
-                saved = self.save(store, key, kept)
+                messages = self.save(store, key, kept)
+                version_of = getattr(store, "memory_version", None)
+                version = version_of(key) if version_of is not None else None
             except Exception:
                 self.forget_recent(key)
                 logger.exception("agent %r could not save the memory of %s", self.agent.name, mask(user_id))
             else:
-                as_stored = Conversation(kept.turns, kept.sizes, start=0, stored=len(saved))
+                as_stored = Conversation(kept.turns, kept.sizes, 0, len(messages), version)
+                saved = _Saved(messages, as_stored, self.agent.token_counter, version)
                 with self._recent_lock:
-                    self._recent[key] = (saved, as_stored, self.agent.token_counter)
+                    self._recent[key] = saved
                     self._recent.move_to_end(key)
                     if len(self._recent) > RECENT_USERS:
                         self._recent.popitem(last=False)
@@ -83,8 +109,8 @@ class History:
 
     def save(self, store: Store, key: str, kept: Conversation) -> list[Message]:
         """Store ``kept`` at ``key`` and return the list stored: its new messages appended to
-        the stored history when the store can (``append_memory``) and ``kept`` is that history
-        with turns dropped and added, else the whole list written again."""
+        the stored history when the store can (``append_memory``) and ``kept`` is that history,
+        unchanged since it was read, with turns dropped and added; else the whole list."""
         messages = kept.messages()
         change = kept.appended()
         if change is not None:
@@ -92,7 +118,8 @@ class History:
             if not drop and not new:
                 return messages  # nothing to change (a refused first message...)
             append = getattr(store, "append_memory", None)
-            if append is not None and kept.stored and append(key, new, drop=drop, expect=kept.stored):
+            version = kept.version  # None: not read from a store that tells versions
+            if append is not None and version is not None and append(key, new, drop=drop, version=version):
                 return messages
         store.save_memory(key, messages)
         return messages

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from itertools import chain
 from typing import Any
 
 Message = dict[str, Any]
@@ -166,16 +167,18 @@ class Conversation:
     """A history as whole turns, oldest first, with each turn's tokens counted once (a turn
     measures its history for every model call and again when it saves it).
 
-    ``start`` and ``stored`` say where it came from: ``stored`` messages were in the store, and
-    when its older messages are the last ones of those as stored (nothing repaired), ``start``
-    is the index of the first one, so a save can drop ``start`` messages and append the rest
-    instead of writing the whole history again. ``None`` when it cannot.
+    ``start``, ``stored`` and ``version`` say where it came from: ``stored`` messages were in
+    the store (at ``version``, when the store tells versions), and when its older messages are
+    the last ones of those as stored (nothing repaired), ``start`` is the index of the first
+    one, so a save can drop ``start`` messages and append the rest instead of writing the whole
+    history again. ``None`` when it cannot.
     """
 
     turns: list[list[Message]] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     start: int | None = None
     stored: int = 0
+    version: str | None = None
 
     @property
     def tokens(self) -> int:
@@ -186,7 +189,7 @@ class Conversation:
 
     @cached_property
     def _messages(self) -> tuple[Message, ...]:  # read for every model call of a turn
-        return tuple(m for turn in self.turns for m in turn)
+        return tuple(chain.from_iterable(self.turns))
 
     def newest(self, budget: int) -> list[Message]:
         """The newest whole turns within ``budget`` tokens (possibly none), as :func:`fit`."""
@@ -200,7 +203,7 @@ class Conversation:
         """This conversation followed by the turns of ``items``."""
         turns = split_turns(items)
         sizes = [sum(count(m) for m in t) for t in turns]
-        return Conversation([*self.turns, *turns], [*self.sizes, *sizes], self.start, self.stored)
+        return replace(self, turns=[*self.turns, *turns], sizes=[*self.sizes, *sizes])
 
     def trimmed(self, *, max_turns: int | None = None, max_tokens: int | None = None) -> Conversation:
         """The newest whole turns within ``max_turns`` and ``max_tokens``, as :func:`trim` keeps
@@ -216,7 +219,7 @@ class Conversation:
         if not first:
             return self
         start = None if self.start is None else self.start + sum(len(t) for t in self.turns[:first])
-        return Conversation(self.turns[first:], self.sizes[first:], start, self.stored)
+        return replace(self, turns=self.turns[first:], sizes=self.sizes[first:], start=start)
 
     def appended(self) -> tuple[int, list[Message]] | None:
         """``(messages dropped from the stored history, messages to append)`` that turn the

@@ -188,6 +188,10 @@ CREATE INDEX IF NOT EXISTS status_log_work ON status_log(handling)
 """
 
 
+#: What tells one write of a memory row from another: its time (to the microsecond) and length.
+_MEMORY_VERSION = "updated_at || ' ' || length(items)"
+
+
 class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
     """A :class:`Store` in one SQLite file (``":memory:"`` for a private in-memory database)."""
 
@@ -460,10 +464,17 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
         return _dt(rows[0][0]) if rows else None
 
     # --- agent memory ------------------------------------------------------------------------
-    def append_memory(self, key: str, items: list[dict[str, Any]], *, drop: int, expect: int) -> bool:
-        """Remove the ``drop`` oldest items of the memory at ``key`` and append ``items``, when it
-        holds ``expect`` items (what the caller read); ``False``, and nothing written, when it
-        does not (changed meanwhile, or no row) or SQLite lacks its JSON functions.
+    def memory_version(self, key: str) -> str | None:
+        """A text that changes whenever the memory at ``key`` is written (its write time and
+        length), ``None`` when there is none: whether a history read before is still the one
+        stored, without reading it again."""
+        rows = self._query(f"SELECT {_MEMORY_VERSION} FROM memory WHERE key=?", (key,))  # noqa: S608
+        return str(rows[0][0]) if rows else None
+
+    def append_memory(self, key: str, items: list[dict[str, Any]], *, drop: int, version: str) -> bool:
+        """Remove the ``drop`` oldest items of the memory at ``key`` and append ``items``, when
+        its :meth:`memory_version` is ``version`` (unchanged since the caller read it); ``False``,
+        and nothing written, when it is not or SQLite lacks its JSON functions.
 
         One statement that edits the stored JSON in place: a long history is not encoded and
         sent again to change its ends (the agent's memory, on every turn).
@@ -481,8 +492,8 @@ class SQLiteStore(SQLiteWork, SQLiteOutbox, SQLiteCounters):
         if items:
             edited = f"json_insert({edited}" + ", '$[#]', json(?)" * len(items) + ")"  # '$[#]': the end
         changed = self._changes(
-            f"UPDATE memory SET items={edited}, updated_at=? WHERE key=? AND json_array_length(items)=?",  # noqa: S608
-            (*(rules.dumps(item) for item in items), _iso(utcnow()), key, expect),
+            f"UPDATE memory SET items={edited}, updated_at=? WHERE key=? AND {_MEMORY_VERSION}=?",  # noqa: S608
+            (*(rules.dumps(item) for item in items), _iso(utcnow()), key, version),
         )
         return changed == 1
 
