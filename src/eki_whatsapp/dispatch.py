@@ -15,9 +15,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import handoff, optout
 from .context import Context
 from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from .handling import idempotency_base
+from .optout import OptOutState, user_key
+from .store.base import read_values
 
 if TYPE_CHECKING:
     from .bot import Bot
@@ -138,10 +141,13 @@ class Handlers:
             except Exception:
                 logger.exception("the %s confirmation to %s could not be sent", action, event.sender)
             return False
-        if optouts.enabled and optouts.is_opted_out(event.sender):
+        # Both of the user's states in one read of the store (every message asks).
+        key = user_key(event.sender)
+        values = read_values(bot.store, key, (optout.NAMESPACE, handoff.NAMESPACE))
+        if optouts.enabled and OptOutState.from_json(key, values.get(optout.NAMESPACE)) is not None:
             logger.info("message %s from opted-out %s logged, not answered", event.id, event.sender)
             return False
-        return not bot.handoff.is_human(event.sender)
+        return not bot.handoff.state_of(key, values.get(handoff.NAMESPACE)).human
 
     def run_sync(self, event: Event, work_id: str | None = None) -> str | None:
         """Run the reactions and handlers of an event; the first error (``None``: all went well,

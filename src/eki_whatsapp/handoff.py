@@ -153,7 +153,11 @@ class Handoff:
     def state(self, user: str) -> HandoffState:
         """Who has the conversation now (an idle take-over is handed back on the way)."""
         key = user_key(user)
-        state = HandoffState.from_json(key, self.bot.store.get_value(NAMESPACE, key))
+        return self.state_of(key, self.bot.store.get_value(NAMESPACE, key))
+
+    def state_of(self, key: str, value: Any) -> HandoffState:
+        """:meth:`state` from the value stored for ``key`` (:func:`user_key`), read already."""
+        state = HandoffState.from_json(key, value)
         idle = self.idle
         if state.human and idle and state.last_activity and self.clock() - state.last_activity >= idle:
             logger.info("conversation with %s handed back to the bot after %s idle", key, idle)

@@ -279,6 +279,16 @@ class SharedSQL:
         rows = self._query(self._SQL.get_value, (namespace, key))
         return self._json_out(rows[0][0]) if rows else None
 
+    def get_values(self, key: str, namespaces: Sequence[str]) -> dict[str, Any]:
+        """The values stored under ``key`` in each of ``namespaces`` that has one (one query)."""
+        marks = ",".join([self.MARK] * len(namespaces))
+        rows = self._query(
+            f"SELECT namespace, value FROM kv WHERE key={self.MARK} AND namespace IN ({marks})",
+            (key, *namespaces),
+        )
+        found = {namespace: self._json_out(value) for namespace, value in rows}
+        return {namespace: value for namespace, value in found.items() if value is not None}
+
     def set_value(self, namespace: str, key: str, value: Any) -> None:
         self._changes(self._SQL.set_value, (namespace, key, json_text(value)))
 

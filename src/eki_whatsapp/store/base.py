@@ -10,7 +10,7 @@ operations. How rows merge (statuses, windows, dedup) is written once in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -37,6 +37,16 @@ def batch(store: object) -> AbstractContextManager[Any]:
     else nothing: every write commits on its own, as always."""
     method = getattr(store, "batch", None)
     return method() if method is not None else nullcontext()
+
+
+def read_values(store: Any, key: str, namespaces: Sequence[str]) -> dict[str, Any]:
+    """The values stored under ``key`` in each of ``namespaces`` that has one: in one query with
+    the store's ``get_values`` (the built-in stores have it), else ``get_value`` for each."""
+    many = getattr(store, "get_values", None)
+    if many is not None:
+        return dict(many(key, namespaces))
+    found = ((n, store.get_value(n, key)) for n in namespaces)
+    return {n: v for n, v in found if v is not None}
 
 
 def as_utc(value: datetime) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -208,6 +209,12 @@ class MemoryStore(MemoryWork, MemoryOutbox):
         with self._lock:
             value = self._kv.get((namespace, key))
         return rules.json_copy(value)
+
+    def get_values(self, key: str, namespaces: Sequence[str]) -> dict[str, Any]:
+        """The values stored under ``key`` in each of ``namespaces`` that has one."""
+        with self._lock:
+            found = {n: self._kv.get((n, key)) for n in namespaces}
+        return {n: rules.json_copy(v) for n, v in found.items() if v is not None}
 
     def set_value(self, namespace: str, key: str, value: Any) -> None:
         copied = rules.json_copy(value)

@@ -39,7 +39,7 @@ import pytest
 
 from ..errors import StoreError
 from ..events import ChangeEvent, ErrorInfo, InboundMessage, Pricing, StatusUpdate
-from ..store.base import Lease, LedgerEntry, LogEntry, OutboxItem, Store, UsageRecord
+from ..store.base import Lease, LedgerEntry, LogEntry, OutboxItem, Store, UsageRecord, read_values
 
 __all__ = [
     "BUSINESS",
@@ -502,6 +502,19 @@ class ValuesContract(_Contract):
         store.set_value("eki.optout", "5215512345678", None)
         assert store.get_value("eki.optout", "5215512345678") is None
         assert store.get_value("eki.handoff", "5215512345678") == {"mode": "human", "staff": "lucía"}
+
+    def test_one_users_values_in_several_namespaces_are_read_together(self, store: Store) -> None:
+        # Every inbound message asks for the sender's opt-out and handoff state in one read.
+        store.set_value("eki.optout", "5215512345678", {"opted_out": True})
+        store.set_value("eki.handoff", "5215512345678", {"mode": "human"})
+        store.set_value("eki.handoff", "5215599999999", {"mode": "requested"})
+        both = read_values(store, "5215512345678", ("eki.optout", "eki.handoff", "eki.other"))
+        assert both == {"eki.optout": {"opted_out": True}, "eki.handoff": {"mode": "human"}}
+        assert read_values(store, "5215599999999", ("eki.optout", "eki.handoff")) == {
+            "eki.handoff": {"mode": "requested"}
+        }
+        store.set_value("eki.optout", "5215512345678", None)
+        assert read_values(store, "5215512345678", ("eki.optout",)) == {}
 
 
 class CounterContract(_Contract):

@@ -3,7 +3,7 @@ its counters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,16 @@ class DjangoValues(StoreBase):
             .values_list("value", flat=True)
             .first()
         )
+
+    @_db
+    def get_values(self, key: str, namespaces: Sequence[str]) -> dict[str, Any]:
+        """The values stored under ``key`` in each of ``namespaces`` that has one (one query)."""
+        rows = WhatsAppValue.objects.using(self.using).filter(key=key, namespace__in=list(namespaces))
+        return {
+            namespace: value
+            for namespace, value in rows.values_list("namespace", "value")
+            if value is not None
+        }
 
     @_db
     def set_value(self, namespace: str, key: str, value: Any) -> None:
