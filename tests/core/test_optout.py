@@ -99,6 +99,23 @@ def test_sends_to_an_opted_out_user_are_refused_before_any_request(
     assert len(store.list_log(direction="out")) == 1  # only the confirmation
 
 
+def test_a_keyed_send_to_an_opted_out_user_is_refused_and_an_earlier_one_is_returned(
+    store: Any, providers: dict[str, FakeProvider]
+) -> None:
+    # The receipt of the key and the user's opt-out are read together: a send made before the
+    # opt-out keeps its receipt (no request, no refusal); a new one is refused.
+    bot = make_bot(store, providers)
+    meta_says(bot, "hola")  # the window is open
+    first = bot.send(META_USER, "Tu pedido salió", provider="meta", idempotency_key="order-1")
+    meta_says(bot, "STOP")
+    attempts = providers["meta"].attempts
+    again = bot.send(META_USER, "Tu pedido salió", provider="meta", idempotency_key="order-1")
+    assert again.message_id == first.message_id and providers["meta"].attempts == attempts
+    with pytest.raises(OptedOut):
+        bot.send(META_USER, "Tu pedido llegó", provider="meta", idempotency_key="order-2")
+    assert providers["meta"].attempts == attempts
+
+
 def test_an_exempt_message_still_goes_out(store: Any, providers: dict[str, FakeProvider]) -> None:
     bot = make_bot(store, providers)
     meta_says(bot, "STOP")
