@@ -57,6 +57,19 @@ T = TypeVar("T")
 
 __all__ = ["Bot", "Context", "Handler"]
 
+#: How many forks this process descends from (bumped in each child): a bot compares it with the
+#: count it serves under, instead of asking the OS for its process id (a system call) on every
+#: request.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
 
 class Bot:
     """A WhatsApp bot on Meta Cloud API and/or Twilio.
@@ -138,7 +151,8 @@ class Bot:
         #: Finds work whose worker died (expired leases) and due retries, here and periodically.
         self.sweeper = Sweeper(self)
         self.sweeper.start()
-        self._serving_pid: int | None = None  # the process whose first webhook kicked the sweeper
+        self._sweeper_forks = _forks  # the process the sweeper thread runs in
+        self._serving_forks: int | None = None  # the process whose first webhook kicked the sweeper
 
     # --- wiring ------------------------------------------------------------------------------
     @property
@@ -290,12 +304,14 @@ class Bot:
 
     def _check_fork(self) -> None:
         """At the first webhook of a process, sweep: the bot is serving, its handlers are
-        registered. A forked process (gunicorn --preload) gets a sweeper thread of its own."""
-        if self._serving_pid != os.getpid():
-            if self._serving_pid is not None:
+        registered. A forked process (gunicorn --preload) gets a sweeper thread of its own: the
+        parent's stayed behind, whether or not the parent served."""
+        if self._serving_forks != _forks:
+            if self._sweeper_forks != _forks:
                 self.sweeper = Sweeper(self)
                 self.sweeper.start()
-            self._serving_pid = os.getpid()
+                self._sweeper_forks = _forks
+            self._serving_forks = _forks
             self.sweeper.kick()
 
     def run_later(self, coro: Coroutine[Any, Any, Any]) -> None:
