@@ -229,3 +229,11 @@ async def test_a_lone_surrogate_in_a_tool_result_neither_locks_the_user_out_nor_
     assert [m["content"] for m in history if m["role"] == "user"] == ["menu?", "and now?"]
     json.dumps(history, ensure_ascii=False).encode("utf-8")
     store.close()
+
+
+def test_nothing_to_send_agrees_with_the_formatted_answer() -> None:
+    from eki_whatsapp.agent.turn import nothing_to_send
+    from eki_whatsapp.formatting import to_whatsapp
+
+    for answer in ["", "  ", "---", "***\n___", "# ", "**", "```\n```", "[](x)", "ok", "# 1", "**é**", "- a"]:
+        assert nothing_to_send(answer) == (not to_whatsapp(answer).strip()), answer

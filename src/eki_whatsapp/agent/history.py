@@ -61,6 +61,8 @@ class History:
         version_of = getattr(store, "memory_version", None)
         try:
             version = version_of(key) if version_of is not None else None
+            if version_of is not None and version is None:
+                return Conversation()  # the store has no history for this user
             if recent is not None and version is not None and version == recent.version:
                 return recent.conversation.trimmed(**budget)
             stored = store.load_memory(key)

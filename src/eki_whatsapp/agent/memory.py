@@ -203,7 +203,13 @@ class Conversation:
         """This conversation followed by the turns of ``items``."""
         turns = split_turns(items)
         sizes = [sum(count(m) for m in t) for t in turns]
-        return replace(self, turns=[*self.turns, *turns], sizes=[*self.sizes, *sizes])
+        return Conversation(
+            turns=[*self.turns, *turns],
+            sizes=[*self.sizes, *sizes],
+            start=self.start,
+            stored=self.stored,
+            version=self.version,
+        )
 
     def trimmed(self, *, max_turns: int | None = None, max_tokens: int | None = None) -> Conversation:
         """The newest whole turns within ``max_turns`` and ``max_tokens``, as :func:`trim` keeps
@@ -219,7 +225,13 @@ class Conversation:
         if not first:
             return self
         start = None if self.start is None else self.start + sum(len(t) for t in self.turns[:first])
-        return replace(self, turns=self.turns[first:], sizes=self.sizes[first:], start=start)
+        return Conversation(
+            turns=self.turns[first:],
+            sizes=self.sizes[first:],
+            start=start,
+            stored=self.stored,
+            version=self.version,
+        )
 
     def appended(self) -> tuple[int, list[Message]] | None:
         """``(messages dropped from the stored history, messages to append)`` that turn the

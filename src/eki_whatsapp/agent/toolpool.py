@@ -137,13 +137,15 @@ class ToolPool:
 T = TypeVar("T")
 
 
+_TIMEOUT = getattr(asyncio, "timeout", None)  # Python 3.11+
+
+
 async def within(seconds: float, awaitable: Coroutine[Any, Any, T]) -> T:
     """``await`` with a deadline (``asyncio.TimeoutError`` after ``seconds``).
 
     ``asyncio.timeout`` (3.11+) does not wrap the coroutine in a task as ``wait_for`` does.
     """
-    timeout = getattr(asyncio, "timeout", None)
-    if timeout is None:  # Python 3.10
+    if _TIMEOUT is None:  # Python 3.10
         return await asyncio.wait_for(awaitable, seconds)
-    async with timeout(seconds):
+    async with _TIMEOUT(seconds):
         return await awaitable

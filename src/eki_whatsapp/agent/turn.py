@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..store.base import UsageRecord
@@ -60,6 +61,11 @@ class Turn:
     #: one per model call, written with the history when the turn ends
     usage_records: list[UsageRecord] = field(default_factory=list)
 
+    @cached_property
+    def system_message(self) -> Message:
+        """The system prompt as the first message of every request of the turn."""
+        return {"role": "system", "content": self.system}
+
     def count(self, message: Message) -> int:
         """Tokens of one of this turn's messages, counted once (measured at every model call)."""
         key = id(message)
@@ -99,8 +105,6 @@ class TurnRunner:
         message: InboundMessage | None,
         store: Store | None,
     ) -> AgentReply:
-        from ..formatting import to_whatsapp
-
         started = time.perf_counter()
         store = store or self.agent._store()
         turn_id = secrets.token_hex(8)  # 16 hex digits, as uuid4().hex[:16] gave, without the UUID object
@@ -156,7 +160,7 @@ class TurnRunner:
             logger.exception("agent %r turn %s failed", self.agent.name, turn_id)
         finally:
             TURN_LOCALE.reset(locale_token)
-        if fallback is None and not ctx.outbound and not to_whatsapp(answer).strip():
+        if fallback is None and not ctx.outbound and nothing_to_send(answer):
             fallback = "empty"  # nothing, or nothing left once formatted ("---")
         if fallback is None and turn.truncated:
             answer = f"{answer}\n\n_{fallback_text('cut', lang, self.agent.fallback_messages)}_"
@@ -304,7 +308,7 @@ class TurnRunner:
 
     def request(self, turn: Turn) -> list[Message]:
         """The messages of the next call, within ``context_tokens``: the oldest history goes first."""
-        system: Message = {"role": "system", "content": turn.system}
+        system = turn.system_message
         items = turn.items
         if turn.compacted:
             items = [short_result(m, COMPACT_RESULT_CHARS) for m in items]
@@ -333,6 +337,19 @@ def unique_ids(calls: Sequence[ToolCall], turn: Turn) -> tuple[ToolCall, ...]:
         used.add(cid)
         out.append(call if cid == call.id else ToolCall(cid, call.name, call.arguments))
     return tuple(out)
+
+
+def nothing_to_send(answer: str) -> bool:
+    """Whether ``answer`` is empty once formatted for WhatsApp (``""``, ``"---"``...).
+
+    Formatting only removes markup, so an answer with a letter or digit keeps something and is
+    not formatted here (it is when it is sent).
+    """
+    if any(ch.isalnum() for ch in answer):
+        return False
+    from ..formatting import to_whatsapp
+
+    return not to_whatsapp(answer).strip()
 
 
 def short_result(message: Message, limit: int) -> Message:
