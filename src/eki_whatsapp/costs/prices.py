@@ -265,6 +265,9 @@ class PriceBook:
             items.sort(key=lambda t: t.effective)
         #: Whether any table grants a free allowance (most books have none: skip the look-up).
         self.has_allowances = any(t.free_allowance is not None for t in tables_of(self.tables))
+        #: The providers some table charges inbound messages for (Twilio); the others' inbound
+        #: messages, priced on every webhook, skip the look-up of the day's table.
+        self.inbound_charged = frozenset(t.provider for t in tables_of(self.tables) if t.fee_per_inbound)
         self._quotes: dict[_QuoteKey, Quote] = {}
 
     @classmethod
@@ -326,6 +329,8 @@ class PriceBook:
 
     def inbound_fee(self, provider: str, at: datetime | date) -> Decimal:
         """What ``provider`` charges for one inbound message on that day (Twilio: its fee)."""
+        if provider not in self.inbound_charged:
+            return ZERO
         table = self.table(provider, at)
         return table.fee_per_inbound if table is not None else ZERO
 
