@@ -24,9 +24,14 @@ Final lines ``load: <figure> (target <target>) OK|BELOW``: p99 at 1000 requests/
 and with PostgreSQL against 20 ms, with 0 errors; exits 1 when either is below target.
 
 Also printed: the CPU time the app's workers spent per request (their own and the background
-handling), which does not depend on how busy the machine is as much as latency does.
+handling), which does not depend on how busy the machine is as much as latency does, and for
+the PostgreSQL app the CPU time of the database server's processes (all of them on this host:
+another client of the server during the run counts too).
 
 Usage: ``python bench/load.py [SECONDS_PER_RUN] [ROUNDS]`` (default 3 s, 3 rounds: about 2 min).
+``EKI_BENCH_APPS=floor,postgres`` runs only those apps and ``EKI_BENCH_RATES=1000`` only those
+rates, for shorter runs while working on one (the final lines need sqlite, postgres and floor at
+1000/s).
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ from eki_whatsapp.testing import meta_text
 
 SECRET = "e1d2c3b4a5968778695a4b3c2d1e0f00"
 PHONE_ID = "106540352242922"
-RATES = (300, 500, 1000)
+RATES = tuple(int(r) for r in os.environ.get("EKI_BENCH_RATES", "300,500,1000").split(","))
+APPS = os.environ.get("EKI_BENCH_APPS", "floor,sqlite,postgres").split(",")
 TARGET_MS = 20.0
 TARGET_RATE = 1000
 PG = ("127.0.0.1", 5432)
@@ -122,6 +128,8 @@ class Run:
     elapsed: float = 0.0
     #: CPU seconds the app's gunicorn workers used during the run (and the drain after it).
     cpu: float = 0.0
+    #: CPU seconds the PostgreSQL server's processes used meanwhile (0 when not on this host).
+    db_cpu: float = 0.0
 
     def p(self, q: float) -> float:
         if not self.latencies:
@@ -282,6 +290,23 @@ def workers_cpu(server: Server) -> float:
     return total
 
 
+def db_server_cpu() -> float:
+    """CPU seconds used so far by the processes of a PostgreSQL server on this host (``postgres``
+    and its backends; 0 when none can be read)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if not (proc / "cmdline").read_bytes().startswith(b"postgres"):
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def idle(servers: list[Server], limit: float = 15.0) -> None:
     """Wait until the servers' workers use next to no CPU (their background work is done)."""
     deadline = time.monotonic() + limit
@@ -327,10 +352,11 @@ def main() -> int:
             "floor": {},
             "sqlite": {"LOAD_STORE_URL": f"sqlite:///{work}/bench.sqlite3"},
         }
-        if pg_up():
+        if "postgres" in APPS and pg_up():
             variants["postgres"] = {"LOAD_STORE_URL": f"{PG_URL}?schema={schema}&pool_max={THREADS + 8}"}
-        else:
+        elif "postgres" in APPS:
             print(f"PostgreSQL is not reachable on {PG[0]}:{PG[1]}: its variant is left out")
+        variants = {name: env for name, env in variants.items() if name in APPS}
         try:
             for name, env in variants.items():
                 servers.append(start(name, work, env))
@@ -362,15 +388,18 @@ async def measure(servers: list[Server], seconds: float, rounds: int) -> dict[tu
             for server in order:
                 payloads = requests(server.port, f"{server.name}{rate}r{r}", n)
                 await idle(servers)  # the previous run's background work is not this one's load
-                cpu = workers_cpu(server)
+                cpu, db_cpu = workers_cpu(server), db_server_cpu()
                 run = await shoot(server.port, payloads, rate)
                 await idle([server])  # this run's background work, counted with it
                 run.cpu = workers_cpu(server) - cpu
+                if server.name == "postgres":
+                    run.db_cpu = db_server_cpu() - db_cpu
                 results.setdefault((server.name, rate), []).append(run)
                 print(
                     f"  {server.name:>8} {rate:5d}/s round {r + 1}: {len(run.latencies) / run.elapsed:6.0f}/s "
                     f"p50 {run.p(0.5):6.1f} ms p99 {run.p(0.99):7.1f} ms errors {run.errors} "
-                    f"cpu {run.cpu / run.sent * 1e6:5.0f} us/request",
+                    f"cpu {run.cpu / run.sent * 1e6:5.0f} us/request"
+                    + (f" db {run.db_cpu / run.sent * 1e6:4.0f} us" if run.db_cpu else ""),
                     flush=True,
                 )
     return results
@@ -380,7 +409,7 @@ def report(results: dict[tuple[str, int], list[Run]], names: list[str]) -> int:
     print()
     print(
         f"{'app':>8} {'rate':>6} {'answered/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-        f"{'cpu us/req':>10}  (median of rounds; cpu: the app's workers)"
+        f"{'cpu us/req':>10} {'db us/req':>9}  (median of rounds; cpu: the app's workers, db: the server)"
     )
     for rate in RATES:
         for name in names:
@@ -388,9 +417,15 @@ def report(results: dict[tuple[str, int], list[Run]], names: list[str]) -> int:
             print(
                 f"{name:>8} {rate:6d} {statistics.median(len(r.latencies) / r.elapsed for r in runs):10.0f} "
                 f"{statistics.median(r.p(0.5) for r in runs):8.1f} {statistics.median(r.p(0.99) for r in runs):8.1f} "
-                f"{sum(r.errors for r in runs):6d} {statistics.median(r.cpu / r.sent * 1e6 for r in runs):10.0f}"
+                f"{sum(r.errors for r in runs):6d} {statistics.median(r.cpu / r.sent * 1e6 for r in runs):10.0f} "
+                f"{statistics.median(r.db_cpu / r.sent * 1e6 for r in runs):9.0f}"
             )
     ok = True
+    if TARGET_RATE not in RATES or "floor" not in names:
+        print(
+            f"load: not measured at {TARGET_RATE}/s next to the floor (EKI_BENCH_RATES, EKI_BENCH_APPS) BELOW"
+        )
+        return 1
     for name, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
         if name not in names:
             print(f"load: {label} not measured (target p99 <= {TARGET_MS:.0f} ms at {TARGET_RATE}/s) BELOW")
