@@ -25,8 +25,8 @@ and with PostgreSQL against 20 ms, with 0 errors; exits 1 when either is below t
 
 Also printed: the CPU time the app's workers spent per request (their own and the background
 handling), which does not depend on how busy the machine is as much as latency does, and for
-the PostgreSQL app the CPU time of the database server's processes (all of them on this host:
-another client of the server during the run counts too).
+the PostgreSQL app the CPU time of the server's backends that serve it (``application_name``
+``eki-bench-load-<pid>``; the server's background writers are not counted).
 
 Usage: ``python bench/load.py [SECONDS_PER_RUN] [ROUNDS]`` (default 3 s, 3 rounds: about 2 min).
 ``EKI_BENCH_APPS=floor,postgres`` runs only those apps and ``EKI_BENCH_RATES=1000`` only those
@@ -58,6 +58,8 @@ TARGET_RATE = 1000
 PG = ("127.0.0.1", 5432)
 PG_URL = os.environ.get("EKI_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TIMEOUT = 10.0
+#: The PostgreSQL app's application_name, by which its backends' CPU time is found.
+DB_APPLICATION = f"eki-bench-load-{os.getpid()}"
 #: Threads per gunicorn worker (gthread): a request waiting for its database commit does not
 #: hold up the next one (a sync worker serves one at a time, so a PostgreSQL commit's fsync of a
 #: few ms caps it at a few hundred requests/s). The same for the floor. The PostgreSQL pool is
@@ -290,20 +292,21 @@ def workers_cpu(server: Server) -> float:
     return total
 
 
-def db_server_cpu() -> float:
-    """CPU seconds used so far by the processes of a PostgreSQL server on this host (``postgres``
-    and its backends; 0 when none can be read)."""
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if not (proc / "cmdline").read_bytes().startswith(b"postgres"):
+def db_server_cpu(application: str) -> float:
+    """CPU seconds used so far by the PostgreSQL server's backends that serve ``application``
+    (the app's connections: not the server's other clients, nor its background writers); 0
+    when the server is not on this host."""
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        pids = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application,))
+        total = 0.0
+        for (pid,) in pids.fetchall():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
                 continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -353,7 +356,8 @@ def main() -> int:
             "sqlite": {"LOAD_STORE_URL": f"sqlite:///{work}/bench.sqlite3"},
         }
         if "postgres" in APPS and pg_up():
-            variants["postgres"] = {"LOAD_STORE_URL": f"{PG_URL}?schema={schema}&pool_max={THREADS + 8}"}
+            query = f"schema={schema}&pool_max={THREADS + 8}&application_name={DB_APPLICATION}"
+            variants["postgres"] = {"LOAD_STORE_URL": f"{PG_URL}?{query}"}
         elif "postgres" in APPS:
             print(f"PostgreSQL is not reachable on {PG[0]}:{PG[1]}: its variant is left out")
         variants = {name: env for name, env in variants.items() if name in APPS}
@@ -388,12 +392,13 @@ async def measure(servers: list[Server], seconds: float, rounds: int) -> dict[tu
             for server in order:
                 payloads = requests(server.port, f"{server.name}{rate}r{r}", n)
                 await idle(servers)  # the previous run's background work is not this one's load
-                cpu, db_cpu = workers_cpu(server), db_server_cpu()
+                postgres = server.name == "postgres"
+                cpu, db_cpu = workers_cpu(server), db_server_cpu(DB_APPLICATION) if postgres else 0.0
                 run = await shoot(server.port, payloads, rate)
                 await idle([server])  # this run's background work, counted with it
                 run.cpu = workers_cpu(server) - cpu
-                if server.name == "postgres":
-                    run.db_cpu = db_server_cpu() - db_cpu
+                if postgres:
+                    run.db_cpu = db_server_cpu(DB_APPLICATION) - db_cpu
                 results.setdefault((server.name, rate), []).append(run)
                 print(
                     f"  {server.name:>8} {rate:5d}/s round {r + 1}: {len(run.latencies) / run.elapsed:6.0f}/s "

@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, InboundMessage, StatusUpdate
 from . import rules
+from ._postgres_batch import GroupWriter, rows_of
 from ._postgres_counters import PostgresCounters
 from ._postgres_outbox import PostgresOutbox
 from ._postgres_values import _LOG_COLUMNS, _STATUS_COLUMNS, _dt, _json
@@ -219,6 +220,10 @@ _OWN_PARAMS = ("schema", "pool_min", "pool_max", "pool_timeout")
 
 _INSERT_COLUMNS = f"{_LOG_COLUMNS}, handling, lease_owner, lease_until"
 _INSERT_VALUES = ",".join(["%s"] * 21)
+_INSERT_SQL = (
+    f"INSERT INTO message_log ({_INSERT_COLUMNS}) VALUES ({_INSERT_VALUES}) "  # noqa: S608
+    "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id"
+).encode()
 
 
 class _Url(NamedTuple):
@@ -365,6 +370,11 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
         #: Set by :meth:`close`: the sweeper stops instead of failing every interval.
         self.closed = False
         self._pool = self._open_pool()
+        # The webhook's inserts of new messages, committed together (group commit: see
+        # _postgres_batch); keyed by message, so a message sent twice at once is logged once.
+        self._inbound: GroupWriter[tuple[Any, ...], int] = GroupWriter(
+            self._insert_inbound_rows, self._insert_inbound_row, key=lambda values: (values[1], values[2])
+        )
         try:
             # Not pipelined: a migration step is a script of several statements.
             with self._conn() as conn, conn.transaction():
@@ -487,11 +497,7 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
     ) -> int:
         """Insert a row (with ``work``: ``pending``, claimed by ``lease`` when given, in the same
         statement); 0 when its message id is already logged (ids of ``NULL`` never collide)."""
-        row = conn.execute(
-            f"INSERT INTO message_log ({_INSERT_COLUMNS}) VALUES ({_INSERT_VALUES}) "  # noqa: S608
-            "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id",
-            cls._log_values(entry, work=work, lease=lease),
-        ).fetchone()
+        row = conn.execute(_INSERT_SQL, cls._log_values(entry, work=work, lease=lease)).fetchone()
         return 0 if row is None else int(row[0])
 
     def record_inbound(self, message: InboundMessage) -> bool:
@@ -502,9 +508,31 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
     ) -> int:
         # One insert, one round trip: the row (with its work) is the window too (the latest
         # inbound timestamp of the user, see last_inbound_at), so no row is shared between
-        # messages and concurrent ones commit together.
+        # messages, and the messages that threads of this process record at the same moment are
+        # one statement and one commit (self._inbound).
+        return self._inbound(self._log_values(rules.inbound_entry(message), work=work, lease=lease))
+
+    def _insert_inbound_row(self, values: tuple[Any, ...]) -> int:
         with self._conn() as conn:
-            return self._insert_log(conn, rules.inbound_entry(message), work=work, lease=lease)
+            row = conn.execute(_INSERT_SQL, values).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _insert_inbound_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+        """Insert inbound rows of distinct messages in one statement; each one's id, 0 for one
+        logged already."""
+        import psycopg
+
+        sql = (
+            f"INSERT INTO message_log ({_INSERT_COLUMNS}) VALUES {rows_of(len(rows), 21)} "  # noqa: S608
+            "ON CONFLICT (provider, message_id) DO NOTHING RETURNING provider, message_id, id"
+        )
+        with self._conn() as conn:
+            # A raw cursor ($n placeholders): psycopg would parse a statement of more than 50
+            # %s afresh on every call, which costs more than the statement's own work here.
+            cursor = psycopg.RawCursor(conn).execute(sql.encode(), [value for row in rows for value in row])
+            inserted = cursor.fetchall()
+        ids = {(provider, message_id): row_id for provider, message_id, row_id in inserted}
+        return [ids.get((row[1], row[2]), 0) for row in rows]
 
     def record_status(self, status: StatusUpdate) -> bool:
         return self._record_status(status) > 0
