@@ -17,7 +17,7 @@ from eki_whatsapp.errors import UnstorableValue
 from eki_whatsapp.store._postgres_batch import GroupWriter
 from eki_whatsapp.store.base import Lease
 from eki_whatsapp.store.postgres import PostgresStore
-from eki_whatsapp.testing.store_contract import T0, inbound
+from eki_whatsapp.testing.store_contract import T0, inbound, status
 
 LEASE = Lease("host:1:test", T0 + timedelta(minutes=5))
 
@@ -204,3 +204,51 @@ def test_many_threads_recording_at_once_record_every_message_once(store: Postgre
     assert len({w for w in work if w}) == len(messages)
     assert sum(1 for w in work if w is None) == 100
     assert sorted(logged(store)) == messages
+
+
+# --- the outcomes of handled work, written together ----------------------------------------
+
+
+def test_outcomes_written_together_leave_each_row_as_one_call_each_would(store: PostgresStore) -> None:
+    done, retried, dead, stolen = (store.record_work(inbound(f"wamid.O{i}"), LEASE) or "" for i in range(4))
+    status_work = store.record_work(status("wamid.O0", "delivered"), LEASE) or ""
+    retry_at = T0 + timedelta(minutes=1)
+    changed = store.finish_works(
+        [
+            (done, LEASE.owner, {}),
+            (retried, LEASE.owner, {"error": "boom", "retry_at": retry_at}),
+            (dead, LEASE.owner, {"error": "boom"}),
+            (stolen, "someone-else", {}),
+            (status_work, LEASE.owner, {}),
+            ("m999999", LEASE.owner, {}),
+            ("not a work id", LEASE.owner, {}),
+        ]
+    )
+    assert changed == [True, True, True, False, True, False, False]
+    states = {w: store.get_work(w) for w in (done, retried, dead, stolen, status_work)}
+    assert {w: (i.state, i.lease_owner) for w, i in states.items() if i} == {
+        done: ("handled", None),
+        retried: ("failed", None),
+        dead: ("dead", None),
+        stolen: ("pending", LEASE.owner),
+        status_work: ("handled", None),
+    }
+    assert states[retried] is not None and states[retried].next_attempt_at == retry_at
+    assert states[retried].last_error == "boom"
+
+
+def test_work_finished_twice_in_one_batch_is_changed_by_the_first_outcome_only(store: PostgresStore) -> None:
+    work = store.record_work(inbound("wamid.TWICE"), LEASE) or ""
+    retry_at = T0 + timedelta(minutes=1)
+    changed = store.finish_works(
+        [(work, LEASE.owner, {"error": "boom", "retry_at": retry_at}), (work, LEASE.owner, {})]
+    )
+    assert changed == [True, False]  # the first one ended the lease the second one names
+    item = store.get_work(work)
+    assert item is not None and item.state == "failed"
+
+
+def test_many_outcomes_at_once_are_all_written(store: PostgresStore) -> None:
+    work = [store.record_work(inbound(f"wamid.M{i:03d}"), LEASE) or "" for i in range(150)]
+    assert store.finish_works([(w, LEASE.owner, {}) for w in work]) == [True] * 150
+    assert store.pending_work() == []

@@ -133,10 +133,14 @@ class GroupWriter(Generic[T, R]):
 
 
 @functools.cache
-def rows_of(count: int, width: int) -> str:
-    """``count`` rows of ``width`` numbered placeholders, for a raw cursor's multi-row
-    ``VALUES``: ``rows_of(2, 3)`` is ``($1,$2,$3),($4,$5,$6)``."""
+def rows_of(count: int, types: int | tuple[str, ...]) -> str:
+    """``count`` rows of numbered placeholders, for a raw cursor's multi-row ``VALUES``: of
+    ``types`` columns when a number, else cast to each of ``types`` (needed where nothing else
+    says a column's type, as in ``FROM (VALUES ...)``). ``rows_of(2, 2)`` is ``($1,$2),($3,$4)``,
+    ``rows_of(1, ("bigint", "text"))`` is ``($1::bigint,$2::text)``."""
+    casts = [""] * types if isinstance(types, int) else [f"::{t}" for t in types]
+    width = len(casts)
     return ",".join(
-        "(" + ",".join(f"${row * width + column}" for column in range(1, width + 1)) + ")"
+        "(" + ",".join(f"${row * width + column + 1}{cast}" for column, cast in enumerate(casts)) + ")"
         for row in range(count)
     )
