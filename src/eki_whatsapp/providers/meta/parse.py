@@ -357,6 +357,7 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
             _str(origin.get("type")) if isinstance(origin, dict) else None,
         )
     user_id = _str(s.get("recipient_user_id"))
+    callback = _str(s.get("biz_opaque_callback_data"))
     if pricing is not None and isinstance(conv, dict) and conv.get("expiration_timestamp") is not None:
         pricing = Pricing(
             pricing.category,
@@ -381,8 +382,8 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
             business_number=business,
             errors=_errors(s["errors"]) if "errors" in s else (),
             pricing=pricing,
-            callback_data=_str(s.get("biz_opaque_callback_data")),
-            correlation=correlation_of(_str(s.get("biz_opaque_callback_data"))),
+            callback_data=callback,
+            correlation=correlation_of(callback),
             recipient_type=_str(s.get("recipient_type")),
             group_participant=_digits(s.get("recipient_participant_id")),
         )
@@ -397,8 +398,8 @@ def _status(s: Mapping[str, Any], business: str | None, now: datetime | _Now) ->
         business_number=business,
         errors=_errors(s["errors"]) if "errors" in s else (),
         pricing=pricing,
-        callback_data=_str(s.get("biz_opaque_callback_data")),
-        correlation=correlation_of(_str(s.get("biz_opaque_callback_data"))),
+        callback_data=callback,
+        correlation=correlation_of(callback),
     )
 
 
