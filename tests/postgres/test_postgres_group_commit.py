@@ -182,7 +182,10 @@ def test_messages_recorded_together_each_get_their_own_work(pg_url: str, store: 
 def test_a_message_delivered_twice_at_once_is_new_only_once(pg_url: str, store: PostgresStore) -> None:
     messages = ["wamid.D000", "wamid.D009", "wamid.D001", "wamid.D001", "wamid.D002", "wamid.D001"]
     work = [f.result() for f in record_behind_held_messages(pg_url, store, messages)]
-    assert [w is not None for w in work] == [True, True, True, False, True, False]
+    new = [m for m, w in zip(messages, work, strict=True) if w is not None]
+    # Which delivery of D001 is the new one depends on which of the two batches that may run
+    # at once takes it first; there is one.
+    assert sorted(new) == ["wamid.D000", "wamid.D001", "wamid.D002", "wamid.D009"]
     assert sorted(logged(store)) == ["wamid.D000", "wamid.D001", "wamid.D002", "wamid.D009"]
 
 
