@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -45,6 +46,30 @@ def envelope(kind: str, obj: Any, **extra: Any) -> dict[str, Any]:
     }
     body.update(extra)
     return body
+
+
+def test_the_provider_clients_keep_no_cookies() -> None:
+    # The provider APIs authenticate each request by its credentials: the clients a provider
+    # makes keep no cookie jar (a proxy's Set-Cookie is ignored, and no response is parsed for
+    # one), sync and async alike. A client passed in (client=...) is used as given.
+    from eki_whatsapp.providers._http import Clients
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"ok": True}, headers={"Set-Cookie": "AWSALB=sticky; Path=/"})
+
+    clients = Clients(transport=httpx.MockTransport(answer), async_transport=httpx.MockTransport(answer))
+    sync = clients.sync()
+    sync.send(httpx.Request("POST", META_MESSAGES))
+    assert dict(sync.cookies) == {}
+
+    async def send_async() -> dict[str, str]:
+        client = clients.async_()
+        await client.send(httpx.Request("POST", META_MESSAGES))
+        return dict(client.cookies)
+
+    assert asyncio.run(send_async()) == {}
+    given = httpx.Client(transport=httpx.MockTransport(answer))
+    assert Clients(client=given).sync() is given
 
 
 @respx.mock
