@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eki_whatsapp.agent import Agent, ToolCall, tool, trim
+from eki_whatsapp.agent import Agent, ModelResponse, ToolCall, tool, trim
 from eki_whatsapp.agent.memory import estimate_tokens, fit, recall, sanitize, split_turns
 from eki_whatsapp.store import MemoryStore, SQLiteStore
 
@@ -300,4 +300,29 @@ def test_sqlite_append_memory_edits_the_stored_list_only_when_it_is_as_read(tmp_
     assert db.load_memory("k") == [{"n": 3}, {"n": 4, "t": "é"}, {"n": 5}]
     assert db.append_memory("k", [], drop=3, version=str(db.memory_version("k")))
     assert db.load_memory("k") == []
+    db.close()
+
+
+@pytest.mark.asyncio
+async def test_a_history_written_elsewhere_during_a_turn_that_keeps_nothing_is_the_one_sent(
+    tmp_path: Path,
+) -> None:
+    db = SQLiteStore(tmp_path / "agent.sqlite3")
+    calls = {"n": 0}
+
+    def answer(messages: list[dict]) -> ModelResponse | str:
+        calls["n"] += 1
+        if calls["n"] == 2:  # another process answers the same user meanwhile; this turn is refused
+            db.save_memory(agent.memory_key("finn"), turn(8, with_tool=False))
+            return ModelResponse(None, stop="refusal", refusal="no")
+        return "ok"
+
+    model = ScriptedModel(answer)
+    agent = Agent("x", [], model=model, store=db)
+    await agent.respond("finn", "first")
+    refused = await agent.respond("finn", "second")
+    await agent.respond("finn", "third")
+
+    assert refused.fallback == "refused"
+    assert [m["content"] for m in model.requests[-1] if m["role"] == "user"] == ["u8", "third"]
     db.close()

@@ -87,11 +87,14 @@ class History:
             max_turns=self.agent.memory_turns, max_tokens=self.agent.memory_tokens
         )
         key = self.agent.memory_key(user_id)
+        messages = kept.messages()
         with batch(store):  # one commit for the turn's writes
             try:
-                messages = self.save(store, key, kept)
-                version_of = getattr(store, "memory_version", None)
-                version = version_of(key) if version_of is not None else None
+                version = kept.version  # what is stored when nothing needs writing
+                if self.save(store, key, kept, messages):
+                    # Read in the write's transaction (SQLite): the version of what was written.
+                    version_of = getattr(store, "memory_version", None)
+                    version = version_of(key) if version_of is not None else None
             except Exception:
                 self.forget_recent(key)
                 logger.exception("agent %r could not save the memory of %s", self.agent.name, mask(user_id))
@@ -109,22 +112,22 @@ class History:
                 except Exception:
                     logger.exception("agent %r could not record usage", self.agent.name)
 
-    def save(self, store: Store, key: str, kept: Conversation) -> list[Message]:
-        """Store ``kept`` at ``key`` and return the list stored: its new messages appended to
-        the stored history when the store can (``append_memory``) and ``kept`` is that history,
-        unchanged since it was read, with turns dropped and added; else the whole list."""
-        messages = kept.messages()
+    def save(self, store: Store, key: str, kept: Conversation, messages: list[Message]) -> bool:
+        """Store ``kept`` (its ``messages``) at ``key``: its new messages appended to the stored
+        history when the store can (``append_memory``) and ``kept`` is that history, unchanged
+        since it was read, with turns dropped and added; else the whole list. ``False`` when
+        nothing needed writing."""
         change = kept.appended()
         if change is not None:
             drop, new = change
             if not drop and not new:
-                return messages  # nothing to change (a refused first message...)
+                return False  # the stored history is already this one (a refused message...)
             append = getattr(store, "append_memory", None)
             version = kept.version  # None: not read from a store that tells versions
             if append is not None and version is not None and append(key, new, drop=drop, version=version):
-                return messages
+                return True
         store.save_memory(key, messages)
-        return messages
+        return True
 
     def forget_recent(self, key: str) -> None:
         with self._recent_lock:
