@@ -4,6 +4,7 @@ it (rules: "Durable handling" in :mod:`eki_whatsapp.store.rules`)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -75,16 +76,26 @@ class MemoryWork(MemoryBase):
 
     def finish_work(self, work_id: str, owner: str, **outcome: Unpack[WorkOutcome]) -> bool:
         with self._lock:
-            work = self._work.get(work_id)
-            if work is None or work.lease_owner != owner or work.state not in rules.OPEN_STATES:
-                return False
-            retry_at = outcome.get("retry_at")
-            work.state = rules.finished_state(outcome)
-            work.lease_owner = work.lease_until = None
-            work.next_at = None if retry_at is None else as_utc(retry_at)
-            work.error = outcome.get("error")
-            self._show(work_id, work)
-            return True
+            return self._finish(work_id, owner, outcome)
+
+    def finish_works(self, outcomes: Sequence[tuple[str, str, WorkOutcome]]) -> list[bool]:
+        """:meth:`finish_work` for several attempts (``(work_id, owner, outcome)``), under one
+        hold of the lock (the handler threads write their outcomes together); whether each
+        changed its work."""
+        with self._lock:
+            return [self._finish(work_id, owner, outcome) for work_id, owner, outcome in outcomes]
+
+    def _finish(self, work_id: str, owner: str, outcome: WorkOutcome) -> bool:
+        work = self._work.get(work_id)
+        if work is None or work.lease_owner != owner or work.state not in rules.OPEN_STATES:
+            return False
+        retry_at = outcome.get("retry_at")
+        work.state = rules.finished_state(outcome)
+        work.lease_owner = work.lease_until = None
+        work.next_at = None if retry_at is None else as_utc(retry_at)
+        work.error = outcome.get("error")
+        self._show(work_id, work)
+        return True
 
     def get_work(self, work_id: str) -> WorkItem | None:
         with self._lock:
