@@ -149,10 +149,23 @@ class Handlers:
             return False
         return not bot.handoff.state_of(key, values.get(handoff.NAMESPACE)).human
 
-    def run_sync(self, event: Event, work_id: str | None = None) -> str | None:
+    def run_sync(
+        self,
+        event: Event,
+        work_id: str | None = None,
+        *,
+        later: Callable[[Callable[[], str | None]], None] | None = None,
+    ) -> str | None:
         """Run the reactions and handlers of an event; the first error (``None``: all went well,
-        or the bot does not answer: staff took over, the user opted out)."""
-        error = self.before(event)
+        or the bot does not answer: staff took over, the user opted out).
+
+        ``later``: where to hand reactions that only write to the store (a status's price), to
+        be written with the handling's outcome (:class:`~eki_whatsapp.handling.Outcomes`)."""
+        if later is not None and bookkeeping_only(event):
+            later(functools.partial(self.before, event))
+            error = None
+        else:
+            error = self.before(event)
         if not self.bot_answers(event):
             return error
         handlers = self.for_event(event)
@@ -201,6 +214,13 @@ def _arity(func: Callable[..., Any]) -> int:
         if param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
             count += 1
     return count
+
+
+def bookkeeping_only(event: Event) -> bool:
+    """Whether the bot's own reactions to ``event`` only write to its store: a status that is
+    not a failure (its price; a failure may fail over, a send) and echoes no key of a send
+    whose answer was lost (that resolves the send)."""
+    return isinstance(event, StatusUpdate) and not event.failed and event.correlation is None
 
 
 def about_templates(event: Event) -> bool:

@@ -16,6 +16,8 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from .providers import reread
 from .runners import Work
 from .store import rules
-from .store.base import Lease, WorkItem, WorkOutcome, utcnow
+from .store.base import Lease, WorkItem, WorkOutcome, batch, utcnow
 
 if TYPE_CHECKING:
     from .bot import Bot
@@ -86,33 +88,54 @@ def idempotency_base(event: Event, work_id: str | None) -> str | None:
     return work_id
 
 
+@dataclass(slots=True)
+class _Queued:
+    work_id: str
+    owner: str
+    outcome: WorkOutcome
+    writes: Sequence[Callable[[], str | None]]
+    failed: Callable[[str], WorkOutcome] | None
+
+
 class Outcomes:
     """Outcomes of work handled on the bot's threads, written to the store together.
 
     A commit costs more than the updates in it, so the handler threads queue each outcome here
     and write the queue in one transaction (``store.finish_works``, when the store offers it)
     when they run out of work, or once ``size`` outcomes or ``age`` seconds have gathered under
-    load. Until then a crash leaves the work leased: it is handled again once the lease expires,
-    which at-least-once handling allows (its replies carry idempotency keys, so none is sent
-    twice; docs/deployment.md).
+    load. The bookkeeping of a handling that only writes to the store (a status's price) can
+    ride along: it runs in the same transaction, just before its outcome. Until then a crash
+    leaves the work leased: it is handled again once the lease expires, which at-least-once
+    handling allows (its replies carry idempotency keys, so none is sent twice;
+    docs/deployment.md).
     """
 
     def __init__(self, store: Any, *, size: int = 64, age: float = 0.05) -> None:
         self._store = store
         self._size = size
         self._age = age
-        self._queue: list[tuple[str, str, WorkOutcome]] = []
+        self._queue: list[_Queued] = []
         self._since = 0.0  # when the oldest queued outcome came
         self._lock = threading.Lock()
         # A forked child (gunicorn --preload) leaves its parent's outcomes to the parent.
         os.register_at_fork(after_in_child=self._queue.clear)
 
-    def add(self, work_id: str, owner: str, outcome: WorkOutcome) -> None:
-        """Queue one outcome; write the queue when it is full or old enough."""
+    def add(
+        self,
+        work_id: str,
+        owner: str,
+        outcome: WorkOutcome,
+        *,
+        writes: Sequence[Callable[[], str | None]] = (),
+        failed: Callable[[str], WorkOutcome] | None = None,
+    ) -> None:
+        """Queue one outcome, and the ``writes`` to make with it (each returns an error or
+        ``None``; on an error the outcome written is ``failed(error)``); write the queue when it
+        is full or old enough."""
         with self._lock:
             if not self._queue:
                 self._since = time.monotonic()
-            self._queue.append((work_id, owner, outcome))
+            self._queue.append(_Queued(work_id, owner, outcome, writes, failed))
             due = len(self._queue) >= self._size or time.monotonic() - self._since >= self._age
         if due:
             self.flush()
@@ -120,22 +143,29 @@ class Outcomes:
     def flush(self) -> None:
         """Write what is queued (the handler threads call it when they go idle)."""
         with self._lock:
-            batch, self._queue = self._queue, []
-        if not batch:
+            queued, self._queue = self._queue, []
+        if not queued:
             return
         store = self._store
         try:
-            many = getattr(store, "finish_works", None)
-            if many is not None:
-                changed = many(batch)
-            else:
-                changed = [store.finish_work(w, o, **outcome) for w, o, outcome in batch]
+            with batch(store):
+                for item in queued:
+                    for write in item.writes:
+                        error = write()
+                        if error is not None and item.outcome.get("error") is None and item.failed:
+                            item.outcome = item.failed(error)
+                outcomes = [(q.work_id, q.owner, q.outcome) for q in queued]
+                many = getattr(store, "finish_works", None)
+                if many is not None:
+                    changed = many(outcomes)
+                else:
+                    changed = [store.finish_work(w, o, **outcome) for w, o, outcome in outcomes]
         except Exception:
-            logger.exception("recording %d outcomes failed; their work will be handled again", len(batch))
+            logger.exception("recording %d outcomes failed; their work will be handled again", len(queued))
             return
-        for (work_id, _, _), ok in zip(batch, changed, strict=True):
+        for item, ok in zip(queued, changed, strict=True):
             if not ok:
-                logger.warning("%s outlived its lease: another worker took it over", work_id)
+                logger.warning("%s outlived its lease: another worker took it over", item.work_id)
 
 
 class Worker:
@@ -195,17 +225,19 @@ class Worker:
 
     def process(self, work: Work, outcomes: Outcomes | None = None) -> None:
         """Handle one piece of work here, and record the outcome (queued in ``outcomes``, to be
-        written with others, when given)."""
+        written with others and with the handling's bookkeeping, when given)."""
         handlers = self._bot.handlers
         claimed = self.claimed(work)
         if claimed is None or claimed.event is None or claimed.lease is None:
             return
+        writes: list[Callable[[], str | None]] = []
         try:
-            error = handlers.run_sync(claimed.event, claimed.id)
+            later = None if outcomes is None else writes.append
+            error = handlers.run_sync(claimed.event, claimed.id, later=later)
         except Exception as exc:  # the store, opt-outs or handoff failing: try again later
             logger.exception("handling %s failed", claimed.id)
             error = f"{type(exc).__name__}: {exc}"
-        self.finish(claimed, error, outcomes)
+        self.finish(claimed, error, outcomes, writes)
 
     async def process_async(self, work: Work) -> None:
         """:meth:`process` on the running loop."""
@@ -222,13 +254,37 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
         await loop.run_in_executor(executor, self.finish, claimed, error)
 
-    def finish(self, work: Work, error: str | None, outcomes: Outcomes | None = None) -> None:
+    def finish(
+        self,
+        work: Work,
+        error: str | None,
+        outcomes: Outcomes | None = None,
+        writes: Sequence[Callable[[], str | None]] = (),
+    ) -> None:
         """Record the outcome: done, to retry after a backoff, or dead (in ``outcomes``, to be
-        written with others, when given)."""
+        written with others and after ``writes``, when given)."""
         assert work.lease is not None
-        settings = self._bot.settings
+        if outcomes is not None:
+            outcomes.add(
+                work.id,
+                work.lease.owner,
+                self.outcome(work, error),
+                writes=writes,
+                failed=lambda late: self.outcome(work, late),
+            )
+            return
+        try:
+            if not self._bot.store.finish_work(work.id, work.lease.owner, **self.outcome(work, error)):
+                logger.warning("%s outlived its lease: another worker took it over", work.id)
+        except Exception:
+            logger.exception("recording the outcome of %s failed; it will be handled again", work.id)
+
+    def outcome(self, work: Work, error: str | None) -> WorkOutcome:
+        """What an attempt that ended with ``error`` (``None``: handled) leaves: done, to retry
+        after a backoff, or dead."""
         outcome: WorkOutcome = {"error": error}
         if error is not None:
+            settings = self._bot.settings
             outcome["retry_at"] = rules.retry_at(
                 work.attempts,
                 settings.whatsapp_handler_max_attempts,
@@ -237,14 +293,7 @@ class Worker:
             )
             if outcome["retry_at"] is None:
                 logger.error("%s is dead after %d attempts: %s", work.id, work.attempts, error)
-        if outcomes is not None:
-            outcomes.add(work.id, work.lease.owner, outcome)
-            return
-        try:
-            if not self._bot.store.finish_work(work.id, work.lease.owner, **outcome):
-                logger.warning("%s outlived its lease: another worker took it over", work.id)
-        except Exception:
-            logger.exception("recording the outcome of %s failed; it will be handled again", work.id)
+        return outcome
 
 
 class Sweeper:

@@ -280,3 +280,58 @@ def test_an_outcome_not_yet_written_when_the_process_dies_is_handled_again_witho
     row = second.store.get_message("meta", "wamid.K1")
     assert row is not None and row.handling == "handled"
     second.close()
+
+
+def test_a_statuss_price_is_written_in_the_transaction_of_its_handlings_outcome(
+    tmp_path: Path, meta: FakeProvider
+) -> None:
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    bot = make_bot(store, meta)
+    seen: list[str] = []
+    bot.on_status(lambda status, ctx: seen.append(status.message_id))
+    inside: list[bool] = []
+    add_ledger = store.add_ledger
+
+    def watched(entry: Any) -> bool:
+        inside.append(store._batch_depth > 0)
+        return add_ledger(entry)
+
+    store.add_ledger = watched  # type: ignore[method-assign]
+    for n in range(5):
+        body = meta_status(f"wamid.P{n}", "delivered", category="utility").request(URL, secret=APP_SECRET)
+        assert bot.handle(body).status == 200
+    assert bot.drain()
+    assert sorted(seen) == [f"wamid.P{n}" for n in range(5)]
+    assert inside == [True] * 5  # each written in the outcomes' transaction, none on its own
+    assert {e.message_id for e in store.ledger()} == {f"wamid.P{n}" for n in range(5)}
+    assert store.pending_work() == []
+    bot.close()
+
+
+def test_a_deferred_reaction_that_fails_leaves_its_status_to_be_handled_again(
+    tmp_path: Path, meta: FakeProvider
+) -> None:
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    bot = make_bot(store, meta)
+
+    def broken(status: Any) -> None:
+        raise RuntimeError("price table unreadable")
+
+    bot.router.recovery.on_status = broken  # type: ignore[method-assign]
+    body = meta_status("wamid.PX", "delivered", category="utility").request(URL, secret=APP_SECRET)
+    assert bot.handle(body).status == 200 and bot.drain()
+    [item] = store.pending_work()
+    assert item.state == "failed" and "price table unreadable" in (item.last_error or "")
+    bot.close()
+
+
+def test_a_failed_status_is_recovered_at_once_not_with_the_outcome(meta: FakeProvider) -> None:
+    bot = make_bot(None, meta, whatsapp_store_url="memory://")
+    order: list[str] = []
+    on_status = bot.router.on_status
+    bot.router.on_status = lambda status: (order.append("router"), on_status(status))[-1]  # type: ignore[method-assign]
+    bot.on_status(lambda status, ctx: order.append("handler"))
+    body = meta_status("wamid.F1", "failed", error_code=131026).request(URL, secret=APP_SECRET)
+    assert bot.handle(body).status == 200 and bot.drain()
+    assert order == ["router", "handler"]  # a failure may fail over: it is not deferred
+    bot.close()
