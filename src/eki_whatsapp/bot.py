@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._forks import forks
 from .background import Background
 from .context import Context
 from .dispatch import Handler, Handlers
@@ -56,19 +56,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 __all__ = ["Bot", "Context", "Handler"]
-
-#: How many forks this process descends from (bumped in each child): a bot compares it with the
-#: count it serves under, instead of asking the OS for its process id (a system call) on every
-#: request.
-_forks = 0
-
-
-def _count_fork() -> None:
-    global _forks
-    _forks += 1
-
-
-os.register_at_fork(after_in_child=_count_fork)
 
 
 class Bot:
@@ -151,7 +138,7 @@ class Bot:
         #: Finds work whose worker died (expired leases) and due retries, here and periodically.
         self.sweeper = Sweeper(self)
         self.sweeper.start()
-        self._sweeper_forks = _forks  # the process the sweeper thread runs in
+        self._sweeper_forks = forks()  # the process the sweeper thread runs in
         self._serving_forks: int | None = None  # the process whose first webhook kicked the sweeper
 
     # --- wiring ------------------------------------------------------------------------------
@@ -306,12 +293,13 @@ class Bot:
         """At the first webhook of a process, sweep: the bot is serving, its handlers are
         registered. A forked process (gunicorn --preload) gets a sweeper thread of its own: the
         parent's stayed behind, whether or not the parent served."""
-        if self._serving_forks != _forks:
-            if self._sweeper_forks != _forks:
+        process = forks()  # not os.getpid(): a system call on every request
+        if self._serving_forks != process:
+            if self._sweeper_forks != process:
                 self.sweeper = Sweeper(self)
                 self.sweeper.start()
-                self._sweeper_forks = _forks
-            self._serving_forks = _forks
+                self._sweeper_forks = process
+            self._serving_forks = process
             self.sweeper.kick()
 
     def run_later(self, coro: Coroutine[Any, Any, Any]) -> None:

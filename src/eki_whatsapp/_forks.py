@@ -1,0 +1,24 @@
+"""How many forks this process descends from: noticing a fork (gunicorn ``--preload`` workers)
+on a hot path without ``os.getpid()``, a system call on every request."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["forks"]
+
+_count = 0
+
+
+def _forked() -> None:
+    global _count
+    _count += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def forks() -> int:
+    """How many times this process, or a parent it was copied from, was forked (0 in the first):
+    a value remembered before a fork differs from this one after it."""
+    return _count
