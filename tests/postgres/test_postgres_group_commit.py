@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from eki_whatsapp.errors import UnstorableValue
-from eki_whatsapp.store._postgres_batch import GroupWriter
+from eki_whatsapp.store._postgres_batch import Grouped
 from eki_whatsapp.store.base import Lease
 from eki_whatsapp.store.postgres import PostgresStore
 from eki_whatsapp.testing.store_contract import T0, inbound, status
@@ -59,7 +59,7 @@ def queue_behind_a_slow_write(
 ) -> list[Future[str]]:
     """Start ``items[0]``, ``"a"`` (which waits for ``recorder.release``), queue the others behind it,
     then let it finish: the writes of the queued ones are one batch (or more, by key)."""
-    writer: GroupWriter[str, str] = GroupWriter(recorder.many, recorder.one, key=key, concurrency=1)
+    writer: Grouped[str, str] = Grouped(recorder.many, recorder.one, key=key, concurrency=1)
     pool = ThreadPoolExecutor(len(items))
     futures = [pool.submit(writer, items[0])]
     wait_until(lambda: writer._running, "the first write to start")
@@ -98,7 +98,7 @@ def test_a_failed_batch_is_written_again_one_by_one_and_only_the_culprit_sees_an
 
 def test_a_write_does_not_wait_for_a_slow_batch_while_another_may_run() -> None:
     recorder = Recorder()
-    writer: GroupWriter[str, str] = GroupWriter(recorder.many, recorder.one, key=lambda item: item)
+    writer: Grouped[str, str] = Grouped(recorder.many, recorder.one, key=lambda item: item)
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(writer, "a")
         wait_until(lambda: writer._running == 1, "the first write to start")
@@ -109,7 +109,7 @@ def test_a_write_does_not_wait_for_a_slow_batch_while_another_may_run() -> None:
 
 
 def test_a_write_alone_raises_its_own_error_and_the_next_write_still_runs() -> None:
-    writer: GroupWriter[str, str] = GroupWriter(
+    writer: Grouped[str, str] = Grouped(
         lambda items: list(items), lambda item: item if item != "bad" else 1 / 0, key=lambda item: item
     )
     with pytest.raises(ZeroDivisionError):
@@ -255,3 +255,40 @@ def test_many_outcomes_at_once_are_all_written(store: PostgresStore) -> None:
     work = [store.record_work(inbound(f"wamid.M{i:03d}"), LEASE) or "" for i in range(150)]
     assert store.finish_works([(w, LEASE.owner, {}) for w in work]) == [True] * 150
     assert store.pending_work() == []
+
+
+# --- a user's states, read together ------------------------------------------------------------
+
+
+def test_states_read_together_give_each_caller_its_own_users_values(store: PostgresStore) -> None:
+    store.set_value("eki.optout", "+1555001", {"opted_out": True})
+    store.set_value("eki.handoff", "+1555001", {"mode": "human"})
+    store.set_value("eki.handoff", "+1555002", {"mode": "human"})
+    store.set_value("eki.other", "+1555003", [1, 2])
+    requests = [
+        ("+1555001", ("eki.optout", "eki.handoff")),
+        ("+1555002", ("eki.optout",)),  # its handoff state is not asked for
+        ("+1555003", ("eki.optout", "eki.handoff", "eki.other")),
+        ("+1555001", ("eki.handoff",)),
+        ("+1555999", ("eki.optout", "eki.handoff")),
+    ]
+    together = store._read_many_values(requests)
+    assert together == [
+        {"eki.optout": {"opted_out": True}, "eki.handoff": {"mode": "human"}},
+        {},
+        {"eki.other": [1, 2]},
+        {"eki.handoff": {"mode": "human"}},
+        {},
+    ]
+    assert together == [store._read_values(r) for r in requests]
+
+
+def test_many_threads_reading_states_at_once_each_get_their_own(store: PostgresStore) -> None:
+    users = [f"+1555{i:04d}" for i in range(60)]
+    for i, user in enumerate(users):
+        if i % 3:
+            store.set_value("eki.optout", user, {"n": i})
+    with ThreadPoolExecutor(16) as pool:
+        read = list(pool.map(lambda u: store.get_values(u, ("eki.optout", "eki.handoff")), users * 3))
+    expected = [{"eki.optout": {"n": i}} if i % 3 else {} for i in range(60)]
+    assert read == expected * 3

@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, InboundMessage, StatusUpdate
 from . import rules
-from ._postgres_batch import GroupWriter, rows_of
+from ._postgres_batch import Grouped, rows_of
 from ._postgres_counters import PostgresCounters
 from ._postgres_outbox import PostgresOutbox
 from ._postgres_values import _LOG_COLUMNS, _STATUS_COLUMNS, _dt, _json
@@ -372,8 +372,12 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
         self._pool = self._open_pool()
         # The webhook's inserts of new messages, committed together (group commit: see
         # _postgres_batch); keyed by message, so a message sent twice at once is logged once.
-        self._inbound: GroupWriter[tuple[Any, ...], int] = GroupWriter(
+        self._inbound: Grouped[tuple[Any, ...], int] = Grouped(
             self._insert_inbound_rows, self._insert_inbound_row, key=lambda values: (values[1], values[2])
+        )
+        # The handlers' reads of a user's states (opt-out, handoff) at the same moment, one query.
+        self._reads: Grouped[tuple[str, tuple[str, ...]], dict[str, Any]] = Grouped(
+            self._read_many_values, self._read_values, key=id
         )
         try:
             # Not pipelined: a migration step is a script of several statements.
@@ -606,6 +610,25 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
     def _record_change(self, entry: LogEntry, *, work: bool = False, lease: Lease | None = None) -> int:
         with self._conn() as conn:
             return self._insert_log(conn, entry, work=work, lease=lease)
+
+    # --- key-value space -------------------------------------------------------------------------
+    def get_values(self, key: str, namespaces: Sequence[str]) -> dict[str, Any]:
+        return self._reads((key, tuple(namespaces)))
+
+    def _read_values(self, request: tuple[str, tuple[str, ...]]) -> dict[str, Any]:
+        return super().get_values(*request)
+
+    def _read_many_values(self, requests: Sequence[tuple[str, tuple[str, ...]]]) -> list[dict[str, Any]]:
+        """:meth:`get_values` for several keys, in one query (of arrays: one statement whatever
+        their number)."""
+        keys = sorted({key for key, _ in requests})
+        namespaces = sorted({namespace for _, wanted in requests for namespace in wanted})
+        rows = self._query(
+            "SELECT key, namespace, value FROM kv WHERE key = ANY(%s) AND namespace = ANY(%s)",
+            (keys, namespaces),
+        )
+        found = {(key, namespace): value for key, namespace, value in rows if value is not None}
+        return [{n: found[(key, n)] for n in wanted if (key, n) in found} for key, wanted in requests]
 
     # --- window ----------------------------------------------------------------------------------
     def last_inbound_at(self, provider: str, business: str | None, user: str) -> datetime | None:
