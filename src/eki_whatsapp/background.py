@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from ._forks import in_child
 
 logger = logging.getLogger("eki_whatsapp")
 
@@ -48,8 +48,7 @@ class WorkerThreads:
         self._stopping = False
         self._reset()
         # A forked child (gunicorn --preload) has none of the parent's threads: start afresh.
-        method = weakref.WeakMethod(self._reset)
-        os.register_at_fork(after_in_child=lambda: _call(method))
+        in_child(self._reset)
 
     def _reset(self) -> None:
         self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
@@ -162,12 +161,6 @@ class WorkerThreads:
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join()
-
-
-def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
-    func = method()
-    if func is not None:
-        func()
 
 
 class LoopThread:

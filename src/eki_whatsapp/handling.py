@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ._forks import in_child
 from .errors import StoreError
 from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from .providers import reread
@@ -114,11 +115,15 @@ class Outcomes:
         self._store = store
         self._size = size
         self._age = age
+        self._forget()
+        # A forked child (gunicorn --preload) leaves its parent's outcomes to the parent.
+        in_child(self._forget)
+
+    def _forget(self) -> None:
+        """Start with nothing queued (and a lock no thread of a parent holds)."""
         self._queue: list[_Queued] = []
         self._since = 0.0  # when the oldest queued outcome came
         self._lock = threading.Lock()
-        # A forked child (gunicorn --preload) leaves its parent's outcomes to the parent.
-        os.register_at_fork(after_in_child=self._queue.clear)
 
     def add(
         self,

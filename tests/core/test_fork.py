@@ -10,6 +10,8 @@ import time
 import pytest
 
 from eki_whatsapp import MemoryStore
+from eki_whatsapp.handling import Outcomes
+from eki_whatsapp.store.base import WorkOutcome
 
 from ..routing.fakes import FakeProvider
 from .test_durable import LostRunner, make_bot, replies, says
@@ -41,3 +43,33 @@ def test_a_bot_built_before_the_fork_sweeps_periodically_in_the_child() -> None:
     _, status = os.waitpid(pid, 0)
     bot.close()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+class _CountingStore:
+    """A store that only counts the outcomes written to it."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def finish_works(self, outcomes: list[tuple[str, str, WorkOutcome]]) -> list[bool]:
+        self.written += [work_id for work_id, _, _ in outcomes]
+        return [True] * len(outcomes)
+
+
+def test_outcomes_queued_in_the_parent_are_not_written_again_by_a_forked_child() -> None:
+    # The parent writes its own queued outcomes (with their bookkeeping: a status's price); a
+    # child that wrote them too would price a message twice.
+    store = _CountingStore()
+    outcomes = Outcomes(store, size=1000, age=3600)
+    outcomes.add("w1", "parent", {"error": None})
+    outcomes.flush()  # the parent has written a queue before
+    outcomes.add("w2", "parent", {"error": None})
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(30)
+        outcomes.flush()
+        os._exit(0 if store.written == ["w1"] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    outcomes.flush()
+    assert store.written == ["w1", "w2"]
