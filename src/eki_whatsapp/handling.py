@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._forks import in_child
+from ._forks import forks, in_child
 from .errors import StoreError
 from .events import ChangeEvent, Event, InboundMessage, StatusUpdate
 from .providers import reread
@@ -183,20 +183,23 @@ class Worker:
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
         self._token = secrets.token_hex(4)
-        self._owner: tuple[int, str] = (0, "")
+        self._owner: tuple[int, str] = (-1, "")  # (forks() when made, the owner)
+        self._lease: tuple[float, timedelta] = (-1.0, timedelta())  # (seconds, as a timedelta)
 
     @property
     def owner(self) -> str:
         """Who this process is when it holds a lease (host, process id, a token per bot)."""
-        pid = os.getpid()
-        if self._owner[0] != pid:  # a fork is another owner
-            self._owner = (pid, f"{_HOST}:{pid}:{self._token}")
+        if self._owner[0] != forks():  # a fork is another owner
+            pid = os.getpid()
+            self._owner = (forks(), f"{_HOST}:{pid}:{self._token}")
         return self._owner[1]
 
     def new_lease(self) -> Lease:
         """A lease for this process, ``WHATSAPP_HANDLER_LEASE_SECONDS`` from now."""
         seconds = self._bot.settings.whatsapp_handler_lease_seconds
-        return Lease(self.owner, utcnow() + timedelta(seconds=seconds))
+        if self._lease[0] != seconds:  # (made once: a lease is taken for every message)
+            self._lease = (seconds, timedelta(seconds=seconds))
+        return Lease(self.owner, utcnow() + self._lease[1])
 
     def claimed(self, work: Work) -> Work | None:
         """``work`` with its lease and event: claimed here when it was recorded unclaimed, read
