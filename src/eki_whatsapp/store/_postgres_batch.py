@@ -20,10 +20,11 @@ runs alone, so an error reaches the caller that caused it and no other.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
+
+from .._forks import forks
 
 __all__ = ["Grouped", "rows_of"]
 
@@ -74,14 +75,14 @@ class Grouped(Generic[T, R]):
         self._start()
 
     def _start(self) -> None:
-        self._pid = os.getpid()
+        self._forks = forks()
         self._lock = threading.Lock()
         #: Writes waiting for a batch (not yet in one), in arrival order.
         self._queue: list[_Call[T, R]] = []
         self._running = 0  # batches under way (their leaders have not handed over yet)
 
     def __call__(self, item: T) -> R:
-        if self._pid != os.getpid():  # inherited through fork: the parent's batches are not ours
+        if self._forks != forks():  # inherited through fork: the parent's batches are not ours
             self._start()
         me: _Call[T, R] = _Call(item, self._key(item))
         with self._lock:

@@ -23,7 +23,6 @@ psycopg_pool).
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from .._forks import forks
 from ..errors import StoreError, UnstorableValue
 from ..events import ChangeEvent, InboundMessage, StatusUpdate
 from . import rules
@@ -366,7 +366,7 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
         self._url = _parse_url(url, schema)
         self.schema = self._url.schema
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._forks = forks()  # which process this is (a fork's child counts one more)
         #: Set by :meth:`close`: the sweeper stops instead of failing every interval.
         self.closed = False
         self._pool = self._open_pool()
@@ -429,11 +429,11 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
     def _pool_here(self) -> ConnectionPool[Any]:
         """This process's pool: a child of ``fork`` opens its own (the parent's sockets and pool
         threads are not its to use)."""
-        if self._pid != os.getpid():
+        if self._forks != forks():
             with self._lock:
-                if self._pid != os.getpid():
+                if self._forks != forks():
                     self._pool = self._open_pool()
-                    self._pid = os.getpid()
+                    self._forks = forks()
         return self._pool
 
     def _scrub(self, text: str) -> str:
@@ -644,6 +644,6 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
 
     def close(self) -> None:
         """Close this process's pool."""
-        if self._pid == os.getpid():
+        if self._forks == forks():
             self._pool.close()
             self.closed = True
