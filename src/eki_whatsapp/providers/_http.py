@@ -310,28 +310,25 @@ class _NoCookies(httpx.Cookies):
 _NO_COOKIES = _NoCookies()
 
 
-class _Client(httpx.Client):
+class _Cookieless:
+    """What the clients a provider makes share: their cookies are :data:`_NO_COOKIES`, and
+    setting them changes nothing."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, value: object) -> None:
+        return None
+
+
+class _Client(_Cookieless, httpx.Client):
     """``httpx.Client`` that keeps no cookies (see :class:`_NoCookies`)."""
 
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
 
-    @cookies.setter
-    def cookies(self, value: object) -> None:
-        return None
-
-
-class _AsyncClient(httpx.AsyncClient):
+class _AsyncClient(_Cookieless, httpx.AsyncClient):
     """``httpx.AsyncClient`` that keeps no cookies (see :class:`_NoCookies`)."""
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, value: object) -> None:
-        return None
 
 
 class Clients:
