@@ -70,6 +70,8 @@ if TYPE_CHECKING:
 __all__ = ["MetaCloud"]
 
 _JSON = "application/json"
+#: One encoder for every body (json.dumps with options builds a new one on each call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: After a pair rate limit Meta advises waiting at least 6 s for that recipient.
 _PAIR_LIMIT_WAIT = 6.0
 #: Every message model Meta renders: all of them.
@@ -123,6 +125,8 @@ class MetaCloud(HttpProvider):
         self._base_host = urlsplit(self.base_url).hostname or ""
         self.business_account_id = business_account_id
         self.store: Store | None = None
+        # The headers of every JSON post, built once (httpx normalises a dict on each request).
+        self._json_headers = httpx.Headers({**self._auth(), "Content-Type": _JSON})
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> MetaCloud:
@@ -198,8 +202,8 @@ class MetaCloud(HttpProvider):
         return {"Authorization": f"Bearer {self._token.get_secret_value()}"}
 
     def _post_json(self, url: str | httpx.URL, payload: Mapping[str, Any]) -> Callable[[], httpx.Request]:
-        content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {**self._auth(), "Content-Type": _JSON}
+        content = _ENCODER.encode(payload).encode()
+        headers = self._json_headers
 
         def build() -> httpx.Request:
             return httpx.Request("POST", url, content=content, headers=headers)
