@@ -103,9 +103,11 @@ class Outcomes:
 
     A commit costs more than the updates in it, so the handler threads queue each outcome here
     and write the queue in one transaction (``store.finish_works``, when the store offers it)
-    when they run out of work, or once ``size`` outcomes or ``age`` seconds have gathered under
-    load. The bookkeeping of a handling that only writes to the store (a status's price) can
-    ride along: it runs in the same transaction, just before its outcome. Until then a crash
+    when they run out of work, or, under load, once ``size`` outcomes have gathered or one is
+    added ``age`` seconds after the oldest waiting (nothing else checks the age: an outcome can
+    wait for the next handler its thread runs). The bookkeeping of a handling that only writes
+    to the store (a status's price) can ride along: it runs in the same transaction, just
+    before its outcome. Until then a crash
     leaves the work leased: it is handled again once the lease expires, which at-least-once
     handling allows (its replies carry idempotency keys, so none is sent twice;
     docs/deployment.md).
