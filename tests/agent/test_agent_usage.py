@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 
@@ -99,3 +100,29 @@ async def test_the_calls_of_a_turn_that_ends_in_a_fallback_are_recorded(openai_a
     reply = await Agent("x", [ping], client=client, store=store).respond("ivan", "ping")
     assert reply.fallback == "bad_request"
     assert [(r.prompt_tokens, r.turn_id) for r in store.usage(user="ivan")] == [(400, reply.turn_id)]
+
+
+@pytest.mark.asyncio
+async def test_the_calls_of_a_turn_cancelled_midway_are_recorded(openai_api, client, store) -> None:
+    # A turn cancelled while a tool runs (the loop shut down) saves no history, but the model
+    # call it made was billed: its usage is recorded.
+    started, never = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def wait() -> str:
+        """Wait."""
+        started.set()
+        await never.wait()
+        return "done"
+
+    openai_api.post("/chat/completions").mock(
+        side_effect=[completion(tool_calls=[call("wait", {}, "w1")], prompt=400, completion_tokens=7)]
+    )
+    agent = Agent("x", [wait], client=client, store=store)
+    turn = asyncio.ensure_future(agent.respond("judy", "wait"))
+    await started.wait()
+    turn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    assert [r.prompt_tokens for r in store.usage(user="judy")] == [400]
+    assert agent.history("judy", store=store) == []

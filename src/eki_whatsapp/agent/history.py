@@ -106,11 +106,15 @@ class History:
                     self._recent.move_to_end(key)
                     if len(self._recent) > RECENT_USERS:
                         self._recent.popitem(last=False)
-            for record in turn.usage_records:
-                try:
-                    store.record_usage(record)
-                except Exception:
-                    logger.exception("agent %r could not record usage", self.agent.name)
+            self.record_usage(store, turn)
+
+    def record_usage(self, store: Store, turn: Turn) -> None:
+        """Write the usage of ``turn``'s model calls (each was billed, whatever the turn's end)."""
+        for record in turn.usage_records:
+            try:
+                store.record_usage(record)
+            except Exception:
+                logger.exception("agent %r could not record usage", self.agent.name)
 
     def save(self, store: Store, key: str, kept: Conversation, messages: list[Message]) -> bool:
         """Store ``kept`` (its ``messages``) at ``key``: its new messages appended to the stored

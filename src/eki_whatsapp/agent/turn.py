@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ..store.base import UsageRecord
+from ..store.base import UsageRecord, batch
 from .locale import TURN_LOCALE, detect_locale, fallback_text
 from .memory import Conversation, TokenCounter, estimate_tokens, scrub, shorten
 from .model import Message, ModelError, ModelResponse, ModelUsage, ToolCall, ToolChoice
@@ -158,6 +158,10 @@ class TurnRunner:
         except Exception:
             fallback = "other"
             logger.exception("agent %r turn %s failed", self.agent.name, turn_id)
+        except BaseException:  # cancelled (a shutdown): no answer, no history, but calls were billed
+            with batch(store):
+                self.agent._history.record_usage(store, turn)
+            raise
         finally:
             TURN_LOCALE.reset(locale_token)
         if fallback is None and not ctx.outbound and nothing_to_send(answer):
