@@ -144,6 +144,8 @@ class Twilio(HttpProvider):
         self._account_url = f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}"
         # Parsed once: httpx parses a URL given as text on every request (half its cost).
         self._messages_url = httpx.URL(f"{self._account_url}/Messages.json")
+        # The headers of every form post, built once (httpx normalises a dict on each request).
+        self._form_headers = httpx.Headers({**self._auth(), "Content-Type": _FORM})
         self._base_host = (urlsplit(self.base_url).hostname or "").lower()
         if content_base_url is None:
             # Twilio's own hosts (regional edges included) serve no Content API: that lives on
@@ -264,7 +266,7 @@ class Twilio(HttpProvider):
 
     def _post_form(self, form: Form) -> Callable[[], httpx.Request]:
         content = urlencode(form).encode()
-        headers = {**self._auth(), "Content-Type": _FORM}
+        headers = self._form_headers
         url = self._messages_url
 
         def build() -> httpx.Request:
