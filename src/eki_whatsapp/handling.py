@@ -292,7 +292,9 @@ class Worker:
     def outcome(self, work: Work, error: str | None) -> WorkOutcome:
         """What an attempt that ended with ``error`` (``None``: handled) leaves: done, to retry
         after a backoff, or dead."""
-        outcome: WorkOutcome = {"error": error}
+        # The error as text the store can hold (a lone surrogate or NUL from a tool's bytes would
+        # make the store refuse the outcome, and the others written with it, at every attempt).
+        outcome: WorkOutcome = {"error": None if error is None else rules.storable_text(error)}
         if error is not None:
             settings = self._bot.settings
             outcome["retry_at"] = rules.retry_at(

@@ -335,3 +335,27 @@ def test_a_failed_status_is_recovered_at_once_not_with_the_outcome(meta: FakePro
     assert bot.handle(body).status == 200 and bot.drain()
     assert order == ["router", "handler"]  # a failure may fail over: it is not deferred
     bot.close()
+
+
+def test_a_handler_error_the_store_cannot_hold_is_recorded_cleaned_and_spares_the_outcomes_written_with_it(
+    tmp_path: Path, meta: FakeProvider
+) -> None:
+    # An error text with a lone surrogate (a tool's bytes decoded with surrogateescape): SQLite
+    # refuses it, and the outcomes of a burst are written in one transaction.
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    bot = make_bot(store, meta)
+
+    @bot.on_message
+    def picky(message: Any) -> None:
+        if message.text == "poison":
+            raise RuntimeError("unreadable \udcff answer")
+
+    bot.background._threads._gather = 0.5  # type: ignore[union-attr]  # one burst, one write
+    says(bot, "poison", "wamid.U0")
+    for n in range(1, 5):
+        says(bot, f"m{n}", f"wamid.U{n}")
+    assert bot.drain()
+    assert sorted(replies(meta)) == ["echo: m1", "echo: m2", "echo: m3", "echo: m4", "echo: poison"]
+    [failed] = store.pending_work()
+    assert failed.state == "failed" and "unreadable \ufffd answer" in (failed.last_error or "")
+    bot.close()
