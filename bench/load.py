@@ -277,19 +277,21 @@ async def shoot(port: int, payloads: list[bytes], rate: float) -> Run:
 
 def workers_cpu(server: Server) -> float:
     """CPU seconds (user + system) used so far by the server's gunicorn workers."""
-    total = 0.0
     master = server.proc.pid
     try:
         children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     except OSError:
         return 0.0
-    for pid in children:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    return sum(process_cpu(pid) for pid in children)
+
+
+def process_cpu(pid: int | str) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def db_server_cpu(application: str) -> float:
@@ -300,14 +302,7 @@ def db_server_cpu(application: str) -> float:
 
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         pids = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application,))
-        total = 0.0
-        for (pid,) in pids.fetchall():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        return sum(process_cpu(pid) for (pid,) in pids.fetchall())
 
 
 async def idle(servers: list[Server], limit: float = 15.0) -> None:
