@@ -292,3 +292,28 @@ def test_many_threads_reading_states_at_once_each_get_their_own(store: PostgresS
         read = list(pool.map(lambda u: store.get_values(u, ("eki.optout", "eki.handoff")), users * 3))
     expected = [{"eki.optout": {"n": i}} if i % 3 else {} for i in range(60)]
     assert read == expected * 3
+
+
+def test_a_child_forked_while_batches_are_under_way_records_its_own_messages(
+    pg_url: str, store: PostgresStore
+) -> None:
+    import multiprocessing
+
+    held = hold_messages(pg_url, store, ["wamid.F000", "wamid.F001"])
+    pool = ThreadPoolExecutor(2)
+    parent = [pool.submit(store.record_work, inbound(m), LEASE) for m in ("wamid.F000", "wamid.F001")]
+    wait_until(lambda: store._inbound._running == 2, "the parent's two inserts to start")
+    child = multiprocessing.get_context("fork").Process(target=_record_from_child, args=(store,))
+    child.start()
+    child.join(30)
+    held.rollback()
+    held.close()
+    assert child.exitcode == 0  # it did not wait for its parent's batches
+    assert all(f.result() for f in parent)
+    pool.shutdown()
+    assert sorted(logged(store)) == ["wamid.F000", "wamid.F001", "wamid.FCHILD"]
+
+
+def _record_from_child(store: PostgresStore) -> None:
+    assert store.record_work(inbound("wamid.FCHILD"), LEASE) is not None
+    store.close()
