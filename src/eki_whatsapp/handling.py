@@ -106,11 +106,10 @@ class Outcomes:
     when they run out of work, or, under load, once ``size`` outcomes have gathered or one is
     added ``age`` seconds after the oldest waiting (nothing else checks the age: an outcome can
     wait for the next handler its thread runs). The bookkeeping of a handling that only writes
-    to the store (a status's price) can ride along: it runs in the same transaction, just
-    before its outcome. Until then a crash
-    leaves the work leased: it is handled again once the lease expires, which at-least-once
-    handling allows (its replies carry idempotency keys, so none is sent twice;
-    docs/deployment.md).
+    to the store (a status's price) can ride along: it runs just before its outcome, in the
+    same transaction on a store with ``batch()`` (SQLite). Until then a crash leaves the work
+    leased: it is handled again once the lease expires, which at-least-once handling allows
+    (its replies carry idempotency keys, so none is sent twice; docs/deployment.md).
     """
 
     def __init__(self, store: Any, *, size: int = 64, age: float = 0.05) -> None:
