@@ -77,7 +77,7 @@ class Grouped(Generic[T, R]):
     def _start(self) -> None:
         self._forks = forks()
         self._lock = threading.Lock()
-        #: Writes waiting for a batch (not yet in one), in arrival order.
+        #: Calls waiting for a batch (not yet in one), in arrival order.
         self._queue: list[_Call[T, R]] = []
         self._running = 0  # batches under way (their leaders have not handed over yet)
 
@@ -115,7 +115,7 @@ class Grouped(Generic[T, R]):
             if len(batch) == 1:  # ours alone: its error is ours, raised after the hand-over
                 me.result, me.settled = self._one(me.item), True
             else:
-                for call, result in zip(batch, self._many([w.item for w in batch]), strict=True):
+                for call, result in zip(batch, self._many([c.item for c in batch]), strict=True):
                     call.result, call.settled = result, True
         except Exception:
             if len(batch) == 1:

@@ -371,11 +371,13 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
         self.closed = False
         self._pool = self._open_pool()
         # The webhook's inserts of new messages, committed together (group commit: see
-        # _postgres_batch); keyed by message, so a message sent twice at once is logged once.
+        # _postgres_batch); keyed by message (a row's provider and message id), so one message
+        # delivered twice at once is in two batches and found new once.
         self._inbound: Grouped[tuple[Any, ...], int] = Grouped(
-            self._insert_inbound_rows, self._insert_inbound_row, key=lambda values: (values[1], values[2])
+            self._insert_inbound_rows, self._insert_inbound_row, key=lambda values: values[1:3]
         )
-        # The handlers' reads of a user's states (opt-out, handoff) at the same moment, one query.
+        # The handlers' reads of a user's states (opt-out, handoff) at the same moment, one query
+        # (reads never conflict: each is a key of its own).
         self._reads: Grouped[tuple[str, tuple[str, ...]], dict[str, Any]] = Grouped(
             self._read_many_values, self._read_values, key=id
         )
