@@ -33,9 +33,8 @@ class WorkerThreads:
     callbacks per item), and it gathers work: a thread woken for new work first waits
     ``gather`` seconds while more arrives (a submission meanwhile wakes nobody), then takes the
     items one by one, waking one more thread while more are queued than threads are awake. Quick
-    handlers thus run a burst on one thread, and what they write is committed together when it
-    runs out of work (``idle_hooks``) instead of two threads trading the interpreter lock at
-    every store call; slow handlers (a model call) still spread over every thread.
+    handlers thus run a burst on one thread instead of two threads trading the interpreter lock
+    at every store call; slow handlers (a model call) still spread over every thread.
     :meth:`drain` waits on a count.
     """
 
@@ -43,8 +42,6 @@ class WorkerThreads:
         self._size = size
         self._name = name
         self._gather = gather
-        #: Called by a thread that finds nothing more to take, before :meth:`drain` can return.
-        self.idle_hooks: list[Callable[[], None]] = []
         self._stopping = False
         self._reset()
         # A forked child (gunicorn --preload) has none of the parent's threads: start afresh.
@@ -122,12 +119,6 @@ class WorkerThreads:
                 func(*args)
             except Exception:
                 logger.exception("background work %r failed", func)
-            if not queue:
-                for hook in self.idle_hooks:
-                    try:
-                        hook()
-                    except Exception:
-                        logger.exception("idle hook %r failed", hook)
             with wake:
                 self._free += 1
                 self._unfinished -= 1
@@ -215,13 +206,10 @@ class Background:
         self._pending: set[Future[Any] | asyncio.Task[Any]] = set()
         self._lock = threading.Lock()
 
-    def when_idle(self, hook: Callable[[], None]) -> bool:
-        """Call ``hook`` whenever a handler thread runs out of work (before :meth:`drain`
-        returns). ``False`` when the threads are a caller's executor, which has no such moment."""
-        if self._threads is None:
-            return False
-        self._threads.idle_hooks.append(hook)
-        return True
+    @property
+    def own_threads(self) -> bool:
+        """Whether work runs on the bot's own threads (not on an executor of the caller's)."""
+        return self._threads is not None
 
     def submit(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` on a handler thread; :meth:`drain` waits for it."""

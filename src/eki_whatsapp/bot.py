@@ -130,11 +130,10 @@ class Bot:
         self.runner: Runner = make_runner(self.settings.whatsapp_runner, self, celery_app=celery_app)
         #: Runs claimed work here and records its outcome (:class:`~eki_whatsapp.handling.Worker`).
         self.worker = Worker(self)
-        #: Outcomes of work handled on the bot's own threads, written together when they go
-        #: idle (:class:`~eki_whatsapp.handling.Outcomes`); ``None`` on an executor of yours.
-        self.outcomes: Outcomes | None = Outcomes(self.store)
-        if not self.background.when_idle(self.outcomes.flush):
-            self.outcomes = None
+        #: Outcomes of work handled on the bot's own threads, written together
+        #: (:class:`~eki_whatsapp.handling.Outcomes`); ``None`` on an executor of yours (whose
+        #: threads may need to release what they hold, as Django's connections).
+        self.outcomes: Outcomes | None = Outcomes(self.store) if self.background.own_threads else None
         #: Finds work whose worker died (expired leases) and due retries, here and periodically.
         self.sweeper = Sweeper(self)
         self.sweeper.start()
@@ -313,8 +312,12 @@ class Bot:
         return self.background.run(coro)
 
     def drain(self, timeout: float | None = 30.0) -> bool:
-        """Wait for handlers still running in the background (sync face). ``True`` when idle."""
-        return self.background.drain(timeout)
+        """Wait for handlers still running in the background (sync face), and write their
+        outcomes. ``True`` when idle."""
+        idle = self.background.drain(timeout)
+        if self.outcomes is not None:
+            self.outcomes.flush()
+        return idle
 
     async def drain_async(self) -> None:
         """Wait for handler tasks started by ``handle_async``."""
@@ -353,6 +356,8 @@ class Bot:
         self.runner.close()
         self.drain(timeout=30.0)
         self.background.shutdown()
+        if self.outcomes is not None:
+            self.outcomes.close()
         for provider in self.providers.values():
             try:
                 provider.close()

@@ -15,7 +15,6 @@ import os
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -101,30 +100,36 @@ class _Queued:
 class Outcomes:
     """Outcomes of work handled on the bot's threads, written to the store together.
 
-    A commit costs more than the updates in it, so the handler threads queue each outcome here
-    and write the queue in one transaction (``store.finish_works``, when the store offers it)
-    when they run out of work, or, under load, once ``size`` outcomes have gathered or one is
-    added ``age`` seconds after the oldest waiting (nothing else checks the age: an outcome can
-    wait for the next handler its thread runs). The bookkeeping of a handling that only writes
-    to the store (a status's price) can ride along: it runs just before its outcome, in the
-    same transaction on a store with ``batch()`` (SQLite). Until then a crash leaves the work
-    leased: it is handled again once the lease expires, which at-least-once handling allows
-    (its replies carry idempotency keys, so none is sent twice; docs/deployment.md).
+    A commit (and on PostgreSQL a statement and the server's work on it) costs more than the
+    updates in it, so the handler threads queue each outcome here, and a writer thread of its
+    own writes the queue in one transaction (``store.finish_works``, when the store offers it)
+    ``age`` seconds after the first outcome came, or the thread that fills it to ``size`` writes
+    it at once; :meth:`flush` (``bot.drain()``, ``bot.close()``) writes it now. The bookkeeping
+    of a handling that only writes to the store (a status's price) can ride along: it runs just
+    before its outcome, in the same transaction on a store with ``batch()`` (SQLite). Until
+    then a crash leaves the work leased: it is handled again once the lease expires, which
+    at-least-once handling allows (its replies carry idempotency keys, so none is sent twice;
+    docs/deployment.md).
     """
 
-    def __init__(self, store: Any, *, size: int = 64, age: float = 0.05) -> None:
+    def __init__(self, store: Any, *, size: int = 64, age: float = 0.02) -> None:
         self._store = store
         self._size = size
         self._age = age
         self._forget()
-        # A forked child (gunicorn --preload) leaves its parent's outcomes to the parent.
+        # A forked child (gunicorn --preload) leaves its parent's outcomes to the parent, and
+        # has no writer thread until its first outcome.
         in_child(self._forget)
 
     def _forget(self) -> None:
-        """Start with nothing queued (and a lock no thread of a parent holds)."""
+        """Start with nothing queued, no writer thread, and locks no thread of a parent holds."""
         self._queue: list[_Queued] = []
-        self._since = 0.0  # when the oldest queued outcome came
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the queue
+        self._due = threading.Condition(self._lock)  # the writer thread waits here for outcomes
+        self._aging = threading.Condition(self._lock)  # ... then here, for more; close() ends it
+        self._writing = threading.Lock()  # one write at a time: flush() waits for one under way
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def add(
         self,
@@ -136,22 +141,50 @@ class Outcomes:
         failed: Callable[[str], WorkOutcome] | None = None,
     ) -> None:
         """Queue one outcome, and the ``writes`` to make with it (each returns an error or
-        ``None``; on an error the outcome written is ``failed(error)``); write the queue when it
-        is full or old enough."""
+        ``None``; on an error the outcome written is ``failed(error)``)."""
         with self._lock:
-            if not self._queue:
-                self._since = time.monotonic()
             self._queue.append(_Queued(work_id, owner, outcome, writes, failed))
-            due = len(self._queue) >= self._size or time.monotonic() - self._since >= self._age
-        if due:
+            full = len(self._queue) >= self._size
+            if len(self._queue) == 1 and not self._closed:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="eki-whatsapp-outcomes", daemon=True
+                    )
+                    self._thread.start()
+                self._due.notify()
+        if full or self._closed:
             self.flush()
 
-    def flush(self) -> None:
-        """Write what is queued (the handler threads call it when they go idle)."""
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._due.wait()
+                if self._closed:
+                    return
+                self._aging.wait(self._age)  # the outcomes that come meanwhile are written with it
+            self.flush()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread."""
         with self._lock:
-            queued, self._queue = self._queue, []
-        if not queued:
-            return
+            self._closed = True
+            self._due.notify()
+            self._aging.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued now (and wait for a write under way)."""
+        with self._writing:
+            with self._lock:
+                queued, self._queue = self._queue, []
+            if queued:
+                self._write(queued)
+
+    def _write(self, queued: list[_Queued]) -> None:
         store = self._store
         try:
             with batch(store):
