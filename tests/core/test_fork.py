@@ -11,10 +11,10 @@ import pytest
 
 from eki_whatsapp import MemoryStore
 from eki_whatsapp.handling import Outcomes
-from eki_whatsapp.store.base import WorkOutcome
 
 from ..routing.fakes import FakeProvider
 from .test_durable import LostRunner, make_bot, replies, says
+from .test_outcomes import CountingStore
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="fork")
 
@@ -45,31 +45,24 @@ def test_a_bot_built_before_the_fork_sweeps_periodically_in_the_child() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-class _CountingStore:
-    """A store that only counts the outcomes written to it."""
-
-    def __init__(self) -> None:
-        self.written: list[str] = []
-
-    def finish_works(self, outcomes: list[tuple[str, str, WorkOutcome]]) -> list[bool]:
-        self.written += [work_id for work_id, _, _ in outcomes]
-        return [True] * len(outcomes)
-
-
 def test_outcomes_queued_in_the_parent_are_not_written_again_by_a_forked_child() -> None:
     # The parent writes its own queued outcomes (with their bookkeeping: a status's price); a
     # child that wrote them too would price a message twice.
-    store = _CountingStore()
+    store = CountingStore()
     outcomes = Outcomes(store, size=1000, age=3600)
     outcomes.add("w1", "parent", {"error": None})
     outcomes.flush()  # the parent has written a queue before
     outcomes.add("w2", "parent", {"error": None})
     pid = os.fork()
-    if pid == 0:
+    if pid == 0:  # exit 0 only when the child wrote its own outcome alone, with a thread of its own
         signal.alarm(30)
-        outcomes.flush()
-        os._exit(0 if store.written == ["w1"] else 1)
+        outcomes._age = 0.01
+        outcomes.add("c1", "child", {"error": None})
+        deadline = time.monotonic() + 10
+        while store.written != ["w1", "c1"] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os._exit(0 if store.written == ["w1", "c1"] else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    outcomes.flush()
+    outcomes.close()
     assert store.written == ["w1", "w2"]
