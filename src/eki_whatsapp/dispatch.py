@@ -12,7 +12,9 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import handoff, optout
@@ -107,11 +109,22 @@ class Handlers:
                 return f"templates: {type(exc).__name__}: {exc}"
         return None
 
-    def bot_answers(self, event: Event) -> bool:
+    def user_states(self, event: Event) -> UserStates | None:
+        """The sender's opt-out and handoff states, read now in one query (``None`` for an
+        event that is not a message): what :meth:`bot_answers` reads, when it is given them."""
+        if not isinstance(event, InboundMessage):
+            return None
+        key = user_key(event.sender)
+        values = read_values(self.bot.store, key, (optout.NAMESPACE, handoff.NAMESPACE))
+        return UserStates(key, values, time.monotonic())
+
+    def bot_answers(self, event: Event, states: UserStates | None = None) -> bool:
         """Opt-out keywords and handoff: whether the bot's handlers may answer this event.
 
         A keyword is answered here, once, with a confirmation; an opted-out user's other messages
         and the messages of a conversation staff took over are logged but not answered.
+        ``states``: the sender's states read already (:meth:`user_states`), used while younger
+        than ``STATES_FRESH`` seconds; older, they are read again.
         """
         if not isinstance(event, InboundMessage):
             return True
@@ -141,9 +154,10 @@ class Handlers:
             except Exception:
                 logger.exception("the %s confirmation to %s could not be sent", action, event.sender)
             return False
-        # Both of the user's states in one read of the store (every message asks).
-        key = user_key(event.sender)
-        values = read_values(bot.store, key, (optout.NAMESPACE, handoff.NAMESPACE))
+        if states is None or time.monotonic() - states.at >= STATES_FRESH:
+            states = self.user_states(event)
+            assert states is not None
+        key, values = states.key, states.values
         if optouts.enabled and OptOutState.from_json(key, values.get(optout.NAMESPACE)) is not None:
             logger.info("message %s from opted-out %s logged, not answered", event.id, event.sender)
             return False
@@ -155,18 +169,20 @@ class Handlers:
         work_id: str | None = None,
         *,
         later: Callable[[Callable[[], str | None]], None] | None = None,
+        states: UserStates | None = None,
     ) -> str | None:
         """Run the reactions and handlers of an event; the first error (``None``: all went well,
         or the bot does not answer: staff took over, the user opted out).
 
         ``later``: where to hand reactions that only write to the store (a status's price), to
-        be written with the handling's outcome (:class:`~eki_whatsapp.handling.Outcomes`)."""
+        be written with the handling's outcome (:class:`~eki_whatsapp.handling.Outcomes`);
+        ``states``: the sender's states read already (:meth:`bot_answers`)."""
         if later is not None and bookkeeping_only(event):
             later(functools.partial(self.before, event))
             error = None
         else:
             error = self.before(event)
-        if not self.bot_answers(event):
+        if not self.bot_answers(event, states):
             return error
         handlers = self.for_event(event)
         ctx = Context(self.bot, event, work_id) if handlers else None
@@ -200,6 +216,22 @@ class Handlers:
                 logger.exception("handler %s failed on %s %s", handler.name, event.kind, _event_id(event))
                 error = error or f"{handler.name}: {type(exc).__name__}: {exc}"
         return error
+
+
+#: How long the states read when a message was answered stand for its handler (seconds): a
+#: handler that starts later (a backlog) reads them again. Staff taking over while a handler
+#: runs (a model call of seconds) is the same race at any age.
+STATES_FRESH = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class UserStates:
+    """A user's stored opt-out and handoff values (by namespace), and when they were read
+    (``time.monotonic()``)."""
+
+    key: str
+    values: Mapping[str, Any]
+    at: float
 
 
 def _arity(func: Callable[..., Any]) -> int:

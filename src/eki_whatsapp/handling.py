@@ -30,6 +30,7 @@ from .store.base import Lease, WorkItem, WorkOutcome, batch, utcnow
 
 if TYPE_CHECKING:
     from .bot import Bot
+    from .dispatch import UserStates
 
 logger = logging.getLogger("eki_whatsapp.handling")
 
@@ -265,7 +266,7 @@ class Worker:
             return None
         return Work(work.id, event, lease, item.attempts)
 
-    def process(self, work: Work, outcomes: Outcomes | None = None) -> None:
+    def process(self, work: Work, outcomes: Outcomes | None = None, states: UserStates | None = None) -> None:
         """Handle one piece of work here, and record the outcome (queued in ``outcomes``, to be
         written with others and with the handling's bookkeeping, when given)."""
         handlers = self._bot.handlers
@@ -275,7 +276,7 @@ class Worker:
         writes: list[Callable[[], str | None]] = []
         try:
             later = None if outcomes is None else writes.append
-            error = handlers.run_sync(claimed.event, claimed.id, later=later)
+            error = handlers.run_sync(claimed.event, claimed.id, later=later, states=states)
         except Exception as exc:  # the store, opt-outs or handoff failing: try again later
             logger.exception("handling %s failed", claimed.id)
             error = f"{type(exc).__name__}: {exc}"

@@ -3,12 +3,15 @@ are retried with a bound, then dead and revivable (docs/deployment.md, "Durable 
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eki_whatsapp import Bot, SQLiteStore
+from eki_whatsapp.dispatch import STATES_FRESH
 from eki_whatsapp.messages import Text
 from eki_whatsapp.runners import Work
 from eki_whatsapp.testing import DEFAULT_META_USER, meta_status, meta_text
@@ -360,4 +363,43 @@ def test_a_handler_error_the_store_cannot_hold_is_recorded_cleaned_and_spares_th
     assert sorted(replies(meta)) == ["echo: m1", "echo: m2", "echo: m3", "echo: m4", "echo: poison"]
     [failed] = store.pending_work()
     assert failed.state == "failed" and "unreadable \ufffd answer" in (failed.last_error or "")
+    bot.close()
+
+
+def test_a_messages_sender_states_are_read_on_the_thread_that_answered(
+    tmp_path: Path, meta: FakeProvider
+) -> None:
+    # A read on a handler thread makes it trade the interpreter lock with the answering thread.
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    bot = make_bot(store, meta)
+    readers: list[str] = []
+    get_values = store.get_values
+
+    def watched(key: str, namespaces: Any) -> dict[str, Any]:
+        readers.append(threading.current_thread().name)
+        return get_values(key, namespaces)
+
+    store.get_values = watched  # type: ignore[method-assign]
+    for n in range(3):
+        says(bot, f"m{n}", f"wamid.T{n}")
+    assert bot.drain() and len(replies(meta)) == 3
+    assert readers == [threading.current_thread().name] * 3
+    bot.close()
+
+
+def test_a_staff_take_over_before_the_answer_is_respected_and_old_states_are_read_again(
+    meta: FakeProvider,
+) -> None:
+    bot = make_bot(None, meta, whatsapp_store_url="memory://")
+    bot.handoff.take_over(DEFAULT_META_USER, staff="lucía")
+    says(bot, "hola", "wamid.H1")
+    assert bot.drain() and replies(meta) == []  # read when answered: staff have it
+    bot.handoff.hand_back(DEFAULT_META_USER)
+    message = meta_text("otra vez", message_id="wamid.H2").request(URL, secret=APP_SECRET)
+    [event] = next(r for r in bot.webhook_readers if r.name == "meta").parse(message)
+    stale = bot.handlers.user_states(event)
+    bot.handoff.take_over(DEFAULT_META_USER, staff="lucía")
+    assert stale is not None and bot.handlers.bot_answers(event, stale)  # fresh: taken as read
+    old = dataclasses.replace(stale, at=stale.at - STATES_FRESH)
+    assert not bot.handlers.bot_answers(event, old)  # a second old: read again
     bot.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import StoreError
+
 if TYPE_CHECKING:
     from ..bot import Bot
     from . import Work
@@ -24,7 +26,14 @@ class ThreadRunner:
 
     def submit(self, work: Work) -> None:
         bot = self._bot
-        bot.background.submit(bot.worker.process, work, bot.outcomes)
+        # The sender's opt-out and handoff states are read here, on the thread that answered
+        # the webhook, right after the message's own write: a read on the handler thread would
+        # make the two threads trade the interpreter lock around it (about 100 us a message).
+        try:
+            states = None if work.event is None else bot.handlers.user_states(work.event)
+        except StoreError:
+            states = None  # the handler reads them again
+        bot.background.submit(bot.worker.process, work, bot.outcomes, states)
 
     def close(self) -> None:
         return None
