@@ -126,6 +126,9 @@ class Bot:
         self.optouts = OptOuts(self.store, self.settings)
         #: Who answers each user, the bot or staff (take over, hand back, ask for a person).
         self.handoff = Handoff(self)
+        # States a message's handler was given, read before a change made here, are read again.
+        self.optouts.on_change(self.handlers.states_changed)
+        self.handoff.on_change(self.handlers.states_changed)
         #: Where claimed work runs (``WHATSAPP_RUNNER``; docs/deployment.md).
         self.runner: Runner = make_runner(self.settings.whatsapp_runner, self, celery_app=celery_app)
         #: Runs claimed work here and records its outcome (:class:`~eki_whatsapp.handling.Worker`).

@@ -61,6 +61,9 @@ class Handlers:
         self.messages: list[Registered] = []
         self.statuses: list[Registered] = []
         self.changes: list[Registered] = []
+        #: Opt-out and handoff changes made in this process (:meth:`states_changed`): states
+        #: read before one (a START whose question came with it) are not used after it.
+        self.state_changes = 0
 
     def register(self, where: list[Registered], func: Any, accept: Callable[[Any], bool]) -> Any:
         """Add ``func`` to ``where`` (``func=None``: a decorator that does it)."""
@@ -115,8 +118,13 @@ class Handlers:
         if not isinstance(event, InboundMessage):
             return None
         key = user_key(event.sender)
+        changes = self.state_changes  # before the read: a change during it makes it old
         values = read_values(self.bot.store, key, (optout.NAMESPACE, handoff.NAMESPACE))
-        return UserStates(key, values, time.monotonic())
+        return UserStates(key, values, time.monotonic(), changes)
+
+    def states_changed(self, *_: Any) -> None:
+        """Count an opt-out or handoff change (the bot calls it on each one made here)."""
+        self.state_changes += 1
 
     def bot_answers(self, event: Event, states: UserStates | None = None) -> bool:
         """Opt-out keywords and handoff: whether the bot's handlers may answer this event.
@@ -154,7 +162,11 @@ class Handlers:
             except Exception:
                 logger.exception("the %s confirmation to %s could not be sent", action, event.sender)
             return False
-        if states is None or time.monotonic() - states.at >= STATES_FRESH:
+        if (
+            states is None
+            or states.changes != self.state_changes
+            or time.monotonic() - states.at >= STATES_FRESH
+        ):
             states = self.user_states(event)
             assert states is not None
         key, values = states.key, states.values
@@ -227,11 +239,12 @@ STATES_FRESH = 1.0
 @dataclass(frozen=True, slots=True)
 class UserStates:
     """A user's stored opt-out and handoff values (by namespace), and when they were read
-    (``time.monotonic()``)."""
+    (``time.monotonic()``, and the count of this process's changes then)."""
 
     key: str
     values: Mapping[str, Any]
     at: float
+    changes: int = 0  # Handlers.state_changes when they were read
 
 
 def _arity(func: Callable[..., Any]) -> int:

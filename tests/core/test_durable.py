@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from eki_whatsapp import Bot, SQLiteStore
+from eki_whatsapp import Bot, SQLiteStore, handoff
 from eki_whatsapp.dispatch import STATES_FRESH
+from eki_whatsapp.handoff import HandoffState
 from eki_whatsapp.messages import Text
 from eki_whatsapp.runners import Work
 from eki_whatsapp.testing import DEFAULT_META_USER, meta_status, meta_text
@@ -398,8 +399,42 @@ def test_a_staff_take_over_before_the_answer_is_respected_and_old_states_are_rea
     message = meta_text("otra vez", message_id="wamid.H2").request(URL, secret=APP_SECRET)
     [event] = next(r for r in bot.webhook_readers if r.name == "meta").parse(message)
     stale = bot.handlers.user_states(event)
-    bot.handoff.take_over(DEFAULT_META_USER, staff="lucía")
-    assert stale is not None and bot.handlers.bot_answers(event, stale)  # fresh: taken as read
+    assert stale is not None
+    # Another process's staff take over (written to the store, not through this bot).
+    now = bot.handoff.clock()
+    elsewhere = HandoffState(stale.key, "human", "lucía", None, now, now)
+    bot.store.set_value(handoff.NAMESPACE, stale.key, elsewhere.to_json())
+    assert bot.handlers.bot_answers(event, stale)  # fresh: taken as read
     old = dataclasses.replace(stale, at=stale.at - STATES_FRESH)
     assert not bot.handlers.bot_answers(event, old)  # a second old: read again
+    # A change made in this process is seen at once, whatever the age of what was read.
+    bot.handoff.hand_back(DEFAULT_META_USER)
+    fresh = bot.handlers.user_states(event)
+    bot.handoff.take_over(DEFAULT_META_USER, staff="lucía")
+    assert fresh is not None and not bot.handlers.bot_answers(event, fresh)
+    bot.close()
+
+
+def test_a_message_right_after_a_start_keyword_is_answered(meta: FakeProvider) -> None:
+    # A user who opted out writes START and their question at once: both are answered before
+    # either handler runs. The question's handler must see the opt-in START's handler made.
+    bot = make_bot(None, meta, whatsapp_store_url="memory://")
+    bot.optouts.opt_out(DEFAULT_META_USER)
+    bot.background._threads._gather = 0.5  # type: ignore[union-attr]  # both arrive before handling
+    says(bot, "START", "wamid.S1")
+    says(bot, "quiero pedir", "wamid.S2")
+    assert bot.drain()
+    assert not bot.optouts.is_opted_out(DEFAULT_META_USER)
+    assert "echo: quiero pedir" in replies(meta)
+    bot.close()
+
+
+def test_a_message_right_after_a_stop_keyword_is_not_answered(meta: FakeProvider) -> None:
+    bot = make_bot(None, meta, whatsapp_store_url="memory://")
+    bot.background._threads._gather = 0.5  # type: ignore[union-attr]  # both arrive before handling
+    says(bot, "STOP", "wamid.S3")
+    says(bot, "one more thing", "wamid.S4")
+    assert bot.drain()
+    assert "echo: one more thing" not in replies(meta)
+    assert bot.store.pending_work() == []  # not answered is handled, not an error to retry
     bot.close()
