@@ -438,3 +438,23 @@ def test_a_message_right_after_a_stop_keyword_is_not_answered(meta: FakeProvider
     assert "echo: one more thing" not in replies(meta)
     assert bot.store.pending_work() == []  # not answered is handled, not an error to retry
     bot.close()
+
+
+def test_a_store_failing_the_states_read_on_the_answering_thread_leaves_it_to_the_handler(
+    tmp_path: Path, meta: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    bot = make_bot(store, meta)
+    get_values = store.get_values
+    failures = [RuntimeError("a store of your own, failing once")]
+
+    def flaky(key: str, namespaces: Any) -> dict[str, Any]:
+        if failures:
+            raise failures.pop()
+        return get_values(key, namespaces)
+
+    store.get_values = flaky  # type: ignore[method-assign]
+    says(bot, "hola", "wamid.S1")
+    assert bot.drain() and replies(meta) == ["echo: hola"]  # read again by the handler, at once
+    assert "failing once" in caplog.text and store.pending_work() == []
+    bot.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
-
-from ..errors import StoreError
 
 if TYPE_CHECKING:
     from ..bot import Bot
     from . import Work
+
+logger = logging.getLogger("eki_whatsapp.handling")
 
 
 class ThreadRunner:
@@ -31,8 +32,9 @@ class ThreadRunner:
         # make the two threads trade the interpreter lock around it (about 100 us a message).
         try:
             states = None if work.event is None else bot.handlers.user_states(work.event)
-        except StoreError:
-            states = None  # the handler reads them again
+        except Exception:  # (a store of your own may raise anything): the handler reads them again
+            logger.warning("reading the states of %s's sender failed", work.id, exc_info=True)
+            states = None
         bot.background.submit(bot.worker.process, work, bot.outcomes, states)
 
     def close(self) -> None:

@@ -532,10 +532,15 @@ class PostgresStore(PostgresWork, PostgresOutbox, PostgresCounters):
             f"INSERT INTO message_log ({_INSERT_COLUMNS}) VALUES {rows_of(len(rows), 21)} "  # noqa: S608
             "ON CONFLICT (provider, message_id) DO NOTHING RETURNING provider, message_id, id"
         )
+        # In key order: two batches that insert the same new messages at once then lock them in
+        # the same order, instead of deadlocking (which PostgreSQL breaks only after a second).
+        ordered = sorted(rows, key=lambda row: (row[1], row[2] or ""))
         with self._conn() as conn:
             # A raw cursor ($n placeholders): psycopg would parse a statement of more than 50
             # %s afresh on every call, which costs more than the statement's own work here.
-            cursor = psycopg.RawCursor(conn).execute(sql.encode(), [value for row in rows for value in row])
+            cursor = psycopg.RawCursor(conn).execute(
+                sql.encode(), [value for row in ordered for value in row]
+            )
             inserted = cursor.fetchall()
         ids = {(provider, message_id): row_id for provider, message_id, row_id in inserted}
         return [ids.get((row[1], row[2]), 0) for row in rows]
