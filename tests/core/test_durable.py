@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,20 @@ def make_bot(store: Any, meta: FakeProvider, *, inline: bool = False, **settings
 
 def says(bot: Bot, text: str, wamid: str) -> None:
     assert bot.handle(meta_text(text, message_id=wamid).request(URL, secret=APP_SECRET)).status == 200
+
+
+def watch(obj: Any, name: str, note: Callable[..., Any]) -> list[Any]:
+    """Replace the method ``name`` of ``obj`` with one that first appends ``note(*args)`` to the
+    list returned here, then calls the real one."""
+    notes: list[Any] = []
+    real = getattr(obj, name)
+
+    def watched(*args: Any) -> Any:
+        notes.append(note(*args))
+        return real(*args)
+
+    setattr(obj, name, watched)
+    return notes
 
 
 def replies(provider: FakeProvider) -> list[str]:
@@ -248,14 +263,7 @@ def test_the_sweeper_stops_quietly_once_its_store_is_closed(
 def test_outcomes_of_a_burst_are_committed_together(tmp_path: Path, meta: FakeProvider) -> None:
     store = SQLiteStore(tmp_path / "bot.sqlite3")
     bot = make_bot(store, meta)
-    written: list[int] = []
-    finish_works = store.finish_works
-
-    def counted(outcomes: Any) -> list[bool]:
-        written.append(len(outcomes))
-        return finish_works(outcomes)
-
-    store.finish_works = counted  # type: ignore[method-assign]
+    written = watch(store, "finish_works", lambda outcomes: len(outcomes))
     bot.background._threads._gather = 0.5  # type: ignore[union-attr]  # the burst arrives meanwhile
     # Only drain() writes here: a busy machine that takes longer than the writer thread's wait
     # over the burst must not split it (the age is for a steady load, not this test).
@@ -295,14 +303,7 @@ def test_a_statuss_price_is_written_in_the_transaction_of_its_handlings_outcome(
     bot = make_bot(store, meta)
     seen: list[str] = []
     bot.on_status(lambda status, ctx: seen.append(status.message_id))
-    inside: list[bool] = []
-    add_ledger = store.add_ledger
-
-    def watched(entry: Any) -> bool:
-        inside.append(store._batch_depth > 0)
-        return add_ledger(entry)
-
-    store.add_ledger = watched  # type: ignore[method-assign]
+    inside = watch(store, "add_ledger", lambda entry: store._batch_depth > 0)
     for n in range(5):
         body = meta_status(f"wamid.P{n}", "delivered", category="utility").request(URL, secret=APP_SECRET)
         assert bot.handle(body).status == 200
@@ -373,14 +374,7 @@ def test_a_messages_sender_states_are_read_on_the_thread_that_answered(
     # A read on a handler thread makes it trade the interpreter lock with the answering thread.
     store = SQLiteStore(tmp_path / "bot.sqlite3")
     bot = make_bot(store, meta)
-    readers: list[str] = []
-    get_values = store.get_values
-
-    def watched(key: str, namespaces: Any) -> dict[str, Any]:
-        readers.append(threading.current_thread().name)
-        return get_values(key, namespaces)
-
-    store.get_values = watched  # type: ignore[method-assign]
+    readers = watch(store, "get_values", lambda key, namespaces: threading.current_thread().name)
     for n in range(3):
         says(bot, f"m{n}", f"wamid.T{n}")
     assert bot.drain() and len(replies(meta)) == 3

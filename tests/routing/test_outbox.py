@@ -47,6 +47,18 @@ def down() -> ProviderDown:
     return ProviderDown("down", provider="meta")
 
 
+def status_webhook(
+    router: Router, store: Any, message_id: str, status: str, at: Any, correlation: str | None
+) -> None:
+    """A Meta status echoing a send's correlation key: logged, then seen by the router (as the
+    webhook does)."""
+    event = StatusUpdate(
+        provider="meta", message_id=message_id, status=status, timestamp=at, raw={}, correlation=correlation
+    )
+    store.record_status(event)
+    router.on_status(event)
+
+
 def test_every_message_model_round_trips_through_the_outbox() -> None:
     for message in (
         Text("hi *there*", preview_url=True, reply_to="wamid.X"),
@@ -114,16 +126,7 @@ def test_a_resolved_part_of_a_split_text_leaves_the_rest_queued(
     assert receipt.status == "unknown"
     (item,) = store.pending_sends()
     assert item.state == "unknown" and item.correlation == f"{meta.keys[0]}.2"
-    status = StatusUpdate(
-        provider="meta",
-        message_id="wamid.P2",
-        status="sent",
-        timestamp=clock.now,
-        raw={},
-        correlation=item.correlation,
-    )
-    store.record_status(status)
-    router.on_status(status)
+    status_webhook(router, store, "wamid.P2", "sent", clock.now, item.correlation)
     (rest,) = store.pending_sends()
     assert rest.state == "queued" and rest.id != item.id
     text = load_message(rest.message)
@@ -143,16 +146,7 @@ def test_a_resolved_send_keeps_why_its_provider_was_chosen(
     assert router.send(USER, "hola").status == "unknown"
     (item,) = store.pending_sends()
     clock.advance(seconds=30)
-    status = StatusUpdate(
-        provider="meta",
-        message_id="wamid.LATE",
-        status="delivered",
-        timestamp=clock.now,
-        raw={},
-        correlation=item.correlation,
-    )
-    store.record_status(status)
-    router.on_status(status)
+    status_webhook(router, store, "wamid.LATE", "delivered", clock.now, item.correlation)
     row = store.get_message("meta", "wamid.LATE")
     assert row is not None and row.status == "delivered"
     # The row says it was kept (reason) and why that provider was tried (the routing reason).
@@ -207,16 +201,7 @@ def test_a_status_that_came_before_the_answer_was_lost_resolves_the_send(
     def deliver_then_lose(to: str, message: Any) -> Any:
         # The provider delivers at once and its status webhook is handled, then the HTTP
         # answer is lost: the send is kept as unknown only after its status came.
-        status = StatusUpdate(
-            provider="meta",
-            message_id="wamid.EARLY",
-            status="sent",
-            timestamp=clock.now,
-            raw={},
-            correlation=meta.keys[-1],
-        )
-        store.record_status(status)
-        router.on_status(status)
+        status_webhook(router, store, "wamid.EARLY", "sent", clock.now, meta.keys[-1])
         lost.correlation = meta.keys[-1]  # what the HTTP providers set
         return lost
 
